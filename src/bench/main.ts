@@ -1,0 +1,178 @@
+/**
+ * `npm run bench [-- --quick] [--only bus,pipeline,scale,rss,rebuild] [--engine-profile] [--keep]`
+ *
+ * The check path against the physical limit, side by side in one run: the engine (its own
+ * process) and two baselines (a no-op responder and a journaled one, in another process) under the
+ * same open-loop load on the same nats-server; then the in-process gate pipeline, the per-decision
+ * cost at 10 vs 100 000 positions in a fund, RSS at 10 k / 100 k / 1 M positions and the rebuild
+ * rate. Writes bench/results/<date>[-quick].{json,md,svg}. Progress goes to stderr.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BusSettings, runBusPhase } from "./bus.js";
+import { machine } from "./machine.js";
+import type { DecideResult, InProcessOptions, RssResult } from "./pipeline.js";
+import { runJson, scriptPath } from "./proc.js";
+import { runRebuildPhase } from "./rebuildphase.js";
+import { type Results, buildTable, markdown, svg } from "./report.js";
+import { nowMs, progress } from "./util.js";
+
+const PHASES = ["bus", "pipeline", "scale", "rss", "rebuild"] as const;
+type Phase = (typeof PHASES)[number];
+
+function flag(name: string): boolean {
+  return process.argv.includes(name);
+}
+function option(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const quick = flag("--quick");
+const only = new Set((option("--only") ?? PHASES.join(",")).split(",").map((s) => s.trim()));
+for (const p of only)
+  if (!PHASES.includes(p as Phase)) throw new Error(`unknown phase ${p}; one of ${PHASES.join(", ")}`);
+const resultsDir = option("--out") ?? fileURLToPath(new URL("../../bench/results/", import.meta.url));
+const date = new Date().toISOString().slice(0, 10);
+const name = `${date}${quick ? "-quick" : ""}`;
+const workDir = mkdtempSync(join(tmpdir(), "mts-bench-"));
+const profileDir = flag("--engine-profile") ? join(resultsDir, "profiles", name) : undefined;
+
+const S = {
+  quick,
+  bus: {
+    quick,
+    workDir,
+    positions: 10_000,
+    quoteRate: 2000,
+    rates: [1000, 5000],
+    scenarioSeconds: quick ? 4 : 20,
+    rounds: quick ? 1 : 2,
+    stepSeconds: quick ? 2 : 5,
+    stepFactor: quick ? 2 : 1.5,
+    searchFrom: 500,
+    timeoutMs: 2000,
+    p99LimitMs: 5,
+    maxFailurePct: 0.1,
+    cpuProfileDir: profileDir,
+  } satisfies BusSettings,
+  pipeline: { decisions: quick ? 40_000 : 200_000, positions: 10_000 },
+  scale: { decisions: quick ? 10_000 : 100_000, positions: [10, 100_000] },
+  // --quick: no dedicated RSS children; the pipeline child (10 k positions, 50 funds) and the scale
+  // child (100 k positions in one fund) report theirs after building.
+  rss: quick ? [] : [10_000, 100_000, 1_000_000],
+  rebuildFills: quick ? 50_000 : 1_000_000,
+};
+
+/**
+ * In-process benchmarks run in a fresh child each. The decider is single-threaded (one core); the
+ * child is not pinned, because on a shared machine pinning queues it behind whatever else runs on
+ * that core while the other one may be idle.
+ */
+function inProcess<T>(o: InProcessOptions): Promise<T> {
+  return runJson<T>(scriptPath("./pipeline.js"), ["--json", JSON.stringify(o)], {
+    nodeArgs: ["--expose-gc", "--max-old-space-size=16384"],
+  });
+}
+
+const t0 = nowMs();
+const results: Results & { errors: Record<string, string> } = {
+  date,
+  quick,
+  seconds_total: 0,
+  machine: machine(),
+  settings: { ...S, bus: { ...S.bus, workDir: undefined } },
+  errors: {},
+};
+progress(`benchmark ${quick ? "(quick) " : ""}starting`, { phases: [...only], machine: results.machine });
+if (results.machine.load_average_at_start[0]! > results.machine.cores / 2) {
+  progress("note: the machine is already busy; absolute figures will be noisy, ratios less so");
+}
+
+async function phase(p: Phase, fn: () => Promise<void>): Promise<void> {
+  if (!only.has(p)) return;
+  const start = nowMs();
+  progress(`phase ${p}`);
+  try {
+    await fn();
+  } catch (err) {
+    const c = err instanceof Error ? err.cause : undefined;
+    const cause = c === undefined ? "" : ` (${c instanceof Error ? c.message : JSON.stringify(c)})`;
+    results.errors[p] = `${err instanceof Error ? err.message : String(err)}${cause}`;
+    progress(`phase ${p} FAILED: ${results.errors[p]}`);
+  }
+  progress(`phase ${p} done in ${((nowMs() - start) / 1000).toFixed(1)} s`);
+}
+
+let interrupted = false;
+process.once("SIGINT", () => {
+  interrupted = true;
+  progress(`interrupted; work dir ${workDir}`);
+  process.exit(130);
+});
+
+await phase("bus", async () => {
+  results.bus = await runBusPhase(S.bus);
+});
+await phase("pipeline", async () => {
+  results.pipeline = await inProcess<DecideResult>({ mode: "pipeline", ...S.pipeline });
+  progress("pipeline", { per_s: results.pipeline.per_s, latency_us: results.pipeline.latency_us });
+});
+await phase("scale", async () => {
+  const [few, many] = S.scale.positions;
+  const a = await inProcess<DecideResult>({ mode: "fund", decisions: S.scale.decisions, positions: few! });
+  const b = await inProcess<DecideResult>({ mode: "fund", decisions: S.scale.decisions, positions: many! });
+  results.scale = {
+    positions_10: a,
+    positions_100k: b,
+    cost_ratio: +(b.median_round_mean_us / a.median_round_mean_us).toFixed(2),
+    p50_ratio: +(b.latency_us.p50 / a.latency_us.p50).toFixed(2),
+  };
+  progress("scale", {
+    us_10: a.median_round_mean_us,
+    us_100k: b.median_round_mean_us,
+    ratio: results.scale.cost_ratio,
+  });
+});
+await phase("rss", async () => {
+  results.rss = [];
+  if (quick) {
+    for (const r of [results.pipeline, results.scale?.positions_100k]) {
+      if (r)
+        results.rss.push({
+          mode: "rss",
+          positions: r.positions,
+          funds: r.funds,
+          symbols: r.symbols,
+          build_s: r.build_s,
+          fills_per_s: 0,
+          rss_mb: r.rss_after_build_mb,
+          heap_used_mb: r.heap_after_build_mb,
+        });
+    }
+  }
+  for (const positions of S.rss) {
+    const r = await inProcess<RssResult>({ mode: "rss", positions });
+    results.rss.push(r);
+    progress("rss", { ...r });
+  }
+});
+await phase("rebuild", async () => {
+  results.rebuild = await runRebuildPhase(workDir, S.rebuildFills, profileDir);
+  progress("rebuild", { ...results.rebuild });
+});
+
+results.seconds_total = +((nowMs() - t0) / 1000).toFixed(1);
+results.table = buildTable(results);
+mkdirSync(resultsDir, { recursive: true });
+const base = join(resultsDir, name);
+writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(`${base}.md`, markdown(results));
+if (results.bus) writeFileSync(`${base}.svg`, svg(results));
+process.stdout.write(markdown(results));
+progress(`wrote ${base}.json, .md${results.bus ? ", .svg" : ""} in ${results.seconds_total} s`);
+if (flag("--keep") || Object.keys(results.errors).length > 0) progress(`work dir kept: ${workDir}`);
+else if (!interrupted) rmSync(workDir, { recursive: true, force: true });
+process.exit(Object.keys(results.errors).length > 0 ? 1 : 0);

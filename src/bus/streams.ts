@@ -1,0 +1,81 @@
+/**
+ * Stream provisioning at start-up: a missing stream is created from the catalog; an existing one
+ * is updated only when the engine owns it, never recreated.
+ */
+import {
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { OWNED_STREAMS, type StreamSpec } from "../contract/subjects.js";
+import type { Logger } from "../obs/log.js";
+
+export const MAX_MSG_BYTES = 1024 * 1024;
+
+export function streamConfig(spec: StreamSpec, replicas: number): Partial<StreamConfig> & { name: string } {
+  return {
+    name: spec.name,
+    subjects: spec.subjects,
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: spec.max_age_ns,
+    max_msgs_per_subject: spec.max_msgs_per_subject,
+    duplicate_window: spec.duplicate_window_ns,
+    num_replicas: replicas,
+    max_msg_size: MAX_MSG_BYTES,
+  };
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; api_error?: { err_code?: number } };
+  return (
+    e?.api_error?.err_code === 10059 ||
+    (typeof e?.message === "string" && /stream not found/i.test(e.message))
+  );
+}
+
+export type ProvisionResult = Record<string, "created" | "updated" | "unchanged" | "foreign">;
+
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  catalog: StreamSpec[],
+  replicas: number,
+  log: Logger,
+): Promise<ProvisionResult> {
+  const out: ProvisionResult = {};
+  for (const spec of catalog) {
+    const want = streamConfig(spec, replicas);
+    let existing: StreamConfig | undefined;
+    try {
+      existing = (await jsm.streams.info(spec.name)).config;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!existing) {
+      await jsm.streams.add(want);
+      out[spec.name] = "created";
+      continue;
+    }
+    if (!OWNED_STREAMS.has(spec.name)) {
+      const missing = spec.subjects.filter((s) => !existing.subjects.includes(s));
+      if (missing.length > 0)
+        log.warn({ stream: spec.name, missing }, "foreign stream lacks catalog subjects");
+      out[spec.name] = "foreign";
+      continue;
+    }
+    const differs =
+      JSON.stringify([...existing.subjects].sort()) !== JSON.stringify([...spec.subjects].sort()) ||
+      existing.max_age !== want.max_age ||
+      existing.max_msgs_per_subject !== want.max_msgs_per_subject ||
+      existing.duplicate_window !== want.duplicate_window;
+    if (differs) {
+      const { name: _n, num_replicas: _r, storage: _s, ...update } = want;
+      await jsm.streams.update(spec.name, update);
+      out[spec.name] = "updated";
+    } else out[spec.name] = "unchanged";
+  }
+  return out;
+}

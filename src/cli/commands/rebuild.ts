@@ -1,0 +1,64 @@
+/**
+ * `mts-risk rebuild [--out FILE] [--install]`: replay every stream into a fresh snapshot and print
+ * its state digest; `--install` then puts it in place of the engine's snapshot (engine stopped).
+ */
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Command } from "commander";
+import type { Config } from "../../config/index.js";
+import { Subjects } from "../../contract/index.js";
+import { rebuild, snapshotPath } from "../../engine/index.js";
+import { systemClock } from "../../time/clock.js";
+import { type CliContext, CliError, type GlobalOptions, isRecord, requestJson, withNats } from "../common.js";
+import { printJson } from "../io.js";
+
+const ENGINE_PROBE_MS = 1000;
+
+/** Refuses (exit 1) when an engine answers a status request within 1 s. */
+async function refuseIfEngineRuns(config: Config, g: GlobalOptions): Promise<void> {
+  const answer = await withNats(config, g, "rebuild-probe", (nc) =>
+    requestJson(nc, Subjects.status, {}, ENGINE_PROBE_MS).catch(() => undefined),
+  );
+  if (answer === undefined) return;
+  const instance = isRecord(answer) && typeof answer.instance === "string" ? ` (${answer.instance})` : "";
+  throw new CliError(`an engine${instance} answers on ${Subjects.status}: stop it before --install`, 1);
+}
+
+/** Move the rebuilt SQLite file (and any WAL left beside it) over the snapshot. */
+function install(out: string, snap: string): void {
+  mkdirSync(dirname(snap), { recursive: true });
+  for (const suffix of ["-wal", "-shm"]) rmSync(snap + suffix, { force: true });
+  renameSync(out, snap);
+  if (existsSync(`${out}-wal`)) renameSync(`${out}-wal`, `${snap}-wal`);
+  rmSync(`${out}-shm`, { force: true });
+}
+
+export function registerRebuild(program: Command, ctx: CliContext): void {
+  program
+    .command("rebuild")
+    .description("rebuild the engine state from the streams into a fresh snapshot and print its digest")
+    .option("--out <file>", "where to write the snapshot (default <state.dir>/rebuild.sqlite)")
+    .option("--install", "then replace the engine's snapshot with it (refused while an engine runs)")
+    .action(async (opts: { out?: string; install?: boolean }, cmd: Command) => {
+      const { config, globals, log } = ctx.load(cmd);
+      const snap = resolve(snapshotPath(config));
+      const out = resolve(opts.out ?? join(config.state.dir, "rebuild.sqlite"));
+      if (out === snap) {
+        throw new CliError(
+          `--out must not be the engine's snapshot (${snap}); rebuild elsewhere, then --install`,
+        );
+      }
+      const installing = opts.install === true;
+      if (installing) await refuseIfEngineRuns(config, globals);
+      mkdirSync(dirname(out), { recursive: true });
+      const result = await rebuild({ config, out, clock: systemClock, log });
+      if (installing) {
+        await refuseIfEngineRuns(config, globals);
+        install(out, snap);
+        printJson({ ...result, snapshot: snap, installed: true });
+      } else {
+        printJson(result);
+      }
+      ctx.exitCode = 0;
+    });
+}

@@ -1,0 +1,157 @@
+/**
+ * The engine's configuration schema (ENGINE.md "Configuration").
+ *
+ * Every key has a default; every level is strict (unknown keys are rejected).
+ * Sections are declared one by one so that the loader can validate a single
+ * key against its own schema and name it in the error.
+ */
+import { z } from "zod";
+
+const positiveSeconds = (fallback: number) => z.number().positive().default(fallback);
+const positiveInt = (fallback: number) => z.number().int().positive().default(fallback);
+
+export const LogLevel = {
+  fatal: "fatal",
+  error: "error",
+  warn: "warn",
+  info: "info",
+  debug: "debug",
+  trace: "trace",
+  silent: "silent",
+} as const;
+export type LogLevel = (typeof LogLevel)[keyof typeof LogLevel];
+
+export const OnDrift = { alert: "alert", lock: "lock", adopt: "adopt" } as const;
+export type OnDrift = (typeof OnDrift)[keyof typeof OnDrift];
+
+const nats = z.strictObject({
+  url: z.string().min(1).default("nats://127.0.0.1:4222"),
+  queue_group: z.string().min(1).default("riskengine"),
+  /** Credentials; optional (a server without auth needs none). */
+  user: z.string().min(1).optional(),
+  pass: z.string().min(1).optional(),
+  /** JetStream replicas for the streams the engine owns. */
+  replicas: z.number().int().min(1).max(5).default(1),
+});
+
+const state = z.strictObject({
+  /** Where the SQLite snapshot lives. */
+  dir: z.string().min(1).default("./var/state"),
+  flush_interval_ms: positiveInt(200),
+});
+
+const envelope = z.strictObject({
+  versions_kept: positiveInt(100),
+});
+
+const idempotency = z.strictObject({
+  window_s: positiveInt(86400),
+});
+
+const reservations = z.strictObject({
+  /** An approved order not heard of again is released after this long. */
+  ttl_s: positiveInt(86400),
+});
+
+const synthetic_stop = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Crypto, when a symbol has no quote stream. */
+  poll_interval_s: positiveSeconds(5),
+  poll_interval_equities_s: positiveSeconds(60),
+});
+
+const position_arm_sweeper = z.strictObject({
+  interval_s: positiveSeconds(30),
+});
+
+const broker_exit_reconciler = z.strictObject({
+  enabled: z.boolean().default(true),
+  interval_s: positiveSeconds(120),
+  /** Alert on this many discrepancies or more (1: any). */
+  alert_threshold: z.number().int().nonnegative().default(1),
+  on_drift: z.enum([OnDrift.alert, OnDrift.lock, OnDrift.adopt]).default(OnDrift.alert),
+  timeout_s: positiveSeconds(5),
+});
+
+const kill_switch = z.strictObject({
+  verify_s: positiveSeconds(30),
+});
+
+const cro_veto = z.strictObject({
+  enabled: z.boolean().default(false),
+  timeout_s: positiveSeconds(5.0),
+  confidence_threshold: z.number().min(0).max(1).default(0.85),
+});
+
+const engine = z.strictObject({
+  /** "" means: derive from hostname and pid at run time. */
+  instance: z.string().default(""),
+  max_staleness_s: positiveSeconds(10),
+});
+
+const log = z.strictObject({
+  level: z
+    .enum([
+      LogLevel.fatal,
+      LogLevel.error,
+      LogLevel.warn,
+      LogLevel.info,
+      LogLevel.debug,
+      LogLevel.trace,
+      LogLevel.silent,
+    ])
+    .default(LogLevel.info),
+});
+
+/** Each section's schema, by section name (in the order of the YAML file). */
+export const CONFIG_SECTIONS = {
+  nats,
+  state,
+  envelope,
+  idempotency,
+  reservations,
+  synthetic_stop,
+  position_arm_sweeper,
+  broker_exit_reconciler,
+  kill_switch,
+  cro_veto,
+  engine,
+  log,
+} as const;
+export type ConfigSection = keyof typeof CONFIG_SECTIONS;
+
+// `.prefault({})` (not `.default({})`): a missing section is parsed as `{}`,
+// so its keys get their own defaults (zod v4's `.default` short-circuits).
+export const ConfigSchema = z.strictObject({
+  nats: nats.prefault({}),
+  state: state.prefault({}),
+  envelope: envelope.prefault({}),
+  idempotency: idempotency.prefault({}),
+  reservations: reservations.prefault({}),
+  synthetic_stop: synthetic_stop.prefault({}),
+  position_arm_sweeper: position_arm_sweeper.prefault({}),
+  broker_exit_reconciler: broker_exit_reconciler.prefault({}),
+  kill_switch: kill_switch.prefault({}),
+  cro_veto: cro_veto.prefault({}),
+  engine: engine.prefault({}),
+  log: log.prefault({}),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Every key as "section.key", in schema order. */
+export const CONFIG_KEYS: readonly string[] = Object.entries(CONFIG_SECTIONS).flatMap(([section, schema]) =>
+  Object.keys(schema.shape).map((key) => `${section}.${key}`),
+);
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The configuration with nothing set (frozen). */
+export const DEFAULTS: Config = deepFreeze(ConfigSchema.parse({}));

@@ -1,0 +1,94 @@
+/** Records the engine itself journals (RISK_DECISIONS, RISK_CONTROL), validated on the way back in. */
+import { z } from "zod";
+import { AssetClass, HaltSeverity, Side } from "./codes.js";
+import { dec, id, timestamp } from "./schemas.js";
+
+const RiskDecisionSchema = z.object({
+  order_id: z.string(),
+  approved: z.boolean(),
+  rejecting_gate: z.string(),
+  rejection_code: z.string(),
+  reason: z.string(),
+  details: z.record(z.string(), z.string()),
+  envelope_id: z.string(),
+  decided_at: z.string(),
+});
+
+export const ReservationSchema = z.object({
+  order_id: z.string().min(1),
+  symbol: id,
+  side: z.enum(Side),
+  quantity: dec("pos", "internal"),
+  price: dec("pos", "internal"),
+  asset_class: z.enum(AssetClass).optional(),
+  expires_at_ms: z.number().int(),
+});
+export type Reservation = z.output<typeof ReservationSchema>;
+
+/** One decision as journaled on mts.v1.risk.decision.<fund_id> (RISK_DECISIONS). */
+export const DecisionRecordSchema = z.object({
+  decision_id: z.string().min(1),
+  instance: z.string(),
+  fund_id: z.string(),
+  at_ms: z.number().int(),
+  idempotency_key: z.string().optional(),
+  fingerprint: z.string().optional(),
+  /** Kept in the idempotency record: schema-valid and not an engine-gate (transient) decision. */
+  recorded: z.boolean(),
+  /** Counted by the velocity gate: schema-valid and not a replay. */
+  counted: z.boolean(),
+  replayed: z.boolean(),
+  notional: dec("nonneg", "internal").optional(),
+  reservation: ReservationSchema.optional(),
+  decision: RiskDecisionSchema,
+});
+export type DecisionRecord = z.output<typeof DecisionRecordSchema>;
+
+/** Reconciliation lock state change (mts.v1.risk.reconcile.<lock|unlock>.<fund>). */
+export const ReconcileEventSchema = z.object({
+  fund_id: id,
+  locked: z.boolean(),
+  reason: z.string().max(4096),
+  at: timestamp,
+  brokers: z.array(id).optional(),
+});
+export type ReconcileEvent = z.output<typeof ReconcileEventSchema>;
+
+export const PnlPeriod = { day: "day", week: "week", month: "month" } as const;
+export type PnlPeriod = (typeof PnlPeriod)[keyof typeof PnlPeriod];
+
+export const PnlBaselineSchema = z.object({
+  fund_id: id,
+  period: z.enum(PnlPeriod),
+  starts_at: timestamp,
+  equity: dec("any", "internal"),
+});
+export type PnlBaseline = z.output<typeof PnlBaselineSchema>;
+
+export const AlertSchema = z.object({
+  kind: z.string(),
+  fund_id: z.string(),
+  message: z.string(),
+  at: z.string(),
+  details: z.record(z.string(), z.string()).optional(),
+});
+export type Alert = z.output<typeof AlertSchema>;
+
+export const HaltSeveritySchema = z.enum(HaltSeverity);
+
+export const StopEvent = { armed: "armed", triggered: "triggered", cleared: "cleared" } as const;
+export type StopEvent = (typeof StopEvent)[keyof typeof StopEvent];
+
+/** A synthetic stop's life (mts.v1.risk.stop.<armed|triggered|cleared>.<fund>, RISK_CONTROL). */
+export const StopSchema = z.object({
+  fund_id: id,
+  symbol: id,
+  side: z.enum(["LONG", "SHORT"]),
+  quantity: dec("nonneg", "internal"),
+  stop_price: dec("nonneg", "internal"),
+  arm_seq: z.number().int().positive(),
+  at: timestamp,
+  closing_order_id: z.string().optional(),
+  reason: z.string().max(1024).optional(),
+});
+export type Stop = z.output<typeof StopSchema>;

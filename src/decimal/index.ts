@@ -1,0 +1,80 @@
+/**
+ * Exact decimal arithmetic for money, prices, quantities and percentages.
+ * Backed by big.js (arbitrary precision, exact for + - *). Division is only used for
+ * display values and average cost, and rounds half-even at DIV_DP places, deterministically.
+ */
+import BigImport from "big.js";
+import type { Big as BigType } from "big.js";
+
+export type Dec = BigType;
+
+const Big = BigImport;
+Big.DP = 18;
+Big.RM = 2; // round half even
+Big.NE = -1e6; // never use exponent notation in toString
+Big.PE = 1e6;
+Big.strict = false;
+
+export const DIV_DP = 18;
+const DECIMAL_RE = /^-?(?:0|[1-9]\d{0,29})(?:\.\d{1,18})?$/;
+/** What the engine itself writes (products of wire values carry more fraction digits). */
+const INTERNAL_RE = /^-?(?:0|[1-9]\d{0,299})(?:\.\d{1,300})?$/;
+
+export const ZERO: Dec = new Big(0);
+export const ONE: Dec = new Big(1);
+export const HALF: Dec = new Big("0.5");
+
+/** Parse a wire decimal string (no exponent, at most 30 integer and 18 fraction digits). */
+export function parseDec(s: string): Dec | undefined {
+  if (!DECIMAL_RE.test(s)) return undefined;
+  return new Big(s);
+}
+
+/** Parse a decimal the engine wrote itself (snapshot, journal): wider than the wire format. */
+export function parseDecInternal(s: string): Dec | undefined {
+  if (!INTERNAL_RE.test(s)) return undefined;
+  return new Big(s);
+}
+
+/** Construct from a trusted decimal string (engine-written) or safe integer; throws on anything else. */
+export function dec(v: string | number): Dec {
+  if (typeof v === "number") {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`not an exact integer: ${v}`);
+    return new Big(v);
+  }
+  const d = parseDecInternal(v);
+  if (d === undefined) throw new RangeError(`not a decimal string: ${v}`);
+  return d;
+}
+
+/** Canonical string: no exponent, no '+', no trailing zeros, '0' for any zero. */
+export function canon(d: Dec): string {
+  if (d.eq(ZERO)) return "0";
+  return d.toFixed();
+}
+
+export function abs(d: Dec): Dec {
+  return d.abs();
+}
+
+export function max(a: Dec, b: Dec): Dec {
+  return a.gte(b) ? a : b;
+}
+
+export function min(a: Dec, b: Dec): Dec {
+  return a.lte(b) ? a : b;
+}
+
+export function sign(d: Dec): -1 | 0 | 1 {
+  return d.s === -1 && !d.eq(ZERO) ? -1 : d.eq(ZERO) ? 0 : 1;
+}
+
+/** a / b rounded half-even to DIV_DP places; deterministic. */
+export function div(a: Dec, b: Dec): Dec {
+  return a.div(b).round(DIV_DP, 2);
+}
+
+/** Display a fraction as a percentage with one decimal place ("12.0%"). */
+export function pct(fraction: Dec): string {
+  return `${fraction.times(100).toFixed(1)}%`;
+}

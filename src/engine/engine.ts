@@ -1,0 +1,363 @@
+/**
+ * The engine: connects, provisions streams, loads the snapshot, follows the streams, serves
+ * checks, and flushes the snapshot in batches. `ready` only once caught up with every stream.
+ */
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Config } from "../config/index.js";
+import { CONSUMED_STREAMS, Subjects, streamCatalog } from "../contract/subjects.js";
+import { dec } from "../decimal/index.js";
+import { connectBus } from "../bus/connect.js";
+import { ensureStreams } from "../bus/streams.js";
+import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate } from "../gates/index.js";
+import { createFollower, type Follower } from "../ingest/follower.js";
+import { createStalenessMonitor } from "../ingest/staleness.js";
+import { type Logger, silentLogger } from "../obs/log.js";
+import {
+  createCheckService,
+  createDecider,
+  createEnvelopeService,
+  createStatusService,
+  engineStatus,
+  fundReport,
+  type CheckService,
+  type EngineStatus,
+} from "../service/index.js";
+import {
+  type EngineState,
+  type Snapshot,
+  openSnapshot,
+  sweepIdempotency,
+  sweepReservations,
+} from "../state/index.js";
+import { type Clock, systemClock } from "../time/clock.js";
+import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
+import {
+  type DrawdownWorker,
+  type KillSwitchWorker,
+  type StopsWorker,
+  type WorkerContext,
+  type WorkerHost,
+  changeOf,
+  createDrawdownMonitor,
+  createKillSwitch,
+  createStopsWorker,
+  createSweeper,
+  createWorkerHost,
+} from "../workers/index.js";
+import { type ReconcileReport, createReconciler } from "../workers/reconciler.js";
+
+/** The follower's JetStream API timeout (stream info, consumer create). */
+const FOLLOWER_API_TIMEOUT_MS = 1000;
+
+export interface EngineOptions {
+  config: Config;
+  clock?: Clock;
+  log?: Logger;
+  /** Custom gates, run after the built-in deterministic ones (async ones after all sync gates). */
+  extraGates?: RiskGate[];
+  /** Wait until caught up before resolving (default true). */
+  waitReady?: boolean;
+}
+
+export interface Engine {
+  readonly instance: string;
+  readonly state: EngineState;
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly alerter: Alerter;
+  ready(): boolean;
+  whenReady(): Promise<void>;
+  status(): EngineStatus;
+  check: CheckService;
+  workers: EngineWorkers;
+  flush(): void;
+  close(): Promise<void>;
+  /** Stop as a crash would: no drain, no final snapshot flush (tests of crash safety). */
+  abort(): Promise<void>;
+}
+
+export interface EngineWorkers {
+  stops: StopsWorker;
+  sweeper: { sweep(): number };
+  drawdown: DrawdownWorker;
+  killSwitch: KillSwitchWorker;
+  reconciler: { pass(): Promise<ReconcileReport> };
+  host: WorkerHost;
+}
+
+export function snapshotPath(config: Config): string {
+  return join(config.state.dir, "snapshot.sqlite");
+}
+
+export function stateSettings(config: Config) {
+  return {
+    idempotencyWindowMs: config.idempotency.window_s * 1000,
+    reservationTtlMs: config.reservations.ttl_s * 1000,
+    envelopeVersionsKept: config.envelope.versions_kept,
+    fillDedupeWindowMs: 86_400_000,
+  };
+}
+
+export async function startEngine(o: EngineOptions): Promise<Engine> {
+  const config = o.config;
+  const clock = o.clock ?? systemClock;
+  const log = (o.log ?? silentLogger).child({ module: "engine" });
+  const instance = config.engine.instance || `${hostname()}-${process.pid}`;
+  const startedAt = clock.now();
+  let seq = 0;
+  // Unique per start: decision ids are the journal's Nats-Msg-Id, and a reused id would be dropped
+  // by the stream's duplicate window.
+  const idBase = `${instance}-${randomBytes(6).toString("base64url")}`;
+
+  const nc = await connectBus({
+    url: config.nats.url,
+    name: `riskengine:${instance}`,
+    user: config.nats.user,
+    pass: config.nats.pass,
+  });
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const provisioned = await ensureStreams(
+    jsm,
+    streamCatalog({
+      envelopeVersionsKept: config.envelope.versions_kept,
+      fillsDedupeWindowS: 86_400,
+      decisionsMaxAgeS: Math.max(7 * 86_400, config.idempotency.window_s, config.reservations.ttl_s),
+    }),
+    config.nats.replicas,
+    log,
+  );
+  log.info({ streams: provisioned }, "streams provisioned");
+
+  const snapshot: Snapshot = openSnapshot(snapshotPath(config));
+  const state = snapshot.load(stateSettings(config));
+  log.info({ cursors: Object.fromEntries(state.cursors), funds: state.funds.size }, "snapshot loaded");
+
+  const alerter = createAlerter({ js, clock, log, parked: await parkedUpTo(jsm) });
+  let caught = false; // caught up with the streams measured at start / reconnect
+  let connected = true;
+  let closing = false;
+
+  const wctx: WorkerContext = {
+    state,
+    nc,
+    js,
+    clock,
+    log,
+    alerter,
+    config,
+    publish: (subject, body, msgID) =>
+      js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined),
+  };
+  const stops = createStopsWorker(wctx);
+  const sweeper = createSweeper(wctx, stops);
+  const drawdown = createDrawdownMonitor(wctx);
+  const killSwitch = createKillSwitch(wctx);
+  const reconciler = createReconciler(wctx);
+  const host = createWorkerHost(
+    [drawdown, stops, sweeper, killSwitch, ...(config.broker_exit_reconciler.enabled ? [reconciler] : [])],
+    log,
+  );
+  const workers: EngineWorkers = { stops, sweeper, drawdown, killSwitch, reconciler, host };
+
+  // The follower's JetStream API calls time out fast: after a node dies, a 2.9 cluster may place a
+  // new consumer on that node, and the create is never answered (the follower retries it).
+  const followerJs = jetstream(nc, { timeout: FOLLOWER_API_TIMEOUT_MS });
+  const follower: Follower = createFollower({
+    js: followerJs,
+    jsm: await followerJs.jetstreamManager(),
+    state,
+    streams: CONSUMED_STREAMS,
+    log,
+    onResult(stream, msg, r) {
+      if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
+      if (!isReady()) return;
+      if (r.notice) alerter.alert(r.notice.kind, r.notice.fund, r.notice.message, r.notice.details);
+      const c = changeOf(stream, msg.subject, msg.seq, () => msg.json());
+      if (c) host.dispatch(c);
+    },
+  });
+
+  const staleness = createStalenessMonitor({
+    jsm,
+    state,
+    streams: CONSUMED_STREAMS,
+    boundMs: config.engine.max_staleness_s * 1000,
+  });
+  const isReady = () => caught && connected && !closing && !staleness.stale();
+
+  const gates: RiskGate[] = [...DETERMINISTIC_GATES, ...(o.extraGates ?? [])];
+  if (config.cro_veto.enabled) {
+    gates.push(
+      createCroVetoGate({
+        threshold: dec(String(config.cro_veto.confidence_threshold)),
+        ask: async (payload) => {
+          const m = await nc.request(Subjects.croVeto, JSON.stringify(payload), {
+            timeout: config.cro_veto.timeout_s * 1000,
+          });
+          return m.json();
+        },
+        onFailOpen: (fund, orderId, why) =>
+          alerter.alert("cro", fund, `CRO advisor did not answer for ${orderId} (${why}); order passed`, {
+            order_id: orderId,
+          }),
+      }),
+    );
+  }
+  const decider = createDecider({
+    state,
+    pipeline: createPipeline(gates),
+    clock,
+    instance,
+    ready: () => isReady(),
+    nextId: () => `${idBase}-${++seq}`,
+  });
+  const check = createCheckService({ nc, js, decider, state, log, queueGroup: config.nats.queue_group });
+  const envelopeSvc = createEnvelopeService({ nc, state, log });
+  const status = () => engineStatus(state, { instance, ready: isReady(), startedAt, clock });
+  const statusSvc = createStatusService({
+    nc,
+    status,
+    log,
+    fund: (id) => fundReport(state, id, clock.now()),
+  });
+
+  const flush = () => {
+    try {
+      const r = snapshot.flush(state);
+      for (const f of r.failures)
+        log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
+    } catch (err) {
+      log.error({ err }, "snapshot flush failed");
+    }
+  };
+  const flushTimer = setInterval(flush, config.state.flush_interval_ms);
+  const sweepTimer = setInterval(() => {
+    const now = clock.now();
+    sweepReservations(state, now);
+    sweepIdempotency(state, now);
+  }, 1000);
+
+  let sampling = false;
+  const staleTimer = setInterval(() => {
+    if (sampling || !caught) return;
+    sampling = true;
+    const was = staleness.stale();
+    staleness
+      .sample()
+      .then(async (r) => {
+        if (r.stale && !was) {
+          const lag = r.lagging.map((l) => `${l.stream}@${l.cursor}<${l.behind_seq}`).join(",");
+          alerter.alert("lag", "_", `engine state staler than ${config.engine.max_staleness_s}s: not ready`, {
+            lagging: lag,
+            unmeasured_ms: String(r.unmeasured_ms),
+          });
+          for (const l of r.lagging) await follower.reopen(l.stream);
+        } else if (!r.stale && was) log.info("state fresh again: ready");
+      })
+      .catch((err: unknown) => log.error({ err }, "staleness sample failed"))
+      .finally(() => (sampling = false));
+  }, 1000);
+
+  let readyPromise: Promise<void> = Promise.resolve();
+  const becomeReady = async () => {
+    const t0 = clock.now();
+    const progress = setInterval(() => log.info({ behind: follower.behind() }, "catching up"), 2000);
+    try {
+      await follower.waitCaughtUp();
+    } finally {
+      clearInterval(progress);
+    }
+    if (closing) return;
+    caught = true;
+    log.info({ ms: clock.now() - t0, cursors: Object.fromEntries(state.cursors) }, "ready");
+    host.ready();
+  };
+
+  // After a reconnect JetStream may not answer yet (a cluster electing stream leaders after a node
+  // died), and the consumers may have lived on the node that went away: re-measure, then open
+  // every consumer again from its cursor, each step retried until it succeeds; then catch up.
+  // A later reconnect supersedes this one.
+  let reconnects = 0;
+  const retrying = async (gen: number, what: string, step: () => Promise<void>): Promise<boolean> => {
+    for (let attempt = 1; ; attempt++) {
+      if (gen !== reconnects || closing) return false;
+      try {
+        await step();
+        return true;
+      } catch (err) {
+        log.warn({ err, attempt }, `${what} after reconnect failed; retrying`);
+        await delay(Math.min(100 * attempt, 1000));
+      }
+    }
+  };
+  const catchUpAfterReconnect = async (gen: number): Promise<void> => {
+    if (!(await retrying(gen, "remeasure", () => follower.remeasure()))) return;
+    const reopened = await Promise.all(
+      CONSUMED_STREAMS.map((stream) => retrying(gen, `reopen ${stream}`, () => follower.reopen(stream))),
+    );
+    if (reopened.every(Boolean) && gen === reconnects) await becomeReady();
+  };
+
+  await follower.start();
+  readyPromise = becomeReady();
+
+  (async () => {
+    for await (const s of nc.status()) {
+      if (closing) break;
+      if (s.type === "disconnect") {
+        if (isReady()) log.warn("disconnected from NATS: not ready");
+        connected = false;
+        caught = false;
+      } else if (s.type === "reconnect") {
+        log.info("reconnected to NATS: catching up");
+        connected = true;
+        readyPromise = catchUpAfterReconnect(++reconnects);
+      }
+    }
+  })().catch((err: unknown) => log.error({ err }, "status loop failed"));
+
+  if (o.waitReady !== false) await readyPromise;
+
+  return {
+    instance,
+    state,
+    nc,
+    js,
+    alerter,
+    ready: () => isReady(),
+    whenReady: () => readyPromise,
+    status,
+    check,
+    workers,
+    flush,
+    async close() {
+      closing = true;
+      host.stop();
+      clearInterval(flushTimer);
+      clearInterval(sweepTimer);
+      clearInterval(staleTimer);
+      await check.stop();
+      await envelopeSvc.stop();
+      await statusSvc.stop();
+      await follower.stop();
+      flush();
+      snapshot.close();
+      await nc.drain().catch(() => undefined);
+    },
+    async abort() {
+      closing = true;
+      host.stop();
+      clearInterval(flushTimer);
+      clearInterval(sweepTimer);
+      clearInterval(staleTimer);
+      await nc.close().catch(() => undefined);
+      snapshot.close();
+    },
+  };
+}

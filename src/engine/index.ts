@@ -1,0 +1,3 @@
+export * from "./engine.js";
+export * from "./alerts.js";
+export * from "./rebuild.js";

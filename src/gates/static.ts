@@ -1,0 +1,76 @@
+/** Gate 3, static limits: brokers, order types, asset classes, restricted symbols, size, collar, stale data. */
+import { canon, pct } from "../decimal/index.js";
+import { deny, type RiskGate } from "./types.js";
+
+export const staticGate: RiskGate = {
+  name: "static",
+  check(order, lim, ctx) {
+    if (!(lim.allowed_brokers ?? []).includes(order.broker)) {
+      return deny("BROKER_NOT_ALLOWED", `broker ${order.broker} is not allowed for ${lim.fund_id}`, {
+        broker: order.broker,
+      });
+    }
+    if (!(lim.allowed_order_types ?? []).includes(order.order_type)) {
+      return deny("ORDER_TYPE_NOT_ALLOWED", `order type ${order.order_type} is not allowed`, {
+        order_type: order.order_type,
+      });
+    }
+    const classes = lim.allowed_asset_classes;
+    if (classes !== undefined) {
+      const ac = order.asset_class ?? ctx.instrument?.asset_class;
+      if (ac === undefined || !(classes as readonly string[]).includes(ac)) {
+        return deny(
+          "ASSET_CLASS_NOT_ALLOWED",
+          ac === undefined
+            ? `asset class of ${order.symbol} is unknown (no asset_class, no refdata)`
+            : `asset class ${ac} is not allowed`,
+          { asset_class: ac ?? "" },
+        );
+      }
+    }
+    if (lim.restricted_symbols?.includes(order.symbol)) {
+      return deny("SYMBOL_RESTRICTED", `${order.symbol} is restricted`, { symbol: order.symbol });
+    }
+    if (lim.max_order_qty !== undefined && order.quantity.gt(lim.max_order_qty)) {
+      return deny(
+        "MAX_ORDER_QTY_EXCEEDED",
+        `quantity ${canon(order.quantity)} exceeds ${canon(lim.max_order_qty)}`,
+        { quantity: canon(order.quantity), limit: canon(lim.max_order_qty) },
+      );
+    }
+    if (
+      lim.max_order_notional !== undefined &&
+      ctx.notional !== undefined &&
+      ctx.notional.gt(lim.max_order_notional)
+    ) {
+      return deny(
+        "MAX_ORDER_NOTIONAL_EXCEEDED",
+        `notional ${canon(ctx.notional)} exceeds ${canon(lim.max_order_notional)}`,
+        { notional: canon(ctx.notional), limit: canon(lim.max_order_notional) },
+      );
+    }
+    const collar = lim.price_collar_pct;
+    if (collar !== undefined && order.limit_price !== undefined && ctx.fresh && ctx.mark) {
+      const mid = ctx.mark.mid;
+      const band = collar.times(mid);
+      const off = order.limit_price.minus(mid).abs();
+      if (off.gt(band)) {
+        return deny(
+          "PRICE_COLLAR_BREACHED",
+          `limit ${canon(order.limit_price)} is ${canon(off)} from mark ${canon(mid)}, collar ${pct(collar)}`,
+          { limit_price: canon(order.limit_price), mark: canon(mid), band: canon(band) },
+        );
+      }
+    }
+    const needsMark = order.order_type === "MARKET" || order.order_type === "STOP" || collar !== undefined;
+    if (needsMark && !ctx.fresh) {
+      const age = ctx.mark ? String(ctx.now - ctx.mark.ts) : "";
+      return deny(
+        "STALE_MARKET_DATA",
+        ctx.mark ? `mark for ${order.symbol} is ${age} ms old` : `no mark for ${order.symbol}`,
+        { symbol: order.symbol, quote_age_ms: age },
+      );
+    }
+    return undefined;
+  },
+};

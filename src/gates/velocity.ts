@@ -1,0 +1,35 @@
+/**
+ * Velocity: orders and notional per fund in a sliding window. Every schema-valid, non-replayed
+ * order of the fund counts (approved or not), this one included.
+ */
+import { ZERO, canon } from "../decimal/index.js";
+import { velocityUsage } from "../state/velocity.js";
+import { deny, type RiskGate } from "./types.js";
+
+export const velocityGate: RiskGate = {
+  name: "velocity",
+  skipWhenReducing: true,
+  check(_order, lim, ctx) {
+    const v = lim.velocity;
+    if (!v) return undefined;
+    const used = velocityUsage(ctx.fund.velocity, ctx.now, v.window_s);
+    if (v.max_orders !== undefined && used.count + 1 > v.max_orders) {
+      return deny("VELOCITY_EXCEEDED", `${used.count + 1} orders in ${v.window_s}s, limit ${v.max_orders}`, {
+        orders: String(used.count + 1),
+        limit_orders: String(v.max_orders),
+        window_s: String(v.window_s),
+      });
+    }
+    if (v.max_notional !== undefined) {
+      const total = used.notional.plus(ctx.notional ?? ZERO);
+      if (total.gt(v.max_notional)) {
+        return deny(
+          "VELOCITY_EXCEEDED",
+          `notional ${canon(total)} in ${v.window_s}s, limit ${canon(v.max_notional)}`,
+          { notional: canon(total), limit_notional: canon(v.max_notional), window_s: String(v.window_s) },
+        );
+      }
+    }
+    return undefined;
+  },
+};

@@ -1,0 +1,181 @@
+/**
+ * Follows the consumed streams with ordered (ephemeral) consumers, starting after each stream's
+ * cursor, and folds every message into the state through the projector. Knows when it has
+ * caught up with the last sequence each stream had when it (re)measured.
+ */
+import {
+  DeliverPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { setTimeout as delay } from "node:timers/promises";
+import type { StreamName } from "../contract/subjects.js";
+import type { Logger } from "../obs/log.js";
+import { type EngineState, type ProjectResult, project } from "../state/index.js";
+
+/** How long `open` keeps retrying a consumer create that times out. */
+const OPEN_DEADLINE_MS = 30_000;
+
+function isTimeout(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown };
+  return (
+    e?.name === "TimeoutError" ||
+    e?.code === "TIMEOUT" ||
+    (typeof e?.message === "string" && /timeout/i.test(e.message))
+  );
+}
+
+export interface FollowerOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  state: EngineState;
+  streams: readonly StreamName[];
+  log: Logger;
+  /** Called after each message is folded in (alerts, dead letters, progress). */
+  onResult?: (stream: StreamName, msg: JsMsg, result: ProjectResult) => void;
+}
+
+export interface Follower {
+  start(): Promise<void>;
+  /** Re-measure each stream's last sequence; caught-up becomes false until reached again. */
+  remeasure(): Promise<void>;
+  caughtUp(): boolean;
+  waitCaughtUp(signal?: AbortSignal): Promise<void>;
+  /** Messages still to apply to reach the measured targets (approximate, for progress). */
+  behind(): number;
+  /** Closes and reopens a stream's consumer from its cursor (recovery from a stalled consumer). */
+  reopen(stream: StreamName): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Lane {
+  stream: StreamName;
+  target: number;
+  caught: boolean;
+  sub: ConsumerMessages | undefined;
+  pendingHint: number;
+}
+
+export function createFollower(o: FollowerOptions): Follower {
+  const lanes = new Map<StreamName, Lane>();
+  let waiters: (() => void)[] = [];
+  const log = o.log.child({ module: "follower" });
+
+  function allCaught(): boolean {
+    for (const l of lanes.values()) if (!l.caught) return false;
+    return true;
+  }
+  function settle(): void {
+    if (!allCaught()) return;
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  }
+
+  async function measure(l: Lane): Promise<void> {
+    const info = await o.jsm.streams.info(l.stream);
+    const cursor = o.state.cursors.get(l.stream) ?? 0;
+    l.target = info.state.messages === 0 ? 0 : info.state.last_seq;
+    l.caught = cursor >= l.target;
+    l.pendingHint = Math.max(0, l.target - cursor);
+  }
+
+  function handle(l: Lane, m: JsMsg): void {
+    const r = project(o.state, l.stream, m.subject, m.data, m.seq);
+    if (o.onResult) o.onResult(l.stream, m, r);
+    l.pendingHint = m.info.pending;
+    if (!l.caught && (m.seq >= l.target || m.info.pending === 0)) {
+      l.caught = true;
+      settle();
+    }
+  }
+
+  /**
+   * Create the lane's ordered consumer, retried on a timeout: right after a cluster node dies, the
+   * server may still place a new (R1) consumer on that node, and such a create is never answered.
+   */
+  async function createConsumer(l: Lane): Promise<Consumer> {
+    const deadline = Date.now() + OPEN_DEADLINE_MS;
+    for (let attempt = 1; ; attempt++) {
+      const cursor = o.state.cursors.get(l.stream) ?? 0;
+      try {
+        return await o.js.consumers.get(
+          l.stream,
+          cursor > 0
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: cursor + 1 }
+            : { deliver_policy: DeliverPolicy.All },
+        );
+      } catch (err) {
+        if (!isTimeout(err) || Date.now() >= deadline) throw err;
+        log.warn({ err, stream: l.stream, attempt }, "consumer create timed out; retrying");
+        await delay(Math.min(100 * attempt, 1000));
+      }
+    }
+  }
+
+  async function open(l: Lane): Promise<void> {
+    const c = await createConsumer(l);
+    l.sub = await c.consume({
+      max_messages: 1000,
+      callback: (m) => {
+        try {
+          handle(l, m);
+        } catch (err) {
+          // A projection bug must not stop the stream: the message is reported and skipped.
+          log.error({ err, stream: l.stream, seq: m.seq }, "projection failed");
+          o.onResult?.(l.stream, m, { ok: false, reason: `projection failed: ${String(err)}`, fund: "_" });
+        }
+      },
+    });
+  }
+
+  return {
+    async start() {
+      for (const stream of o.streams) {
+        const l: Lane = { stream, target: 0, caught: false, sub: undefined, pendingHint: 0 };
+        lanes.set(stream, l);
+        await measure(l);
+      }
+      for (const l of lanes.values()) await open(l);
+      log.info(
+        { targets: Object.fromEntries([...lanes].map(([s, l]) => [s, l.target])) },
+        "following streams",
+      );
+      settle();
+    },
+    async remeasure() {
+      for (const l of lanes.values()) await measure(l);
+      settle();
+    },
+    caughtUp: allCaught,
+    waitCaughtUp(signal) {
+      if (allCaught()) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        waiters.push(resolve);
+        signal?.addEventListener("abort", () => reject(new Error("aborted")), { once: true });
+      });
+    },
+    behind() {
+      let n = 0;
+      for (const l of lanes.values()) if (!l.caught) n += l.pendingHint;
+      return n;
+    },
+    async reopen(stream) {
+      const l = lanes.get(stream);
+      if (!l) return;
+      if (l.sub) await l.sub.close().catch(() => undefined);
+      l.sub = undefined;
+      await open(l);
+      log.warn({ stream, cursor: o.state.cursors.get(stream) ?? 0 }, "consumer reopened");
+    },
+    async stop() {
+      for (const l of lanes.values()) {
+        if (l.sub) await l.sub.close().catch(() => undefined);
+        l.sub = undefined;
+      }
+    },
+  };
+}

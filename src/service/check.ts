@@ -1,0 +1,235 @@
+/**
+ * The check responder on mts.v1.risk.check and mts.v1.risk.check.<fund_id> (queue group
+ * `riskengine`), JSON or protobuf by Content-Type. Approvals are journaled to RISK_DECISIONS and
+ * acknowledged by the server before the reply, so a crash right after replying cannot free the
+ * headroom they reserved; rejections are journaled without waiting.
+ */
+import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  headers as natsHeaders,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
+import {
+  PROTOBUF_CONTENT_TYPE,
+  decodeOrderProto,
+  encodeDecisionProto,
+  isProtobufContentType,
+} from "../contract/codec.js";
+import type { RiskDecision } from "../contract/schemas.js";
+import { QUEUE_GROUP, Subjects } from "../contract/subjects.js";
+import { toWire } from "../contract/wire.js";
+import type { Logger } from "../obs/log.js";
+import type { Decider, Evaluation } from "./decide.js";
+import { key2, type EngineState } from "../state/model.js";
+
+export const MAX_ORDER_BYTES = 64 * 1024;
+const CHECK_PREFIX = `${Subjects.check}.`;
+/**
+ * How long an approval whose journal write timed out is re-published (same Nats-Msg-Id, so the
+ * stream keeps one copy): well inside RISK_DECISIONS' 120 s duplicate window.
+ */
+const JOURNAL_RETRY_MS = 60_000;
+
+export interface CheckServiceOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  decider: Decider;
+  state: EngineState;
+  log: Logger;
+  queueGroup?: string;
+  journalTimeoutMs?: number;
+  onDecision?: (e: Evaluation) => void;
+}
+
+export interface CheckService {
+  stop(): Promise<void>;
+  stats(): { decisions: number; approved: number; journalFailures: number };
+}
+
+const td = new TextDecoder();
+const te = new TextEncoder();
+
+export function createCheckService(o: CheckServiceOptions): CheckService {
+  const log = o.log.child({ module: "check" });
+  const queue = o.queueGroup ?? QUEUE_GROUP;
+  const journalTimeout = o.journalTimeoutMs ?? 2000;
+  const protoHeaders = natsHeaders();
+  protoHeaders.set("Content-Type", PROTOBUF_CONTENT_TYPE);
+  let decisions = 0;
+  let approved = 0;
+  let journalFailures = 0;
+  let stopped = false;
+
+  function reply(msg: Msg, proto: boolean, d: RiskDecision): void {
+    if (!msg.reply) return;
+    if (proto) msg.respond(encodeDecisionProto(d), { headers: protoHeaders });
+    else msg.respond(te.encode(JSON.stringify(d)));
+  }
+
+  function journal(e: Evaluation): Promise<PubAck> {
+    const r = e.record;
+    return o.js.publish(Subjects.decision(r.fund_id), JSON.stringify(toWire(r)), {
+      msgID: r.decision_id,
+      timeout: journalTimeout,
+    });
+  }
+
+  function journalUnavailable(msg: Msg, proto: boolean, d: RiskDecision): void {
+    reply(msg, proto, {
+      ...d,
+      approved: false,
+      rejecting_gate: "engine",
+      rejection_code: "STATE_NOT_READY",
+      reason: "decision journal unavailable",
+      details: {},
+    });
+  }
+
+  /**
+   * The journal write of an approval timed out: whether it was stored is unknown. Publish the same
+   * record again until the stream acknowledges it (a duplicate ack: the first write had landed).
+   */
+  async function rejournal(e: Evaluation): Promise<void> {
+    const deadline = Date.now() + JOURNAL_RETRY_MS;
+    for (let attempt = 1; ; attempt++) {
+      await delay(Math.min(100 * attempt, 1000));
+      try {
+        await journal(e);
+        return;
+      } catch (err) {
+        if (stopped || Date.now() >= deadline) throw err;
+      }
+    }
+  }
+
+  async function deliver(msg: Msg, proto: boolean, e: Evaluation): Promise<void> {
+    decisions++;
+    o.onDecision?.(e);
+    if (e.replayOf) {
+      // The original must be durable before anyone is told about it again.
+      const durable = e.replayOf.durable;
+      if (durable) {
+        const ok = await Promise.race([
+          durable.then(
+            () => true,
+            () => false,
+          ),
+          delay(journalTimeout, false),
+        ]);
+        if (!ok) return journalUnavailable(msg, proto, e.decision);
+      }
+      // journal first: its bytes are queued on the connection before the reply's, so an OMS that
+      // saw the reply knows the server has read the journal record (a kill -9 cannot split them)
+      journal(e).catch((err: unknown) => log.warn({ err }, "journal of a replay failed"));
+      reply(msg, proto, e.decision);
+      return;
+    }
+    if (!e.record.reservation) {
+      journal(e).catch((err: unknown) => {
+        journalFailures++;
+        log.warn({ err, order_id: e.decision.order_id }, "journal of a rejection failed");
+      });
+      reply(msg, proto, e.decision);
+      return;
+    }
+    const idem = e.record.idempotency_key
+      ? o.state.idem.get(key2(e.record.fund_id, e.record.idempotency_key))
+      : undefined;
+    const idemKey = e.record.idempotency_key ? key2(e.record.fund_id, e.record.idempotency_key) : undefined;
+    const forget = () => {
+      // the reservation stays (conservative); a retry is evaluated afresh
+      if (idem && idemKey && o.state.idem.get(idemKey) === idem) o.state.idem.delete(idemKey);
+    };
+    let reused = false;
+    const first = journal(e).then((ack) => {
+      if (ack.duplicate) {
+        reused = true;
+        throw new Error(`decision id ${e.record.decision_id} reused`);
+      }
+    });
+    if (idem) idem.durable = first;
+    try {
+      await first;
+      approved++;
+      reply(msg, proto, e.decision);
+    } catch (err) {
+      journalFailures++;
+      // Not known to be durable: do not tell the OMS it may trade. Unless the id was reused, the
+      // write may still have landed: keep the idempotency record and re-publish the same record,
+      // so that the OMS's retry is answered with this very decision once it is durable, never
+      // with a second approval for the same key.
+      if (reused) forget();
+      else if (idem) {
+        idem.durable = rejournal(e);
+        idem.durable.catch((cause: unknown) => {
+          forget();
+          log.error({ err: cause, order_id: e.decision.order_id }, "decision journal unavailable; dropped");
+        });
+      }
+      log.error({ err, order_id: e.decision.order_id }, "decision journal unavailable; rejecting");
+      journalUnavailable(msg, proto, e.decision);
+    }
+  }
+
+  function handle(msg: Msg): void {
+    const proto = isProtobufContentType(msg.headers?.get("Content-Type"));
+    // mts.v1.risk.check.<fund_id>: the fund token, without splitting the subject per request
+    const subjectFund =
+      msg.subject.length > CHECK_PREFIX.length ? msg.subject.slice(CHECK_PREFIX.length) : undefined;
+    let raw: unknown;
+    let decodeError: string | undefined;
+    if (msg.data.length > MAX_ORDER_BYTES) {
+      decodeError = `request is ${msg.data.length} bytes; the limit is ${MAX_ORDER_BYTES}`;
+    } else {
+      try {
+        raw = proto ? decodeOrderProto(msg.data) : JSON.parse(td.decode(msg.data));
+      } catch {
+        decodeError = proto ? "not a valid protobuf Order" : "not valid JSON";
+      }
+    }
+    let out: Evaluation | Promise<Evaluation>;
+    try {
+      out = o.decider.decide({ raw, decodeError, subjectFund });
+    } catch (err) {
+      log.error({ err }, "decision failed");
+      reply(msg, proto, {
+        order_id: "",
+        approved: false,
+        rejecting_gate: "engine",
+        rejection_code: "STATE_NOT_READY",
+        reason: "internal error",
+        details: {},
+        envelope_id: "",
+        decided_at: new Date().toISOString(),
+      });
+      return;
+    }
+    const go = (e: Evaluation) => deliver(msg, proto, e);
+    if (out instanceof Promise) out.then(go).catch((err: unknown) => log.error({ err }, "decision failed"));
+    else go(out).catch((err: unknown) => log.error({ err }, "delivery failed"));
+  }
+
+  const subs: Subscription[] = [Subjects.check, Subjects.checkPartitioned].map((subject) =>
+    o.nc.subscribe(subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err) {
+          log.error({ err }, "subscription error");
+          return;
+        }
+        handle(msg);
+      },
+    }),
+  );
+
+  return {
+    async stop() {
+      stopped = true;
+      for (const s of subs) await s.drain().catch(() => undefined);
+    },
+    stats: () => ({ decisions, approved, journalFailures }),
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * The decision core, without transport: idempotency, schema, engine gate, the gate pipeline,
+ * then the decision record that is applied to the state and journaled. Synchronous unless an
+ * asynchronous gate is enabled.
+ */
+import { GATE_OF_CODE } from "../contract/codes.js";
+import type { DecisionRecord, Reservation } from "../contract/records.js";
+import type { Order, RiskDecision } from "../contract/schemas.js";
+import { NO_FUND } from "../contract/subjects.js";
+import {
+  buildContext,
+  checkEngine,
+  checkIdempotency,
+  checkSchema,
+  fingerprint,
+  idempotencyKeyOf,
+  schemaDenial,
+  type Denial,
+  type GateRejection,
+  type Pipeline,
+} from "../gates/index.js";
+import {
+  type EngineState,
+  type IdemRecord,
+  applyDecision,
+  effectiveLimits,
+  pruneVelocity,
+} from "../state/index.js";
+import type { Dec } from "../decimal/index.js";
+import { type Clock, iso } from "../time/clock.js";
+
+export interface DeciderDeps {
+  state: EngineState;
+  pipeline: Pipeline;
+  clock: Clock;
+  instance: string;
+  ready: () => boolean;
+  nextId: () => string;
+}
+
+export interface CheckInput {
+  /** The decoded request, or undefined when it could not be decoded. */
+  raw: unknown;
+  decodeError?: string | undefined;
+  /** The fund token of a partitioned subject (mts.v1.risk.check.<fund_id>). */
+  subjectFund?: string | undefined;
+}
+
+export interface Evaluation {
+  decision: RiskDecision;
+  record: DecisionRecord;
+  /** Set when this answers with an earlier decision (same key, same order). */
+  replayOf?: IdemRecord | undefined;
+}
+
+export interface Decider {
+  /** Evaluate and apply the decision to the state (reservation, idempotency, velocity). */
+  decide(input: CheckInput): Evaluation | Promise<Evaluation>;
+}
+
+interface FinishArgs {
+  orderId: string;
+  fund: string;
+  key?: string | undefined;
+  fp?: string | undefined;
+  gate?: string | undefined;
+  denial?: Denial | undefined;
+  envelopeId: string;
+  schemaValid: boolean;
+  notional?: Dec | undefined;
+  reservation?: Reservation | undefined;
+}
+
+function orderIdOf(raw: unknown): string {
+  const v = (raw as { order_id?: unknown } | null)?.order_id;
+  return typeof v === "string" ? v.slice(0, 128) : "";
+}
+
+export function createDecider(d: DeciderDeps): Decider {
+  const { state, pipeline, clock } = d;
+  const ttl = () => state.settings.reservationTtlMs;
+
+  function envelopeIdOf(fundId: string | undefined): string {
+    if (fundId === undefined) return "";
+    return state.funds.get(fundId)?.envelope?.id ?? "";
+  }
+
+  function finish(now: number, p: FinishArgs): Evaluation {
+    const denial = p.denial;
+    const gate = denial ? (p.gate ?? GATE_OF_CODE[denial.code]) : "";
+    const decision: RiskDecision = {
+      order_id: p.orderId,
+      approved: denial === undefined,
+      rejecting_gate: gate,
+      rejection_code: denial?.code ?? "",
+      reason: denial?.reason ?? "approved",
+      details: denial?.details ?? {},
+      envelope_id: p.envelopeId,
+      decided_at: iso(now),
+    };
+    const transient = gate === "engine";
+    const conflict = denial?.code === "IDEMPOTENCY_CONFLICT";
+    const record: DecisionRecord = {
+      decision_id: d.nextId(),
+      instance: d.instance,
+      fund_id: p.fund,
+      at_ms: now,
+      idempotency_key: p.key,
+      fingerprint: p.fp,
+      recorded: p.schemaValid && !transient && !conflict && p.key !== undefined,
+      counted: p.schemaValid,
+      replayed: false,
+      notional: p.notional,
+      reservation: denial === undefined ? p.reservation : undefined,
+      decision,
+    };
+    applyDecision(state, record, true);
+    return { decision, record };
+  }
+
+  function replay(now: number, fund: string, rec: IdemRecord): Evaluation {
+    const decision: RiskDecision = {
+      ...rec.decision,
+      details: { ...rec.decision.details, replayed: "true" },
+    };
+    const record: DecisionRecord = {
+      decision_id: d.nextId(),
+      instance: d.instance,
+      fund_id: fund,
+      at_ms: now,
+      idempotency_key: rec.key,
+      fingerprint: rec.fingerprint,
+      recorded: false,
+      counted: false,
+      replayed: true,
+      decision,
+    };
+    return { decision, record, replayOf: rec };
+  }
+
+  function evaluate(now: number, order: Order, key: string, fp: string): Evaluation | Promise<Evaluation> {
+    const fund = state.funds.get(order.fund_id);
+    const base = (): FinishArgs => ({
+      orderId: order.order_id,
+      fund: order.fund_id,
+      key,
+      fp,
+      schemaValid: true,
+      envelopeId: "",
+    });
+    const engineDenial = checkEngine(fund, order.fund_id, d.ready());
+    if (engineDenial || !fund?.envelope) {
+      const a = base();
+      a.denial = engineDenial;
+      a.envelopeId = envelopeIdOf(order.fund_id);
+      return finish(now, a);
+    }
+    const entry = fund.envelope;
+    const limits = effectiveLimits(entry, order.strategy_id);
+    const run = (
+      at: number,
+    ): { rejection: GateRejection | undefined; ctx: ReturnType<typeof buildContext> } => {
+      if (entry.velocityWindowS > 0) pruneVelocity(fund.velocity, at - entry.velocityWindowS * 1000);
+      const ctx = buildContext(state, fund, order, limits, at);
+      return { rejection: pipeline.runSync(order, limits, ctx), ctx };
+    };
+    const complete = (
+      at: number,
+      rejection: GateRejection | undefined,
+      ctx: ReturnType<typeof buildContext>,
+    ) => {
+      const reservation: Reservation | undefined =
+        rejection === undefined && ctx.price !== undefined
+          ? {
+              order_id: order.order_id,
+              symbol: order.symbol,
+              side: order.side,
+              quantity: order.quantity,
+              price: ctx.price,
+              asset_class: (ctx.assetClass as Reservation["asset_class"]) ?? undefined,
+              expires_at_ms: at + ttl(),
+            }
+          : undefined;
+      const a = base();
+      a.gate = rejection?.gate;
+      a.denial = rejection?.denial;
+      a.envelopeId = limits.envelope_id;
+      a.notional = ctx.notional;
+      a.reservation = reservation;
+      return finish(at, a);
+    };
+    const first = run(now);
+    if (first.rejection || !pipeline.hasAsync) return complete(now, first.rejection, first.ctx);
+    return pipeline.runAsync(order, limits, first.ctx).then((rejection) => {
+      const at = clock.now();
+      if (rejection) return complete(at, rejection, first.ctx);
+      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile).
+      const again = run(at);
+      return complete(at, again.rejection, again.ctx);
+    });
+  }
+
+  return {
+    decide(input) {
+      const now = clock.now();
+      const raw = input.raw;
+      const schema = input.decodeError !== undefined ? undefined : checkSchema(raw);
+      const order = schema?.ok ? schema.order : undefined;
+      const fp = order ? fingerprint(order) : undefined;
+      const ik = input.decodeError !== undefined ? undefined : idempotencyKeyOf(raw);
+
+      // 1. idempotency
+      if (ik) {
+        const out = checkIdempotency(state, ik.fund, ik.key, fp);
+        if (out.kind === "replay") return replay(now, ik.fund, out.record);
+        if (out.kind === "conflict") {
+          return finish(now, {
+            orderId: orderIdOf(raw),
+            fund: ik.fund,
+            key: ik.key,
+            fp,
+            denial: out.denial,
+            envelopeId: envelopeIdOf(ik.fund),
+            schemaValid: order !== undefined,
+          });
+        }
+      }
+      // 2. schema
+      if (!order || !ik) {
+        const denial =
+          input.decodeError !== undefined
+            ? schemaDenial("", input.decodeError)
+            : schema && !schema.ok
+              ? schema.denial
+              : schemaDenial("idempotency_key", "required");
+        const fund = ik?.fund ?? NO_FUND;
+        return finish(now, {
+          orderId: orderIdOf(raw),
+          fund,
+          denial,
+          envelopeId: envelopeIdOf(ik?.fund),
+          schemaValid: false,
+        });
+      }
+      if (input.subjectFund !== undefined && input.subjectFund !== order.fund_id) {
+        return finish(now, {
+          orderId: order.order_id,
+          fund: order.fund_id,
+          denial: schemaDenial("fund_id", `does not match the subject's fund ${input.subjectFund}`),
+          envelopeId: envelopeIdOf(order.fund_id),
+          schemaValid: false,
+        });
+      }
+      return evaluate(now, order, ik.key, fp!);
+    },
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * One fund's risk picture for `mts.v1.risk.status` with `{ "fund_id" }` (and `mts-risk status <fund>`):
+ * NAV, usage of every exposure limit the envelope sets, P&L against the period baselines, halts,
+ * reconciliation lock, synthetic stops, and counts. Pure: reads the state, changes nothing.
+ *
+ * Exposure rows: `limit` names the envelope field, `used` and `limit_notional` (= limit_pct × NAV, the
+ * name the position gate's rejection details use) are money, `used_pct` = used / NAV rounded to 6 dp
+ * (null when NAV <= 0):
+ * - max_position_pct: the symbol with the largest exposure, plus every other symbol using more than
+ *   half of the limit (exposure of a symbol = max(|position + pending buys|, |position − pending sells|),
+ *   as the position gate values it);
+ * - max_gross_exposure_pct: the fund's gross; max_net_exposure_pct: max(|net long|, |net short|);
+ * - max_sector_pct: one row per sector with exposure (`"(unknown)"` for symbols without one);
+ * - max_asset_class_pct: one row per limited asset class.
+ * A limit that is set but has nothing to report yet gets one row, scope "fund", used "0".
+ */
+import type { HaltSeverity } from "../contract/codes.js";
+import type { PnlPeriod } from "../contract/records.js";
+import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
+import { nav } from "../state/book.js";
+import type { EngineState, FundState, ReconLock } from "../state/model.js";
+
+export type ExposureLimit =
+  | "max_position_pct"
+  | "max_gross_exposure_pct"
+  | "max_net_exposure_pct"
+  | "max_sector_pct"
+  | "max_asset_class_pct";
+
+export interface ExposureRow {
+  limit: ExposureLimit;
+  scope: string;
+  used: string;
+  limit_pct: string;
+  limit_notional: string;
+  used_pct: string | null;
+}
+
+export interface PnlRow {
+  starts_at: string;
+  baseline_equity: string;
+  pnl: string;
+  pnl_pct: string | null;
+  halt_pct: string | null;
+}
+
+export interface FundReport {
+  fund_id: string;
+  envelope_id: string;
+  nav: string;
+  capital: string;
+  exposures: ExposureRow[];
+  pnl: Record<PnlPeriod, PnlRow | null>;
+  halts: { severity: HaltSeverity; since: string; reason: string; by: string; seq: number }[];
+  lock: ReconLock | null;
+  stops: {
+    symbol: string;
+    side: string;
+    quantity: string;
+    stop_price: string;
+    arm_seq: number;
+    state: string;
+  }[];
+  positions: number;
+  open_reservations: number;
+}
+
+const ratio = (a: Dec, b: Dec): string | null => (b.gt(ZERO) ? canon(div(a, b).round(6, 2)) : null);
+
+function exposures(fund: FundState, navValue: Dec): ExposureRow[] {
+  const lim = fund.envelope?.envelope;
+  if (!lim) return [];
+  const rows: ExposureRow[] = [];
+  const row = (name: ExposureLimit, scope: string, used: Dec, pct: Dec): void => {
+    rows.push({
+      limit: name,
+      scope,
+      used: canon(used),
+      limit_pct: canon(pct),
+      limit_notional: canon(pct.times(navValue)),
+      used_pct: ratio(used, navValue),
+    });
+  };
+  const a = fund.agg;
+  if (lim.max_position_pct !== undefined) {
+    const pct = lim.max_position_pct;
+    const half = pct.times(navValue).div(2);
+    const symbols = [...fund.books.values()]
+      .filter((b) => b.contrib.exposure.gt(ZERO))
+      .sort((x, y) => y.contrib.exposure.cmp(x.contrib.exposure) || (x.symbol < y.symbol ? -1 : 1));
+    const shown = symbols.filter((b, i) => i === 0 || b.contrib.exposure.gt(half));
+    for (const b of shown) row("max_position_pct", b.symbol, b.contrib.exposure, pct);
+    if (shown.length === 0) row("max_position_pct", "fund", ZERO, pct);
+  }
+  if (lim.max_gross_exposure_pct !== undefined) {
+    row("max_gross_exposure_pct", "fund", a.gross, lim.max_gross_exposure_pct);
+  }
+  if (lim.max_net_exposure_pct !== undefined) {
+    row("max_net_exposure_pct", "fund", max(a.netLong.abs(), a.netShort.abs()), lim.max_net_exposure_pct);
+  }
+  if (lim.max_sector_pct !== undefined) {
+    const sectors = [...a.sector].sort(([x], [y]) => (x < y ? -1 : 1));
+    for (const [s, used] of sectors)
+      row("max_sector_pct", s === "" ? "(unknown)" : s, used, lim.max_sector_pct);
+    if (sectors.length === 0) row("max_sector_pct", "fund", ZERO, lim.max_sector_pct);
+  }
+  const classes = Object.entries(lim.max_asset_class_pct ?? {}).sort(([x], [y]) => (x < y ? -1 : 1));
+  for (const [ac, pct] of classes) {
+    if (pct !== undefined) row("max_asset_class_pct", ac, a.assetClass.get(ac) ?? ZERO, pct);
+  }
+  return rows;
+}
+
+const HALT_PCT = {
+  day: "daily_loss_halt_pct",
+  week: "weekly_loss_halt_pct",
+  month: "monthly_loss_halt_pct",
+} as const;
+
+function pnl(fund: FundState, navValue: Dec, period: PnlPeriod): PnlRow | null {
+  const b = fund.baselines.get(period);
+  if (!b) return null;
+  const p = navValue.minus(b.equity);
+  const halt = fund.envelope?.envelope[HALT_PCT[period]];
+  return {
+    starts_at: b.startsAt,
+    baseline_equity: canon(b.equity),
+    pnl: canon(p),
+    pnl_pct: ratio(p, b.equity),
+    halt_pct: halt === undefined ? null : canon(halt),
+  };
+}
+
+/** The fund's report, or undefined when the fund is unknown or has no envelope (no NAV). */
+export function fundReport(state: EngineState, fundId: string, now: number): FundReport | undefined {
+  const fund = state.funds.get(fundId);
+  const entry = fund?.envelope;
+  const navValue = fund ? nav(fund) : undefined;
+  if (!fund || !entry || navValue === undefined) return undefined;
+  const stops: FundReport["stops"] = [];
+  for (const s of state.stops.values()) {
+    if (s.fund !== fundId) continue;
+    stops.push({
+      symbol: s.symbol,
+      side: s.side,
+      quantity: canon(s.qty),
+      stop_price: canon(s.stopPrice),
+      arm_seq: s.armSeq,
+      state: s.state,
+    });
+  }
+  stops.sort((x, y) => (x.symbol < y.symbol ? -1 : 1));
+  let positions = 0;
+  for (const b of fund.books.values()) if (!b.pos.qty.eq(ZERO)) positions++;
+  let open = 0;
+  for (const o of state.orders.values()) {
+    if (o.fund === fundId && !o.terminal && o.reserved.gt(ZERO) && o.expiresAt > now) open++;
+  }
+  return {
+    fund_id: fundId,
+    envelope_id: entry.id,
+    nav: canon(navValue),
+    capital: canon(entry.envelope.capital),
+    exposures: exposures(fund, navValue),
+    pnl: {
+      day: pnl(fund, navValue, "day"),
+      week: pnl(fund, navValue, "week"),
+      month: pnl(fund, navValue, "month"),
+    },
+    halts: [...fund.halts.values()].map((h) => ({ ...h })),
+    lock: fund.lock ?? null,
+    stops,
+    positions,
+    open_reservations: open,
+  };
+}

@@ -1,0 +1,4 @@
+export * from "./decide.js";
+export * from "./check.js";
+export * from "./envelope.js";
+export * from "./status.js";

@@ -1,0 +1,130 @@
+/** Books (fund × symbol) and the incremental per-fund aggregates they feed. */
+import { type Dec, ONE, ZERO } from "../decimal/index.js";
+import {
+  type Book,
+  type Contribution,
+  type EngineState,
+  type FundState,
+  emptyContribution,
+  getFund,
+  key2,
+  touch,
+} from "./model.js";
+
+export function multiplier(state: EngineState, symbol: string): Dec {
+  return state.instruments.get(symbol)?.multiplier ?? ONE;
+}
+
+export function getBook(state: EngineState, fund: FundState, symbol: string): Book {
+  let b = fund.books.get(symbol);
+  if (!b) {
+    b = {
+      fund: fund.id,
+      symbol,
+      pos: { qty: ZERO, cost: ZERO, realized: ZERO, fees: ZERO, brokers: new Map() },
+      pendBuyQty: ZERO,
+      pendBuyValue: ZERO,
+      pendSellQty: ZERO,
+      pendSellValue: ZERO,
+      assetClassHint: undefined,
+      contrib: emptyContribution(),
+    };
+    fund.books.set(symbol, b);
+    let h = state.holders.get(symbol);
+    if (!h) state.holders.set(symbol, (h = new Set()));
+    h.add(fund);
+  }
+  return b;
+}
+
+export function bookOf(state: EngineState, fundId: string, symbol: string): Book {
+  return getBook(state, getFund(state, fundId), symbol);
+}
+
+function addTo(map: Map<string, Dec>, k: string | undefined, d: Dec): void {
+  const key = k ?? "";
+  const next = (map.get(key) ?? ZERO).plus(d);
+  if (next.eq(ZERO)) map.delete(key);
+  else map.set(key, next);
+}
+
+/** Recompute what a book contributes to its fund and apply the difference to the aggregates. */
+export function revalue(state: EngineState, fund: FundState, b: Book): void {
+  const inst = state.instruments.get(b.symbol);
+  const m = inst?.multiplier;
+  const unit = m === undefined || m.eq(ONE);
+  const times = (x: Dec): Dec => (unit || x.eq(ZERO) ? x : x.times(m));
+  const p = b.pos;
+  const prev = b.contrib;
+  const signedCost = p.qty.s < 0 ? p.cost.neg() : p.cost;
+  const mark = state.marks.get(b.symbol);
+  const mv = p.qty.eq(ZERO) ? ZERO : times(mark ? p.qty.times(mark.mid) : signedCost);
+  const longExt = b.pendBuyValue.eq(ZERO) ? mv : mv.plus(times(b.pendBuyValue));
+  const shortExt = b.pendSellValue.eq(ZERO) ? mv : mv.minus(times(b.pendSellValue));
+  const la = longExt.abs();
+  const sa = shortExt.abs();
+  const next: Contribution = {
+    mv,
+    cost: times(signedCost),
+    realized: times(p.realized),
+    fees: p.fees,
+    longExt,
+    shortExt,
+    exposure: la.gte(sa) ? la : sa,
+    sector: inst?.sector,
+    assetClass: inst?.asset_class ?? b.assetClassHint,
+  };
+  const a = fund.agg;
+  const delta = (x: Dec, y: Dec): Dec | undefined => (x === y || x.eq(y) ? undefined : x.minus(y));
+  let d = delta(next.mv, prev.mv);
+  if (d) a.mv = a.mv.plus(d);
+  d = delta(next.cost, prev.cost);
+  if (d) a.cost = a.cost.plus(d);
+  d = delta(next.realized, prev.realized);
+  if (d) a.realized = a.realized.plus(d);
+  d = delta(next.fees, prev.fees);
+  if (d) a.fees = a.fees.plus(d);
+  d = delta(next.longExt, prev.longExt);
+  if (d) a.netLong = a.netLong.plus(d);
+  d = delta(next.shortExt, prev.shortExt);
+  if (d) a.netShort = a.netShort.plus(d);
+  const dExp = delta(next.exposure, prev.exposure);
+  if (dExp) a.gross = a.gross.plus(dExp);
+  if (prev.sector === next.sector) {
+    if (dExp) addTo(a.sector, next.sector, dExp);
+  } else {
+    addTo(a.sector, prev.sector, prev.exposure.neg());
+    addTo(a.sector, next.sector, next.exposure);
+  }
+  if (prev.assetClass === next.assetClass) {
+    if (dExp) addTo(a.assetClass, next.assetClass, dExp);
+  } else {
+    addTo(a.assetClass, prev.assetClass, prev.exposure.neg());
+    addTo(a.assetClass, next.assetClass, next.exposure);
+  }
+  b.contrib = next;
+}
+
+/** Revalue every open book in a symbol (after a mark or refdata change). */
+export function revalueSymbol(state: EngineState, symbol: string, onlyOpen: boolean): void {
+  const holders = state.holders.get(symbol);
+  if (!holders) return;
+  for (const fund of holders) {
+    const b = fund.books.get(symbol);
+    if (!b) continue;
+    if (onlyOpen && b.pos.qty.eq(ZERO) && b.contrib.mv.eq(ZERO)) continue;
+    revalue(state, fund, b);
+  }
+}
+
+/** Net asset value: capital + realized + unrealized (at marks) − fees. */
+export function nav(fund: FundState): Dec | undefined {
+  const env = fund.envelope;
+  if (!env) return undefined;
+  const a = fund.agg;
+  return env.envelope.capital.plus(a.realized).plus(a.mv).minus(a.cost).minus(a.fees);
+}
+
+export function touchBook(state: EngineState, b: Book): void {
+  touch(state, "book", key2(b.fund, b.symbol));
+}

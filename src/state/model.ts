@@ -1,0 +1,291 @@
+/**
+ * The engine's in-memory state: what the projections fold the streams into.
+ * Aggregates (per-fund sums) are derived and kept incrementally; the digest covers
+ * only the canonical part (positions, envelopes, halts, reservations, stops, baselines, idempotency).
+ */
+import type { AssetClass, HaltSeverity, Side } from "../contract/codes.js";
+import type { Envelope, Instrument, Limits, RiskDecision } from "../contract/schemas.js";
+import type { PnlPeriod } from "../contract/records.js";
+import type { StreamName } from "../contract/subjects.js";
+import TinyQueue from "tinyqueue";
+import { type Dec, ZERO } from "../decimal/index.js";
+import { type VelocityWindow, createVelocity } from "./velocity.js";
+
+export interface Mark {
+  bid: Dec;
+  ask: Dec;
+  mid: Dec;
+  ts: number; // quote's own timestamp, epoch ms
+}
+
+/** A fund's holding in one symbol. Cost and realized are in price units (× multiplier when valued). */
+export interface Position {
+  qty: Dec; // signed
+  cost: Dec; // cost basis of the open quantity, >= 0
+  realized: Dec;
+  fees: Dec; // money
+  brokers: Map<string, Dec>; // signed quantity per broker
+}
+
+/** What one book adds to its fund's aggregates; recomputed whenever an input changes. */
+export interface Contribution {
+  mv: Dec; // signed market value of the position (at mark, cost when no mark)
+  cost: Dec; // signed cost basis × multiplier
+  realized: Dec; // realized × multiplier
+  fees: Dec;
+  longExt: Dec; // position + pending buys (signed notional)
+  shortExt: Dec; // position − pending sells (signed notional)
+  exposure: Dec; // max(|longExt|, |shortExt|)
+  sector: string | undefined;
+  assetClass: string | undefined;
+}
+
+/** Position and open reservations of one fund in one symbol. */
+export interface Book {
+  fund: string;
+  symbol: string;
+  pos: Position;
+  pendBuyQty: Dec;
+  pendBuyValue: Dec; // Σ remaining quantity × order price (× multiplier when valued)
+  pendSellQty: Dec;
+  pendSellValue: Dec;
+  assetClassHint: AssetClass | undefined; // from orders when refdata has none
+  contrib: Contribution;
+}
+
+/** An approved order's reservation, merged from decisions, fills and OMS events (order-independent). */
+export interface OrderRecord {
+  fund: string;
+  orderId: string;
+  symbol: string;
+  side: Side | undefined;
+  price: Dec; // order price (mark at decision for MARKET), per unit
+  approvals: Map<string, Dec>; // idempotency key -> approved quantity
+  approved: Dec; // Σ approvals
+  unconfirmed: Set<string>; // approvals applied live, not yet read back from the journal
+  filled: Dec;
+  terminal: boolean;
+  accepted: boolean; // the OMS reported it accepted (working at a broker)
+  expiresAt: number; // epoch ms; 0 until an approval is seen
+  reserved: Dec; // quantity currently counted in the book
+  touchedAt: number;
+}
+
+export interface HaltRecord {
+  severity: HaltSeverity;
+  since: string;
+  reason: string;
+  by: string;
+  seq: number; // RISK_CONTROL sequence
+}
+
+export interface LiftedHalt {
+  severity: HaltSeverity;
+  since: string;
+  resumedAt: string;
+  operator: string;
+}
+
+export interface ReconLock {
+  since: string;
+  reason: string;
+  brokers: string[];
+}
+
+export interface Baseline {
+  period: PnlPeriod;
+  startsAt: string;
+  startsAtMs: number;
+  equity: Dec;
+}
+
+export interface StopRecord {
+  fund: string;
+  symbol: string;
+  side: "LONG" | "SHORT";
+  qty: Dec;
+  stopPrice: Dec;
+  armSeq: number;
+  state: "armed" | "triggered" | "cleared";
+  closingOrderId: string | undefined;
+  at: string;
+}
+
+export type { VelocityWindow };
+
+export interface EnvelopeEntry {
+  envelope: Envelope;
+  raw: unknown; // the message as published, for envelope.get
+  id: string; // <fund>@v<version>
+  byStrategy: Map<string, Effective>;
+  base: Effective;
+  /** The longest velocity window of the envelope or any strategy override (0: none). */
+  velocityWindowS: number;
+}
+
+/** The limits in force for an order: the envelope merged with its strategy's overrides. */
+export type Effective = Omit<Envelope, "strategies"> & { envelope_id: string };
+
+export interface FundState {
+  id: string;
+  books: Map<string, Book>;
+  envelope: EnvelopeEntry | undefined;
+  envelopeHistory: Map<number, EnvelopeEntry>;
+  halts: Map<HaltSeverity, HaltRecord>;
+  lifted: LiftedHalt[];
+  lock: ReconLock | undefined;
+  baselines: Map<PnlPeriod, Baseline>;
+  velocity: VelocityWindow;
+  // aggregates (derived)
+  agg: {
+    mv: Dec;
+    cost: Dec;
+    realized: Dec;
+    fees: Dec;
+    gross: Dec;
+    netLong: Dec;
+    netShort: Dec;
+    sector: Map<string, Dec>;
+    assetClass: Map<string, Dec>;
+  };
+}
+
+export interface IdemRecord {
+  fund: string;
+  key: string;
+  fingerprint: string;
+  decision: RiskDecision;
+  expiresAt: number;
+  /** False while only applied live (not yet read back from RISK_DECISIONS). */
+  confirmed: boolean;
+  /** Resolves when the decision is durable (live only). */
+  durable?: Promise<void> | undefined;
+}
+
+export type EntityKind =
+  "fund" | "velocity" | "book" | "order" | "idem" | "instrument" | "mark" | "fill_id" | "stop" | "meta";
+
+export interface EngineState {
+  funds: Map<string, FundState>;
+  instruments: Map<string, Instrument>;
+  marks: Map<string, Mark>;
+  /** symbol -> funds with a book in it (for mark and refdata updates). */
+  holders: Map<string, Set<FundState>>;
+  orders: Map<string, OrderRecord>; // `${fund}\u0001${orderId}`
+  orderExpiry: TinyQueue<Due<OrderRecord>>; // min-heap by deadline (lazy: entries re-checked when due)
+  idem: Map<string, IdemRecord>; // `${fund}\u0001${key}`
+  idemExpiry: TinyQueue<Due<IdemRecord>>;
+  fillIds: Map<string, number>; // fill_id -> fill timestamp (dedupe)
+  fillWatermark: number;
+  stops: Map<string, StopRecord>; // `${fund}\u0001${symbol}`
+  cursors: Map<StreamName, number>;
+  dirty: Map<EntityKind, Set<string>>;
+  deleted: Map<EntityKind, Set<string>>;
+  settings: StateSettings;
+}
+
+export interface StateSettings {
+  idempotencyWindowMs: number;
+  reservationTtlMs: number;
+  envelopeVersionsKept: number;
+  fillDedupeWindowMs: number;
+}
+
+export const DEFAULT_SETTINGS: StateSettings = {
+  idempotencyWindowMs: 86_400_000,
+  reservationTtlMs: 86_400_000,
+  envelopeVersionsKept: 100,
+  fillDedupeWindowMs: 86_400_000,
+};
+
+export function createState(settings: Partial<StateSettings> = {}): EngineState {
+  return {
+    funds: new Map(),
+    instruments: new Map(),
+    marks: new Map(),
+    holders: new Map(),
+    orders: new Map(),
+    orderExpiry: dueQueue(),
+    idem: new Map(),
+    idemExpiry: dueQueue(),
+    fillIds: new Map(),
+    fillWatermark: 0,
+    stops: new Map(),
+    cursors: new Map(),
+    dirty: new Map(),
+    deleted: new Map(),
+    settings: { ...DEFAULT_SETTINGS, ...settings },
+  };
+}
+
+/** A heap entry: something that falls due at `at` (epoch ms). */
+export interface Due<T> {
+  at: number;
+  item: T;
+}
+
+export function dueQueue<T>(): TinyQueue<Due<T>> {
+  return new TinyQueue<Due<T>>([], (a, b) => a.at - b.at);
+}
+
+export const key2 = (a: string, b: string): string => `${a}\u0001${b}`;
+
+export function touch(state: EngineState, kind: EntityKind, key: string): void {
+  let set = state.dirty.get(kind);
+  if (!set) state.dirty.set(kind, (set = new Set()));
+  set.add(key);
+  state.deleted.get(kind)?.delete(key);
+}
+
+export function markDeleted(state: EngineState, kind: EntityKind, key: string): void {
+  let set = state.deleted.get(kind);
+  if (!set) state.deleted.set(kind, (set = new Set()));
+  set.add(key);
+  state.dirty.get(kind)?.delete(key);
+}
+
+export function emptyContribution(): Contribution {
+  return {
+    mv: ZERO,
+    cost: ZERO,
+    realized: ZERO,
+    fees: ZERO,
+    longExt: ZERO,
+    shortExt: ZERO,
+    exposure: ZERO,
+    sector: undefined,
+    assetClass: undefined,
+  };
+}
+
+export function getFund(state: EngineState, fundId: string): FundState {
+  let f = state.funds.get(fundId);
+  if (!f) {
+    f = {
+      id: fundId,
+      books: new Map(),
+      envelope: undefined,
+      envelopeHistory: new Map(),
+      halts: new Map(),
+      lifted: [],
+      lock: undefined,
+      baselines: new Map(),
+      velocity: createVelocity(),
+      agg: {
+        mv: ZERO,
+        cost: ZERO,
+        realized: ZERO,
+        fees: ZERO,
+        gross: ZERO,
+        netLong: ZERO,
+        netShort: ZERO,
+        sector: new Map(),
+        assetClass: new Map(),
+      },
+    };
+    state.funds.set(fundId, f);
+  }
+  return f;
+}
+
+export type { Limits };

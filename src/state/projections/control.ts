@@ -1,0 +1,66 @@
+/** RISK_CONTROL: halts, resumes, reconciliation locks and P&L baselines. Alerts carry no state. */
+import type { Halt, Resume } from "../../contract/schemas.js";
+import type { PnlBaseline, ReconcileEvent, Stop, StopEvent } from "../../contract/records.js";
+import { type EngineState, getFund, key2, touch } from "../model.js";
+
+export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq: number): void {
+  const fund = getFund(state, h.fund_id);
+  if (!fund.halts.has(h.severity)) {
+    fund.halts.set(h.severity, { severity: h.severity, since: raw.at, reason: h.reason, by: h.by, seq });
+    touch(state, "fund", fund.id);
+  }
+}
+
+/** Lifts every halt published before this resume; returns how many it lifted. */
+export function applyResume(state: EngineState, r: Resume, raw: { at: string }, seq: number): number {
+  const fund = getFund(state, r.fund_id);
+  let lifted = 0;
+  for (const [sev, h] of fund.halts) {
+    if (h.seq >= seq) continue;
+    fund.halts.delete(sev);
+    fund.lifted.push({ severity: sev, since: h.since, resumedAt: raw.at, operator: r.operator });
+    lifted++;
+  }
+  if (fund.lifted.length > 50) fund.lifted.splice(0, fund.lifted.length - 50);
+  if (lifted > 0) touch(state, "fund", fund.id);
+  return lifted;
+}
+
+export function applyReconcile(state: EngineState, e: ReconcileEvent, raw: { at: string }): void {
+  const fund = getFund(state, e.fund_id);
+  fund.lock = e.locked ? { since: raw.at, reason: e.reason, brokers: e.brokers ?? [] } : undefined;
+  touch(state, "fund", fund.id);
+}
+
+export function applyBaseline(state: EngineState, b: PnlBaseline, raw: { starts_at: string }): void {
+  const fund = getFund(state, b.fund_id);
+  const cur = fund.baselines.get(b.period);
+  if (cur && cur.startsAtMs >= b.starts_at) return;
+  fund.baselines.set(b.period, {
+    period: b.period,
+    startsAt: raw.starts_at,
+    startsAtMs: b.starts_at,
+    equity: b.equity,
+  });
+  touch(state, "fund", fund.id);
+}
+
+/** A stop's newer arm sequence replaces the older; within one sequence armed → triggered → cleared. */
+export function applyStop(state: EngineState, event: StopEvent, s: Stop, raw: { at: string }): void {
+  const k = key2(s.fund_id, s.symbol);
+  const cur = state.stops.get(k);
+  const rank = { armed: 0, triggered: 1, cleared: 2 } as const;
+  if (cur && (s.arm_seq < cur.armSeq || (s.arm_seq === cur.armSeq && rank[event] <= rank[cur.state]))) return;
+  state.stops.set(k, {
+    fund: s.fund_id,
+    symbol: s.symbol,
+    side: s.side,
+    qty: s.quantity,
+    stopPrice: s.stop_price,
+    armSeq: s.arm_seq,
+    state: event,
+    closingOrderId: s.closing_order_id ?? (s.arm_seq === cur?.armSeq ? cur.closingOrderId : undefined),
+    at: raw.at,
+  });
+  touch(state, "stop", k);
+}

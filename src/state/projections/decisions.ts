@@ -1,0 +1,73 @@
+/** RISK_DECISIONS: idempotency records, velocity windows and reservations. Idempotent per decision. */
+import type { DecisionRecord } from "../../contract/records.js";
+import { type Dec, ZERO } from "../../decimal/index.js";
+import { addVelocity, pruneVelocity } from "../velocity.js";
+import {
+  type EngineState,
+  type FundState,
+  type IdemRecord,
+  getFund,
+  key2,
+  markDeleted,
+  touch,
+} from "../model.js";
+import { applyApproval } from "./reservations.js";
+
+/**
+ * Folds a decision in. `live`: the engine applying its own decision before the journal has it;
+ * such effects are marked unconfirmed until the record is read back from RISK_DECISIONS, and a
+ * snapshot load drops whatever is still unconfirmed (the tail replay restores what was journaled),
+ * so a crash can never leave in the snapshot an approval that no stream holds.
+ */
+export function applyDecision(state: EngineState, rec: DecisionRecord, live = false): void {
+  const fundKnown = rec.fund_id !== "_";
+  if (rec.recorded && rec.idempotency_key !== undefined && rec.fingerprint !== undefined && fundKnown) {
+    const k = key2(rec.fund_id, rec.idempotency_key);
+    const cur = state.idem.get(k);
+    if (!cur) {
+      const r: IdemRecord = {
+        fund: rec.fund_id,
+        key: rec.idempotency_key,
+        fingerprint: rec.fingerprint,
+        decision: rec.decision,
+        expiresAt: rec.at_ms + state.settings.idempotencyWindowMs,
+        confirmed: !live,
+      };
+      state.idem.set(k, r);
+      state.idemExpiry.push({ at: r.expiresAt, item: r });
+      touch(state, "idem", k);
+    } else if (!live && !cur.confirmed) {
+      cur.confirmed = true;
+      touch(state, "idem", k);
+    }
+  }
+  if (!fundKnown) return;
+  const fund = getFund(state, rec.fund_id);
+  if (rec.counted) countVelocity(state, fund, rec.decision_id, rec.at_ms, rec.notional ?? ZERO);
+  if (rec.decision.approved && rec.reservation && rec.idempotency_key !== undefined) {
+    applyApproval(state, rec.fund_id, rec.idempotency_key, rec.reservation, rec.at_ms, live);
+  }
+}
+
+function countVelocity(state: EngineState, fund: FundState, id: string, at: number, notional: Dec): void {
+  const windowS = fund.envelope?.velocityWindowS ?? 0;
+  if (windowS === 0) return; // no velocity limit anywhere in the envelope: nothing to count against
+  if (!addVelocity(fund.velocity, id, at, notional)) return;
+  pruneVelocity(fund.velocity, at - windowS * 1000);
+  touch(state, "velocity", fund.id); // its own small row: a decision does not rewrite the fund's envelopes
+}
+
+export function sweepIdempotency(state: EngineState, now: number): number {
+  const q = state.idemExpiry;
+  let n = 0;
+  for (let top = q.peek(); top !== undefined && top.at <= now; top = q.peek()) {
+    q.pop();
+    const r = top.item;
+    const k = key2(r.fund, r.key);
+    if (state.idem.get(k) !== r) continue;
+    state.idem.delete(k);
+    markDeleted(state, "idem", k);
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,67 @@
+/** FILLS: positions with average cost, realized P&L and fees; releases reservations. */
+import type { Fill } from "../../contract/schemas.js";
+import { ZERO, div, min } from "../../decimal/index.js";
+import { getBook, revalue, touchBook } from "../book.js";
+import { type EngineState, getFund, markDeleted, touch } from "../model.js";
+import { getOrderRecord, syncReservation } from "./reservations.js";
+
+export type FillOutcome = "applied" | "duplicate";
+
+export function applyFill(state: EngineState, f: Fill): FillOutcome {
+  if (state.fillIds.has(f.fill_id)) return "duplicate";
+  rememberFillId(state, f.fill_id, f.timestamp);
+
+  const fund = getFund(state, f.fund_id);
+  const b = getBook(state, fund, f.symbol);
+  const p = b.pos;
+  const q = f.quantity;
+  const buy = f.side === "BUY";
+  const Q = p.qty;
+  if (Q.eq(ZERO) || Q.s > 0 === buy) {
+    p.qty = buy ? Q.plus(q) : Q.minus(q);
+    p.cost = p.cost.plus(q.times(f.price));
+  } else {
+    const absQ = Q.abs();
+    const closed = min(q, absQ);
+    const removed = closed.eq(absQ) ? p.cost : div(p.cost.times(closed), absQ);
+    // an ADJUSTMENT (reconciler adoption) is booked at cost: it moves quantity, never P&L
+    const proceeds = f.kind === "ADJUSTMENT" ? removed : closed.times(f.price);
+    p.realized = p.realized.plus(Q.s > 0 ? proceeds.minus(removed) : removed.minus(proceeds));
+    p.cost = p.cost.minus(removed);
+    p.qty = buy ? Q.plus(closed) : Q.minus(closed);
+    const rest = q.minus(closed);
+    if (rest.gt(ZERO)) {
+      p.qty = buy ? rest : rest.neg();
+      p.cost = rest.times(f.price);
+    } else if (p.qty.eq(ZERO)) {
+      p.cost = ZERO;
+    }
+  }
+  p.fees = p.fees.plus(f.fees);
+  const bq = p.brokers.get(f.broker) ?? ZERO;
+  const nbq = buy ? bq.plus(q) : bq.minus(q);
+  if (nbq.eq(ZERO)) p.brokers.delete(f.broker);
+  else p.brokers.set(f.broker, nbq);
+
+  if (f.kind !== "ADJUSTMENT") {
+    const r = getOrderRecord(state, f.fund_id, f.order_id, f.symbol);
+    r.filled = r.filled.plus(q);
+    r.touchedAt = Math.max(r.touchedAt, f.timestamp);
+    syncReservation(state, r);
+  }
+  revalue(state, fund, b);
+  touchBook(state, b);
+  return "applied";
+}
+
+function rememberFillId(state: EngineState, id: string, ts: number): void {
+  state.fillIds.set(id, ts);
+  touch(state, "fill_id", id);
+  if (ts > state.fillWatermark) state.fillWatermark = ts;
+  const cutoff = state.fillWatermark - state.settings.fillDedupeWindowMs;
+  for (const [k, t] of state.fillIds) {
+    if (t >= cutoff) break;
+    state.fillIds.delete(k);
+    markDeleted(state, "fill_id", k);
+  }
+}

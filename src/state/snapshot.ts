@@ -1,0 +1,350 @@
+/**
+ * The local SQLite snapshot: every entity that changed since the last flush, written in one
+ * transaction together with the stream cursors it reflects, so a restart resumes exactly after
+ * the last applied message.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName } from "../contract/index.js";
+import { toWire } from "../contract/wire.js";
+import { dec, ZERO } from "../decimal/index.js";
+import { getBook, revalue } from "./book.js";
+import {
+  type EngineState,
+  type EntityKind,
+  type HaltRecord,
+  type IdemRecord,
+  type LiftedHalt,
+  type OrderRecord,
+  type StopRecord,
+  type StateSettings,
+  createState,
+  getFund,
+  key2,
+  markDeleted,
+  touch,
+} from "./model.js";
+import { buildEntry } from "./projections/envelopes.js";
+import { addVelocity, velocityEntries } from "./velocity.js";
+import { syncReservation } from "./projections/reservations.js";
+import type { PnlPeriod } from "../contract/records.js";
+
+const SCHEMA_VERSION = "1";
+
+export interface Snapshot {
+  readonly path: string;
+  /** Writes what changed; an entity that cannot be serialized is reported and skipped. */
+  flush(state: EngineState): { rows: number; failures: { kind: EntityKind; key: string; err: unknown }[] };
+  load(settings?: Partial<StateSettings>): EngineState;
+  close(): void;
+}
+
+export class SnapshotError extends Error {
+  readonly code = "SNAPSHOT_ERROR";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "SnapshotError";
+  }
+}
+
+type Row = { kind: string; k: string; v: string };
+
+function serialize(state: EngineState, kind: EntityKind, k: string): string | undefined {
+  switch (kind) {
+    case "fund": {
+      const f = state.funds.get(k);
+      if (!f) return undefined;
+      return JSON.stringify({
+        envelopes: [...f.envelopeHistory.values()].map((e) => e.raw),
+        current: f.envelope?.envelope.version,
+        halts: [...f.halts.values()],
+        lifted: f.lifted,
+        lock: f.lock,
+        baselines: toWire([...f.baselines.values()]),
+      });
+    }
+    case "velocity": {
+      const f = state.funds.get(k);
+      if (!f) return undefined;
+      return JSON.stringify(velocityEntries(f.velocity).map(([id, at, n]) => [id, at, n.toFixed()]));
+    }
+    case "book": {
+      const [fund, symbol] = k.split("\u0001") as [string, string];
+      const b = state.funds.get(fund)?.books.get(symbol);
+      if (!b) return undefined;
+      return JSON.stringify({ ...(toWire(b.pos) as object), hint: b.assetClassHint });
+    }
+    case "order": {
+      const r = state.orders.get(k);
+      if (!r) return undefined;
+      return JSON.stringify({
+        fund: r.fund,
+        orderId: r.orderId,
+        symbol: r.symbol,
+        side: r.side,
+        price: r.price.toFixed(),
+        approvals: [...r.approvals].map(([a, q]) => [a, q.toFixed()]),
+        unconfirmed: [...r.unconfirmed],
+        filled: r.filled.toFixed(),
+        terminal: r.terminal,
+        accepted: r.accepted,
+        expiresAt: r.expiresAt,
+        touchedAt: r.touchedAt,
+      });
+    }
+    case "idem": {
+      const r = state.idem.get(k);
+      if (!r) return undefined;
+      return JSON.stringify({
+        fund: r.fund,
+        key: r.key,
+        fingerprint: r.fingerprint,
+        decision: r.decision,
+        expiresAt: r.expiresAt,
+        confirmed: r.confirmed,
+      });
+    }
+    case "instrument": {
+      const i = state.instruments.get(k);
+      return i ? JSON.stringify(toWire(i)) : undefined;
+    }
+    case "mark": {
+      const m = state.marks.get(k);
+      return m ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts }) : undefined;
+    }
+    case "fill_id": {
+      const t = state.fillIds.get(k);
+      return t === undefined ? undefined : String(t);
+    }
+    case "stop": {
+      const s = state.stops.get(k);
+      return s ? JSON.stringify(toWire(s)) : undefined;
+    }
+    case "meta":
+      return undefined;
+  }
+}
+
+export function openSnapshot(path: string): Snapshot {
+  mkdirSync(dirname(path), { recursive: true });
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (cause) {
+    throw new SnapshotError(`cannot open snapshot ${path}`, { cause });
+  }
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL,
+      PRIMARY KEY (kind, k)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  `);
+  const ver = db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined;
+  if (ver && ver.v !== SCHEMA_VERSION) {
+    throw new SnapshotError(`snapshot ${path} has schema ${ver.v}, expected ${SCHEMA_VERSION}; rebuild it`);
+  }
+  db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('schema', ?)").run(SCHEMA_VERSION);
+
+  const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (?, ?, ?)");
+  const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
+  const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
+  const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+
+  let failures: { kind: EntityKind; key: string; err: unknown }[] = [];
+  const flushTx = db.transaction((state: EngineState): number => {
+    let rows = 0;
+    for (const [kind, keys] of state.deleted) {
+      for (const k of keys) {
+        del.run(kind, k);
+        rows++;
+      }
+      keys.clear();
+    }
+    for (const [kind, keys] of state.dirty) {
+      for (const k of keys) {
+        let v: string | undefined;
+        try {
+          v = serialize(state, kind, k);
+        } catch (err) {
+          failures.push({ kind, key: k, err }); // skipped, never blocks the rest of the flush
+          continue;
+        }
+        if (v === undefined) del.run(kind, k);
+        else upsert.run(kind, k, v);
+        rows++;
+      }
+      keys.clear();
+    }
+    for (const [s, seq] of state.cursors) putCursor.run(s, seq);
+    putMeta.run("fill_watermark", String(state.fillWatermark));
+    return rows;
+  });
+
+  return {
+    path,
+    flush(state) {
+      failures = [];
+      const rows = flushTx(state);
+      return { rows, failures };
+    },
+    load(settings) {
+      const state = createState(settings);
+      const rows = db.prepare("SELECT kind, k, v FROM entities ORDER BY kind, k").all() as Row[];
+      const byKind = new Map<string, Row[]>();
+      for (const r of rows) {
+        let l = byKind.get(r.kind);
+        if (!l) byKind.set(r.kind, (l = []));
+        l.push(r);
+      }
+      for (const r of byKind.get("instrument") ?? []) {
+        state.instruments.set(r.k, InstrumentSchema.parse(JSON.parse(r.v)));
+      }
+      for (const r of byKind.get("mark") ?? []) {
+        const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number };
+        const bid = dec(m.bid);
+        const ask = dec(m.ask);
+        state.marks.set(r.k, { bid, ask, mid: bid.plus(ask).times("0.5"), ts: m.ts });
+      }
+      for (const r of byKind.get("fund") ?? []) loadFund(state, r.k, r.v);
+      for (const r of byKind.get("velocity") ?? []) {
+        const f = getFund(state, r.k);
+        for (const [vid, at, n] of JSON.parse(r.v) as [string, number, string][])
+          addVelocity(f.velocity, vid, at, dec(n));
+      }
+      for (const r of byKind.get("book") ?? []) loadBook(state, r.k, r.v);
+      const droppedOrders: string[] = [];
+      const orders = (byKind.get("order") ?? []).map((r) => loadOrder(state, r.v, droppedOrders));
+      for (const o of orders) {
+        state.orderExpiry.push({ at: 0, item: o });
+        syncReservation(state, o);
+      }
+      const idem = (byKind.get("idem") ?? []).map((r) => JSON.parse(r.v) as IdemRecord);
+      const stale: string[] = [];
+      for (const r of idem) {
+        const k = key2(r.fund, r.key);
+        // applied live but never read back from the journal: the tail replay restores it if it was journaled
+        if (r.confirmed === false) {
+          stale.push(k);
+          continue;
+        }
+        const rec: IdemRecord = { ...r, decision: r.decision, confirmed: true };
+        state.idem.set(k, rec);
+        state.idemExpiry.push({ at: rec.expiresAt, item: rec });
+      }
+      const fids = (byKind.get("fill_id") ?? []).map((r) => [r.k, Number(r.v)] as const);
+      fids.sort((a, b) => a[1] - b[1]);
+      for (const [k, t] of fids) state.fillIds.set(k, t);
+      for (const r of byKind.get("stop") ?? []) {
+        const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice"> & {
+          qty: string;
+          stopPrice: string;
+        };
+        state.stops.set(r.k, { ...s, qty: dec(s.qty), stopPrice: dec(s.stopPrice) });
+      }
+      for (const f of state.funds.values()) for (const b of f.books.values()) revalue(state, f, b);
+      const cur = db.prepare("SELECT stream, seq FROM cursors").all() as {
+        stream: StreamName;
+        seq: number;
+      }[];
+      for (const c of cur) state.cursors.set(c.stream, c.seq);
+      const wm = db.prepare("SELECT v FROM meta WHERE k = 'fill_watermark'").get() as
+        { v: string } | undefined;
+      state.fillWatermark = wm ? Number(wm.v) : 0;
+      state.dirty.clear();
+      state.deleted.clear();
+      for (const k of stale) markDeleted(state, "idem", k);
+      for (const k of droppedOrders) touch(state, "order", k);
+      return state;
+    },
+    close() {
+      db.close();
+    },
+  };
+}
+
+function loadFund(state: EngineState, id: string, v: string): void {
+  const o = JSON.parse(v) as {
+    envelopes: unknown[];
+    current?: number;
+    halts: HaltRecord[];
+    lifted: LiftedHalt[];
+    lock?: { since: string; reason: string; brokers: string[] };
+    baselines: { period: PnlPeriod; startsAt: string; startsAtMs: number; equity: string }[];
+    velocity?: [string, number, string][]; // older snapshots kept it in the fund row
+  };
+  const f = getFund(state, id);
+  for (const raw of o.envelopes) {
+    const e = EnvelopeSchema.parse(raw);
+    const entry = buildEntry(e, raw);
+    f.envelopeHistory.set(e.version, entry);
+    if (e.version === o.current) f.envelope = entry;
+  }
+  for (const h of o.halts) f.halts.set(HaltSeveritySchema.parse(h.severity), h);
+  f.lifted = o.lifted;
+  f.lock = o.lock;
+  for (const b of o.baselines) f.baselines.set(b.period, { ...b, equity: dec(b.equity) });
+  for (const [vid, at, n] of o.velocity ?? []) addVelocity(f.velocity, vid, at, dec(n));
+}
+
+function loadBook(state: EngineState, k: string, v: string): void {
+  const [fund, symbol] = k.split("\u0001") as [string, string];
+  const o = JSON.parse(v) as {
+    qty: string;
+    cost: string;
+    realized: string;
+    fees: string;
+    brokers: Record<string, string>;
+    hint?: string;
+  };
+  const b = getBook(state, getFund(state, fund), symbol);
+  b.pos = {
+    qty: dec(o.qty),
+    cost: dec(o.cost),
+    realized: dec(o.realized),
+    fees: dec(o.fees),
+    brokers: new Map(Object.entries(o.brokers).map(([br, q]) => [br, dec(q)])),
+  };
+  b.assetClassHint = o.hint as typeof b.assetClassHint;
+}
+
+function loadOrder(state: EngineState, v: string, droppedOrders: string[]): OrderRecord {
+  const o = JSON.parse(v) as {
+    fund: string;
+    orderId: string;
+    symbol: string;
+    side?: "BUY" | "SELL";
+    price: string;
+    approvals: [string, string][];
+    unconfirmed?: string[];
+    filled: string;
+    terminal: boolean;
+    accepted?: boolean;
+    expiresAt: number;
+    touchedAt: number;
+  };
+  // approvals applied live but never read back from the journal are dropped (see applyDecision)
+  const dropped = new Set(o.unconfirmed ?? []);
+  const kept = o.approvals.filter(([a]) => !dropped.has(a));
+  const r: OrderRecord = {
+    fund: o.fund,
+    orderId: o.orderId,
+    symbol: o.symbol,
+    side: o.side,
+    price: dec(o.price),
+    approvals: new Map(kept.map(([a, q]) => [a, dec(q)])),
+    approved: kept.reduce((sum, [, q]) => sum.plus(dec(q)), ZERO),
+    unconfirmed: new Set(),
+    filled: dec(o.filled),
+    terminal: o.terminal,
+    accepted: o.accepted === true,
+    expiresAt: o.expiresAt,
+    touchedAt: o.touchedAt,
+    reserved: ZERO,
+  };
+  state.orders.set(key2(o.fund, o.orderId), r);
+  if (dropped.size > 0) droppedOrders.push(key2(o.fund, o.orderId));
+  return r;
+}

@@ -1,0 +1,95 @@
+/**
+ * Per-fund velocity window: the decisions counted for VELOCITY_EXCEEDED, in time order, with
+ * cumulative notionals so that any window up to the longest one is answered by a binary search.
+ */
+import { type Dec, ZERO } from "../decimal/index.js";
+
+export interface VelocityWindow {
+  ids: string[];
+  at: number[];
+  cum: Dec[]; // cumulative notional up to and including each entry (offset by `base`)
+  base: Dec; // cumulative notional before index 0
+  head: number; // entries before head are pruned
+  seen: Set<string>;
+}
+
+export function createVelocity(): VelocityWindow {
+  return { ids: [], at: [], cum: [], base: ZERO, head: 0, seen: new Set() };
+}
+
+/** First index >= head whose time is > t. */
+function upper(w: VelocityWindow, t: number): number {
+  let lo = w.head;
+  let hi = w.at.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (w.at[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const cumBefore = (w: VelocityWindow, i: number): Dec => (i > 0 ? w.cum[i - 1]! : w.base);
+
+/** Adds a decision once (idempotent on its id); keeps time order. */
+export function addVelocity(w: VelocityWindow, id: string, at: number, notional: Dec): boolean {
+  if (w.seen.has(id)) return false;
+  w.seen.add(id);
+  const n = w.at.length;
+  if (n === 0 || w.at[n - 1]! <= at) {
+    w.ids.push(id);
+    w.at.push(at);
+    w.cum.push(cumBefore(w, n).plus(notional));
+    return true;
+  }
+  // Out of time order (several instances journaling): rebuild the arrays, rare.
+  const entries = velocityEntries(w);
+  const i = entries.findIndex((e) => e[1] > at);
+  entries.splice(i, 0, [id, at, notional]);
+  w.ids = [];
+  w.at = [];
+  w.cum = [];
+  w.base = ZERO;
+  w.head = 0;
+  let sum = ZERO;
+  for (const [eid, eat, en] of entries) {
+    sum = sum.plus(en);
+    w.ids.push(eid);
+    w.at.push(eat);
+    w.cum.push(sum);
+  }
+  return true;
+}
+
+/** Drops entries at or before the cutoff. */
+export function pruneVelocity(w: VelocityWindow, cutoff: number): void {
+  const i = upper(w, cutoff);
+  for (let k = w.head; k < i; k++) w.seen.delete(w.ids[k]!);
+  w.head = i;
+  if (w.head > 1024 && w.head * 2 > w.at.length) {
+    w.base = cumBefore(w, w.head);
+    w.ids.splice(0, w.head);
+    w.at.splice(0, w.head);
+    w.cum.splice(0, w.head);
+    w.head = 0;
+  }
+}
+
+/** Orders and notional counted in (now − windowS, now]. */
+export function velocityUsage(
+  w: VelocityWindow,
+  now: number,
+  windowS: number,
+): { count: number; notional: Dec } {
+  const from = upper(w, now - windowS * 1000);
+  const to = upper(w, now);
+  if (to <= from) return { count: 0, notional: ZERO };
+  return { count: to - from, notional: w.cum[to - 1]!.minus(cumBefore(w, from)) };
+}
+
+export function velocityEntries(w: VelocityWindow): [string, number, Dec][] {
+  const out: [string, number, Dec][] = [];
+  for (let k = w.head; k < w.at.length; k++)
+    out.push([w.ids[k]!, w.at[k]!, w.cum[k]!.minus(cumBefore(w, k))]);
+  return out;
+}

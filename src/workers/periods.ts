@@ -1,0 +1,14 @@
+/** UTC period starts: day (midnight), ISO week (Monday midnight), month (the 1st, midnight). */
+import type { PnlPeriod } from "../contract/records.js";
+
+const DAY = 86_400_000;
+
+export function periodStart(now: number, period: PnlPeriod): number {
+  const d = new Date(now);
+  const midnight = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  if (period === "day") return midnight;
+  if (period === "week") return midnight - ((d.getUTCDay() + 6) % 7) * DAY; // Monday = 0
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+export const PERIODS: readonly PnlPeriod[] = ["day", "week", "month"];

@@ -1,0 +1,257 @@
+/**
+ * Broker-exit reconciler (ENGINE.md "Workers"): every `interval_s`, asks each broker a fund uses for
+ * the fund's positions and compares them, symbol by symbol, with the engine's quantity at that
+ * broker. Drift is alerted, then per `on_drift` only alerted, locked (until a clean pass) or adopted
+ * (an ADJUSTMENT fill at average cost). A broker that does not answer is a `stale` alert: the fund's
+ * pass is then not clean and nothing of that broker is touched.
+ */
+import { z } from "zod";
+import { dec as decimalField, id } from "../contract/schemas.js";
+import { Subjects } from "../contract/subjects.js";
+import { type Dec, DIV_DP, ZERO, canon, dec, div } from "../decimal/index.js";
+import type { FundState } from "../state/model.js";
+import { iso } from "../time/clock.js";
+import type { Worker, WorkerContext } from "./types.js";
+
+export type ReconcileAction = "none" | "alert" | "lock" | "unlock" | "adopt";
+
+export interface Difference {
+  symbol: string;
+  engine: string;
+  broker: string;
+}
+
+export interface ReconcileReport {
+  at: string;
+  funds: {
+    fund: string;
+    brokers: { broker: string; answered: boolean; differences: Difference[] }[];
+    action: ReconcileAction;
+    /** Every broker answered and nothing differs. */
+    clean: boolean;
+  }[];
+}
+
+/** The broker adapter's reply on mts.v1.broker.positions.<broker>. */
+const PositionsReplySchema = z.object({
+  positions: z.array(z.object({ symbol: id, quantity: decimalField("any") })),
+});
+
+type FundReport = ReconcileReport["funds"][number];
+type Answer = { ok: true; positions: Map<string, Dec> } | { ok: false; reason: string };
+
+export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise<ReconcileReport> } {
+  const cfg = ctx.config.broker_exit_reconciler;
+  const log = ctx.log.child({ worker: "reconciler" });
+  const threshold = Math.max(1, cfg.alert_threshold);
+  let running: Promise<ReconcileReport> | undefined;
+  let stopped = false;
+  /** Adjustments published but not yet folded into the state: not adopted again meanwhile. */
+  const pending = new Map<string, { fillId: string; at: number }>();
+
+  async function ask(fund: string, broker: string): Promise<Answer> {
+    try {
+      const m = await ctx.nc.request(Subjects.brokerPositions(broker), JSON.stringify({ fund_id: fund }), {
+        timeout: cfg.timeout_s * 1000,
+      });
+      const r = PositionsReplySchema.safeParse(m.json());
+      if (!r.success) return { ok: false, reason: `malformed reply: ${r.error.issues[0]?.message ?? "?"}` };
+      const positions = new Map<string, Dec>();
+      for (const p of r.data.positions)
+        positions.set(p.symbol, (positions.get(p.symbol) ?? ZERO).plus(p.quantity));
+      return { ok: true, positions };
+    } catch (err) {
+      return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  /** The engine's quantity per symbol at `broker`, over all books of the fund (zeros left out). */
+  function engineAt(fund: FundState, broker: string): Map<string, Dec> {
+    const out = new Map<string, Dec>();
+    for (const [symbol, b] of fund.books) {
+      const q = b.pos.brokers.get(broker);
+      if (q && !q.eq(ZERO)) out.set(symbol, q);
+    }
+    return out;
+  }
+
+  function diff(fund: FundState, broker: string, theirs: Map<string, Dec>): Difference[] {
+    const ours = engineAt(fund, broker);
+    const out: Difference[] = [];
+    for (const symbol of [...new Set([...ours.keys(), ...theirs.keys()])].sort()) {
+      const e = ours.get(symbol) ?? ZERO;
+      const b = theirs.get(symbol) ?? ZERO;
+      if (!e.eq(b)) out.push({ symbol, engine: canon(e), broker: canon(b) });
+    }
+    return out;
+  }
+
+  /** Average cost of the fund's position in `symbol`, else its mark mid; undefined when neither. */
+  function priceOf(fund: FundState, symbol: string): Dec | undefined {
+    const p = fund.books.get(symbol)?.pos;
+    const px =
+      p && !p.qty.eq(ZERO) ? div(p.cost, p.qty.abs()) : ctx.state.marks.get(symbol)?.mid.round(DIV_DP, 2);
+    return px && px.gt(ZERO) ? px : undefined;
+  }
+
+  async function adopt(fund: FundState, broker: string, diffs: Difference[], passMs: number): Promise<void> {
+    const f = fund.id;
+    const done: Record<string, string> = {};
+    const failed: Record<string, string> = {};
+    for (const d of diffs) {
+      const key = `${f}\u0001${broker}\u0001${d.symbol}`;
+      const prev = pending.get(key);
+      if (prev && !ctx.state.fillIds.has(prev.fillId) && passMs - prev.at < cfg.interval_s * 1000) {
+        log.info({ fund: f, broker, symbol: d.symbol, fill_id: prev.fillId }, "adjustment still in flight");
+        continue;
+      }
+      pending.delete(key);
+      const price = priceOf(fund, d.symbol);
+      if (!price) {
+        failed[d.symbol] = "no average cost or mark to price it";
+        continue;
+      }
+      const delta = dec(d.broker).minus(dec(d.engine));
+      const fillId = `adj:${f}:${broker}:${d.symbol}:${passMs}`;
+      const fill = {
+        fill_id: fillId,
+        order_id: fillId,
+        fund_id: f,
+        broker,
+        symbol: d.symbol,
+        side: delta.gt(ZERO) ? "BUY" : "SELL",
+        quantity: canon(delta.abs()),
+        price: canon(price),
+        fees: "0",
+        timestamp: iso(ctx.clock.now()),
+        kind: "ADJUSTMENT",
+      };
+      try {
+        await ctx.publish(Subjects.fill(f, d.symbol), fill, fillId);
+        pending.set(key, { fillId, at: passMs });
+        done[`${d.symbol}.side`] = fill.side;
+        done[`${d.symbol}.quantity`] = fill.quantity;
+        done[`${d.symbol}.price`] = fill.price;
+        done[`${d.symbol}.fill_id`] = fillId;
+      } catch (err) {
+        log.error({ err, fund: f, broker, symbol: d.symbol }, "adjustment fill publish failed");
+        failed[d.symbol] = "adjustment fill publish failed";
+      }
+    }
+    const adopted = diffs.map((d) => d.symbol).filter((s) => done[`${s}.fill_id`] !== undefined);
+    if (adopted.length > 0) {
+      ctx.alerter.alert("adopt", f, `${f}: adopted ${broker}'s positions in ${adopted.join(",")}`, {
+        broker,
+        symbols: adopted.join(","),
+        ...done,
+      });
+    }
+    const symbols = Object.keys(failed);
+    if (symbols.length > 0) {
+      const why = symbols.map((x) => `${x}: ${failed[x]}`).join("; ");
+      const details = Object.fromEntries(symbols.map((x) => [`${x}.reason`, failed[x]!]));
+      ctx.alerter.alert("drift", f, `${f}: could not adopt ${broker}'s positions (${why})`, {
+        broker,
+        symbols: symbols.join(","),
+        ...details,
+      });
+    }
+  }
+
+  async function reconcileFund(fund: FundState, passMs: number): Promise<FundReport> {
+    const f = fund.id;
+    const brokers = new Set(fund.envelope?.envelope.allowed_brokers ?? []);
+    for (const b of fund.books.values()) for (const br of b.pos.brokers.keys()) brokers.add(br);
+    const names = [...brokers].sort();
+    const answers = await Promise.all(names.map((b) => ask(f, b)));
+    const rows: FundReport["brokers"] = [];
+    for (const [i, broker] of names.entries()) {
+      const a = answers[i]!;
+      if (!a.ok) {
+        if (!stopped)
+          ctx.alerter.alert("stale", f, `${f}: broker ${broker} did not answer: ${a.reason}`, { broker });
+        rows.push({ broker, answered: false, differences: [] });
+      } else {
+        rows.push({ broker, answered: true, differences: diff(fund, broker, a.positions) });
+      }
+    }
+    const clean = rows.every((r) => r.answered && r.differences.length === 0);
+    const drifting = rows.filter((r) => r.differences.length > 0);
+    let action: ReconcileAction = "none";
+    if (drifting.reduce((n, r) => n + r.differences.length, 0) >= threshold) {
+      for (const r of drifting) {
+        const details: Record<string, string> = {
+          broker: r.broker,
+          symbols: r.differences.map((d) => d.symbol).join(","),
+        };
+        for (const d of r.differences) {
+          details[`${d.symbol}.engine`] = d.engine;
+          details[`${d.symbol}.broker`] = d.broker;
+        }
+        const what = r.differences.map((d) => `${d.symbol} engine ${d.engine} broker ${d.broker}`).join("; ");
+        ctx.alerter.alert("drift", f, `${f}: positions differ at ${r.broker}: ${what}`, details);
+      }
+      action = cfg.on_drift;
+      if (cfg.on_drift === "lock" && !fund.lock) {
+        const at = drifting.map((r) => r.broker);
+        await setLock(f, true, `position drift at ${at.join(",")}`, passMs, at);
+      } else if (cfg.on_drift === "adopt") {
+        for (const r of drifting) await adopt(fund, r.broker, r.differences, passMs);
+      }
+    } else if (clean && fund.lock) {
+      await setLock(f, false, "clean reconciliation pass", passMs, names);
+      action = "unlock";
+    }
+    return { fund: f, brokers: rows, action, clean };
+  }
+
+  async function setLock(f: string, locked: boolean, reason: string, passMs: number, brokers: string[]) {
+    const ev = locked ? "lock" : "unlock";
+    const body = { fund_id: f, locked, reason, at: iso(ctx.clock.now()), brokers };
+    try {
+      await ctx.publish(Subjects.reconcile(ev, f), body, `reconcile:${ev}:${f}:${passMs}`);
+    } catch (err) {
+      log.error({ err, fund: f }, `reconcile ${ev} publish failed`);
+    }
+  }
+
+  async function run(): Promise<ReconcileReport> {
+    const passMs = ctx.clock.now();
+    const funds = [...ctx.state.funds.values()].filter((f) => f.envelope !== undefined);
+    const report: ReconcileReport = {
+      at: iso(passMs),
+      funds: await Promise.all(funds.map((f) => reconcileFund(f, passMs))),
+    };
+    const count = (p: (r: FundReport) => boolean) => report.funds.filter(p).length;
+    log.info(
+      {
+        funds: report.funds.length,
+        clean: count((r) => r.clean),
+        drifting: count((r) => r.brokers.some((b) => b.differences.length > 0)),
+        stale: count((r) => r.brokers.some((b) => !b.answered)),
+        actions: report.funds.filter((r) => r.action !== "none").map((r) => `${r.fund}:${r.action}`),
+        ms: ctx.clock.now() - passMs,
+      },
+      "reconciliation pass",
+    );
+    return report;
+  }
+
+  /** One pass at a time: a call while one runs gets the running one's promise. */
+  function pass(): Promise<ReconcileReport> {
+    running ??= run().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  return {
+    name: "reconciler",
+    ...(cfg.enabled ? { intervalMs: cfg.interval_s * 1000 } : {}),
+    pass,
+    tick: pass,
+    stop() {
+      stopped = true;
+    },
+  };
+}

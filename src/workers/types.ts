@@ -1,0 +1,39 @@
+/** The worker interface: reacts to stream changes once the engine is live, and ticks on a timer. */
+import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Config } from "../config/index.js";
+import type { Alerter } from "../engine/alerts.js";
+import type { Logger } from "../obs/log.js";
+import type { EngineState } from "../state/model.js";
+import type { Clock } from "../time/clock.js";
+
+export interface WorkerContext {
+  state: EngineState;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  clock: Clock;
+  log: Logger;
+  alerter: Alerter;
+  config: Config;
+  /** JetStream publish of a JSON body; `msgID` dedupes on the stream's duplicate window. */
+  publish(subject: string, body: unknown, msgID?: string): Promise<PubAck>;
+}
+
+/** What changed in the state, as seen by the follower (only dispatched while the engine is live). */
+export type Change =
+  | { kind: "fill"; fund: string; symbol: string }
+  | { kind: "quote"; symbol: string }
+  | { kind: "order"; fund: string; orderId: string; event: string }
+  | { kind: "control"; fund: string; what: string; seq: number }
+  | { kind: "envelope"; fund: string };
+
+export interface Worker {
+  readonly name: string;
+  /** Period of `tick`, in milliseconds (none: no timer). */
+  readonly intervalMs?: number;
+  /** Called once when the engine becomes live (after catching up), and after each reconnect. */
+  onReady?(): void;
+  onChange?(c: Change): void;
+  tick?(): unknown;
+  stop?(): void;
+}

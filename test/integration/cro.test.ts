@@ -1,0 +1,92 @@
+/**
+ * The optional CRO veto through the bus: vetoes only above the confidence threshold; no answer
+ * within the timeout passes the order and raises a `cro` alert.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { NatsServerHandle } from "../../src/bus/nats-server.js";
+import { Subjects } from "../../src/contract/subjects.js";
+import type { Engine } from "../../src/engine/index.js";
+import { connectTest, startTestNats, waitFor } from "../support/nats.js";
+import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
+
+describe("CRO veto (advisory)", () => {
+  let server: NatsServerHandle;
+  let engine: Engine;
+  let nc: NatsConnection;
+  let bus: Bus;
+  let advisor: Subscription | undefined;
+  let asked = 0;
+  beforeAll(async () => {
+    server = await startTestNats();
+    engine = await startTestEngine(server.url, {
+      flags: { "cro_veto.enabled": true, "cro_veto.timeout_s": 0.3, "cro_veto.confidence_threshold": 0.85 },
+    });
+    nc = await connectTest(server.url);
+    bus = new Bus(nc);
+    const seq = await bus.envelope(envelope("alpha", { max_order_qty: "1000" }));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
+  });
+  afterAll(async () => {
+    if (advisor && !advisor.isClosed()) await advisor.drain();
+    await nc?.close();
+    await engine?.close();
+    await server?.stop();
+  });
+
+  function answer(reply: unknown) {
+    advisor = nc.subscribe(Subjects.croVeto, {
+      callback: (_e, m) => {
+        asked++;
+        m.respond(JSON.stringify(reply));
+      },
+    });
+    return nc.flush();
+  }
+
+  it("vetoes when the advisor is confident above the threshold", async () => {
+    await answer({ veto: true, confidence: "0.86", reason: "earnings in 5 minutes" });
+    const d = await bus.check(order());
+    expect(d).toMatchObject({
+      approved: false,
+      rejecting_gate: "cro_veto",
+      rejection_code: "CRO_VETO",
+      reason: "earnings in 5 minutes",
+    });
+    await advisor!.drain();
+  });
+
+  it("passes when the confidence is exactly the threshold", async () => {
+    await answer({ veto: true, confidence: "0.85", reason: "unsure" });
+    expect((await bus.check(order())).approved).toBe(true);
+    await advisor!.drain();
+  });
+
+  it("is not asked when a deterministic gate already rejected", async () => {
+    await answer({ veto: false, confidence: "0.1" });
+    const before = asked;
+    const d = await bus.check(order({ quantity: "1001" }));
+    expect(d.rejection_code).toBe("MAX_ORDER_QTY_EXCEEDED");
+    expect(asked).toBe(before);
+    await advisor!.drain();
+  });
+
+  it("fails open with an alert when the advisor does not answer in time (or is absent)", async () => {
+    advisor = nc.subscribe(Subjects.croVeto, {
+      callback: () => {
+        asked++; // listens, never answers
+      },
+    });
+    await nc.flush();
+    const jsm = await jetstreamManager(nc);
+    const d = await bus.check(order());
+    expect(d.approved).toBe(true);
+    await advisor.drain();
+    expect((await bus.check(order())).approved).toBe(true); // no advisor at all
+    await waitFor(async () => {
+      const info = await jsm.streams.info("RISK_CONTROL", { subjects_filter: "mts.v1.risk.alert.cro.>" });
+      return (info.state.subjects?.[Subjects.alert("cro", "alpha")] ?? 0) >= 1;
+    });
+  });
+});

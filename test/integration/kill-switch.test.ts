@@ -1,0 +1,95 @@
+/**
+ * Kill switch: a KILL_SWITCH halt publishes one cancel-all intent for the fund; orders still open
+ * on OMS_ORDERS after kill_switch.verify_s are alerted with their ids.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsServerHandle } from "../../src/bus/nats-server.js";
+import { Subjects } from "../../src/contract/subjects.js";
+import type { Engine } from "../../src/engine/index.js";
+import { iso, manualClock } from "../../src/time/clock.js";
+import { connectTest, startTestNats, waitFor } from "../support/nats.js";
+import { Bus, NOW, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+
+describe("kill switch", () => {
+  let server: NatsServerHandle;
+  let nc: NatsConnection;
+  let bus: Bus;
+  let engine: Engine;
+  const clock = manualClock(NOW);
+
+  beforeAll(async () => {
+    server = await startTestNats();
+    nc = await connectTest(server.url);
+    bus = new Bus(nc);
+    engine = await startTestEngine(server.url, { clock, flags: { "kill_switch.verify_s": 30 } });
+    const e = await bus.envelope(envelope("k1"));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", e));
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await engine?.close();
+    await server?.stop();
+  });
+
+  it("asks the OMS to cancel everything, and alerts on the orders still open after verify_s", async () => {
+    const open = order({ fund_id: "k1", order_id: "k-open" });
+    const gone = order({ fund_id: "k1", order_id: "k-cancelled" });
+    expect((await bus.check(open)).approved).toBe(true);
+    expect((await bus.check(gone)).approved).toBe(true);
+    await bus.orderEvent("accepted", "k1", "k-open");
+    await bus.orderEvent("accepted", "k1", "k-external"); // accepted by the OMS without an engine check
+    const c = await bus.orderEvent("cancelled", "k1", "k-cancelled");
+    await waitFor(() => applied(engine, "OMS_ORDERS", c));
+
+    const h = await bus.control(Subjects.halt("k1"), {
+      fund_id: "k1",
+      severity: "KILL_SWITCH",
+      reason: "desk kill",
+      at: iso(clock.now()),
+      by: "ops",
+    });
+    await waitFor(() => applied(engine, "RISK_CONTROL", h));
+    await waitFor(async () => (await readStream(nc, "OMS_INTENTS", Subjects.cancelAll("k1"))).length === 1);
+    expect((await readStream(nc, "OMS_INTENTS", Subjects.cancelAll("k1")))[0]!.data).toMatchObject({
+      fund_id: "k1",
+    });
+
+    clock.advance(29_999);
+    expect(engine.workers.killSwitch.verify()).toEqual({});
+    clock.advance(1);
+    expect(engine.workers.killSwitch.verify()).toEqual({ k1: ["k-external", "k-open"] });
+    await waitFor(
+      async () => (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k1"))).length === 1,
+    );
+    const alert = (
+      await readStream<{ details: Record<string, string> }>(
+        nc,
+        "RISK_CONTROL",
+        Subjects.alert("kill_switch", "k1"),
+      )
+    )[0]!;
+    expect(alert.data.details).toMatchObject({ order_ids: "k-external,k-open", count: "2" });
+    // risk-increasing orders are rejected while killed
+    expect((await bus.check(order({ fund_id: "k1" }))).details["severity"]).toBe("KILL_SWITCH");
+  });
+
+  it("does not alert when the OMS cancelled everything in time", async () => {
+    const e = await bus.envelope(envelope("k2"));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", e));
+    expect((await bus.check(order({ fund_id: "k2", order_id: "k2-a" }))).approved).toBe(true);
+    const h = await bus.control(Subjects.halt("k2"), {
+      fund_id: "k2",
+      severity: "KILL_SWITCH",
+      reason: "x",
+      at: iso(clock.now()),
+      by: "ops",
+    });
+    await waitFor(() => applied(engine, "RISK_CONTROL", h));
+    const c = await bus.orderEvent("cancelled", "k2", "k2-a");
+    await waitFor(() => applied(engine, "OMS_ORDERS", c));
+    clock.advance(30_000);
+    expect(engine.workers.killSwitch.verify()).toEqual({ k2: [] });
+    expect(await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k2"))).toHaveLength(0);
+  });
+});
