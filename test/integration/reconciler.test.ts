@@ -88,10 +88,11 @@ async function alertAt(s: Setup, kind: string, fund: string, n = 1): Promise<Ale
 }
 
 async function seed(s: Setup, fund: string, fills: Record<string, unknown>[], allowed = ["paper"]) {
-  await s.bus.envelope(envelope(fund, { allowed_brokers: allowed }));
+  const env = await s.bus.envelope(envelope(fund, { allowed_brokers: allowed }));
   let seq = 0;
   for (const f of fills) seq = await s.bus.fill({ fund_id: fund, ...f });
-  await waitFor(() => applied(s.engine, "FILLS", seq));
+  // Two streams, two consumers: wait for both, or a pass may see the fills without the envelope.
+  await waitFor(() => applied(s.engine, "RISK_ENVELOPES", env) && applied(s.engine, "FILLS", seq));
 }
 
 const book = (s: Setup, fund: string, symbol: string) =>
