@@ -214,7 +214,7 @@ describe("mts-risk CLI", () => {
     expect(status?.ready).toBe(true);
     expect(status?.state_digest).toMatch(/^[0-9a-f]{64}$/);
 
-    engine.flush();
+    await engine.flush();
     const rb = await run(["rebuild", ...g]);
     expect(rb.code).toBe(0);
     const result = JSON.parse(rb.out) as Record<string, unknown>;

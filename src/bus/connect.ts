@@ -28,6 +28,9 @@ export async function connectBus(o: BusOptions): Promise<NatsConnection> {
       pingInterval: 2000,
       maxPingOut: 3,
       timeout: o.timeoutMs ?? 5000,
+      // Requests (every journal write is one) skip the stack trace nats.js would otherwise capture
+      // for an error's async context: ~7 % of the engine's CPU at 1 000 checks/s (bench profile).
+      noAsyncTraces: true,
       ...(o.user !== undefined ? { user: o.user, pass: o.pass ?? "" } : {}),
     });
   } catch (cause) {

@@ -1,9 +1,8 @@
 /** Turn parsed values back into wire JSON: decimals as canonical strings, keys in a stable order. */
-import { Big } from "big.js";
-import { canon } from "../decimal/index.js";
+import { Dec, canon } from "../decimal/index.js";
 
 export function toWire(v: unknown): unknown {
-  if (v instanceof Big) return canon(v);
+  if (v instanceof Dec) return canon(v);
   if (Array.isArray(v)) return v.map(toWire);
   if (v instanceof Map) return toWire(Object.fromEntries(v));
   if (v !== null && typeof v === "object") {

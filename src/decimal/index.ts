@@ -1,46 +1,38 @@
 /**
  * Exact decimal arithmetic for money, prices, quantities and percentages.
- * Backed by big.js (arbitrary precision, exact for + - *). Division is only used for
+ * Backed by `Dec` (bigint units and a scale; exact for + - *). Division is only used for
  * display values and average cost, and rounds half-even at DIV_DP places, deterministically.
  */
-import BigImport from "big.js";
-import type { Big as BigType } from "big.js";
+import { Dec } from "./dec.js";
 
-export type Dec = BigType;
-
-const Big = BigImport;
-Big.DP = 18;
-Big.RM = 2; // round half even
-Big.NE = -1e6; // never use exponent notation in toString
-Big.PE = 1e6;
-Big.strict = false;
+export { Dec, DecimalError, Rounding, type DecLike } from "./dec.js";
 
 export const DIV_DP = 18;
 const DECIMAL_RE = /^-?(?:0|[1-9]\d{0,29})(?:\.\d{1,18})?$/;
 /** What the engine itself writes (products of wire values carry more fraction digits). */
 const INTERNAL_RE = /^-?(?:0|[1-9]\d{0,299})(?:\.\d{1,300})?$/;
 
-export const ZERO: Dec = new Big(0);
-export const ONE: Dec = new Big(1);
-export const HALF: Dec = new Big("0.5");
+export const ZERO: Dec = Dec.of(0);
+export const ONE: Dec = Dec.of(1);
+export const HALF: Dec = Dec.of("0.5");
 
 /** Parse a wire decimal string (no exponent, at most 30 integer and 18 fraction digits). */
 export function parseDec(s: string): Dec | undefined {
   if (!DECIMAL_RE.test(s)) return undefined;
-  return new Big(s);
+  return Dec.of(s);
 }
 
 /** Parse a decimal the engine wrote itself (snapshot, journal): wider than the wire format. */
 export function parseDecInternal(s: string): Dec | undefined {
   if (!INTERNAL_RE.test(s)) return undefined;
-  return new Big(s);
+  return Dec.of(s);
 }
 
 /** Construct from a trusted decimal string (engine-written) or safe integer; throws on anything else. */
 export function dec(v: string | number): Dec {
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) throw new RangeError(`not an exact integer: ${v}`);
-    return new Big(v);
+    return Dec.of(v);
   }
   const d = parseDecInternal(v);
   if (d === undefined) throw new RangeError(`not a decimal string: ${v}`);
@@ -71,7 +63,7 @@ export function sign(d: Dec): -1 | 0 | 1 {
 
 /** a / b rounded half-even to DIV_DP places; deterministic. */
 export function div(a: Dec, b: Dec): Dec {
-  return a.div(b).round(DIV_DP, 2);
+  return a.div(b, DIV_DP);
 }
 
 /** Display a fraction as a percentage with one decimal place ("12.0%"). */

@@ -29,6 +29,7 @@ import {
 } from "../service/index.js";
 import {
   type EngineState,
+  type FlushReport,
   type Snapshot,
   openSnapshot,
   sweepIdempotency,
@@ -75,7 +76,8 @@ export interface Engine {
   status(): EngineStatus;
   check: CheckService;
   workers: EngineWorkers;
-  flush(): void;
+  /** Writes the snapshot now (after any periodic flush under way). */
+  flush(): Promise<void>;
   close(): Promise<void>;
   /** Stop as a crash would: no drain, no final snapshot flush (tests of crash safety). */
   abort(): Promise<void>;
@@ -227,16 +229,29 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     fund: (id) => fundReport(state, id, clock.now()),
   });
 
-  const flush = () => {
+  const report = (r: FlushReport) => {
+    for (const f of r.failures) log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
+  };
+  let background: Promise<void> | undefined;
+  /** The periodic flush: written by a worker thread, so SQLite never stalls the check path. */
+  const flushInBackground = () => {
+    background ??= snapshot
+      .flushInBackground(state)
+      .then(report, (err: unknown) => log.error({ err }, "snapshot flush failed"))
+      .finally(() => {
+        background = undefined;
+      });
+  };
+  /** Everything applied so far, written before it resolves (after any background flush under way). */
+  const flush = async () => {
+    await background;
     try {
-      const r = snapshot.flush(state);
-      for (const f of r.failures)
-        log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
+      report(snapshot.flush(state));
     } catch (err) {
       log.error({ err }, "snapshot flush failed");
     }
   };
-  const flushTimer = setInterval(flush, config.state.flush_interval_ms);
+  const flushTimer = setInterval(flushInBackground, config.state.flush_interval_ms);
   const sweepTimer = setInterval(() => {
     const now = clock.now();
     sweepReservations(state, now);
@@ -346,7 +361,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       await envelopeSvc.stop();
       await statusSvc.stop();
       await follower.stop();
-      flush();
+      await flush();
       snapshot.close();
       await nc.drain().catch(() => undefined);
     },

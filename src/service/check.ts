@@ -32,6 +32,8 @@ const CHECK_PREFIX = `${Subjects.check}.`;
  * stream keeps one copy): well inside RISK_DECISIONS' 120 s duplicate window.
  */
 const JOURNAL_RETRY_MS = 60_000;
+/** Journaled records awaiting their read-back (those of lost writes never are: the map is then reset). */
+const MAX_JOURNALED = 100_000;
 
 export interface CheckServiceOptions {
   nc: NatsConnection;
@@ -71,10 +73,15 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
 
   function journal(e: Evaluation): Promise<PubAck> {
     const r = e.record;
-    return o.js.publish(Subjects.decision(r.fund_id), JSON.stringify(toWire(r)), {
+    const text = JSON.stringify(toWire(r));
+    // read back from RISK_DECISIONS, these exact bytes confirm the record without a re-parse
+    if (o.state.journaled.size >= MAX_JOURNALED) o.state.journaled.clear(); // lost writes: bounded
+    o.state.journaled.set(text, r);
+    const ack = o.js.publish(Subjects.decision(r.fund_id), text, {
       msgID: r.decision_id,
       timeout: journalTimeout,
     });
+    return ack;
   }
 
   function journalUnavailable(msg: Msg, proto: boolean, d: RiskDecision): void {

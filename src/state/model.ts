@@ -5,7 +5,7 @@
  */
 import type { AssetClass, HaltSeverity, Side } from "../contract/codes.js";
 import type { Envelope, Instrument, Limits, RiskDecision } from "../contract/schemas.js";
-import type { PnlPeriod } from "../contract/records.js";
+import type { DecisionRecord, PnlPeriod } from "../contract/records.js";
 import type { StreamName } from "../contract/subjects.js";
 import TinyQueue from "tinyqueue";
 import { type Dec, ZERO } from "../decimal/index.js";
@@ -181,6 +181,12 @@ export interface EngineState {
   cursors: Map<StreamName, number>;
   dirty: Map<EntityKind, Set<string>>;
   deleted: Map<EntityKind, Set<string>>;
+  /**
+   * Decision records this engine applied live and journaled, by their exact journal text, until
+   * read back: the same bytes then confirm the record already in memory instead of being parsed
+   * and validated again (the outcome is the same; see project()). Not part of the state proper.
+   */
+  journaled: Map<string, DecisionRecord>;
   settings: StateSettings;
 }
 
@@ -214,6 +220,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     cursors: new Map(),
     dirty: new Map(),
     deleted: new Map(),
+    journaled: new Map(),
     settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }

@@ -19,6 +19,7 @@ import {
   firstIssue,
   toWire,
 } from "../contract/index.js";
+import { Subjects } from "../contract/subjects.js";
 import { type EngineState } from "./model.js";
 import { applyBaseline, applyHalt, applyReconcile, applyResume, applyStop } from "./projections/control.js";
 import { applyDecision } from "./projections/decisions.js";
@@ -79,9 +80,20 @@ export function project(
   const prev = state.cursors.get(stream) ?? 0;
   if (seq <= prev) return { ok: true }; // already applied (replay is idempotent on sequence)
   state.cursors.set(stream, seq);
+  const text = td.decode(data);
+  if (stream === "RISK_DECISIONS" && state.journaled.size > 0) {
+    // The engine's own record, byte for byte as it journaled it: parsing these bytes would give
+    // back this very record (the writer is toWire), so apply it as parsed without parsing again.
+    const own = state.journaled.get(text);
+    if (own && subject === Subjects.decision(own.fund_id)) {
+      state.journaled.delete(text);
+      applyDecision(state, own);
+      return { ok: true };
+    }
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(td.decode(data));
+    raw = JSON.parse(text);
   } catch {
     return { ok: false, reason: "not JSON", fund: "_" };
   }

@@ -5,6 +5,8 @@
  */
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import { dirname } from "node:path";
 import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName } from "../contract/index.js";
 import { toWire } from "../contract/wire.js";
@@ -35,7 +37,14 @@ const SCHEMA_VERSION = "1";
 export interface Snapshot {
   readonly path: string;
   /** Writes what changed; an entity that cannot be serialized is reported and skipped. */
-  flush(state: EngineState): { rows: number; failures: { kind: EntityKind; key: string; err: unknown }[] };
+  flush(state: EngineState): FlushReport;
+  /**
+   * The same, off the event loop: what changed is serialized here at one instant (so the rows
+   * match the cursors written with them), then a worker thread with its own connection writes it
+   * in one transaction. A crash before its commit leaves the previous snapshot; a failed write
+   * marks the rows dirty again. One at a time: a call while one runs gets that one's promise.
+   */
+  flushInBackground(state: EngineState): Promise<FlushReport>;
   load(settings?: Partial<StateSettings>): EngineState;
   close(): void;
 }
@@ -49,6 +58,39 @@ export class SnapshotError extends Error {
 }
 
 type Row = { kind: string; k: string; v: string };
+type Failure = { kind: EntityKind; key: string; err: unknown };
+export interface FlushReport {
+  rows: number;
+  failures: Failure[];
+}
+
+/** What one flush writes, serialized at one instant: entity rows (v undefined: delete) and cursors. */
+interface Capture {
+  rows: { kind: EntityKind; k: string; v: string | undefined }[];
+  cursors: [string, number][];
+  watermark: number;
+  failures: Failure[];
+}
+
+function capture(state: EngineState): Capture {
+  const rows: Capture["rows"] = [];
+  const failures: Failure[] = [];
+  for (const [kind, keys] of state.deleted) {
+    for (const k of keys) rows.push({ kind, k, v: undefined });
+    keys.clear();
+  }
+  for (const [kind, keys] of state.dirty) {
+    for (const k of keys) {
+      try {
+        rows.push({ kind, k, v: serialize(state, kind, k) });
+      } catch (err) {
+        failures.push({ kind, key: k, err }); // skipped, never blocks the rest of the flush
+      }
+    }
+    keys.clear();
+  }
+  return { rows, cursors: [...state.cursors], watermark: state.fillWatermark, failures };
+}
 
 function serialize(state: EngineState, kind: EntityKind, k: string): string | undefined {
   switch (kind) {
@@ -126,6 +168,77 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
   }
 }
 
+interface BackgroundWriter {
+  write(c: Capture): Promise<void>;
+  stop(): Promise<number>;
+}
+
+/**
+ * The background writer: a worker thread with its own SQLite connection. Its code is evaluated
+ * from this string (CommonJS, so it can `require` better-sqlite3), which works the same from the
+ * TypeScript sources under test and from the built package.
+ */
+const WRITER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.path);
+db.pragma("journal_mode = WAL");
+db.pragma("synchronous = NORMAL");
+db.pragma("busy_timeout = 5000");
+const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (?, ?, ?)");
+const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
+const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
+const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+const write = db.transaction((c) => {
+  for (const r of c.rows) {
+    if (r.v === undefined) del.run(r.kind, r.k);
+    else upsert.run(r.kind, r.k, r.v);
+  }
+  for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+  putMeta.run("fill_watermark", String(c.watermark));
+});
+parentPort.on("message", (m) => {
+  try {
+    write(m.capture);
+    parentPort.postMessage({ id: m.id, ok: true });
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, ok: false, error: String((e && e.message) || e) });
+  }
+});
+`;
+
+function startWriter(path: string): BackgroundWriter {
+  const worker = new Worker(WRITER_SOURCE, {
+    eval: true,
+    workerData: { path, sqlite: createRequire(import.meta.url).resolve("better-sqlite3") },
+  });
+  worker.unref(); // never keeps the process alive; close() stops it
+  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  let next = 0;
+  const failAll = (err: Error) => {
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  worker.on("message", (m: { id: number; ok: boolean; error?: string }) => {
+    const p = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.ok) p?.resolve();
+    else p?.reject(new SnapshotError(`snapshot write failed: ${m.error ?? "?"}`));
+  });
+  worker.on("error", (err) => failAll(new SnapshotError("snapshot writer failed", { cause: err })));
+  worker.on("exit", () => failAll(new SnapshotError("snapshot writer stopped")));
+  return {
+    write(capture) {
+      const id = ++next;
+      return new Promise<void>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ id, capture });
+      });
+    },
+    stop: () => worker.terminate(),
+  };
+}
+
 export function openSnapshot(path: string): Snapshot {
   mkdirSync(dirname(path), { recursive: true });
   let db: Database.Database;
@@ -136,6 +249,7 @@ export function openSnapshot(path: string): Snapshot {
   }
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
   db.exec(`
     CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL,
@@ -153,42 +267,50 @@ export function openSnapshot(path: string): Snapshot {
   const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
   const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
 
-  let failures: { kind: EntityKind; key: string; err: unknown }[] = [];
-  const flushTx = db.transaction((state: EngineState): number => {
-    let rows = 0;
-    for (const [kind, keys] of state.deleted) {
-      for (const k of keys) {
-        del.run(kind, k);
-        rows++;
-      }
-      keys.clear();
+  /** The same transaction as the background writer's (WRITER_SOURCE), on this connection. */
+  const flushTx = db.transaction((c: Capture): void => {
+    for (const r of c.rows) {
+      if (r.v === undefined) del.run(r.kind, r.k);
+      else upsert.run(r.kind, r.k, r.v);
     }
-    for (const [kind, keys] of state.dirty) {
-      for (const k of keys) {
-        let v: string | undefined;
-        try {
-          v = serialize(state, kind, k);
-        } catch (err) {
-          failures.push({ kind, key: k, err }); // skipped, never blocks the rest of the flush
-          continue;
-        }
-        if (v === undefined) del.run(kind, k);
-        else upsert.run(kind, k, v);
-        rows++;
-      }
-      keys.clear();
-    }
-    for (const [s, seq] of state.cursors) putCursor.run(s, seq);
-    putMeta.run("fill_watermark", String(state.fillWatermark));
-    return rows;
+    for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+    putMeta.run("fill_watermark", String(c.watermark));
   });
+  let closed = false;
+  let writer: BackgroundWriter | undefined;
+  let background: Promise<FlushReport> | undefined;
+
+  async function writeInBackground(state: EngineState, c: Capture): Promise<FlushReport> {
+    writer ??= startWriter(path);
+    try {
+      await writer.write(c);
+    } catch (err) {
+      for (const r of c.rows) touch(state, r.kind, r.k); // written next time (deleted if absent)
+      throw err;
+    }
+    return { rows: c.rows.length, failures: c.failures };
+  }
 
   return {
     path,
     flush(state) {
-      failures = [];
-      const rows = flushTx(state);
-      return { rows, failures };
+      if (background) throw new SnapshotError("a background flush is in progress");
+      const c = capture(state);
+      try {
+        flushTx(c);
+      } catch (err) {
+        for (const r of c.rows) touch(state, r.kind, r.k);
+        throw err;
+      }
+      return { rows: c.rows.length, failures: c.failures };
+    },
+    flushInBackground(state) {
+      if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
+      if (background) return background;
+      background = writeInBackground(state, capture(state)).finally(() => {
+        background = undefined;
+      });
+      return background;
     },
     load(settings) {
       const state = createState(settings);
@@ -260,6 +382,8 @@ export function openSnapshot(path: string): Snapshot {
       return state;
     },
     close() {
+      closed = true;
+      void writer?.stop();
       db.close();
     },
   };

@@ -496,7 +496,7 @@ describe("regressions found by the fuzzer", () => {
       await waitFor(() => applied(engine, "RISK_ENVELOPES", e.seq));
       const f = await bus.fill({ fund_id: "deep", quantity: "1", price: "1" });
       await waitFor(() => applied(engine, "FILLS", f));
-      engine.flush();
+      await engine.flush();
       const snap = openSnapshot(join(stateDir, "snapshot.sqlite"));
       try {
         expect(
@@ -515,7 +515,7 @@ describe("regressions found by the fuzzer", () => {
       await h.bus.fill(big);
       const f = await h.bus.fill(big);
       await waitFor(() => applied(h.engine, "FILLS", f));
-      h.engine.flush();
+      await h.engine.flush();
       const before = h.engine.status().state_digest;
       await h.engine.close();
       const restarted = startTestEngine(h.url, { stateDir: h.stateDir });
