@@ -230,7 +230,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   });
 
   const report = (r: FlushReport) => {
-    for (const f of r.failures) log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
+    for (const f of r.failures)
+      log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
   };
   let background: Promise<void> | undefined;
   /** The periodic flush: written by a worker thread, so SQLite never stalls the check path. */
