@@ -219,7 +219,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     ready: () => isReady(),
     nextId: () => `${idBase}-${++seq}`,
   });
-  const check = createCheckService({ nc, js, decider, state, log, queueGroup: config.nats.queue_group });
+  const check = createCheckService({ nc, decider, state, log, queueGroup: config.nats.queue_group });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
   const status = () => engineStatus(state, { instance, ready: isReady(), startedAt, clock });
   const statusSvc = createStatusService({

@@ -4,7 +4,6 @@
  * acknowledged by the server before the reply, so a crash right after replying cannot free the
  * headroom they reserved; rejections are journaled without waiting.
  */
-import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import { setTimeout as delay } from "node:timers/promises";
 import {
   headers as natsHeaders,
@@ -22,6 +21,7 @@ import type { RiskDecision } from "../contract/schemas.js";
 import { QUEUE_GROUP, Subjects } from "../contract/subjects.js";
 import { toWire } from "../contract/wire.js";
 import type { Logger } from "../obs/log.js";
+import { type JsAck, createJsPublisher } from "../bus/js-publisher.js";
 import type { Decider, Evaluation } from "./decide.js";
 import { key2, type EngineState } from "../state/model.js";
 
@@ -37,7 +37,6 @@ const MAX_JOURNALED = 100_000;
 
 export interface CheckServiceOptions {
   nc: NatsConnection;
-  js: JetStreamClient;
   decider: Decider;
   state: EngineState;
   log: Logger;
@@ -71,17 +70,15 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     else msg.respond(te.encode(JSON.stringify(d)));
   }
 
-  function journal(e: Evaluation): Promise<PubAck> {
+  const journalWriter = createJsPublisher(o.nc, { timeoutMs: journalTimeout });
+
+  function journal(e: Evaluation): Promise<JsAck> {
     const r = e.record;
     const text = JSON.stringify(toWire(r));
     // read back from RISK_DECISIONS, these exact bytes confirm the record without a re-parse
     if (o.state.journaled.size >= MAX_JOURNALED) o.state.journaled.clear(); // lost writes: bounded
     o.state.journaled.set(text, r);
-    const ack = o.js.publish(Subjects.decision(r.fund_id), text, {
-      msgID: r.decision_id,
-      timeout: journalTimeout,
-    });
-    return ack;
+    return journalWriter.publish(Subjects.decision(r.fund_id), text, r.decision_id);
   }
 
   function journalUnavailable(msg: Msg, proto: boolean, d: RiskDecision): void {
@@ -236,6 +233,10 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     async stop() {
       stopped = true;
       for (const s of subs) await s.drain().catch(() => undefined);
+      // let the writes of decisions already made be acknowledged (and their replies sent)
+      const deadline = Date.now() + journalTimeout;
+      while (journalWriter.inFlight() > 0 && Date.now() < deadline) await delay(5);
+      journalWriter.close();
     },
     stats: () => ({ decisions, approved, journalFailures }),
   };

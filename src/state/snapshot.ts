@@ -279,8 +279,13 @@ export function openSnapshot(path: string): Snapshot {
   let closed = false;
   let writer: BackgroundWriter | undefined;
   let background: Promise<FlushReport> | undefined;
+  /** The cursors and watermark last committed: an idle engine's flush then writes nothing. */
+  let committedTail = "";
+  const tailOf = (c: Capture) => `${JSON.stringify(c.cursors)}|${c.watermark}`;
 
   async function writeInBackground(state: EngineState, c: Capture): Promise<FlushReport> {
+    const tail = tailOf(c);
+    if (c.rows.length === 0 && tail === committedTail) return { rows: 0, failures: c.failures };
     writer ??= startWriter(path);
     try {
       await writer.write(c);
@@ -288,6 +293,7 @@ export function openSnapshot(path: string): Snapshot {
       for (const r of c.rows) touch(state, r.kind, r.k); // written next time (deleted if absent)
       throw err;
     }
+    committedTail = tail;
     return { rows: c.rows.length, failures: c.failures };
   }
 
@@ -302,6 +308,7 @@ export function openSnapshot(path: string): Snapshot {
         for (const r of c.rows) touch(state, r.kind, r.k);
         throw err;
       }
+      committedTail = tailOf(c);
       return { rows: c.rows.length, failures: c.failures };
     },
     flushInBackground(state) {
