@@ -20,6 +20,7 @@ import {
   toWire,
 } from "../contract/index.js";
 import { Subjects } from "../contract/subjects.js";
+import { fastParseQuote } from "../contract/fast-quote.js";
 import { type EngineState } from "./model.js";
 import { applyBaseline, applyHalt, applyReconcile, applyResume, applyStop } from "./projections/control.js";
 import { applyDecision } from "./projections/decisions.js";
@@ -131,7 +132,8 @@ function dispatch(
         : { ok: true };
     }
     case "QUOTES": {
-      const p = parse(QuoteSchema, raw);
+      const fast = fastParseQuote(raw);
+      const p = fast ? { ok: true as const, value: fast } : parse(QuoteSchema, raw);
       if (!p.ok) return p;
       const bad = mismatch(subject, { 3: p.value.symbol });
       if (bad) return bad;

@@ -121,6 +121,29 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     return out;
   }
 
+  /**
+   * Quotes come in bursts, each moving several funds: a fund is evaluated once per burst, right
+   * after it (next turn of the event loop), not once per quote.
+   */
+  const due = new Set<FundState>();
+  let stopped = false;
+  function later(f: FundState): void {
+    if (due.size === 0)
+      setImmediate(() => {
+        const funds = [...due];
+        due.clear();
+        for (const fund of funds) {
+          if (stopped) return;
+          try {
+            evaluate(fund);
+          } catch (err) {
+            log.error({ err, fund: fund.id }, "drawdown evaluation failed");
+          }
+        }
+      });
+    due.add(f);
+  }
+
   function evaluateAll(): HaltSeverity[] {
     const out: HaltSeverity[] = [];
     for (const f of state.funds.values()) out.push(...evaluate(f));
@@ -141,9 +164,13 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       } else if (c.kind === "quote") {
         for (const f of state.holders.get(c.symbol) ?? []) {
           const b = f.books.get(c.symbol);
-          if (b && !b.pos.qty.eq(ZERO)) evaluate(f);
+          if (b && !b.pos.qty.eq(ZERO)) later(f);
         }
       }
+    },
+    stop() {
+      stopped = true;
+      due.clear();
     },
   };
 }
