@@ -20,6 +20,9 @@ import {
 import type { Clock } from "../time/clock.js";
 import { stateSettings } from "./engine.js";
 
+/** Events folded between two background snapshot writes during a rebuild. */
+const REBUILD_FLUSH_EVERY = 25_000;
+
 export interface RebuildResult {
   state_digest: string;
   events: number;
@@ -54,6 +57,7 @@ export async function rebuild(o: {
     let events = 0;
     let invalid = 0;
     const t0 = performance.now();
+    let written: Promise<unknown> = Promise.resolve();
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
     for (const stream of CONSUMED_STREAMS) {
@@ -67,6 +71,9 @@ export async function rebuild(o: {
         onResult: (_s, _m, r) => {
           events++;
           if (!r.ok) invalid++;
+          // batches written by the worker thread while folding goes on
+          if (events % REBUILD_FLUSH_EVERY === 0)
+            written = written.then(() => snapshot.flushInBackground(state));
         },
       });
       await f.start();
@@ -80,8 +87,9 @@ export async function rebuild(o: {
         clearInterval(timer);
         await f.stop();
       }
-      snapshot.flush(state);
+      written = written.then(() => snapshot.flushInBackground(state));
     }
+    await written;
     const now = o.clock.now();
     sweepReservations(state, now);
     sweepIdempotency(state, now);
