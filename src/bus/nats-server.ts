@@ -240,6 +240,25 @@ function spawnServer(
   };
 }
 
+/**
+ * kill() returns before the signal has stopped the target: on another core the server may still
+ * answer a request sent right after. On Linux, wait (≤ 2 s) until /proc shows it stopped ("T").
+ */
+function waitStopped(pid: number): void {
+  if (process.platform !== "linux") return;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 2000; i++) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state === "T" || state === "t") return;
+    } catch {
+      return; // gone
+    }
+    Atomics.wait(sleeper, 0, 0, 1);
+  }
+}
+
 /** Connect, get JetStream account info, and check it is our server answering (not a stranger). */
 async function probeJetStream(url: string, expectId: string | undefined, timeoutMs: number): Promise<void> {
   const nc = await connect({ servers: url, reconnect: false, timeout: timeoutMs, name: "nats-server-probe" });
@@ -385,6 +404,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     pause: () => {
       signal("SIGSTOP");
       current.paused = !current.hasExited();
+      if (current.paused && current.child.pid !== undefined) waitStopped(current.child.pid);
     },
     resume: () => {
       signal("SIGCONT");
