@@ -38,7 +38,12 @@ describe("config defaults", () => {
       envelope: { versions_kept: 100 },
       idempotency: { window_s: 86400 },
       reservations: { ttl_s: 86400 },
-      synthetic_stop: { enabled: true, poll_interval_s: 5, poll_interval_equities_s: 60 },
+      synthetic_stop: {
+        enabled: true,
+        poll_interval_s: 5,
+        poll_interval_equities_s: 60,
+        closing_order_alert_s: 30,
+      },
       position_arm_sweeper: { interval_s: 30 },
       broker_exit_reconciler: {
         enabled: true,
@@ -86,6 +91,7 @@ synthetic_stop:
   enabled: true
   poll_interval_s: 5
   poll_interval_equities_s: 60
+  closing_order_alert_s: 30
 position_arm_sweeper:
   interval_s: 30
 broker_exit_reconciler:

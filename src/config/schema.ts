@@ -58,6 +58,8 @@ const synthetic_stop = z.strictObject({
   /** Crypto, when a symbol has no quote stream. */
   poll_interval_s: positiveSeconds(5),
   poll_interval_equities_s: positiveSeconds(60),
+  /** A closing order with no OMS event (accepted, fill, terminal) this long after its trigger is alerted. */
+  closing_order_alert_s: positiveSeconds(30),
 });
 
 const position_arm_sweeper = z.strictObject({

@@ -25,6 +25,8 @@ export interface StopsWorker extends Worker {
   sweep(): number;
   /** Polls quotes for symbols with live stops and no fresh quote; resolves when the polls are done. */
   poll(): Promise<number>;
+  /** Alerts triggered stops whose closing order has no OMS event after the configured time. */
+  watch(): number;
   /** The stop as the worker sees it (published, even before the stream gave it back). */
   stopOf(fund: string, symbol: string): StopRecord | undefined;
 }
@@ -195,6 +197,43 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return armed;
   }
 
+  /** Stops (by arm) already alerted for a closing order nobody acknowledged. */
+  const unacknowledged = new Set<string>();
+
+  /**
+   * A triggered stop whose closing order the OMS never acknowledged (no accepted, fill or
+   * terminal event `closing_order_alert_s` after the trigger) leaves a position unprotected and
+   * blocks re-arming: alerted once per arm, so an operator can act.
+   */
+  function watch(): number {
+    const now = clock.now();
+    let raised = 0;
+    for (const stored of state.stops.values()) {
+      const s = stopOf(stored.fund, stored.symbol) ?? stored;
+      if (s.state !== "triggered" || !s.closingOrderId) continue;
+      const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}`;
+      if (unacknowledged.has(k)) continue;
+      const age = now - Date.parse(s.at);
+      if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
+      const r = state.orders.get(key2(s.fund, s.closingOrderId));
+      if (r && (r.accepted || r.terminal || r.filled.gt(ZERO))) continue;
+      unacknowledged.add(k);
+      raised++;
+      ctx.alerter.alert(
+        "stop",
+        s.fund,
+        `${s.fund}: closing order ${s.closingOrderId} for the ${s.symbol} stop has no OMS event ${Math.round(age / 1000)} s after its trigger`,
+        {
+          symbol: s.symbol,
+          closing_order_id: s.closingOrderId,
+          triggered_at: s.at,
+          approved: r && r.approvals.size > 0 ? "true" : "false",
+        },
+      );
+    }
+    return raised;
+  }
+
   async function poll(): Promise<number> {
     const now = clock.now();
     const due = new Set<string>();
@@ -254,8 +293,10 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     },
     tick() {
       if (!cfg.enabled) return;
+      watch();
       return poll();
     },
+    watch,
   };
 }
 

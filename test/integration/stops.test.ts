@@ -196,4 +196,38 @@ describe("synthetic stops", () => {
     expect(asked).toBeGreaterThan(0);
     await sub.drain();
   });
+  it("a closing order the OMS never acknowledges is alerted once after closing_order_alert_s; an accepted one is not", async () => {
+    for (const [fund, symbol] of [
+      ["s8", "NVDA"],
+      ["s9", "AMD"],
+    ] as const) {
+      await setupFund(fund);
+      await fill(fund, symbol, "BUY", "100", "500");
+      await waitFor(() => stop(fund, symbol)?.state === "armed");
+      await quote(symbol, "450", "450.5");
+      await waitFor(() => engine.state.stops.get(`${fund}\u0001${symbol}`)?.state === "triggered");
+    }
+    const ack = await bus.orderEvent("accepted", "s9", "stop-s9-AMD-1", iso(clock.now()));
+    await waitFor(() => applied(engine, "OMS_ORDERS", ack));
+    const alerts = async (fund: string) => readStream(nc, "RISK_CONTROL", Subjects.alert("stop", fund));
+
+    engine.workers.stops.watch(); // 0 s after the trigger: nothing yet
+    clock.advance(29_000);
+    engine.workers.stops.watch();
+    expect(await alerts("s8")).toHaveLength(0);
+
+    clock.advance(2_000); // 31 s: the default closing_order_alert_s (30) has passed
+    engine.workers.stops.watch();
+    await waitFor(async () => (await alerts("s8")).length === 1, { message: "stop alert for s8" });
+    const [a] = await alerts("s8");
+    expect(a!.data).toMatchObject({
+      kind: "stop",
+      fund_id: "s8",
+      details: { symbol: "NVDA", closing_order_id: "stop-s8-NVDA-1" },
+    });
+    engine.workers.stops.watch(); // once per arm
+    await nc.flush();
+    expect(await alerts("s8")).toHaveLength(1);
+    expect(await alerts("s9")).toHaveLength(0); // the OMS accepted that closing order
+  });
 });
