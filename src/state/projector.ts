@@ -20,6 +20,7 @@ import {
   toWire,
 } from "../contract/index.js";
 import { Subjects } from "../contract/subjects.js";
+import { fastParseFill } from "../contract/fast-fill.js";
 import { fastParseQuote } from "../contract/fast-quote.js";
 import { type EngineState } from "./model.js";
 import { applyBaseline, applyHalt, applyReconcile, applyResume, applyStop } from "./projections/control.js";
@@ -115,7 +116,8 @@ function dispatch(
 ): ProjectResult | { ok: false; reason: string } {
   switch (stream) {
     case "FILLS": {
-      const p = parse(FillSchema, raw);
+      const fast = fastParseFill(raw);
+      const p = fast ? { ok: true as const, value: fast } : parse(FillSchema, raw);
       if (!p.ok) return p;
       const bad = mismatch(subject, { 3: p.value.fund_id, 4: p.value.symbol });
       if (bad) return bad;

@@ -24,4 +24,13 @@ export function manualClock(start: number | string): ManualClock {
   };
 }
 
-export const iso = (ms: number): string => new Date(ms).toISOString();
+let lastMs = NaN;
+let lastIso = "";
+/** RFC 3339 UTC with milliseconds. Decisions come many to a millisecond: the last one is reused. */
+export const iso = (ms: number): string => {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+};
