@@ -194,6 +194,13 @@ describe("engine gate (transient, not recorded)", () => {
     // and now it is recorded: the next identical request is a replay
     expect(decide(raw).decision.details["replayed"]).toBe("true");
   });
+  it("given the state is not ready and no envelope is known yet, when an order arrives, then it is STATE_NOT_READY, not NO_ENVELOPE", () => {
+    const { decide } = setup({}, false);
+    const raw = { ...rawOrder(), fund_id: "not-yet-applied" };
+    const d = decide(raw);
+    expect(d.decision).toMatchObject({ rejecting_gate: "engine", rejection_code: "STATE_NOT_READY" });
+    expect(d.record.recorded).toBe(false);
+  });
 });
 
 describe("reservations and headroom", () => {
