@@ -4,6 +4,15 @@
  */
 import { type Dec, ZERO } from "../decimal/index.js";
 
+/**
+ * How long every fund's decisions are kept for velocity, whatever its envelope says (a window set
+ * or widened later counts the orders decided before it): the contract's longest window.
+ */
+export const VELOCITY_HISTORY_S = 3600;
+
+/** The snapshot keeps a fund's velocity entries in one row per second of decision time. */
+export const velocityBucket = (at: number): number => Math.floor(at / 1000);
+
 export interface VelocityWindow {
   ids: string[];
   at: number[];
@@ -61,10 +70,15 @@ export function addVelocity(w: VelocityWindow, id: string, at: number, notional:
   return true;
 }
 
-/** Drops entries at or before the cutoff. */
-export function pruneVelocity(w: VelocityWindow, cutoff: number): void {
+/** Drops entries at or before the cutoff; returns the buckets (seconds) they were in. */
+export function pruneVelocity(w: VelocityWindow, cutoff: number): number[] {
   const i = upper(w, cutoff);
-  for (let k = w.head; k < i; k++) w.seen.delete(w.ids[k]!);
+  const buckets: number[] = [];
+  for (let k = w.head; k < i; k++) {
+    w.seen.delete(w.ids[k]!);
+    const b = velocityBucket(w.at[k]!);
+    if (buckets[buckets.length - 1] !== b) buckets.push(b);
+  }
   w.head = i;
   if (w.head > 1024 && w.head * 2 > w.at.length) {
     w.base = cumBefore(w, w.head);
@@ -73,6 +87,7 @@ export function pruneVelocity(w: VelocityWindow, cutoff: number): void {
     w.cum.splice(0, w.head);
     w.head = 0;
   }
+  return buckets;
 }
 
 /** Orders and notional counted in (now − windowS, now]. */
@@ -88,8 +103,16 @@ export function velocityUsage(
 }
 
 export function velocityEntries(w: VelocityWindow): [string, number, Dec][] {
+  return entriesFrom(w, w.head, w.at.length);
+}
+
+/** The entries of one bucket (a second of decision time). */
+export function velocityBucketEntries(w: VelocityWindow, bucket: number): [string, number, Dec][] {
+  return entriesFrom(w, upper(w, bucket * 1000 - 1), upper(w, bucket * 1000 + 999));
+}
+
+function entriesFrom(w: VelocityWindow, from: number, to: number): [string, number, Dec][] {
   const out: [string, number, Dec][] = [];
-  for (let k = w.head; k < w.at.length; k++)
-    out.push([w.ids[k]!, w.at[k]!, w.cum[k]!.minus(cumBefore(w, k))]);
+  for (let k = from; k < to; k++) out.push([w.ids[k]!, w.at[k]!, w.cum[k]!.minus(cumBefore(w, k))]);
   return out;
 }
