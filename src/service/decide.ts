@@ -206,6 +206,15 @@ export function createDecider(d: DeciderDeps): Decider {
     if (first.rejection || !pipeline.hasAsync) return complete(now, first.rejection, first.ctx);
     return pipeline.runAsync(order, limits, first.ctx).then((rejection) => {
       const at = clock.now();
+      // Decided meanwhile: this key (a concurrent retry), or this order id under another key.
+      const idem = checkIdempotency(state, order.fund_id, key, fp, fields, order.order_id);
+      if (idem.kind === "replay") return replay(at, order.fund_id, idem.record);
+      if (idem.kind === "conflict") {
+        const a = base();
+        a.denial = idem.denial;
+        a.envelopeId = limits.envelope_id;
+        return finish(at, a);
+      }
       if (rejection) return complete(at, rejection, first.ctx);
       // Re-check the synchronous gates against the state as it is now (orders decided meanwhile).
       const again = run(at);
