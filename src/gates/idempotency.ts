@@ -34,6 +34,18 @@ const opt = (v: { toFixed(): string } | string | number | boolean | undefined): 
  * re-stamped), in a fixed order, canonical decimals.
  */
 export function fingerprint(o: Order): string {
+  return hashFields(o, false);
+}
+
+/**
+ * The fingerprint of engines before created_at was excluded: a record journaled by one (it has no
+ * field hashes) still replays for a retry of the very same order.
+ */
+export function legacyFingerprint(o: Order): string {
+  return hashFields(o, true);
+}
+
+function hashFields(o: Order, withCreatedAt: boolean): string {
   const s = [
     o.order_id,
     o.idempotency_key,
@@ -49,6 +61,7 @@ export function fingerprint(o: Order): string {
     opt(o.stop_price),
     opt(o.time_in_force),
     opt(o.reduce_only),
+    ...(withCreatedAt ? [opt(o.created_at)] : []),
     opt(o.locate_id),
   ].join("\u0000");
   return createHash("sha1").update(s).digest("base64url");
@@ -140,10 +153,14 @@ export function checkIdempotency(
   fp: string | undefined,
   fields?: string,
   orderId?: string,
+  order?: Order,
 ): IdempotencyOutcome {
   const record = state.idem.get(key2(fund, key));
   if (!record) return orderId === undefined ? { kind: "new" } : checkOrderId(state, fund, orderId);
   if (fp !== undefined && fp === record.fingerprint) return { kind: "replay", record };
+  if (record.fields === undefined && order && legacyFingerprint(order) === record.fingerprint) {
+    return { kind: "replay", record };
+  }
   const details: Record<string, string> = {
     original_order_id: record.decision.order_id,
     original_decided_at: record.decision.decided_at,

@@ -207,7 +207,7 @@ export function createDecider(d: DeciderDeps): Decider {
     return pipeline.runAsync(order, limits, first.ctx).then((rejection) => {
       const at = clock.now();
       // Decided meanwhile: this key (a concurrent retry), or this order id under another key.
-      const idem = checkIdempotency(state, order.fund_id, key, fp, fields, order.order_id);
+      const idem = checkIdempotency(state, order.fund_id, key, fp, fields, order.order_id, order);
       if (idem.kind === "replay") return replay(at, order.fund_id, idem.record);
       if (idem.kind === "conflict") {
         const a = base();
@@ -234,7 +234,7 @@ export function createDecider(d: DeciderDeps): Decider {
 
       // 1. idempotency (replay, conflict, then an order id used under another key)
       if (ik) {
-        const out = checkIdempotency(state, ik.fund, ik.key, fp, fields, usableOrderId(raw));
+        const out = checkIdempotency(state, ik.fund, ik.key, fp, fields, usableOrderId(raw), order);
         if (out.kind === "replay") return replay(now, ik.fund, out.record);
         if (out.kind === "conflict") {
           return finish(now, {

@@ -20,6 +20,7 @@ import {
   fieldHashes,
   fingerprint,
   firstDifferingField,
+  legacyFingerprint,
 } from "../../src/gates/index.js";
 import { type Evaluation, createDecider } from "../../src/service/decide.js";
 import {
@@ -130,6 +131,42 @@ describe("idempotency gate: the same order, and the field that differs", () => {
     const bad = decide({ ...raw, side: "HOLD" });
     expect(code(bad)).toBe("idempotency/IDEMPOTENCY_CONFLICT");
     expect(bad.decision.details["field"]).toBe("side");
+  });
+});
+
+describe("idempotency gate: records journaled before this fingerprint", () => {
+  it("given a record with the old fingerprint (created_at in it, no field hashes), then the very same order still replays", () => {
+    const raw = rawOrder({ order_id: "L", idempotency_key: "kL", created_at: "2026-11-21T14:00:00Z" });
+    const feed = new Feed().envelope();
+    feed.decision({
+      decision_id: "old-1",
+      instance: "old",
+      fund_id: FUND,
+      at_ms: NOW,
+      idempotency_key: "kL",
+      fingerprint: legacyFingerprint(OrderSchema.parse(raw)),
+      recorded: true,
+      counted: true,
+      replayed: false,
+      decision: {
+        order_id: "L",
+        approved: false,
+        rejecting_gate: "static",
+        rejection_code: "MAX_ORDER_QTY_EXCEEDED",
+        reason: "r",
+        details: {},
+        envelope_id: `${FUND}@v1`,
+        decided_at: "2026-11-21T14:30:00.000Z",
+      },
+    });
+    const { decide } = setup({ version: 2 }, feed);
+    expect(decide(raw).decision).toMatchObject({
+      rejection_code: "MAX_ORDER_QTY_EXCEEDED",
+      details: { replayed: "true" },
+    });
+    const other = decide({ ...raw, quantity: "1" });
+    expect(code(other)).toBe("idempotency/IDEMPOTENCY_CONFLICT");
+    expect(other.decision.details["field"]).toBeUndefined(); // the old record cannot tell
   });
 });
 
