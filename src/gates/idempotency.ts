@@ -4,6 +4,7 @@
  * with an order id the fund already used is DUPLICATE_ORDER_ID. Keys and order ids are scoped to
  * the fund.
  */
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { ID_RE, type Order } from "../contract/schemas.js";
 import { NO_FUND } from "../contract/subjects.js";
@@ -87,25 +88,13 @@ export const ORDER_FIELDS = [
   "locate_id",
 ] as const;
 const DECIMAL_FIELDS: ReadonlySet<string> = new Set(["quantity", "limit_price", "stop_price"]);
-const HASH_CHARS = 6; // 24 bits a field: 78 characters an idempotency record
+const HASH_BYTES = 3; // 24 bits a field, exactly 4 base64url characters: 52 characters a record
+const HASH_CHARS = 4;
+const hashBuf = Buffer.alloc(ORDER_FIELDS.length * HASH_BYTES);
 
-function normalized(field: string, v: unknown): string {
-  if (v === undefined || v === null) return "";
-  if (DECIMAL_FIELDS.has(field)) {
-    const d =
-      typeof v === "string"
-        ? parseDec(v)
-        : typeof v === "number" && Number.isSafeInteger(v)
-          ? parseDec(String(v))
-          : undefined;
-    if (d) return `d${canon(d)}`;
-  }
-  return typeof v === "string" ? `s${v}` : `j${JSON.stringify(v) ?? ""}`;
-}
-
-/** FNV-1a, 32 bits, over UTF-16 code units. */
-function fnv(s: string): number {
-  let h = 0x811c9dc5;
+/** FNV-1a, 32 bits, over a type tag and the UTF-16 code units of a value. */
+function fnv(tag: number, s: string): number {
+  let h = Math.imul(0x811c9dc5 ^ tag, 0x01000193);
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -113,18 +102,52 @@ function fnv(s: string): number {
   return h >>> 0;
 }
 
+const TAG_ABSENT = 0;
+const TAG_DEC = 1;
+const TAG_STRING = 2;
+const TAG_JSON = 3;
+
+function hashValue(field: string, v: unknown, parsed: Dec | undefined): number {
+  if (v === undefined || v === null) return fnv(TAG_ABSENT, "");
+  if (DECIMAL_FIELDS.has(field)) {
+    const d =
+      parsed ??
+      (typeof v === "string"
+        ? parseDec(v)
+        : typeof v === "number" && Number.isSafeInteger(v)
+          ? parseDec(String(v))
+          : undefined);
+    if (d) return fnv(TAG_DEC, canon(d));
+  }
+  return typeof v === "string" ? fnv(TAG_STRING, v) : fnv(TAG_JSON, JSON.stringify(v) ?? "");
+}
+
 /**
  * Short per-field hashes of a request (valid or not; decimals canonical, null = absent), kept with
  * the idempotency record so that a conflict can name its first differing field without keeping
- * the order. Only names a field: replay is decided by the full fingerprint.
+ * the order. Only names a field: replay is decided by the full fingerprint. `order`: the request
+ * as parsed, when valid (its decimals are not parsed again).
  */
-export function fieldHashes(raw: unknown): string {
+export function fieldHashes(raw: unknown, order?: Order): string {
   const o = (raw !== null && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
-  let out = "";
-  for (const f of ORDER_FIELDS) {
-    out += (fnv(normalized(f, o[f])) & 0xffffff).toString(16).padStart(HASH_CHARS, "0");
+  for (let i = 0; i < ORDER_FIELDS.length; i++) {
+    const f = ORDER_FIELDS[i]!;
+    const parsed =
+      order === undefined
+        ? undefined
+        : f === "quantity"
+          ? order.quantity
+          : f === "limit_price"
+            ? order.limit_price
+            : f === "stop_price"
+              ? order.stop_price
+              : undefined;
+    const h = hashValue(f, o[f], parsed);
+    hashBuf[i * HASH_BYTES] = (h >>> 16) & 0xff;
+    hashBuf[i * HASH_BYTES + 1] = (h >>> 8) & 0xff;
+    hashBuf[i * HASH_BYTES + 2] = h & 0xff;
   }
-  return out;
+  return hashBuf.toString("base64url");
 }
 
 /** The first field whose hashes differ, or undefined when unknown (a record without hashes). */

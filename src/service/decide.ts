@@ -230,7 +230,7 @@ export function createDecider(d: DeciderDeps): Decider {
       const order = schema?.ok ? schema.order : undefined;
       const fp = order ? fingerprint(order) : undefined;
       const ik = input.decodeError !== undefined ? undefined : idempotencyKeyOf(raw);
-      const fields = ik ? fieldHashes(raw) : undefined;
+      const fields = ik ? fieldHashes(raw, order) : undefined;
 
       // 1. idempotency (replay, conflict, then an order id used under another key)
       if (ik) {
