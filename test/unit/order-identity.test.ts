@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fastParseOrder } from "../../src/contract/fast-order.js";
 import { EnvelopeSchema, InstrumentSchema, OrderSchema } from "../../src/contract/schemas.js";
-import { canon } from "../../src/decimal/index.js";
+import { canon, dec } from "../../src/decimal/index.js";
 import {
   DETERMINISTIC_GATES,
   ORDER_FIELDS,
@@ -25,6 +25,8 @@ import {
 import { type Evaluation, createDecider } from "../../src/service/decide.js";
 import {
   VELOCITY_HISTORY_S,
+  addVelocity,
+  createVelocity,
   key2,
   openSnapshot,
   stateDigest,
@@ -312,6 +314,34 @@ describe("velocity history, whatever the envelope", () => {
     const feed = new Feed().envelope({ velocity: { window_s: 7200, max_orders: 10 } });
     feed.counted("1", NOW).counted("1", NOW + 5_000_000);
     expect(velocityUsage(feed.fund.velocity, NOW + 5_000_000, 7200).count).toBe(2);
+  });
+
+  it("given decisions added in any order, some twice, then every window's count and notional are the brute-force sums", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ id: fc.nat({ max: 40 }), n: fc.nat({ max: 1000 }) }), { maxLength: 60 }),
+        fc.integer({ min: 0, max: 400 }),
+        fc.integer({ min: 1, max: 300 }),
+        (adds, now, windowS) => {
+          const w = createVelocity();
+          const kept = new Map<number, { at: number; n: number }>();
+          for (const a of adds) {
+            const at = NOW + (a.id % 20) * 10_000; // an id always comes with its time
+            const added = addVelocity(w, `d-${a.id}`, at, dec(a.id * 7));
+            expect(added).toBe(!kept.has(a.id));
+            if (!kept.has(a.id)) kept.set(a.id, { at, n: a.id * 7 });
+          }
+          const t = NOW + now * 1000;
+          const inWindow = [...kept.values()].filter((e) => e.at > t - windowS * 1000 && e.at <= t);
+          const used = velocityUsage(w, t, windowS);
+          expect({ count: used.count, notional: canon(used.notional) }).toEqual({
+            count: inWindow.length,
+            notional: String(inWindow.reduce((sum, e) => sum + e.n, 0)),
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it("given per-second snapshot rows, when flushed, pruned, flushed and loaded, then the history survives and pruned rows are gone", () => {
