@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { ID_RE, type Order } from "../contract/schemas.js";
 import { NO_FUND } from "../contract/subjects.js";
-import { canon, parseDec, type Dec } from "../decimal/index.js";
+import { canon, parseDec, type Dec, ZERO } from "../decimal/index.js";
 import { type EngineState, type IdemRecord, key2 } from "../state/model.js";
 import { deny, type Denial } from "./types.js";
 
@@ -221,7 +221,10 @@ function checkOrderId(state: EngineState, fund: string, orderId: string): Idempo
       ),
     };
   }
-  if (state.orders.has(k)) {
+  const r = state.orders.get(k);
+  // a record left empty (an approval applied live, dropped on reload because it was never
+  // journaled) is no use of the id: the OMS's retry of that order must be decided
+  if (r && (r.approvals.size > 0 || r.filled.gt(ZERO) || r.accepted || r.terminal)) {
     return {
       kind: "conflict",
       record: undefined,

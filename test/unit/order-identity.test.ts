@@ -242,6 +242,25 @@ describe("idempotency gate: DUPLICATE_ORDER_ID", () => {
     );
   });
 
+  it("given an approval applied live but never journaled, when the engine restarts from its snapshot, then the OMS's retry is decided, not a duplicate", () => {
+    const { decide, feed } = setup();
+    expect(decide(rawOrder({ order_id: "C", idempotency_key: "kC" })).decision.approved).toBe(true);
+    const snap = openSnapshot(join(dir, `snap-${++snapN}.db`));
+    try {
+      snap.flush(feed.state); // the crash: the record never reached the journal
+      const restarted = setup({ version: 2 }, new Feed(snap.load()));
+      expect(restarted.feed.state.orders.get(key2(FUND, "C"))?.approvals.size ?? 0).toBe(0);
+      expect(restarted.decide(rawOrder({ order_id: "C", idempotency_key: "kC" })).decision.approved).toBe(
+        true,
+      );
+      expect(code(restarted.decide(rawOrder({ order_id: "C", idempotency_key: "kC2" })))).toBe(
+        "idempotency/DUPLICATE_ORDER_ID",
+      );
+    } finally {
+      snap.close();
+    }
+  });
+
   it("given order ids, when the state is flushed to a snapshot and loaded, then they are still owned by their first key", () => {
     const { decide, feed } = setup({ max_order_qty: "10" });
     const decided = [
