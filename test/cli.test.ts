@@ -73,6 +73,14 @@ describe("mts-risk CLI", () => {
     expect(r.err).toContain("max_position_pct");
   });
 
+  it("refuses an envelope for the reserved fund `_` (exit 2, issue 8)", async () => {
+    const file = join(dir, "reserved.yaml");
+    await writeFile(file, 'capital: "1000000"\nallowed_brokers: [paper]\n');
+    const r = await run(["envelope", "set", "_", "--file", file, ...g]);
+    expectOneLineError(r, 2);
+    expect(r.err).toContain("fund_id");
+  });
+
   it("sets envelopes, gets them back, and lists their history", async () => {
     const v1 = join(dir, "alpha-v1.json");
     await writeFile(

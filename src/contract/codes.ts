@@ -16,6 +16,7 @@ export type Gate = (typeof Gate)[keyof typeof Gate];
 
 export const RejectionCode = {
   IDEMPOTENCY_CONFLICT: "IDEMPOTENCY_CONFLICT",
+  DUPLICATE_ORDER_ID: "DUPLICATE_ORDER_ID",
   SCHEMA_INVALID: "SCHEMA_INVALID",
   NO_ENVELOPE: "NO_ENVELOPE",
   STATE_NOT_READY: "STATE_NOT_READY",
@@ -45,6 +46,7 @@ export type RejectionCode = (typeof RejectionCode)[keyof typeof RejectionCode];
 /** Which gate owns each code (the contract's table). */
 export const GATE_OF_CODE: Record<RejectionCode, Gate> = {
   IDEMPOTENCY_CONFLICT: Gate.idempotency,
+  DUPLICATE_ORDER_ID: Gate.idempotency,
   SCHEMA_INVALID: Gate.schema,
   NO_ENVELOPE: Gate.engine,
   STATE_NOT_READY: Gate.engine,

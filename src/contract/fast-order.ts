@@ -7,6 +7,7 @@
 import { parseDec, ZERO } from "../decimal/index.js";
 import type { Order } from "./schemas.js";
 import { ID_RE, RFC3339_RE } from "./schemas.js";
+import { NO_FUND } from "./subjects.js";
 
 const SIDES = new Set(["BUY", "SELL"]);
 const TYPES = new Set(["MARKET", "LIMIT", "STOP", "STOP_LIMIT"]);
@@ -29,7 +30,7 @@ export function fastParseOrder(raw: unknown): Order | undefined {
   const fund = o["fund_id"];
   const broker = o["broker"];
   const symbol = o["symbol"];
-  if (typeof fund !== "string" || !ID_RE.test(fund)) return undefined;
+  if (typeof fund !== "string" || fund === NO_FUND || !ID_RE.test(fund)) return undefined;
   if (typeof broker !== "string" || !ID_RE.test(broker)) return undefined;
   if (typeof symbol !== "string" || !ID_RE.test(symbol)) return undefined;
   const side = o["side"];

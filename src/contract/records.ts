@@ -33,6 +33,8 @@ export const DecisionRecordSchema = z.object({
   at_ms: z.number().int(),
   idempotency_key: z.string().optional(),
   fingerprint: z.string().optional(),
+  /** Short per-field hashes of the order: an IDEMPOTENCY_CONFLICT names the first differing field. */
+  fields: z.string().max(256).optional(),
   /** Kept in the idempotency record: schema-valid and not an engine-gate (transient) decision. */
   recorded: z.boolean(),
   /** Counted by the velocity gate: schema-valid and not a replay. */

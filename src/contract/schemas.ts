@@ -5,11 +5,14 @@
 import { z } from "zod";
 import { type Dec, parseDec, parseDecInternal, ZERO } from "../decimal/index.js";
 import { AssetClass, HaltSeverity, OrderEventKind, OrderType, Side } from "./codes.js";
+import { NO_FUND } from "./subjects.js";
 
 export const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 export const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
 export const id = z.string().regex(ID_RE, "must match ^[A-Za-z0-9_-]{1,64}$");
+/** The fund id of an order or envelope: an id, but not `_` (the journal's "no fund" token). */
+export const fundId = id.refine((v) => v !== NO_FUND, `"${NO_FUND}" is reserved`);
 const text = (max: number) => z.string().max(max);
 
 type DecBound = "any" | "nonneg" | "pos";
@@ -60,7 +63,7 @@ export const OrderSchema = z
   .object({
     order_id: text(128).min(1),
     idempotency_key: text(256).min(1),
-    fund_id: id,
+    fund_id: fundId,
     strategy_id: opt(id),
     broker: id,
     symbol: id,
@@ -119,7 +122,7 @@ export const LimitsSchema = z.object(limitFields);
 export type Limits = z.output<typeof LimitsSchema>;
 
 export const EnvelopeSchema = z.object({
-  fund_id: id,
+  fund_id: fundId,
   version: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   capital: decimal("pos"),
   ...limitFields,

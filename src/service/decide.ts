@@ -11,9 +11,12 @@ import {
   buildContext,
   checkEngine,
   checkIdempotency,
+  checkRefdataClass,
   checkSchema,
+  fieldHashes,
   fingerprint,
   idempotencyKeyOf,
+  usableOrderId,
   schemaDenial,
   type Denial,
   type GateRejection,
@@ -24,7 +27,7 @@ import {
   type IdemRecord,
   applyDecision,
   effectiveLimits,
-  pruneVelocity,
+  pruneFundVelocity,
 } from "../state/index.js";
 import type { Dec } from "../decimal/index.js";
 import { type Clock, iso } from "../time/clock.js";
@@ -63,6 +66,7 @@ interface FinishArgs {
   fund: string;
   key?: string | undefined;
   fp?: string | undefined;
+  fields?: string | undefined;
   gate?: string | undefined;
   denial?: Denial | undefined;
   envelopeId: string;
@@ -107,6 +111,7 @@ export function createDecider(d: DeciderDeps): Decider {
       at_ms: now,
       idempotency_key: p.key,
       fingerprint: p.fp,
+      fields: p.fields,
       recorded: p.schemaValid && !transient && !conflict && p.key !== undefined,
       counted: p.schemaValid,
       replayed: false,
@@ -130,6 +135,7 @@ export function createDecider(d: DeciderDeps): Decider {
       at_ms: now,
       idempotency_key: rec.key,
       fingerprint: rec.fingerprint,
+      fields: rec.fields,
       recorded: false,
       counted: false,
       replayed: true,
@@ -138,13 +144,20 @@ export function createDecider(d: DeciderDeps): Decider {
     return { decision, record, replayOf: rec };
   }
 
-  function evaluate(now: number, order: Order, key: string, fp: string): Evaluation | Promise<Evaluation> {
+  function evaluate(
+    now: number,
+    order: Order,
+    key: string,
+    fp: string,
+    fields: string,
+  ): Evaluation | Promise<Evaluation> {
     const fund = state.funds.get(order.fund_id);
     const base = (): FinishArgs => ({
       orderId: order.order_id,
       fund: order.fund_id,
       key,
       fp,
+      fields,
       schemaValid: true,
       envelopeId: "",
     });
@@ -160,7 +173,7 @@ export function createDecider(d: DeciderDeps): Decider {
     const run = (
       at: number,
     ): { rejection: GateRejection | undefined; ctx: ReturnType<typeof buildContext> } => {
-      if (entry.velocityWindowS > 0) pruneVelocity(fund.velocity, at - entry.velocityWindowS * 1000);
+      pruneFundVelocity(state, fund, at);
       const ctx = buildContext(state, fund, order, limits, at);
       return { rejection: pipeline.runSync(order, limits, ctx), ctx };
     };
@@ -193,6 +206,15 @@ export function createDecider(d: DeciderDeps): Decider {
     if (first.rejection || !pipeline.hasAsync) return complete(now, first.rejection, first.ctx);
     return pipeline.runAsync(order, limits, first.ctx).then((rejection) => {
       const at = clock.now();
+      // Decided meanwhile: this key (a concurrent retry), or this order id under another key.
+      const idem = checkIdempotency(state, order.fund_id, key, fp, fields, order.order_id, order);
+      if (idem.kind === "replay") return replay(at, order.fund_id, idem.record);
+      if (idem.kind === "conflict") {
+        const a = base();
+        a.denial = idem.denial;
+        a.envelopeId = limits.envelope_id;
+        return finish(at, a);
+      }
       if (rejection) return complete(at, rejection, first.ctx);
       // Re-check the synchronous gates against the state as it is now (orders decided meanwhile).
       const again = run(at);
@@ -208,10 +230,11 @@ export function createDecider(d: DeciderDeps): Decider {
       const order = schema?.ok ? schema.order : undefined;
       const fp = order ? fingerprint(order) : undefined;
       const ik = input.decodeError !== undefined ? undefined : idempotencyKeyOf(raw);
+      const fields = ik ? fieldHashes(raw, order) : undefined;
 
-      // 1. idempotency
+      // 1. idempotency (replay, conflict, then an order id used under another key)
       if (ik) {
-        const out = checkIdempotency(state, ik.fund, ik.key, fp);
+        const out = checkIdempotency(state, ik.fund, ik.key, fp, fields, usableOrderId(raw), order);
         if (out.kind === "replay") return replay(now, ik.fund, out.record);
         if (out.kind === "conflict") {
           return finish(now, {
@@ -219,6 +242,7 @@ export function createDecider(d: DeciderDeps): Decider {
             fund: ik.fund,
             key: ik.key,
             fp,
+            fields,
             denial: out.denial,
             envelopeId: envelopeIdOf(ik.fund),
             schemaValid: order !== undefined,
@@ -251,7 +275,18 @@ export function createDecider(d: DeciderDeps): Decider {
           schemaValid: false,
         });
       }
-      return evaluate(now, order, ik.key, fp!);
+      // the reference data, not the order, says what an instrument is
+      const classDenial = checkRefdataClass(order, state.instruments.get(order.symbol));
+      if (classDenial) {
+        return finish(now, {
+          orderId: order.order_id,
+          fund: order.fund_id,
+          denial: classDenial,
+          envelopeId: envelopeIdOf(order.fund_id),
+          schemaValid: false,
+        });
+      }
+      return evaluate(now, order, ik.key, fp!, fields!);
     },
   };
 }

@@ -4,6 +4,12 @@ export * from "./projector.js";
 export * from "./digest.js";
 export * from "./snapshot.js";
 export { sweepReservations, isOpenOrder } from "./projections/reservations.js";
-export { sweepIdempotency, applyDecision } from "./projections/decisions.js";
+export {
+  sweepIdempotency,
+  applyDecision,
+  claimOrderId,
+  pruneFundVelocity,
+  velocityHorizonMs,
+} from "./projections/decisions.js";
 export * from "./velocity.js";
 export { effectiveLimits, envelopeId } from "./projections/envelopes.js";

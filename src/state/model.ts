@@ -67,8 +67,15 @@ export interface OrderRecord {
   terminal: boolean;
   accepted: boolean; // the OMS reported it accepted (working at a broker)
   expiresAt: number; // epoch ms; 0 until an approval is seen
+  /**
+   * `reservations.ttl_s` passed while the OMS had not acknowledged it (no `accepted`, no fill): it
+   * reserves nothing from then on, unless an acknowledgement still arrives (it is then working).
+   */
+  lapsed: boolean;
   reserved: Dec; // quantity currently counted in the book
   touchedAt: number;
+  /** In the expiry heap (not persisted): a held order leaves it until it ends. */
+  queued: boolean;
 }
 
 export interface HaltRecord {
@@ -160,6 +167,8 @@ export interface IdemRecord {
   confirmed: boolean;
   /** Resolves when the decision is durable (live only). */
   durable?: Promise<void> | undefined;
+  /** Short per-field hashes of the order (see gates/idempotency.ts), to name a conflict's field. */
+  fields?: string | undefined;
 }
 
 export type EntityKind =
@@ -175,6 +184,11 @@ export interface EngineState {
   orderExpiry: TinyQueue<Due<OrderRecord>>; // min-heap by deadline (lazy: entries re-checked when due)
   idem: Map<string, IdemRecord>; // `${fund}\u0001${key}`
   idemExpiry: TinyQueue<Due<IdemRecord>>;
+  /**
+   * `${fund}\u0001${orderId}` -> the idempotency record of the decision that first used that
+   * order id (derived from `idem`, forgotten with it): DUPLICATE_ORDER_ID for any other key.
+   */
+  orderIds: Map<string, IdemRecord>;
   fillIds: Map<string, number>; // fill_id -> fill timestamp (dedupe)
   fillWatermark: number;
   stops: Map<string, StopRecord>; // `${fund}\u0001${symbol}`
@@ -214,6 +228,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     orderExpiry: dueQueue(),
     idem: new Map(),
     idemExpiry: dueQueue(),
+    orderIds: new Map(),
     fillIds: new Map(),
     fillWatermark: 0,
     stops: new Map(),

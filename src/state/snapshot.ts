@@ -28,8 +28,9 @@ import {
   touch,
 } from "./model.js";
 import { buildEntry } from "./projections/envelopes.js";
-import { addVelocity, velocityEntries } from "./velocity.js";
+import { addVelocity, velocityBucket, velocityBucketEntries, velocityEntries } from "./velocity.js";
 import { syncReservation } from "./projections/reservations.js";
+import { claimOrderId } from "./projections/decisions.js";
 import type { PnlPeriod } from "../contract/records.js";
 
 const SCHEMA_VERSION = "1";
@@ -107,9 +108,14 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
       });
     }
     case "velocity": {
-      const f = state.funds.get(k);
+      // one row a second of decision time: `${fund}\u0001${second}`; a row left empty is deleted
+      const cut = k.indexOf("\u0001");
+      if (cut < 0) return undefined; // an older snapshot's whole-fund row: replaced by per-second rows
+      const f = state.funds.get(k.slice(0, cut));
       if (!f) return undefined;
-      return JSON.stringify(velocityEntries(f.velocity).map(([id, at, n]) => [id, at, n.toFixed()]));
+      const entries = velocityBucketEntries(f.velocity, Number(k.slice(cut + 1)));
+      if (entries.length === 0) return undefined;
+      return JSON.stringify(entries.map(([id, at, n]) => [id, at, n.toFixed()]));
     }
     case "book": {
       const [fund, symbol] = k.split("\u0001") as [string, string];
@@ -132,6 +138,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
         terminal: r.terminal,
         accepted: r.accepted,
         expiresAt: r.expiresAt,
+        lapsed: r.lapsed,
         touchedAt: r.touchedAt,
       });
     }
@@ -145,6 +152,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
         decision: r.decision,
         expiresAt: r.expiresAt,
         confirmed: r.confirmed,
+        fields: r.fields,
       });
     }
     case "instrument": {
@@ -338,8 +346,11 @@ export function openSnapshot(path: string): Snapshot {
         state.marks.set(r.k, { bid, ask, mid: bid.plus(ask).times("0.5"), ts: m.ts });
       }
       for (const r of byKind.get("fund") ?? []) loadFund(state, r.k, r.v);
+      const legacyVelocity: string[] = [];
       for (const r of byKind.get("velocity") ?? []) {
-        const f = getFund(state, r.k);
+        const cut = r.k.indexOf("\u0001");
+        if (cut < 0) legacyVelocity.push(r.k);
+        const f = getFund(state, cut < 0 ? r.k : r.k.slice(0, cut));
         for (const [vid, at, n] of JSON.parse(r.v) as [string, number, string][])
           addVelocity(f.velocity, vid, at, dec(n));
       }
@@ -363,6 +374,11 @@ export function openSnapshot(path: string): Snapshot {
         state.idem.set(k, rec);
         state.idemExpiry.push({ at: rec.expiresAt, item: rec });
       }
+      // the order ids in use, derived from the idempotency records: the first decision owns one
+      const byTime = [...state.idem.values()].sort((a, b) =>
+        a.expiresAt !== b.expiresAt ? a.expiresAt - b.expiresAt : a.key < b.key ? -1 : 1,
+      );
+      for (const r of byTime) claimOrderId(state, r);
       const fids = (byKind.get("fill_id") ?? []).map((r) => [r.k, Number(r.v)] as const);
       fids.sort((a, b) => a[1] - b[1]);
       for (const [k, t] of fids) state.fillIds.set(k, t);
@@ -386,6 +402,12 @@ export function openSnapshot(path: string): Snapshot {
       state.deleted.clear();
       for (const k of stale) markDeleted(state, "idem", k);
       for (const k of droppedOrders) touch(state, "order", k);
+      for (const fundId of legacyVelocity) {
+        markDeleted(state, "velocity", fundId);
+        const f = state.funds.get(fundId);
+        for (const [, at] of f ? velocityEntries(f.velocity) : [])
+          touch(state, "velocity", key2(fundId, String(velocityBucket(at))));
+      }
       return state;
     },
     close() {
@@ -454,6 +476,7 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     terminal: boolean;
     accepted?: boolean;
     expiresAt: number;
+    lapsed?: boolean;
     touchedAt: number;
   };
   // approvals applied live but never read back from the journal are dropped (see applyDecision)
@@ -472,8 +495,10 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     terminal: o.terminal,
     accepted: o.accepted === true,
     expiresAt: o.expiresAt,
+    lapsed: o.lapsed === true,
     touchedAt: o.touchedAt,
     reserved: ZERO,
+    queued: true, // queued by load()
   };
   state.orders.set(key2(o.fund, o.orderId), r);
   if (dropped.size > 0) droppedOrders.push(key2(o.fund, o.orderId));

@@ -4,17 +4,25 @@
  */
 import { type Dec, ZERO } from "../decimal/index.js";
 
+/**
+ * How long every fund's decisions are kept for velocity, whatever its envelope says (a window set
+ * or widened later counts the orders decided before it): the contract's longest window.
+ */
+export const VELOCITY_HISTORY_S = 3600;
+
+/** The snapshot keeps a fund's velocity entries in one row per second of decision time. */
+export const velocityBucket = (at: number): number => Math.floor(at / 1000);
+
 export interface VelocityWindow {
   ids: string[];
   at: number[];
   cum: Dec[]; // cumulative notional up to and including each entry (offset by `base`)
   base: Dec; // cumulative notional before index 0
   head: number; // entries before head are pruned
-  seen: Set<string>;
 }
 
 export function createVelocity(): VelocityWindow {
-  return { ids: [], at: [], cum: [], base: ZERO, head: 0, seen: new Set() };
+  return { ids: [], at: [], cum: [], base: ZERO, head: 0 };
 }
 
 /** First index >= head whose time is > t. */
@@ -31,40 +39,36 @@ function upper(w: VelocityWindow, t: number): number {
 
 const cumBefore = (w: VelocityWindow, i: number): Dec => (i > 0 ? w.cum[i - 1]! : w.base);
 
-/** Adds a decision once (idempotent on its id); keeps time order. */
+/**
+ * Adds a decision once (idempotent on its id: a decision's id always comes with the same time, so
+ * only the entries of that millisecond are compared); keeps time order.
+ */
 export function addVelocity(w: VelocityWindow, id: string, at: number, notional: Dec): boolean {
-  if (w.seen.has(id)) return false;
-  w.seen.add(id);
+  const i = upper(w, at);
+  for (let k = i - 1; k >= w.head && w.at[k] === at; k--) if (w.ids[k] === id) return false;
   const n = w.at.length;
-  if (n === 0 || w.at[n - 1]! <= at) {
+  if (i === n) {
     w.ids.push(id);
     w.at.push(at);
     w.cum.push(cumBefore(w, n).plus(notional));
     return true;
   }
-  // Out of time order (several instances journaling): rebuild the arrays, rare.
-  const entries = velocityEntries(w);
-  const i = entries.findIndex((e) => e[1] > at);
-  entries.splice(i, 0, [id, at, notional]);
-  w.ids = [];
-  w.at = [];
-  w.cum = [];
-  w.base = ZERO;
-  w.head = 0;
-  let sum = ZERO;
-  for (const [eid, eat, en] of entries) {
-    sum = sum.plus(en);
-    w.ids.push(eid);
-    w.at.push(eat);
-    w.cum.push(sum);
-  }
+  // Out of time order (another engine's clock, a takeover): insert, shifting only what follows.
+  w.ids.splice(i, 0, id);
+  w.at.splice(i, 0, at);
+  w.cum.splice(i, 0, cumBefore(w, i).plus(notional));
+  for (let k = i + 1; k <= n; k++) w.cum[k] = w.cum[k]!.plus(notional);
   return true;
 }
 
-/** Drops entries at or before the cutoff. */
-export function pruneVelocity(w: VelocityWindow, cutoff: number): void {
+/** Drops entries at or before the cutoff; returns the buckets (seconds) they were in. */
+export function pruneVelocity(w: VelocityWindow, cutoff: number): number[] {
   const i = upper(w, cutoff);
-  for (let k = w.head; k < i; k++) w.seen.delete(w.ids[k]!);
+  const buckets: number[] = [];
+  for (let k = w.head; k < i; k++) {
+    const b = velocityBucket(w.at[k]!);
+    if (buckets[buckets.length - 1] !== b) buckets.push(b);
+  }
   w.head = i;
   if (w.head > 1024 && w.head * 2 > w.at.length) {
     w.base = cumBefore(w, w.head);
@@ -73,6 +77,7 @@ export function pruneVelocity(w: VelocityWindow, cutoff: number): void {
     w.cum.splice(0, w.head);
     w.head = 0;
   }
+  return buckets;
 }
 
 /** Orders and notional counted in (now − windowS, now]. */
@@ -88,8 +93,16 @@ export function velocityUsage(
 }
 
 export function velocityEntries(w: VelocityWindow): [string, number, Dec][] {
+  return entriesFrom(w, w.head, w.at.length);
+}
+
+/** The entries of one bucket (a second of decision time). */
+export function velocityBucketEntries(w: VelocityWindow, bucket: number): [string, number, Dec][] {
+  return entriesFrom(w, upper(w, bucket * 1000 - 1), upper(w, bucket * 1000 + 999));
+}
+
+function entriesFrom(w: VelocityWindow, from: number, to: number): [string, number, Dec][] {
   const out: [string, number, Dec][] = [];
-  for (let k = w.head; k < w.at.length; k++)
-    out.push([w.ids[k]!, w.at[k]!, w.cum[k]!.minus(cumBefore(w, k))]);
+  for (let k = from; k < to; k++) out.push([w.ids[k]!, w.at[k]!, w.cum[k]!.minus(cumBefore(w, k))]);
   return out;
 }

@@ -72,6 +72,30 @@ describe("CRO veto (advisory)", () => {
     await advisor!.drain();
   });
 
+  it("decides one of two orders racing through the veto with one order id under two keys (issue 8)", async () => {
+    // the advisor answers only once both are waiting on it: both passed the idempotency gate first
+    const held: { respond: (b: string) => boolean }[] = [];
+    advisor = nc.subscribe(Subjects.croVeto, {
+      callback: (_e, m) => {
+        asked++;
+        held.push(m);
+        if (held.length === 2)
+          for (const h of held) h.respond(JSON.stringify({ veto: false, confidence: "0.1" }));
+      },
+    });
+    await nc.flush();
+    const o = order();
+    const both = await Promise.all([bus.check(o), bus.check({ ...o, idempotency_key: "race-k2" })]);
+    expect(both.map((d) => d.rejection_code).sort()).toEqual(["", "DUPLICATE_ORDER_ID"]);
+    // and the same key racing itself is answered once, then replayed
+    held.length = 0;
+    const p = order();
+    const same = await Promise.all([bus.check(p), bus.check({ ...p })]);
+    expect(same.map((d) => d.approved)).toEqual([true, true]);
+    expect(same.filter((d) => d.details["replayed"] === "true")).toHaveLength(1);
+    await advisor.drain();
+  });
+
   it("fails open with an alert when the advisor does not answer in time (or is absent)", async () => {
     advisor = nc.subscribe(Subjects.croVeto, {
       callback: () => {

@@ -19,6 +19,8 @@ import {
   openSnapshot,
   project,
   stateDigest,
+  sweepIdempotency,
+  sweepReservations,
 } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { FUND, Feed, NOW, envelope, isoAt, rawOrder } from "./fixtures.js";
@@ -63,8 +65,12 @@ const planArb = fc.record({
       side: fc.constantFrom("BUY", "SELL"),
       quantity: qty,
       limit: price,
-      /** 0: fresh key; 1: replay of an earlier order; 2: conflicting reuse of a key; 3: schema-invalid */
-      kind: fc.constantFrom(0, 0, 0, 0, 1, 2, 3),
+      /**
+       * 0: fresh key; 1: replay of an earlier order; 2: conflicting reuse of a key; 3: schema-invalid;
+       * 4: an earlier order id under a new key (this order's own fund, symbol and side); 5: a retry
+       * of an earlier order re-stamped with a new created_at
+       */
+      kind: fc.constantFrom(0, 0, 0, 0, 1, 2, 3, 4, 4, 5),
       pick: fc.nat(),
       dt: fc.integer({ min: 0, max: 1500 }),
     }),
@@ -104,7 +110,7 @@ const planArb = fc.record({
 });
 type Plan = typeof planArb extends fc.Arbitrary<infer T> ? T : never;
 
-function buildHistory(plan: Plan): History {
+function buildHistory(plan: Plan, live: Feed = new Feed()): History {
   const h: History = new Map(CONSUMED_STREAMS.map((s) => [s, [] as Msg[]]));
   const push = (s: StreamName, subject: string, body: unknown) => h.get(s)!.push({ subject, body });
 
@@ -123,7 +129,6 @@ function buildHistory(plan: Plan): History {
   push("REFDATA", Subjects.instrument("BTC-USD"), { symbol: "BTC-USD", asset_class: "crypto" });
 
   // The live engine that makes the decisions sees the envelopes and refdata first.
-  const live = new Feed();
   for (const m of h.get("REFDATA")!) live.publish("REFDATA", m.subject, m.body);
   for (const e of plan.envelopes) {
     const body = envelope(
@@ -164,8 +169,11 @@ function buildHistory(plan: Plan): History {
       order_type: "LIMIT",
       quantity: o.quantity,
       limit_price: o.limit,
+      created_at: isoAt(clock.now()),
     };
     if (o.kind === 1 && prev) raw = prev;
+    if (o.kind === 4 && prev) raw = { ...raw, order_id: prev["order_id"] };
+    if (o.kind === 5 && prev) raw = { ...prev, created_at: isoAt(clock.now() + 1) };
     if (o.kind === 2 && prev) raw = { ...prev, order_id: `o-${i}`, quantity: o.quantity };
     if (o.kind === 3) raw = { ...raw, side: "HOLD" };
     sent.push(raw);
@@ -468,6 +476,50 @@ describe("replay properties", () => {
         },
       ),
       { numRuns: 30 },
+    );
+  });
+
+  it("given reused order ids and re-stamped retries, when the engine that decided them folds the streams with sweeps on the way, then its digest equals a rebuild's", () => {
+    const TTL = 60_000;
+    const settings = { reservationTtlMs: TTL };
+    const decidedBy = NOW + 14 * 1500; // the last decision's time at the latest
+    fc.assert(
+      fc.property(
+        planArb,
+        fc.array(fc.nat(), { minLength: 1, maxLength: 64 }),
+        fc.array(fc.record({ after: fc.nat(), dt: fc.integer({ min: 0, max: TTL }) }), { maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 * TTL }),
+        (plan, choices, sweeps, finalDt) => {
+          const live = new Feed(createState(settings));
+          const h = buildHistory(plan, live);
+          const steps = randomMerge(h, choices); // its own decisions read back, with everything else
+          // the live engine sweeps with its clock now and then, while messages still arrive (an
+          // acknowledgement is assumed to arrive within two TTLs of its decision: see the notes)
+          const at = new Map<number, number>();
+          let t = decidedBy;
+          for (const s of sweeps) {
+            t = Math.min(t + s.dt, NOW + 2 * TTL - 1);
+            at.set(steps.length === 0 ? 0 : s.after % steps.length, t);
+          }
+          steps.forEach((step, i) => {
+            apply(live.state, [step]);
+            const when = at.get(i);
+            if (when !== undefined) {
+              sweepReservations(live.state, when);
+              sweepIdempotency(live.state, when);
+            }
+          });
+          const end = t + finalDt;
+          const rebuilt = fold(sequential(h), createState(settings));
+          for (const s of [live.state, rebuilt]) {
+            sweepReservations(s, end);
+            sweepIdempotency(s, end);
+          }
+          expect(stateDigest(live.state)).toBe(stateDigest(rebuilt));
+          expect(aggregates(live.state)).toBe(aggregates(rebuilt));
+        },
+      ),
+      RUNS,
     );
   });
 

@@ -1,7 +1,7 @@
 /** RISK_DECISIONS: idempotency records, velocity windows and reservations. Idempotent per decision. */
 import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
-import { addVelocity, pruneVelocity } from "../velocity.js";
+import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, velocityBucket } from "../velocity.js";
 import {
   type EngineState,
   type FundState,
@@ -32,9 +32,11 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
         decision: rec.decision,
         expiresAt: rec.at_ms + state.settings.idempotencyWindowMs,
         confirmed: !live,
+        fields: rec.fields,
       };
       state.idem.set(k, r);
       state.idemExpiry.push({ at: r.expiresAt, item: r });
+      claimOrderId(state, r);
       touch(state, "idem", k);
     } else if (!live && !cur.confirmed) {
       cur.confirmed = true;
@@ -49,12 +51,38 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
   }
 }
 
+/**
+ * The decision that first used an order id owns it while its idempotency record lives; a
+ * DUPLICATE_ORDER_ID decision (recorded under its own key) never does.
+ */
+export function claimOrderId(state: EngineState, r: IdemRecord): void {
+  const d = r.decision;
+  if (d.order_id === "" || d.rejection_code === "DUPLICATE_ORDER_ID") return;
+  const k = key2(r.fund, d.order_id);
+  if (!state.orderIds.has(k)) state.orderIds.set(k, r);
+}
+
+/**
+ * Every counted decision of a fund is kept for VELOCITY_HISTORY_S (or the envelope's longest
+ * window if longer), whether or not a velocity limit is in force: a window set or widened later
+ * counts the orders decided before it.
+ */
 function countVelocity(state: EngineState, fund: FundState, id: string, at: number, notional: Dec): void {
-  const windowS = fund.envelope?.velocityWindowS ?? 0;
-  if (windowS === 0) return; // no velocity limit anywhere in the envelope: nothing to count against
   if (!addVelocity(fund.velocity, id, at, notional)) return;
-  pruneVelocity(fund.velocity, at - windowS * 1000);
-  touch(state, "velocity", fund.id); // its own small row: a decision does not rewrite the fund's envelopes
+  // its own small rows, one a second: a decision does not rewrite the fund's envelopes or history
+  touch(state, "velocity", key2(fund.id, String(velocityBucket(at))));
+  pruneFundVelocity(state, fund, at);
+}
+
+export function velocityHorizonMs(fund: FundState): number {
+  return Math.max(VELOCITY_HISTORY_S, fund.envelope?.velocityWindowS ?? 0) * 1000;
+}
+
+/** Forgets a fund's velocity entries older than its horizon before `now` (their rows too). */
+export function pruneFundVelocity(state: EngineState, fund: FundState, now: number): void {
+  for (const b of pruneVelocity(fund.velocity, now - velocityHorizonMs(fund))) {
+    touch(state, "velocity", key2(fund.id, String(b))); // rewritten with what is left, or deleted
+  }
 }
 
 export function sweepIdempotency(state: EngineState, now: number): number {
@@ -66,6 +94,8 @@ export function sweepIdempotency(state: EngineState, now: number): number {
     const k = key2(r.fund, r.key);
     if (state.idem.get(k) !== r) continue;
     state.idem.delete(k);
+    const ok = key2(r.fund, r.decision.order_id);
+    if (state.orderIds.get(ok) === r) state.orderIds.delete(ok);
     markDeleted(state, "idem", k);
     n++;
   }

@@ -1,4 +1,10 @@
-/** Reservations: approved orders not yet filled, cancelled, rejected or expired. Order-independent merge. */
+/**
+ * Reservations: approved orders not yet filled, cancelled, rejected or expired. Order-independent
+ * merge of the decision, the fills and the OMS events of an order id. `reservations.ttl_s` releases
+ * only an order the OMS never acknowledged: once `accepted` or partly filled, it reserves until a
+ * terminal event or its last fill (an acknowledgement after the TTL makes it reserve again: it is
+ * working at a broker, whenever the OMS said so).
+ */
 import { ZERO, max } from "../../decimal/index.js";
 import type { Reservation } from "../../contract/records.js";
 import { getBook, revalue, touchBook } from "../book.js";
@@ -26,8 +32,10 @@ export function getOrderRecord(
       terminal: false,
       accepted: false,
       expiresAt: 0,
+      lapsed: false,
       reserved: ZERO,
       touchedAt: 0,
+      queued: true,
     };
     state.orders.set(k, r);
     state.orderExpiry.push({ at: 0, item: r });
@@ -35,11 +43,24 @@ export function getOrderRecord(
   return r;
 }
 
+/** The OMS acknowledged it: `accepted`, or a fill seen. */
+export const acknowledged = (r: OrderRecord): boolean => r.accepted || r.filled.gt(ZERO);
+
+/** Working and acknowledged: reserves whatever the TTL, and is never forgotten until it ends. */
+export const held = (r: OrderRecord): boolean =>
+  !r.terminal && r.side !== undefined && acknowledged(r) && r.approved.gt(r.filled);
+
 /** Bring the book's pending quantities in line with what the record should reserve now. */
-export function syncReservation(state: EngineState, r: OrderRecord, expired = false): void {
-  const want = r.terminal || expired || r.side === undefined ? ZERO : max(ZERO, r.approved.minus(r.filled));
+export function syncReservation(state: EngineState, r: OrderRecord): void {
+  const released = r.terminal || r.side === undefined || (r.lapsed && !acknowledged(r));
+  const want = released ? ZERO : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
   touch(state, "order", key2(r.fund, r.orderId));
+  if (!r.queued && !held(r)) {
+    // it ended (or lost its acknowledgement on a reload): back in the heap to be forgotten in time
+    r.queued = true;
+    state.orderExpiry.push({ at: 0, item: r });
+  }
   if (delta.eq(ZERO) || r.side === undefined) return;
   const fund = getFund(state, r.fund);
   const b = getBook(state, fund, r.symbol);
@@ -89,8 +110,17 @@ export function applyApproval(
   syncReservation(state, r);
 }
 
+/**
+ * When the record next needs the sweep: its TTL release (approved, never acknowledged), else when
+ * it may be forgotten: a TTL after its TTL release, or after it was last touched once it ended, so
+ * that a late fill or event still merges. Infinity while held (re-queued when it ends).
+ */
 export function deadlineOf(r: OrderRecord, ttl: number): number {
-  return r.expiresAt > 0 ? r.expiresAt : r.touchedAt + ttl;
+  if (held(r)) return Infinity;
+  if (r.expiresAt === 0) return r.touchedAt + ttl; // fills or events only, no approval seen
+  const working = !r.terminal && r.approved.gt(r.filled);
+  if (working && !r.lapsed) return r.expiresAt;
+  return Math.max(r.expiresAt + (r.lapsed ? ttl : 0), r.touchedAt + ttl);
 }
 
 /**
@@ -106,13 +136,23 @@ export function sweepReservations(state: EngineState, now: number): number {
     const r = top.item;
     const k = key2(r.fund, r.orderId);
     if (state.orders.get(k) !== r) continue; // already forgotten
+    if (!r.lapsed && r.expiresAt > 0 && r.expiresAt <= now && !acknowledged(r)) {
+      // the TTL passed and the OMS never acknowledged it: it stops reserving
+      if (r.reserved.gt(ZERO)) released++;
+      r.lapsed = true;
+      syncReservation(state, r);
+    }
     const due = deadlineOf(r, ttl);
+    if (due === Infinity) {
+      r.queued = false; // held: syncReservation queues it again when it ends
+      continue;
+    }
     if (due > now) {
       q.push({ at: due, item: r }); // its deadline moved on since it was queued
       continue;
     }
-    if (r.reserved.gt(ZERO)) released++;
-    syncReservation(state, r, true);
+    r.terminal = true; // forgotten: whatever it still reserved is released with it
+    syncReservation(state, r);
     state.orders.delete(k);
     markDeleted(state, "order", k);
   }
