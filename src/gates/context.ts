@@ -1,7 +1,7 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
 import type { Order } from "../contract/schemas.js";
-import { ONE, ZERO } from "../decimal/index.js";
-import type { Effective, EngineState, FundState } from "../state/model.js";
+import { type Dec, ONE, ZERO } from "../decimal/index.js";
+import type { Effective, EngineState, FundState, Mark } from "../state/model.js";
 import type { GateContext } from "./types.js";
 
 export const DEFAULT_MAX_QUOTE_AGE_MS = 5000;
@@ -13,6 +13,17 @@ export function isFresh(
   maxAgeMs = DEFAULT_MAX_QUOTE_AGE_MS,
 ): boolean {
   return quoteTs !== undefined && Math.abs(now - quoteTs) <= maxAgeMs;
+}
+
+/**
+ * The price a MARKET or STOP order is valued at: the side it would trade against (ask for a BUY,
+ * bid for a SELL). A side at 0 (a one-sided market) is no price to value an order at: a SELL into
+ * a 0 bid valued at 0 would add no exposure however large it is, so the order is valued at the
+ * mark (the mid; the bid when there is no ask), as the position it makes will be. Never 0.
+ */
+export function marketPrice(mark: Mark, buy: boolean): Dec {
+  const side = buy ? mark.ask : mark.bid;
+  return side.gt(ZERO) ? side : mark.mid;
 }
 
 export function buildContext(
@@ -31,7 +42,7 @@ export function buildContext(
   const buy = order.side === "BUY";
   let price = order.limit_price;
   if (order.order_type === "MARKET" || order.order_type === "STOP") {
-    price = fresh && mark ? (buy ? mark.ask : mark.bid) : undefined;
+    price = fresh && mark ? marketPrice(mark, buy) : undefined;
   }
   const notional = price?.times(order.quantity).times(multiplier);
   let reducing = false;

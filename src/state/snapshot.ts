@@ -28,6 +28,7 @@ import {
   touch,
 } from "./model.js";
 import { buildEntry } from "./projections/envelopes.js";
+import { toMark } from "./projections/market.js";
 import { addVelocity, velocityEntries } from "./velocity.js";
 import { syncReservation } from "./projections/reservations.js";
 import type { PnlPeriod } from "../contract/records.js";
@@ -333,9 +334,7 @@ export function openSnapshot(path: string): Snapshot {
       }
       for (const r of byKind.get("mark") ?? []) {
         const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number };
-        const bid = dec(m.bid);
-        const ask = dec(m.ask);
-        state.marks.set(r.k, { bid, ask, mid: bid.plus(ask).times("0.5"), ts: m.ts });
+        state.marks.set(r.k, toMark(dec(m.bid), dec(m.ask), m.ts));
       }
       for (const r of byKind.get("fund") ?? []) loadFund(state, r.k, r.v);
       for (const r of byKind.get("velocity") ?? []) {

@@ -176,7 +176,9 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       if (!b || b.pos.qty.eq(ZERO)) continue;
       const s = stopOf(fund.id, symbol);
       if (!s || s.state !== "armed") continue;
-      const crossed = s.side === "LONG" ? bid.lte(s.stopPrice) : ask.gte(s.stopPrice);
+      // a side at 0 is a one-sided market, not a price: a 0 bid (no buyer, routine for a far
+      // out-of-the-money option) does not trigger a long stop, a 0 ask never reaches a short's
+      const crossed = s.side === "LONG" ? bid.gt(ZERO) && bid.lte(s.stopPrice) : ask.gte(s.stopPrice);
       if (!crossed) continue;
       trigger(fund, s, b, s.side === "LONG" ? bid : ask);
       fired++;

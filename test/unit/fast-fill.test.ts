@@ -40,7 +40,7 @@ const fillish = fc.record(
     symbol: value(["AAPL", "BTC-USD"]),
     side: value(["BUY", "SELL", "buy"]),
     quantity: value(["100", "0.5", "1.000000000000000001"]),
-    price: value(["190.12", "1"]),
+    price: value(["190.12", "1", "0", "0.000"]),
     fees: value(["0", "1.25", "-0.5"]),
     venue: value(["XNAS", "v".repeat(65)]),
     timestamp: value(["2026-11-21T14:30:00Z", "2026-11-21T14:30:00.123+02:00", "2026-13-45T99:99:99Z"]),
