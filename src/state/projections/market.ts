@@ -13,21 +13,30 @@ export function midOf(bid: Dec, ask: Dec): Dec {
   return ask.eq(ZERO) ? bid : bid.plus(ask).times(HALF);
 }
 
-export function toMark(bid: Dec, ask: Dec, ts: number): Mark {
-  return { bid, ask, mid: midOf(bid, ask), ts };
+export function toMark(bid: Dec, ask: Dec, ts: number, rank = ts): Mark {
+  return { bid, ask, mid: midOf(bid, ask), ts, rank };
 }
 
 /**
- * The mark is the latest quote by its own timestamp: one older than the mark in force (feeds
- * reorder, several publishers) is kept out; one with the same timestamp replaces it (stream
- * order, so a rebuild decides the same). A quote stamped in the future by a bad clock is not
- * fresh (|now − ts| > max age), so nothing is priced on it, but it holds the mark until quotes
- * pass its timestamp (see the README). True when the quote became the mark.
+ * How far ahead of the time the stream stored it a quote's timestamp may rank it. A publisher
+ * whose clock runs an hour fast would otherwise hold the mark for an hour against every correct
+ * quote (all "older"): its quote ranks at most this far past its arrival, so correct quotes
+ * replace it within this bound.
  */
-export function applyQuote(state: EngineState, q: Quote): boolean {
+export const QUOTE_LEAD_MS = 1000;
+
+/**
+ * The mark is the latest quote by its own timestamp: one older than the mark in force (feeds
+ * reorder, several publishers) is kept out; one with the same rank replaces it (stream order).
+ * The rank is the timestamp capped at the stream's own time of the message + QUOTE_LEAD_MS, a
+ * value stored in the stream, so a rebuild ranks every quote the same. Freshness still judges
+ * the quote's own timestamp. True when the quote became the mark.
+ */
+export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boolean {
+  const rank = storedMs === undefined ? q.timestamp : Math.min(q.timestamp, storedMs + QUOTE_LEAD_MS);
   const cur = state.marks.get(q.symbol);
-  if (cur && q.timestamp < cur.ts) return false;
-  state.marks.set(q.symbol, toMark(q.bid, q.ask, q.timestamp));
+  if (cur && rank < cur.rank) return false;
+  state.marks.set(q.symbol, toMark(q.bid, q.ask, q.timestamp, rank));
   touch(state, "mark", q.symbol);
   revalueSymbol(state, q.symbol, true);
   return true;
