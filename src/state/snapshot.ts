@@ -126,6 +126,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
         orderId: r.orderId,
         symbol: r.symbol,
         side: r.side,
+        broker: r.broker,
         price: r.price.toFixed(),
         approvals: [...r.approvals].map(([a, q]) => [a, q.toFixed()]),
         unconfirmed: [...r.unconfirmed],
@@ -154,7 +155,9 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     }
     case "mark": {
       const m = state.marks.get(k);
-      return m ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts }) : undefined;
+      return m
+        ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts, rank: m.rank })
+        : undefined;
     }
     case "fill_id": {
       const t = state.fillIds.get(k);
@@ -333,8 +336,8 @@ export function openSnapshot(path: string): Snapshot {
         state.instruments.set(r.k, InstrumentSchema.parse(JSON.parse(r.v)));
       }
       for (const r of byKind.get("mark") ?? []) {
-        const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number };
-        state.marks.set(r.k, toMark(dec(m.bid), dec(m.ask), m.ts));
+        const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number; rank?: number };
+        state.marks.set(r.k, toMark(dec(m.bid), dec(m.ask), m.ts, m.rank ?? m.ts));
       }
       for (const r of byKind.get("fund") ?? []) loadFund(state, r.k, r.v);
       for (const r of byKind.get("velocity") ?? []) {
@@ -446,6 +449,7 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     orderId: string;
     symbol: string;
     side?: "BUY" | "SELL";
+    broker?: string;
     price: string;
     approvals: [string, string][];
     unconfirmed?: string[];
@@ -463,6 +467,7 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     orderId: o.orderId,
     symbol: o.symbol,
     side: o.side,
+    broker: o.broker,
     price: dec(o.price),
     approvals: new Map(kept.map(([a, q]) => [a, dec(q)])),
     approved: kept.reduce((sum, [, q]) => sum.plus(dec(q)), ZERO),
