@@ -134,6 +134,22 @@ describe("market data and wire cases (issue 8)", () => {
     });
   });
 
+  describe("a loss that reaches a halt threshold halts (<=)", () => {
+    it("given a daily limit of 3 %, when the loss is 1e-14 short of it there is no halt, and at exactly 3 % the fund halts", async () => {
+      await setEnvelope("hb", { daily_loss_halt_pct: "0.03" });
+      await until("FILLS", await bus.fill({ fund_id: "hb", symbol: "HB1", quantity: "10000", price: "100" }));
+      await until("QUOTES", await bus.quote("HB1", "99.99", "100.01"));
+      const fund = () => engine.state.funds.get("hb")!;
+      await waitFor(() => fund().baselines.get("day")?.equity.toFixed() === "1000000");
+      // mid 97.000000000000000001: loss 29 999.99999999999999 (0.03 × 1 000 000 = 30 000)
+      await until("QUOTES", await bus.quote("HB1", "96.999999999999999999", "97.000000000000000003"));
+      expect(engine.workers.drawdown.evaluate(fund())).toEqual([]);
+      expect(fund().halts.has("DAILY_LOSS")).toBe(false);
+      await until("QUOTES", await bus.quote("HB1", "96.99", "97.01")); // mid 97: loss 30 000, exactly 3 %
+      await waitFor(() => fund().halts.has("DAILY_LOSS"));
+    });
+  });
+
   describe("case 11: the .proto alone builds an Order from its JSON form", () => {
     it("given protobufjs fromObject({ side: 'BUY', order_type: 'LIMIT', asset_class: 'equity' }), then the order is approved", async () => {
       await setEnvelope("pb", {});
