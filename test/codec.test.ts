@@ -1,5 +1,7 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import { readFileSync } from "node:fs";
+import protobuf from "protobufjs";
 import {
   CodecError,
   JSON_CONTENT_TYPE,
@@ -256,5 +258,72 @@ describe("content types", () => {
     expect(isProtobufContentType("Application/X-Protobuf; proto=mts.risk.v1.Order")).toBe(true);
     expect(isProtobufContentType(JSON_CONTENT_TYPE)).toBe(false);
     expect(isProtobufContentType(undefined)).toBe(false);
+    // both names of protobuf (CONTRACT.md "Encoding")
+    expect(isProtobufContentType("application/protobuf")).toBe(true);
+    expect(isProtobufContentType(" Application/Protobuf ; charset=binary")).toBe(true);
+    expect(isProtobufContentType("application/protobuf+json")).toBe(false);
+  });
+});
+
+describe("the .proto alone is the JSON contract (proto3 JSON mapping, protobufjs fromObject)", () => {
+  const root = protobuf.parse(
+    readFileSync(new URL("../subjects/riskengine.proto", import.meta.url), "utf8"),
+    {
+      keepCase: true,
+    },
+  ).root;
+  root.resolveAll();
+  const Order = root.lookupType("mts.risk.v1.Order");
+  const Decision = root.lookupType("mts.risk.v1.RiskDecision");
+
+  it("given an Order built by a client from its JSON form with protobufjs, then the engine decodes exactly that JSON", () => {
+    for (const asset_class of ["equity", "crypto", "option", "future", "fx"]) {
+      for (const order_type of ["MARKET", "LIMIT", "STOP", "STOP_LIMIT"]) {
+        for (const side of ["BUY", "SELL"]) {
+          const json = { ...FULL_ORDER, asset_class, order_type, side };
+          const bytes = Order.encode(Order.fromObject(json)).finish();
+          expect(decodeOrderProto(bytes)).toEqual(json);
+          // and what the engine encodes reads back, with string enums, as the JSON form
+          const back = Order.toObject(Order.decode(encodeOrderProto(json)), { enums: String });
+          expect(back).toEqual(json);
+        }
+      }
+    }
+  });
+
+  it("given the former enum names (SIDE_BUY, ORDER_TYPE_LIMIT), then protobufjs still encodes them to the same numbers", () => {
+    const old = { ...FULL_ORDER, side: "SIDE_BUY", order_type: "ORDER_TYPE_LIMIT" };
+    const bytes = Order.encode(Order.fromObject(old)).finish();
+    expect(decodeOrderProto(bytes)).toMatchObject({ side: "BUY", order_type: "LIMIT" });
+  });
+
+  it("given a binary Order of the earlier .proto (asset class as enum field 7), then it is still decoded; a disagreeing field 17 is SCHEMA_INVALID", () => {
+    const base = encodeOrderProto(without(FULL_ORDER, "asset_class"));
+    // field 7, varint: 2 = ASSET_CLASS_CRYPTO
+    expect(decodeOrderProto(new Uint8Array([...base, 0x38, 2]))).toEqual({
+      ...FULL_ORDER,
+      asset_class: "crypto",
+    });
+    const both = encodeOrderProto({ ...FULL_ORDER, asset_class: "crypto" });
+    expect(decodeOrderProto(new Uint8Array([...both, 0x38, 2]))).toEqual({
+      ...FULL_ORDER,
+      asset_class: "crypto",
+    });
+    expect(issuePaths(decodeOrderProto(new Uint8Array([...both, 0x38, 1])))).toEqual(["asset_class"]);
+    expect(issuePaths(decodeOrderProto(new Uint8Array([...base, 0x38, 9])))).toEqual(["asset_class"]);
+  });
+
+  it("given a RiskDecision from the engine, then protobufjs toObject gives the JSON reply", () => {
+    const d: RiskDecision = {
+      order_id: "o",
+      approved: false,
+      rejecting_gate: "position",
+      rejection_code: "MAX_POSITION_EXCEEDED",
+      reason: "r",
+      details: { nav: "1" },
+      envelope_id: "alpha@v1",
+      decided_at: "2026-11-21T14:30:00.000Z",
+    };
+    expect(Decision.toObject(Decision.decode(encodeDecisionProto(d)), { defaults: true })).toEqual(d);
   });
 });

@@ -11,10 +11,19 @@ import type { RiskDecision } from "./schemas.js";
 
 export const PROTOBUF_CONTENT_TYPE = "application/x-protobuf";
 export const JSON_CONTENT_TYPE = "application/json";
+/** The registered name of protobuf; `application/x-protobuf` (the older form) means the same. */
+export const PROTOBUF_CONTENT_TYPE_ALT = "application/protobuf";
+const PROTOBUF_TYPES = new Set([PROTOBUF_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE_ALT]);
 
-/** True when a `Content-Type` header value names protobuf (parameters and case ignored). */
+/** The protobuf media type a `Content-Type` header value names (parameters and case ignored), if any. */
+export function protobufContentTypeOf(value: string | null | undefined): string | undefined {
+  const base = (value ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  return PROTOBUF_TYPES.has(base) ? base : undefined;
+}
+
+/** True when a `Content-Type` header value names protobuf (either name; parameters and case ignored). */
 export function isProtobufContentType(value: string | null | undefined): boolean {
-  return (value ?? "").split(";")[0]?.trim().toLowerCase() === PROTOBUF_CONTENT_TYPE;
+  return protobufContentTypeOf(value) !== undefined;
 }
 
 /** Bytes that are not a message of the expected type, or a value that cannot be encoded. */
@@ -51,6 +60,11 @@ function enumPrefix(name: string): string {
   return `${name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()}_`;
 }
 
+/**
+ * A proto value names its contract value either exactly (`BUY`: the names of today) or as
+ * <ENUM>_<VALUE> (`SIDE_BUY`: the former names, kept as aliases; AssetClass, whose `option` cannot
+ * be a .proto identifier). Encoding uses the exact name when the .proto has it.
+ */
 function buildEnumMap(e: protobuf.Enum): EnumMap {
   const contract = CONTRACT_ENUMS[e.name];
   if (!contract) throw new Error(`riskengine.proto: enum ${e.name} has no contract counterpart`);
@@ -58,12 +72,13 @@ function buildEnumMap(e: protobuf.Enum): EnumMap {
   const map: EnumMap = { toJson: new Map(), toProto: new Map() };
   for (const [protoName, num] of Object.entries(e.values)) {
     if (num === 0) continue; // *_UNSPECIFIED: absent
-    const suffix = protoName.startsWith(prefix) ? protoName.slice(prefix.length) : "";
-    const json = Object.values(contract).find((v) => v.toUpperCase() === suffix);
+    const json = Object.values(contract).find(
+      (v) => v === protoName || prefix + v.toUpperCase() === protoName,
+    );
     if (json === undefined)
       throw new Error(`riskengine.proto: ${protoName} is not a ${e.name} of the contract`);
     map.toJson.set(protoName, json);
-    map.toProto.set(json, protoName);
+    if (!map.toProto.has(json) || protoName === json) map.toProto.set(json, protoName);
   }
   return map;
 }
@@ -214,7 +229,26 @@ function encode(t: protobuf.Type, wire: Obj): Uint8Array {
 /** An Order in the JSON shape of CONTRACT.md, to be validated by OrderSchema. Throws CodecError. */
 export function decodeOrderProto(bytes: Uint8Array): unknown {
   const t = load().Order;
-  return messageToJson(t, decodeRaw(t, bytes));
+  const o = messageToJson(t, decodeRaw(t, bytes));
+  return mergeFormerAssetClass(o);
+}
+
+/**
+ * Order field 7 (`asset_class_enum`, the enum of the earlier .proto) is still understood: it gives
+ * `asset_class` when field 17 is empty. Both set and different is ambiguous: a value no schema
+ * accepts is left at `asset_class`, so the order is SCHEMA_INVALID there.
+ */
+function mergeFormerAssetClass(o: Obj): Obj {
+  const former = o["asset_class_enum"];
+  if (former === undefined) return o;
+  const { asset_class_enum: _, ...rest } = o;
+  const current = rest["asset_class"];
+  if (current === undefined) return { ...rest, asset_class: former };
+  if (current === former) return rest;
+  return {
+    ...rest,
+    asset_class: `${JSON.stringify(current)} (field 17) != ${JSON.stringify(former)} (field 7)`,
+  };
 }
 
 /** Encode a JSON wire Order (decimals as strings); for clients, tests and the CLI. */

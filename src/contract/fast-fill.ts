@@ -36,6 +36,12 @@ function positive(v: unknown): Dec | undefined {
   return d && d.gt(ZERO) ? d : undefined;
 }
 
+function nonNegative(v: unknown): Dec | undefined {
+  if (typeof v !== "string") return undefined;
+  const d = parseDec(v);
+  return d && d.gte(ZERO) ? d : undefined;
+}
+
 export function fastParseFill(raw: Record<string, unknown>): Fill | undefined {
   for (const k in raw) if (!KNOWN.has(k)) return undefined;
   const { fill_id, order_id, fund_id, strategy_id, broker, symbol, side, fees, venue, kind } = raw;
@@ -46,7 +52,7 @@ export function fastParseFill(raw: Record<string, unknown>): Fill | undefined {
   if (kind !== undefined && (typeof kind !== "string" || !KINDS.has(kind))) return undefined;
   if (venue !== undefined && (typeof venue !== "string" || venue.length > 64)) return undefined;
   const quantity = positive(raw["quantity"]);
-  const price = positive(raw["price"]);
+  const price = nonNegative(raw["price"]); // 0 is a valid fill price (transfer in)
   if (!quantity || !price) return undefined;
   const fee = fees === undefined ? ZERO : typeof fees === "string" ? parseDec(fees) : undefined;
   if (!fee) return undefined;

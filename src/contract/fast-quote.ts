@@ -25,9 +25,11 @@ export function fastParseQuote(raw: Record<string, unknown>): Quote | undefined 
   if (typeof ts !== "string" || !RFC3339_RE.test(ts)) return undefined;
   const timestamp = Date.parse(ts);
   if (!Number.isFinite(timestamp)) return undefined;
-  const bid = decimalAt(raw["bid"], "pos");
-  const ask = decimalAt(raw["ask"], "pos");
-  if (!bid || !ask || bid.gt(ask)) return undefined;
+  const bid = decimalAt(raw["bid"], "nonneg");
+  const ask = decimalAt(raw["ask"], "nonneg");
+  if (!bid || !ask) return undefined;
+  // one-sided (a side at 0) is valid; no price at all is not; only a two-sided quote can cross
+  if (bid.eq(ZERO) ? ask.eq(ZERO) : !ask.eq(ZERO) && bid.gt(ask)) return undefined;
   const bs = raw["bid_size"];
   const as = raw["ask_size"];
   const venue = raw["venue"];

@@ -17,6 +17,8 @@ const RiskDecisionSchema = z.object({
 export const ReservationSchema = z.object({
   order_id: z.string().min(1),
   symbol: id,
+  /** The order's broker (per-broker pending sells); absent in records journaled before it was kept. */
+  broker: id.optional(),
   side: z.enum(Side),
   quantity: dec("pos", "internal"),
   price: dec("pos", "internal"),

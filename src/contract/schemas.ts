@@ -141,17 +141,23 @@ export const InstrumentSchema = z.object({
 });
 export type Instrument = z.output<typeof InstrumentSchema>;
 
+/**
+ * A side at 0 is a one-sided market (bid 0: nobody pays anything, a far out-of-the-money option;
+ * ask 0: nobody offers) and is valid; a quote with no price on either side is not a quote. Only a
+ * two-sided quote can be crossed.
+ */
 export const QuoteSchema = z
   .object({
     symbol: id,
-    bid: decimal("pos"),
-    ask: decimal("pos"),
+    bid: decimal("nonneg"),
+    ask: decimal("nonneg"),
     bid_size: opt(decimal("nonneg")),
     ask_size: opt(decimal("nonneg")),
     venue: opt(text(64)),
     timestamp,
   })
-  .refine((q) => q.bid.lte(q.ask), { path: ["bid"], message: "crossed quote: bid > ask" });
+  .refine((q) => q.bid.gt(ZERO) || q.ask.gt(ZERO), { path: ["ask"], message: "no price on either side" })
+  .refine((q) => q.ask.eq(ZERO) || q.bid.lte(q.ask), { path: ["bid"], message: "crossed quote: bid > ask" });
 export type Quote = z.output<typeof QuoteSchema>;
 
 export const FillKind = { TRADE: "TRADE", ADJUSTMENT: "ADJUSTMENT" } as const;
@@ -166,7 +172,7 @@ export const FillSchema = z.object({
   symbol: id,
   side: z.enum(Side),
   quantity: decimal("pos"),
-  price: decimal("pos"),
+  price: decimal("nonneg"), // 0: a transfer in, a corporate action (it moves the position)
   fees: decimal("any").prefault("0"),
   venue: opt(text(64)),
   timestamp,

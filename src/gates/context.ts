@@ -1,7 +1,8 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
 import type { Order } from "../contract/schemas.js";
-import { ONE, ZERO } from "../decimal/index.js";
-import type { Effective, EngineState, FundState } from "../state/model.js";
+import { type Dec, ONE, ZERO } from "../decimal/index.js";
+import { atBroker, pendingAtBroker } from "../state/book.js";
+import type { Book, Effective, EngineState, FundState, Mark } from "../state/model.js";
 import type { GateContext } from "./types.js";
 
 export const DEFAULT_MAX_QUOTE_AGE_MS = 5000;
@@ -13,6 +14,17 @@ export function isFresh(
   maxAgeMs = DEFAULT_MAX_QUOTE_AGE_MS,
 ): boolean {
   return quoteTs !== undefined && Math.abs(now - quoteTs) <= maxAgeMs;
+}
+
+/**
+ * The price a MARKET or STOP order is valued at: the side it would trade against (ask for a BUY,
+ * bid for a SELL). A side at 0 (a one-sided market) is no price to value an order at: a SELL into
+ * a 0 bid valued at 0 would add no exposure however large it is, so the order is valued at the
+ * mark (the mid; the bid when there is no ask), as the position it makes will be. Never 0.
+ */
+export function marketPrice(mark: Mark, buy: boolean): Dec {
+  const side = buy ? mark.ask : mark.bid;
+  return side.gt(ZERO) ? side : mark.mid;
 }
 
 export function buildContext(
@@ -31,15 +43,9 @@ export function buildContext(
   const buy = order.side === "BUY";
   let price = order.limit_price;
   if (order.order_type === "MARKET" || order.order_type === "STOP") {
-    price = fresh && mark ? (buy ? mark.ask : mark.bid) : undefined;
+    price = fresh && mark ? marketPrice(mark, buy) : undefined;
   }
   const notional = price?.times(order.quantity).times(multiplier);
-  let reducing = false;
-  if (book) {
-    const q = book.pos.qty;
-    if (buy && q.lt(ZERO)) reducing = book.pendBuyQty.plus(order.quantity).lte(q.abs());
-    if (!buy && q.gt(ZERO)) reducing = book.pendSellQty.plus(order.quantity).lte(q);
-  }
   return {
     state,
     fund,
@@ -52,6 +58,32 @@ export function buildContext(
     assetClass: order.asset_class ?? instrument?.asset_class ?? book?.assetClassHint,
     price,
     notional,
-    reducing,
+    reducing: book !== undefined && isReducing(book, order),
   };
+}
+
+/**
+ * Risk-reducing: the order brings |position| toward zero without crossing it, counting pending
+ * orders on its side, both for the fund and at the order's broker. A SELL at a broker where the
+ * fund holds nothing (its long is at another broker) nets the fund's position to zero on paper but
+ * is a short sale where it executes (see the short-side gate): it earns no exemption, and so runs
+ * through the position, velocity, drawdown and reconciliation gates like any order.
+ */
+export function isReducing(book: Book, order: Order): boolean {
+  const q = book.pos.qty;
+  const atB = atBroker(book.pos.brokers, order.broker);
+  if (order.side === "BUY") {
+    return (
+      q.lt(ZERO) &&
+      book.pendBuyQty.plus(order.quantity).lte(q.abs()) &&
+      atB.lt(ZERO) &&
+      pendingAtBroker(book.pendBuyByBroker, order.broker).plus(order.quantity).lte(atB.abs())
+    );
+  }
+  return (
+    q.gt(ZERO) &&
+    book.pendSellQty.plus(order.quantity).lte(q) &&
+    atB.gt(ZERO) &&
+    pendingAtBroker(book.pendSellByBroker, order.broker).plus(order.quantity).lte(atB)
+  );
 }

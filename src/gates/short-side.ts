@@ -1,25 +1,31 @@
 /**
- * Gate 6, short side: an order that opens or adds to a short (a SELL beyond the long position,
- * counting pending sells) needs shorting enabled, a known borrow fee within the ceiling, and a
- * shortable instrument or a locate (`locate_id` on the order).
+ * Gate 6, short side: a SELL is a short sale when it exceeds the long position the fund holds at
+ * the order's broker, less that broker's pending sells (CONTRACT.md "Semantics"), whatever the
+ * fund holds elsewhere: shares at `ibkr` cannot be delivered against a sale at `paper`. A short
+ * sale needs shorting enabled, a known borrow fee within the ceiling, and a shortable instrument
+ * or a locate (`locate_id` on the order). Position and pending sells per broker are kept
+ * incrementally in the book: no scan per order.
  */
 import { ZERO, canon } from "../decimal/index.js";
+import { atBroker, pendingAtBroker } from "../state/book.js";
 import { deny, type RiskGate } from "./types.js";
 
 export const shortSideGate: RiskGate = {
   name: "short_side",
   check(order, lim, ctx) {
     if (order.side !== "SELL") return undefined;
-    const held = ctx.book?.pos.qty ?? ZERO;
-    const pending = ctx.book?.pendSellQty ?? ZERO;
+    const held = ctx.book ? atBroker(ctx.book.pos.brokers, order.broker) : ZERO;
+    const pending = ctx.book ? pendingAtBroker(ctx.book.pendSellByBroker, order.broker) : ZERO;
     if (held.minus(pending).minus(order.quantity).gte(ZERO)) return undefined;
     if (lim.enable_shorting !== true) {
       return deny(
         "SHORTING_DISABLED",
         `selling ${canon(order.quantity)} ${order.symbol} would open a short; shorting is disabled`,
         {
+          broker: order.broker,
           position: canon(held),
           pending_sells: canon(pending),
+          fund_position: canon(ctx.book?.pos.qty ?? ZERO),
         },
       );
     }

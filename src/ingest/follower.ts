@@ -84,7 +84,9 @@ export function createFollower(o: FollowerOptions): Follower {
   }
 
   function handle(l: Lane, m: JsMsg): void {
-    const r = project(o.state, l.stream, m.subject, m.data, m.seq);
+    // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
+    const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
+    const r = project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;
     if (!l.caught && (m.seq >= l.target || m.info.pending === 0)) {

@@ -12,10 +12,13 @@ import {
   type Subscription,
 } from "@nats-io/transport-node";
 import {
+  JSON_CONTENT_TYPE,
   PROTOBUF_CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE_ALT,
   decodeOrderProto,
   encodeDecisionProto,
   isProtobufContentType,
+  protobufContentTypeOf,
 } from "../contract/codec.js";
 import type { RiskDecision } from "../contract/schemas.js";
 import { QUEUE_GROUP, Subjects } from "../contract/subjects.js";
@@ -59,15 +62,23 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   const journalTimeout = o.journalTimeoutMs ?? 2000;
   const protoHeaders = natsHeaders();
   protoHeaders.set("Content-Type", PROTOBUF_CONTENT_TYPE);
+  const jsonHeaders = natsHeaders();
+  jsonHeaders.set("Content-Type", JSON_CONTENT_TYPE);
   let decisions = 0;
   let approved = 0;
   let journalFailures = 0;
   let stopped = false;
 
+  // a protobuf reply names protobuf as the request did (application/protobuf or x-protobuf)
+  const protoAltHeaders = natsHeaders();
+  protoAltHeaders.set("Content-Type", PROTOBUF_CONTENT_TYPE_ALT);
+
   function reply(msg: Msg, proto: boolean, d: RiskDecision): void {
     if (!msg.reply) return;
-    if (proto) msg.respond(encodeDecisionProto(d), { headers: protoHeaders });
-    else msg.respond(te.encode(JSON.stringify(d)));
+    if (proto) {
+      const alt = protobufContentTypeOf(msg.headers?.get("Content-Type")) === PROTOBUF_CONTENT_TYPE_ALT;
+      msg.respond(encodeDecisionProto(d), { headers: alt ? protoAltHeaders : protoHeaders });
+    } else msg.respond(te.encode(JSON.stringify(d)), { headers: jsonHeaders });
   }
 
   const journalWriter = createJsPublisher(o.nc, { timeoutMs: journalTimeout });

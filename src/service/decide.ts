@@ -187,6 +187,7 @@ export function createDecider(d: DeciderDeps): Decider {
           ? {
               order_id: order.order_id,
               symbol: order.symbol,
+              broker: order.broker,
               side: order.side,
               quantity: order.quantity,
               price: ctx.price,

@@ -8,9 +8,11 @@ import {
 import {
   JSON_CONTENT_TYPE,
   PROTOBUF_CONTENT_TYPE,
+  PROTOBUF_CONTENT_TYPE_ALT,
   decodeEnvelopeRequestProto,
   encodeEnvelopeProto,
   isProtobufContentType,
+  protobufContentTypeOf,
 } from "../contract/codec.js";
 import { EnvelopeRequestSchema, firstIssue } from "../contract/schemas.js";
 import { Subjects } from "../contract/subjects.js";
@@ -47,6 +49,8 @@ export function createEnvelopeService(o: { nc: NatsConnection; state: EngineStat
   const log = o.log.child({ module: "envelope-get" });
   const h = natsHeaders();
   h.set("Content-Type", PROTOBUF_CONTENT_TYPE);
+  const hAlt = natsHeaders();
+  hAlt.set("Content-Type", PROTOBUF_CONTENT_TYPE_ALT);
   const jsonHeaders = natsHeaders();
   jsonHeaders.set("Content-Type", JSON_CONTENT_TYPE);
   const handle = (msg: Msg) => {
@@ -58,14 +62,12 @@ export function createEnvelopeService(o: { nc: NatsConnection; state: EngineStat
       raw = undefined;
     }
     const r = lookupEnvelope(o.state, raw);
-    if (r.ok && proto) msg.respond(encodeEnvelopeProto(r.envelope), { headers: h });
-    else if (r.ok) msg.respond(te.encode(JSON.stringify(r.envelope)));
+    if (r.ok && proto) {
+      const alt = protobufContentTypeOf(msg.headers?.get("Content-Type")) === PROTOBUF_CONTENT_TYPE_ALT;
+      msg.respond(encodeEnvelopeProto(r.envelope), { headers: alt ? hAlt : h });
+    } else if (r.ok) msg.respond(te.encode(JSON.stringify(r.envelope)), { headers: jsonHeaders });
     // Errors are always JSON; a protobuf caller can tell by the Content-Type header.
-    else
-      msg.respond(
-        te.encode(JSON.stringify({ error: r.error })),
-        proto ? { headers: jsonHeaders } : undefined,
-      );
+    else msg.respond(te.encode(JSON.stringify({ error: r.error })), { headers: jsonHeaders });
   };
   const sub: Subscription = o.nc.subscribe(Subjects.envelopeGet, {
     callback: (err, msg) => {

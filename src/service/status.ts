@@ -1,5 +1,6 @@
 /** mts.v1.risk.status: EngineStatus (instance, readiness, halted funds, cursors, state digest). */
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { JSON_CONTENT_TYPE } from "../contract/codec.js";
 import { HALT_PRECEDENCE } from "../contract/codes.js";
 import { Subjects } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
@@ -69,13 +70,15 @@ export function createStatusService(o: {
 }): {
   stop(): Promise<void>;
 } {
+  const jsonHeaders = natsHeaders();
+  jsonHeaders.set("Content-Type", JSON_CONTENT_TYPE);
   const sub: Subscription = o.nc.subscribe(Subjects.status, {
     callback: (err, msg) => {
       if (err) return o.log.error({ err }, "status subscription error");
       const id = requestedFund(msg.data);
       try {
         const reply = id === undefined ? o.status() : { ...o.status(), fund: o.fund?.(id) ?? null };
-        msg.respond(te.encode(JSON.stringify(reply)));
+        msg.respond(te.encode(JSON.stringify(reply)), { headers: jsonHeaders });
       } catch (e) {
         o.log.error({ err: e, fund: id }, "status reply failed");
       }

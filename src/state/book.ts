@@ -26,6 +26,8 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
       pendBuyValue: ZERO,
       pendSellQty: ZERO,
       pendSellValue: ZERO,
+      pendBuyByBroker: new Map(),
+      pendSellByBroker: new Map(),
       assetClassHint: undefined,
       contrib: emptyContribution(),
     };
@@ -46,6 +48,21 @@ function addTo(map: Map<string, Dec>, k: string | undefined, d: Dec): void {
   const next = (map.get(key) ?? ZERO).plus(d);
   if (next.eq(ZERO)) map.delete(key);
   else map.set(key, next);
+}
+
+/** A position's or a pending quantity's share at one broker (0 when none). */
+export function atBroker(m: Map<string, Dec>, broker: string): Dec {
+  return m.get(broker) ?? ZERO;
+}
+
+/**
+ * Pending quantity that may sit at `broker`: its own, plus any reservation journaled without a
+ * broker (counted at every broker: conservative).
+ */
+export function pendingAtBroker(m: Map<string, Dec>, broker: string): Dec {
+  const own = atBroker(m, broker);
+  const unknown = m.get("");
+  return unknown === undefined || broker === "" ? own : own.plus(unknown);
 }
 
 /** Recompute what a book contributes to its fund and apply the difference to the aggregates. */

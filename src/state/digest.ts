@@ -36,7 +36,7 @@ export function canonicalLines(state: EngineState): string[] {
   for (const r of state.orders.values()) {
     if (r.reserved.eq(ZERO)) continue;
     lines.push(
-      `R|${r.fund}|${r.orderId}|${r.symbol}|${r.side}|${canon(r.reserved)}|${canon(r.price)}|${r.expiresAt}`,
+      `R|${r.fund}|${r.orderId}|${r.symbol}|${r.side}|${canon(r.reserved)}|${canon(r.price)}|${r.expiresAt}|${r.broker ?? ""}`,
     );
   }
   for (const s of state.stops.values()) {

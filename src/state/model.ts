@@ -15,7 +15,8 @@ export interface Mark {
   bid: Dec;
   ask: Dec;
   mid: Dec;
-  ts: number; // quote's own timestamp, epoch ms
+  ts: number; // quote's own timestamp, epoch ms (freshness)
+  rank: number; // what orders quotes for the mark: ts, capped at the stream's time + QUOTE_LEAD_MS
 }
 
 /** A fund's holding in one symbol. Cost and realized are in price units (× multiplier when valued). */
@@ -49,6 +50,13 @@ export interface Book {
   pendBuyValue: Dec; // Σ remaining quantity × order price (× multiplier when valued)
   pendSellQty: Dec;
   pendSellValue: Dec;
+  /**
+   * Pending quantities per broker (the same reservations as pendBuyQty / pendSellQty, split by the
+   * order's broker; "" for a journaled approval that did not record one). Kept incrementally: the
+   * short-side gate and the risk-reducing test judge a SELL against the long held at its broker.
+   */
+  pendBuyByBroker: Map<string, Dec>;
+  pendSellByBroker: Map<string, Dec>;
   assetClassHint: AssetClass | undefined; // from orders when refdata has none
   contrib: Contribution;
 }
@@ -59,6 +67,7 @@ export interface OrderRecord {
   orderId: string;
   symbol: string;
   side: Side | undefined;
+  broker: string | undefined; // the order's broker (undefined: an approval journaled without it)
   price: Dec; // order price (mark at decision for MARKET), per unit
   approvals: Map<string, Dec>; // idempotency key -> approved quantity
   approved: Dec; // Σ approvals

@@ -78,6 +78,8 @@ export function project(
   subject: string,
   data: Uint8Array,
   seq: number,
+  /** When the stream stored the message (epoch ms), if known: bounds a quote's rank (applyQuote). */
+  storedMs?: number,
 ): ProjectResult {
   const prev = state.cursors.get(stream) ?? 0;
   if (seq <= prev) return { ok: true }; // already applied (replay is idempotent on sequence)
@@ -102,7 +104,7 @@ export function project(
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { ok: false, reason: "not a JSON object", fund: "_" };
   }
-  const r = dispatch(state, stream, subject, raw as Record<string, unknown>, seq);
+  const r = dispatch(state, stream, subject, raw as Record<string, unknown>, seq, storedMs);
   if (!r.ok) return { ok: false, reason: r.reason, fund: fundOf(raw) };
   return r;
 }
@@ -113,6 +115,7 @@ function dispatch(
   subject: string,
   raw: Record<string, unknown>,
   seq: number,
+  storedMs: number | undefined,
 ): ProjectResult | { ok: false; reason: string } {
   switch (stream) {
     case "FILLS": {
@@ -139,7 +142,7 @@ function dispatch(
       if (!p.ok) return p;
       const bad = mismatch(subject, { 3: p.value.symbol });
       if (bad) return bad;
-      applyQuote(state, p.value);
+      applyQuote(state, p.value, storedMs);
       return { ok: true };
     }
     case "REFDATA": {

@@ -28,6 +28,7 @@ import {
   touch,
 } from "./model.js";
 import { buildEntry } from "./projections/envelopes.js";
+import { toMark } from "./projections/market.js";
 import { addVelocity, velocityBucket, velocityBucketEntries, velocityEntries } from "./velocity.js";
 import { syncReservation } from "./projections/reservations.js";
 import { claimOrderId } from "./projections/decisions.js";
@@ -131,6 +132,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
         orderId: r.orderId,
         symbol: r.symbol,
         side: r.side,
+        broker: r.broker,
         price: r.price.toFixed(),
         approvals: [...r.approvals].map(([a, q]) => [a, q.toFixed()]),
         unconfirmed: [...r.unconfirmed],
@@ -161,7 +163,9 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     }
     case "mark": {
       const m = state.marks.get(k);
-      return m ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts }) : undefined;
+      return m
+        ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts, rank: m.rank })
+        : undefined;
     }
     case "fill_id": {
       const t = state.fillIds.get(k);
@@ -340,10 +344,8 @@ export function openSnapshot(path: string): Snapshot {
         state.instruments.set(r.k, InstrumentSchema.parse(JSON.parse(r.v)));
       }
       for (const r of byKind.get("mark") ?? []) {
-        const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number };
-        const bid = dec(m.bid);
-        const ask = dec(m.ask);
-        state.marks.set(r.k, { bid, ask, mid: bid.plus(ask).times("0.5"), ts: m.ts });
+        const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number; rank?: number };
+        state.marks.set(r.k, toMark(dec(m.bid), dec(m.ask), m.ts, m.rank ?? m.ts));
       }
       for (const r of byKind.get("fund") ?? []) loadFund(state, r.k, r.v);
       const legacyVelocity: string[] = [];
@@ -469,6 +471,7 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     orderId: string;
     symbol: string;
     side?: "BUY" | "SELL";
+    broker?: string;
     price: string;
     approvals: [string, string][];
     unconfirmed?: string[];
@@ -487,6 +490,7 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     orderId: o.orderId,
     symbol: o.symbol,
     side: o.side,
+    broker: o.broker,
     price: dec(o.price),
     approvals: new Map(kept.map(([a, q]) => [a, dec(q)])),
     approved: kept.reduce((sum, [, q]) => sum.plus(dec(q)), ZERO),

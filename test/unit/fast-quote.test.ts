@@ -33,8 +33,8 @@ const value = (good: unknown[]) =>
 const quoteish = fc.record(
   {
     symbol: value(["AAPL", "BTC-USD", "bad.sym"]),
-    bid: value(["99.99", "100", "100.01", "0.000000000000000001"]),
-    ask: value(["100.01", "100", "99.98"]),
+    bid: value(["99.99", "100", "100.01", "0.000000000000000001", "0", "0.00"]),
+    ask: value(["100.01", "100", "99.98", "0", "0.0"]),
     bid_size: value(["10", "0"]),
     ask_size: value(["5", "0.5"]),
     venue: value(["XNAS", "v".repeat(65)]),

@@ -32,10 +32,10 @@ export class Feed {
   readonly seqs = new Map<StreamName, number>();
   constructor(readonly state: EngineState = createState()) {}
 
-  publish(stream: StreamName, subject: string, body: unknown): number {
+  publish(stream: StreamName, subject: string, body: unknown, storedMs?: number): number {
     const seq = (this.seqs.get(stream) ?? 0) + 1;
     this.seqs.set(stream, seq);
-    const r = project(this.state, stream, subject, te.encode(JSON.stringify(body)), seq);
+    const r = project(this.state, stream, subject, te.encode(JSON.stringify(body)), seq, storedMs);
     expect(r, `${stream} ${subject} ${JSON.stringify(body)}`).toMatchObject({ ok: true });
     return seq;
   }
@@ -50,8 +50,9 @@ export class Feed {
     return this;
   }
 
-  quote(symbol: string, bid: string, ask: string, ts: number = NOW): this {
-    this.publish("QUOTES", Subjects.quote(symbol), { symbol, bid, ask, timestamp: isoAt(ts) });
+  /** A quote stamped `ts`; `storedMs`: when the stream stored it (bounds its rank, see applyQuote). */
+  quote(symbol: string, bid: string, ask: string, ts: number = NOW, storedMs?: number): this {
+    this.publish("QUOTES", Subjects.quote(symbol), { symbol, bid, ask, timestamp: isoAt(ts) }, storedMs);
     return this;
   }
 
@@ -115,7 +116,14 @@ export class Feed {
 
   private decN = 0;
   /** An approved order already decided: its reservation is open until filled or terminal. */
-  reserve(orderId: string, symbol: string, side: "BUY" | "SELL", quantity: string, price: string): this {
+  reserve(
+    orderId: string,
+    symbol: string,
+    side: "BUY" | "SELL",
+    quantity: string,
+    price: string,
+    broker?: string,
+  ): this {
     const id = `d-${++this.decN}`;
     this.publish("RISK_DECISIONS", Subjects.decision(FUND), {
       decision_id: id,
@@ -127,7 +135,15 @@ export class Feed {
       recorded: true,
       counted: false,
       replayed: false,
-      reservation: { order_id: orderId, symbol, side, quantity, price, expires_at_ms: NOW + 86_400_000 },
+      reservation: {
+        order_id: orderId,
+        symbol,
+        side,
+        quantity,
+        price,
+        expires_at_ms: NOW + 86_400_000,
+        ...(broker === undefined ? {} : { broker }),
+      },
       decision: approvedDecision(orderId),
     });
     return this;

@@ -166,12 +166,26 @@ describe("static gate", () => {
       const edge = new Feed().envelope({ max_quote_age_ms: 2000 }).quote("AAPL", "99", "101", NOW + 2000);
       expect(codeOf(runGate(edge.state, staticGate, mkt))).toBe("");
     });
-    it("given a future-stamped quote then a normal one, when the mark is read, then the later message is the mark", () => {
+    it("given a quote stamped an hour ahead of its arrival then a correct later one, when the mark is read, then the later one is the mark (the lead counts for 1 s at most)", () => {
       const feed = new Feed()
         .envelope()
-        .quote("AAPL", "99", "101", NOW + 3_600_000)
-        .quote("AAPL", "199", "201", NOW);
+        .quote("AAPL", "99", "101", NOW + 3_600_000, NOW)
+        .quote("AAPL", "199", "201", NOW + 1001, NOW + 1001);
       expect(canon(feed.state.marks.get("AAPL")!.mid)).toBe("200");
+      // within the lead, the timestamp still ranks it: a quote stamped before NOW + 1000 is older
+      feed.quote("AAPL", "9", "11", NOW + 999, NOW + 5000);
+      expect(canon(feed.state.marks.get("AAPL")!.mid)).toBe("200");
+    });
+    it("given quotes out of order (case 10), when the mark is read, then the latest by timestamp is the mark, ties go to the later message", () => {
+      const feed = new Feed()
+        .envelope()
+        .quote("AAPL", "99", "101", NOW)
+        .quote("AAPL", "49", "51", NOW - 1);
+      expect(canon(feed.state.marks.get("AAPL")!.mid)).toBe("100");
+      feed.quote("AAPL", "59", "61", NOW);
+      expect(canon(feed.state.marks.get("AAPL")!.mid)).toBe("60");
+      feed.quote("AAPL", "69", "71", NOW + 1);
+      expect(canon(feed.state.marks.get("AAPL")!.mid)).toBe("70");
     });
     it("given no max_quote_age_ms, when the quote is 5000 ms old it passes and at 5001 ms it is STALE_MARKET_DATA", () => {
       const feed = new Feed().envelope().quote("AAPL", "99", "101", NOW - 5000);
@@ -518,6 +532,80 @@ describe("short-side gate", () => {
       .instrument({ symbol: "AAPL", asset_class: "equity" });
     expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL" }))).toBe("LOCATE_REQUIRED");
     expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", locate_id: "loc-1" }))).toBe("");
+  });
+});
+
+describe("short-side gate across brokers (issue 8 case 7)", () => {
+  const atIbkr = () => new Feed().envelope().fill("AAPL", "100", "100", { broker: "ibkr" });
+  it("given long 100 at ibkr only, when selling 100 at paper, then it is a short sale (SHORTING_DISABLED); at ibkr it is not", () => {
+    const f = atIbkr();
+    const r = runGate(f.state, shortSideGate, { side: "SELL", quantity: "100", broker: "paper" });
+    expect(codeOf(r)).toBe("SHORTING_DISABLED");
+    expect(r.result?.details).toMatchObject({ broker: "paper", position: "0", fund_position: "100" });
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "100", broker: "ibkr" }))).toBe(
+      "",
+    );
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "101", broker: "ibkr" }))).toBe(
+      "SHORTING_DISABLED",
+    );
+  });
+  it("given long 100 at ibkr and a pending sell 60 there, when selling 40 at ibkr it passes, 41 is a short sale", () => {
+    const f = atIbkr().reserve("s-1", "AAPL", "SELL", "60", "100", "ibkr");
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "40", broker: "ibkr" }))).toBe(
+      "",
+    );
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "41", broker: "ibkr" }))).toBe(
+      "SHORTING_DISABLED",
+    );
+  });
+  it("given a pending sell at paper, when selling the whole ibkr long at ibkr, then paper's pending sell does not use ibkr's long", () => {
+    const f = atIbkr().reserve("s-1", "AAPL", "SELL", "60", "100", "paper");
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "100", broker: "ibkr" }))).toBe(
+      "",
+    );
+  });
+  it("given a pending sell journaled without a broker, when selling at any broker, then it counts there (conservative)", () => {
+    const f = atIbkr().reserve("s-1", "AAPL", "SELL", "60", "100");
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "41", broker: "ibkr" }))).toBe(
+      "SHORTING_DISABLED",
+    );
+  });
+  it("given the pending sell at ibkr is filled there, when selling the rest at ibkr, then only the broker's remaining long counts", () => {
+    const f = atIbkr().reserve("s-1", "AAPL", "SELL", "60", "100", "ibkr");
+    f.fill("AAPL", "-60", "100", { order_id: "s-1", broker: "ibkr" });
+    const book = f.state.funds.get(FUND)!.books.get("AAPL")!;
+    expect(book.pendSellByBroker.size).toBe(0);
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "40", broker: "ibkr" }))).toBe(
+      "",
+    );
+    expect(codeOf(runGate(f.state, shortSideGate, { side: "SELL", quantity: "41", broker: "ibkr" }))).toBe(
+      "SHORTING_DISABLED",
+    );
+  });
+  it("given long 100 at ibkr, when selling 50 at paper, then it is not risk-reducing (it opens a short at paper); at ibkr it is", () => {
+    const f = atIbkr();
+    expect(runGate(f.state, staticGate, { side: "SELL", quantity: "50", broker: "paper" }).ctx.reducing).toBe(
+      false,
+    );
+    expect(runGate(f.state, staticGate, { side: "SELL", quantity: "50", broker: "ibkr" }).ctx.reducing).toBe(
+      true,
+    );
+  });
+  it("given short 100 at ibkr, when buying 50 at paper, then it is not risk-reducing; at ibkr it is", () => {
+    const f = new Feed().envelope().fill("AAPL", "-100", "100", { broker: "ibkr" });
+    expect(runGate(f.state, staticGate, { side: "BUY", quantity: "50", broker: "paper" }).ctx.reducing).toBe(
+      false,
+    );
+    expect(runGate(f.state, staticGate, { side: "BUY", quantity: "50", broker: "ibkr" }).ctx.reducing).toBe(
+      true,
+    );
+  });
+  it("given a halted fund long 100 at ibkr, when selling 50 at paper, then it is FUND_HALTED (no reducing exemption)", () => {
+    const f = atIbkr().halt("MANUAL");
+    expect(runPipeline(f, { side: "SELL", quantity: "50", broker: "paper" }).rejection?.denial.code).toBe(
+      "FUND_HALTED",
+    );
+    expect(runPipeline(f, { side: "SELL", quantity: "50", broker: "ibkr" }).rejection).toBeUndefined();
   });
 });
 

@@ -28,6 +28,8 @@ import { FUND, Feed, NOW, envelope, isoAt, rawOrder } from "./fixtures.js";
 interface Msg {
   subject: string;
   body: unknown;
+  /** When the stream stored it (QUOTES: bounds the quote's rank for the mark). */
+  storedMs?: number;
 }
 type History = Map<StreamName, Msg[]>;
 
@@ -73,6 +75,7 @@ const planArb = fc.record({
       kind: fc.constantFrom(0, 0, 0, 0, 1, 2, 3, 4, 4, 5),
       pick: fc.nat(),
       dt: fc.integer({ min: 0, max: 1500 }),
+      broker: fc.constantFrom("paper", "ibkr"),
     }),
     { maxLength: 14 },
   ),
@@ -83,6 +86,8 @@ const planArb = fc.record({
       price,
       external: fc.boolean(),
       duplicate: fc.boolean(),
+      /** a transfer in / corporate action: price 0 */
+      zeroPrice: fc.boolean(),
     }),
     { maxLength: 12 },
   ),
@@ -94,8 +99,16 @@ const planArb = fc.record({
     { maxLength: 4 },
   ),
   quotes: fc.array(
-    fc.record({ symbol: fc.constantFrom(...SYMBOLS), mid: price, dt: fc.integer({ min: -2000, max: 5000 }) }),
-    { maxLength: 8 },
+    fc.record({
+      symbol: fc.constantFrom(...SYMBOLS),
+      mid: price,
+      /** out of order: timestamps go back and forth; some far ahead of when the stream stored them */
+      dt: fc.integer({ min: -2000, max: 5000 }),
+      lead: fc.constantFrom(0, 0, 0, 3_600_000),
+      /** one-sided markets: bid 0 or ask 0 */
+      sides: fc.constantFrom("two", "two", "bid0", "ask0"),
+    }),
+    { maxLength: 10 },
   ),
   control: fc.array(
     fc.record({
@@ -163,7 +176,7 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
       order_id: `o-${i}`,
       idempotency_key: `k-${i}`,
       fund_id: o.fund,
-      broker: "paper",
+      broker: o.broker,
       symbol: o.symbol,
       side: o.side,
       order_type: "LIMIT",
@@ -206,7 +219,7 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
       symbol,
       side: target?.side ?? (f.pick % 2 === 0 ? "BUY" : "SELL"),
       quantity,
-      price: f.price,
+      price: f.zeroPrice ? "0" : f.price,
       fees: canon(dec(f.pick % 5).div(100)),
       timestamp: isoAt(NOW + i * 10),
     };
@@ -226,16 +239,21 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
     });
   }
 
-  for (const q of plan.quotes) {
+  plan.quotes.forEach((q, i) => {
     const mid = dec(q.mid);
     const bid = mid.gt(dec("0.02")) ? canon(mid.minus(dec("0.01"))) : canon(mid);
-    push("QUOTES", Subjects.quote(q.symbol), {
-      symbol: q.symbol,
-      bid,
-      ask: canon(mid.plus(dec("0.01"))),
-      timestamp: isoAt(NOW + q.dt),
+    const ask = canon(mid.plus(dec("0.01")));
+    h.get("QUOTES")!.push({
+      subject: Subjects.quote(q.symbol),
+      body: {
+        symbol: q.symbol,
+        bid: q.sides === "bid0" ? "0" : bid,
+        ask: q.sides === "ask0" ? "0" : ask,
+        timestamp: isoAt(NOW + q.dt + q.lead),
+      },
+      storedMs: NOW + i * 100,
     });
-  }
+  });
 
   for (const c of plan.control) {
     const at = isoAt(NOW + c.day * 86_400_000);
@@ -273,7 +291,7 @@ interface Step {
 
 function apply(state: EngineState, steps: Iterable<Step>): void {
   for (const { stream, seq, msg } of steps) {
-    const r = project(state, stream, msg.subject, te.encode(JSON.stringify(msg.body)), seq);
+    const r = project(state, stream, msg.subject, te.encode(JSON.stringify(msg.body)), seq, msg.storedMs);
     if (!r.ok) throw new Error(`${stream}#${seq} ${msg.subject}: ${r.reason}`);
   }
 }
@@ -342,6 +360,29 @@ function aggregates(state: EngineState): string {
     .join("\n");
 }
 
+/** The marks (derived, not in the digest): which quote is in force, with its rank. */
+function marks(state: EngineState): string {
+  return [...state.marks]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([s, m]) => `${s}=${canon(m.bid)}/${canon(m.ask)}/${canon(m.mid)}@${m.ts}#${m.rank}`)
+    .join(",");
+}
+
+/** Per-broker pending quantities (derived from the reservations). */
+function pendingByBroker(state: EngineState): string {
+  const fmt = (m: Map<string, Dec>) =>
+    [...m]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => `${k}=${canon(v)}`)
+      .join(",");
+  const out: string[] = [];
+  for (const f of state.funds.values())
+    for (const b of f.books.values())
+      if (b.pendBuyByBroker.size + b.pendSellByBroker.size > 0)
+        out.push(`${f.id}|${b.symbol}|${fmt(b.pendBuyByBroker)}|${fmt(b.pendSellByBroker)}`);
+  return out.sort().join("\n");
+}
+
 const RUNS = { numRuns: 50 };
 
 describe("replay properties", () => {
@@ -385,9 +426,14 @@ describe("replay properties", () => {
         const h = buildHistory(plan);
         const rest = CONSUMED_STREAMS.filter((s) => s !== "REFDATA");
         const withRefdataFirst = (steps: Step[]) => [...sequential(h, ["REFDATA"]), ...steps];
-        const reference = aggregates(fold(sequential(h)));
-        expect(aggregates(fold(withRefdataFirst(randomMerge(h, choices, rest))))).toBe(reference);
+        const ref = fold(sequential(h));
+        const reference = aggregates(ref);
+        const merged = fold(withRefdataFirst(randomMerge(h, choices, rest)));
+        expect(aggregates(merged)).toBe(reference);
         expect(aggregates(fold(withRefdataFirst(sequential(h, [...rest].reverse()))))).toBe(reference);
+        // out-of-order and one-sided quotes give the same marks, and reservations the same per-broker split
+        expect(marks(merged)).toBe(marks(ref));
+        expect(pendingByBroker(merged)).toBe(pendingByBroker(ref));
       }),
       RUNS,
     );
@@ -405,6 +451,8 @@ describe("replay properties", () => {
           expect(stateDigest(loaded)).toBe(stateDigest(state));
           expect(loaded.cursors).toEqual(state.cursors);
           expect(aggregates(loaded)).toBe(aggregates(state));
+          expect(marks(loaded)).toBe(marks(state));
+          expect(pendingByBroker(loaded)).toBe(pendingByBroker(state));
         } finally {
           snap.close();
         }
@@ -535,8 +583,9 @@ describe("replay properties", () => {
         kind: 0,
         pick: i,
         dt: 1,
+        broker: "paper",
       })),
-      fills: [{ pick: 0, fraction: "1", price: "100", external: false, duplicate: true }],
+      fills: [{ pick: 0, fraction: "1", price: "100", external: false, duplicate: true, zeroPrice: false }],
       events: [{ pick: 1, event: "cancelled" }],
       quotes: [],
       control: [{ fund: FUND, kind: "halt", severity: "MANUAL", equity: "1", day: 0 }],

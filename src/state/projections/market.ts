@@ -1,15 +1,42 @@
 /** QUOTES and REFDATA: marks and instruments; both revalue the books that hold the symbol. */
 import type { Instrument, Quote } from "../../contract/schemas.js";
-import { HALF } from "../../decimal/index.js";
+import { type Dec, HALF, ZERO } from "../../decimal/index.js";
 import { revalueSymbol } from "../book.js";
-import { type EngineState, touch } from "../model.js";
+import { type EngineState, type Mark, touch } from "../model.js";
 
 /**
- * The latest quote in stream order is the mark, whatever its timestamp: a quote stamped in the
- * future by a bad clock must not freeze the mark (freshness, not order, judges its timestamp).
+ * The mid of a quote. A bid of 0 is a price (nobody pays more than nothing: a far out-of-the-money
+ * option is worth between 0 and its ask), so the mid is ask / 2. An ask of 0 is no offer at all:
+ * the instrument is worth at least its bid, never half of it, so the mark is the bid.
  */
-export function applyQuote(state: EngineState, q: Quote): boolean {
-  state.marks.set(q.symbol, { bid: q.bid, ask: q.ask, mid: q.bid.plus(q.ask).times(HALF), ts: q.timestamp });
+export function midOf(bid: Dec, ask: Dec): Dec {
+  return ask.eq(ZERO) ? bid : bid.plus(ask).times(HALF);
+}
+
+export function toMark(bid: Dec, ask: Dec, ts: number, rank = ts): Mark {
+  return { bid, ask, mid: midOf(bid, ask), ts, rank };
+}
+
+/**
+ * How far ahead of the time the stream stored it a quote's timestamp may rank it. A publisher
+ * whose clock runs an hour fast would otherwise hold the mark for an hour against every correct
+ * quote (all "older"): its quote ranks at most this far past its arrival, so correct quotes
+ * replace it within this bound.
+ */
+export const QUOTE_LEAD_MS = 1000;
+
+/**
+ * The mark is the latest quote by its own timestamp: one older than the mark in force (feeds
+ * reorder, several publishers) is kept out; one with the same rank replaces it (stream order).
+ * The rank is the timestamp capped at the stream's own time of the message + QUOTE_LEAD_MS, a
+ * value stored in the stream, so a rebuild ranks every quote the same. Freshness still judges
+ * the quote's own timestamp. True when the quote became the mark.
+ */
+export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boolean {
+  const rank = storedMs === undefined ? q.timestamp : Math.min(q.timestamp, storedMs + QUOTE_LEAD_MS);
+  const cur = state.marks.get(q.symbol);
+  if (cur && rank < cur.rank) return false;
+  state.marks.set(q.symbol, toMark(q.bid, q.ask, q.timestamp, rank));
   touch(state, "mark", q.symbol);
   revalueSymbol(state, q.symbol, true);
   return true;

@@ -5,7 +5,7 @@
  * terminal event or its last fill (an acknowledgement after the TTL makes it reserve again: it is
  * working at a broker, whenever the OMS said so).
  */
-import { ZERO, max } from "../../decimal/index.js";
+import { type Dec, ZERO, max } from "../../decimal/index.js";
 import type { Reservation } from "../../contract/records.js";
 import { getBook, revalue, touchBook } from "../book.js";
 import { type EngineState, type OrderRecord, getFund, key2, markDeleted, touch } from "../model.js";
@@ -24,6 +24,7 @@ export function getOrderRecord(
       orderId,
       symbol,
       side: undefined,
+      broker: undefined,
       price: ZERO,
       approvals: new Map(),
       approved: ZERO,
@@ -68,12 +69,20 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   if (r.side === "BUY") {
     b.pendBuyQty = b.pendBuyQty.plus(delta);
     b.pendBuyValue = b.pendBuyQty.eq(ZERO) ? ZERO : b.pendBuyValue.plus(value);
+    addPending(b.pendBuyByBroker, r.broker ?? "", delta);
   } else {
     b.pendSellQty = b.pendSellQty.plus(delta);
     b.pendSellValue = b.pendSellQty.eq(ZERO) ? ZERO : b.pendSellValue.plus(value);
+    addPending(b.pendSellByBroker, r.broker ?? "", delta);
   }
   r.reserved = want;
   revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
+}
+
+function addPending(m: Map<string, Dec>, broker: string, delta: Dec): void {
+  const next = (m.get(broker) ?? ZERO).plus(delta);
+  if (next.eq(ZERO)) m.delete(broker);
+  else m.set(broker, next);
 }
 
 export function applyApproval(
@@ -93,6 +102,7 @@ export function applyApproval(
   if (live) r.unconfirmed.add(idemKey);
   if (r.side === undefined) {
     r.side = res.side;
+    r.broker = res.broker;
     r.price = res.price;
     r.symbol = res.symbol;
   }
