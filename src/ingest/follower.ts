@@ -34,6 +34,8 @@ export interface FollowerOptions {
   state: EngineState;
   streams: readonly StreamName[];
   log: Logger;
+  /** Called before each message is folded in (the workers' view of the state just before it). */
+  beforeProject?: (stream: StreamName) => void;
   /** Called after each message is folded in (alerts, dead letters, progress). */
   onResult?: (stream: StreamName, msg: JsMsg, result: ProjectResult) => void;
 }
@@ -84,6 +86,7 @@ export function createFollower(o: FollowerOptions): Follower {
   }
 
   function handle(l: Lane, m: JsMsg): void {
+    o.beforeProject?.(l.stream);
     const r = project(o.state, l.stream, m.subject, m.data, m.seq);
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;

@@ -97,6 +97,8 @@ export interface Baseline {
   startsAt: string;
   startsAtMs: number;
   equity: Dec;
+  /** Capital in force at the start (undefined: an old record; the current capital is assumed). */
+  capital: Dec | undefined;
 }
 
 export interface StopRecord {

@@ -41,6 +41,7 @@ export function applyBaseline(state: EngineState, b: PnlBaseline, raw: { starts_
     startsAt: raw.starts_at,
     startsAtMs: b.starts_at,
     equity: b.equity,
+    capital: b.capital,
   });
   touch(state, "fund", fund.id);
 }
