@@ -77,6 +77,8 @@ export interface HaltRecord {
   reason: string;
   by: string;
   seq: number; // RISK_CONTROL sequence
+  /** Sequence of the latest Halt of this severity applied while it was in force (a repeated press). */
+  lastSeq?: number;
 }
 
 export interface LiftedHalt {
