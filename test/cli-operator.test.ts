@@ -122,6 +122,34 @@ describe("mts-risk operator commands", () => {
     await waitFor(() => halts("gamma")?.has("KILL_SWITCH"), { message: "kill switch applied" });
   });
 
+  it("halt --kill pressed again while killed puts a second cancel_all on OMS_INTENTS (one per press)", async () => {
+    const subject = Subjects.cancelAll("gamma");
+    const count = async () =>
+      (await jsm.streams.info("OMS_INTENTS", { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
+    const before = await count();
+    const r = await run(["halt", "gamma", "--reason", "still running", "--kill", ...g]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as {
+      stream_seq: number;
+      cancel_all: { msg_id: string; duplicate: boolean };
+    };
+    // (`duplicate` may be true: the engine may have published this press's cancel_all first)
+    expect(out.cancel_all).toMatchObject({ msg_id: `cancel_all:gamma:${out.stream_seq}` });
+    // the engine handles the same press with the same id: still one more, not two
+    await waitFor(() => halts("gamma")?.get("KILL_SWITCH")?.lastSeq === out.stream_seq, {
+      message: "second press applied",
+    });
+    const engineCopy = await bus.js.publish(
+      subject,
+      JSON.stringify({ fund_id: "gamma", reason: "x", at: "" }),
+      {
+        msgID: out.cancel_all.msg_id,
+      },
+    );
+    expect(engineCopy.duplicate).toBe(true);
+    expect(await count()).toBe(before + 1);
+  });
+
   it("refuses bad usage with one line and exit 2", async () => {
     for (const args of [
       ["halt", "alpha"], // no --reason

@@ -51,6 +51,7 @@ describe("config defaults", () => {
         alert_threshold: 1,
         on_drift: "alert",
         timeout_s: 5,
+        confirm_passes: 2,
       },
       kill_switch: { verify_s: 30 },
       cro_veto: { enabled: false, timeout_s: 5, confidence_threshold: 0.85 },

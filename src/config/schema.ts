@@ -73,6 +73,11 @@ const broker_exit_reconciler = z.strictObject({
   alert_threshold: z.number().int().nonnegative().default(1),
   on_drift: z.enum([OnDrift.alert, OnDrift.lock, OnDrift.adopt]).default(OnDrift.alert),
   timeout_s: positiveSeconds(5),
+  /**
+   * `adopt` acts only on a drift seen with the same quantities in this many consecutive passes
+   * (a fill in flight or one glitched broker answer must not rewrite a position); `lock` acts at once.
+   */
+  confirm_passes: z.number().int().positive().default(2),
 });
 
 const kill_switch = z.strictObject({

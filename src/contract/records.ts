@@ -66,6 +66,11 @@ export const PnlBaselineSchema = z.object({
   period: z.enum(PnlPeriod),
   starts_at: timestamp,
   equity: dec("any", "internal"),
+  /**
+   * The envelope's capital in force at the start (so trading P&L at the start is equity − capital).
+   * Absent in records written before it existed: the current capital is then assumed.
+   */
+  capital: dec("any", "internal").optional(),
 });
 export type PnlBaseline = z.output<typeof PnlBaselineSchema>;
 

@@ -176,6 +176,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     state,
     streams: CONSUMED_STREAMS,
     log,
+    beforeProject() {
+      if (isReady()) host.beforeApply();
+    },
     onResult(stream, msg, r) {
       if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
       if (!isReady()) return;

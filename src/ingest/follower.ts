@@ -34,6 +34,8 @@ export interface FollowerOptions {
   state: EngineState;
   streams: readonly StreamName[];
   log: Logger;
+  /** Called before each message is folded in (the workers' view of the state just before it). */
+  beforeProject?: (stream: StreamName) => void;
   /** Called after each message is folded in (alerts, dead letters, progress). */
   onResult?: (stream: StreamName, msg: JsMsg, result: ProjectResult) => void;
 }
@@ -84,6 +86,7 @@ export function createFollower(o: FollowerOptions): Follower {
   }
 
   function handle(l: Lane, m: JsMsg): void {
+    o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
     const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
     const r = project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);

@@ -17,7 +17,7 @@
 import type { HaltSeverity } from "../contract/codes.js";
 import type { PnlPeriod } from "../contract/records.js";
 import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
-import { nav } from "../state/book.js";
+import { nav, tradingPnl } from "../state/book.js";
 import type { EngineState, FundState, ReconLock } from "../state/model.js";
 
 export type ExposureLimit =
@@ -117,10 +117,13 @@ const HALT_PCT = {
   month: "monthly_loss_halt_pct",
 } as const;
 
-function pnl(fund: FundState, navValue: Dec, period: PnlPeriod): PnlRow | null {
+/** Trading P&L since the period's start (capital changes are neither gains nor losses). */
+function pnl(fund: FundState, period: PnlPeriod): PnlRow | null {
   const b = fund.baselines.get(period);
   if (!b) return null;
-  const p = navValue.minus(b.equity);
+  const capitalNow = fund.envelope?.envelope.capital ?? ZERO;
+  const atStart = b.equity.minus(b.capital ?? capitalNow);
+  const p = tradingPnl(fund).minus(atStart);
   const halt = fund.envelope?.envelope[HALT_PCT[period]];
   return {
     starts_at: b.startsAt,
@@ -163,9 +166,9 @@ export function fundReport(state: EngineState, fundId: string, now: number): Fun
     capital: canon(entry.envelope.capital),
     exposures: exposures(fund, navValue),
     pnl: {
-      day: pnl(fund, navValue, "day"),
-      week: pnl(fund, navValue, "week"),
-      month: pnl(fund, navValue, "month"),
+      day: pnl(fund, "day"),
+      week: pnl(fund, "week"),
+      month: pnl(fund, "month"),
     },
     halts: [...fund.halts.values()].map((h) => ({ ...h })),
     lock: fund.lock ?? null,

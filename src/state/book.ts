@@ -134,12 +134,17 @@ export function revalueSymbol(state: EngineState, symbol: string, onlyOpen: bool
   }
 }
 
+/** Trading P&L since inception: realized + unrealized (at marks) − fees. Capital is not part of it. */
+export function tradingPnl(fund: FundState): Dec {
+  const a = fund.agg;
+  return a.realized.plus(a.mv).minus(a.cost).minus(a.fees);
+}
+
 /** Net asset value: capital + realized + unrealized (at marks) − fees. */
 export function nav(fund: FundState): Dec | undefined {
   const env = fund.envelope;
   if (!env) return undefined;
-  const a = fund.agg;
-  return env.envelope.capital.plus(a.realized).plus(a.mv).minus(a.cost).minus(a.fees);
+  return env.envelope.capital.plus(tradingPnl(fund));
 }
 
 export function touchBook(state: EngineState, b: Book): void {

@@ -31,7 +31,9 @@ export function canonicalLines(state: EngineState): string[] {
     for (const l of f.lifted) lines.push(`L|${f.id}|${l.severity}|${l.since}|${l.resumedAt}|${l.operator}`);
     if (f.lock) lines.push(`K|${f.id}|${f.lock.since}|${f.lock.reason}`);
     for (const b of f.baselines.values())
-      lines.push(`B|${f.id}|${b.period}|${b.startsAt}|${canon(b.equity)}`);
+      lines.push(
+        `B|${f.id}|${b.period}|${b.startsAt}|${canon(b.equity)}|${b.capital ? canon(b.capital) : ""}`,
+      );
   }
   for (const r of state.orders.values()) {
     if (r.reserved.eq(ZERO)) continue;

@@ -93,6 +93,8 @@ export interface HaltRecord {
   reason: string;
   by: string;
   seq: number; // RISK_CONTROL sequence
+  /** Sequence of the latest Halt of this severity applied while it was in force (a repeated press). */
+  lastSeq?: number;
 }
 
 export interface LiftedHalt {
@@ -113,6 +115,8 @@ export interface Baseline {
   startsAt: string;
   startsAtMs: number;
   equity: Dec;
+  /** Capital in force at the start (undefined: an old record; the current capital is assumed). */
+  capital: Dec | undefined;
 }
 
 export interface StopRecord {

@@ -427,7 +427,13 @@ function loadFund(state: EngineState, id: string, v: string): void {
     halts: HaltRecord[];
     lifted: LiftedHalt[];
     lock?: { since: string; reason: string; brokers: string[] };
-    baselines: { period: PnlPeriod; startsAt: string; startsAtMs: number; equity: string }[];
+    baselines: {
+      period: PnlPeriod;
+      startsAt: string;
+      startsAtMs: number;
+      equity: string;
+      capital?: string;
+    }[];
     velocity?: [string, number, string][]; // older snapshots kept it in the fund row
   };
   const f = getFund(state, id);
@@ -440,7 +446,12 @@ function loadFund(state: EngineState, id: string, v: string): void {
   for (const h of o.halts) f.halts.set(HaltSeveritySchema.parse(h.severity), h);
   f.lifted = o.lifted;
   f.lock = o.lock;
-  for (const b of o.baselines) f.baselines.set(b.period, { ...b, equity: dec(b.equity) });
+  for (const b of o.baselines)
+    f.baselines.set(b.period, {
+      ...b,
+      equity: dec(b.equity),
+      capital: b.capital === undefined ? undefined : dec(b.capital),
+    });
   for (const [vid, at, n] of o.velocity ?? []) addVelocity(f.velocity, vid, at, dec(n));
 }
 

@@ -1,18 +1,20 @@
 /**
- * Drawdown monitor: P&L (realized + unrealized at marks − fees, i.e. NAV) since the start of the
- * UTC day, ISO week and month, against equity at that start (journaled as pnl.baseline when the
- * period begins, or when the fund is first seen mid-period). A loss of at least the envelope's
+ * Drawdown monitor: trading P&L (realized + unrealized at marks − fees; capital changes are neither
+ * gains nor losses) since the start of the UTC day, ISO week and month, against equity at that
+ * start. A period's baseline (equity and the capital it included) is journaled as pnl.baseline when
+ * the period begins, taken from the state *before* the first event after the boundary (see
+ * `beforeApply`), or when the fund is first seen mid-period. A loss of at least the envelope's
  * *_loss_halt_pct of that equity publishes one sticky Halt of that severity. Evaluated on every
- * fill and mark change for the affected fund only; baselines roll on a timer.
+ * fill and mark change for the affected fund only; baselines also roll on a timer.
  */
 import type { HaltSeverity } from "../contract/codes.js";
 import type { PnlPeriod } from "../contract/records.js";
 import { Subjects } from "../contract/subjects.js";
 import { type Dec, ZERO, canon, pct } from "../decimal/index.js";
-import { nav } from "../state/book.js";
-import type { FundState } from "../state/model.js";
+import { nav, tradingPnl } from "../state/book.js";
+import type { Baseline, FundState } from "../state/model.js";
 import { iso } from "../time/clock.js";
-import { PERIODS, periodStart } from "./periods.js";
+import { PERIODS, periodStarts } from "./periods.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
 const SEVERITY: Record<PnlPeriod, HaltSeverity> = {
@@ -26,75 +28,92 @@ const LIMIT = {
   month: "monthly_loss_halt_pct",
 } as const;
 
+type Base = Pick<Baseline, "startsAtMs" | "equity" | "capital">;
+
 export interface DrawdownWorker extends Worker {
   /** Journals missing baselines and checks the fund; returns the severities it halted. */
   evaluate(fund: FundState): HaltSeverity[];
   evaluateAll(): HaltSeverity[];
+  /**
+   * Called before the engine applies any stream message while live: on the first one after a
+   * period boundary, every fund's baseline is taken from the state as of the boundary (nothing has
+   * changed since), so a loss in the first instant of a period is a loss of that period.
+   */
+  beforeApply(): void;
 }
 
 export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "drawdown" });
   /** Baselines published and halts published, keyed by fund/period/start, until the stream has them. */
-  const baselines = new Map<string, { startsAtMs: number; equity: Dec }>();
+  const baselines = new Map<string, Base>();
   const halted = new Set<string>();
 
-  function baseline(fund: FundState, p: PnlPeriod, start: number, equity: Dec): { equity: Dec } {
+  /** The fund's baseline for the period starting at `start`; journaled from its state now if none. */
+  function baseline(fund: FundState, p: PnlPeriod, start: number, equity: Dec, capital: Dec): Base {
     const b = fund.baselines.get(p);
     if (b && b.startsAtMs >= start) return b;
     const k = `${fund.id}|${p}`;
     const pending = baselines.get(k);
     if (pending && pending.startsAtMs >= start) return pending;
-    baselines.set(k, { startsAtMs: start, equity });
+    const next: Base = { startsAtMs: start, equity, capital };
+    baselines.set(k, next);
     const startsAt = iso(start);
     ctx
       .publish(
         Subjects.pnlBaseline(fund.id),
-        { fund_id: fund.id, period: p, starts_at: startsAt, equity: canon(equity) },
+        { fund_id: fund.id, period: p, starts_at: startsAt, equity: canon(equity), capital: canon(capital) },
         `baseline:${fund.id}:${p}:${start}`,
       )
       .catch((err: unknown) => log.error({ err, fund: fund.id, period: p }, "baseline publish failed"));
-    return { equity };
+    return next;
   }
 
-  /** Period starts, recomputed only when the UTC day changes. */
-  let day = -1;
-  let starts: Record<PnlPeriod, number> = { day: 0, week: 0, month: 0 };
-  const startsAt = (now: number) => {
-    if (now < day || now >= day + 86_400_000) {
-      starts = {
-        day: periodStart(now, "day"),
-        week: periodStart(now, "week"),
-        month: periodStart(now, "month"),
-      };
-      day = starts.day;
-    }
-    return starts;
-  };
-  /** The equity at or below which a period halts: baseline × (1 − limit), cached per baseline and limit. */
-  const floors = new WeakMap<object, { limit: Dec; floor: Dec }>();
-  const floorOf = (base: { equity: Dec }, limit: Dec): Dec => {
+  /**
+   * The trading P&L at or below which a period halts: (P&L at the start) − limit × (equity at the
+   * start), where P&L at the start = equity − capital then. Cached per baseline, limit and (for an
+   * old baseline without its capital) the current capital.
+   */
+  const floors = new WeakMap<object, { limit: Dec; capital: Dec; floor: Dec }>();
+  const floorOf = (base: Base, limit: Dec, capitalNow: Dec): Dec => {
     const c = floors.get(base);
-    if (c && c.limit === limit) return c.floor;
-    const floor = base.equity.minus(limit.times(base.equity));
-    floors.set(base, { limit, floor });
+    if (c && c.limit === limit && c.capital === capitalNow) return c.floor;
+    const startPnl = base.equity.minus(base.capital ?? capitalNow);
+    const floor = startPnl.minus(limit.times(base.equity));
+    floors.set(base, { limit, capital: capitalNow, floor });
     return floor;
   };
 
-  function evaluate(fund: FundState): HaltSeverity[] {
+  /** Takes every missing baseline of the fund for the periods containing `now`, from its state now. */
+  function baselinesOf(fund: FundState, now: number): Record<PnlPeriod, Base> | undefined {
     const env = fund.envelope;
     const equity = nav(fund);
-    if (!env || equity === undefined) return [];
+    if (!env || equity === undefined) return undefined;
+    const s = periodStarts(now);
+    const capital = env.envelope.capital;
+    return {
+      day: baseline(fund, "day", s.day, equity, capital),
+      week: baseline(fund, "week", s.week, equity, capital),
+      month: baseline(fund, "month", s.month, equity, capital),
+    };
+  }
+
+  function evaluate(fund: FundState): HaltSeverity[] {
     const now = clock.now();
-    const s = startsAt(now);
+    const bases = baselinesOf(fund, now);
+    const env = fund.envelope;
+    if (!bases || !env) return [];
+    const s = periodStarts(now);
+    const capitalNow = env.envelope.capital;
+    const pnlNow = tradingPnl(fund);
     const out: HaltSeverity[] = [];
     for (const p of PERIODS) {
       const start = s[p];
-      const base = baseline(fund, p, start, equity);
+      const base = bases[p];
       const limit = env.envelope[LIMIT[p]];
       if (limit === undefined || !base.equity.gt(ZERO)) continue;
-      if (equity.gt(floorOf(base, limit))) continue; // loss below the threshold
-      const pnl = equity.minus(base.equity);
+      if (pnlNow.gt(floorOf(base, limit, capitalNow))) continue; // loss below the threshold
+      const pnl = pnlNow.minus(base.equity.minus(base.capital ?? capitalNow));
       const sev = SEVERITY[p];
       const k = `${fund.id}|${sev}|${start}`;
       if (fund.halts.has(sev) || halted.has(k)) continue;
@@ -150,12 +169,26 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     return out;
   }
 
+  /** The day start the baselines were last rolled for (day, week and month all start at a midnight). */
+  let rolled = -1;
+  function beforeApply(): void {
+    const now = clock.now();
+    const day = periodStarts(now).day;
+    if (day === rolled) return;
+    rolled = day;
+    for (const f of state.funds.values()) baselinesOf(f, now);
+  }
+
   return {
     name: "drawdown",
     intervalMs: 1000,
     evaluate,
     evaluateAll,
-    onReady: () => void evaluateAll(),
+    beforeApply,
+    onReady() {
+      rolled = periodStarts(clock.now()).day;
+      evaluateAll();
+    },
     tick: () => evaluateAll(),
     onChange(c: Change) {
       if (c.kind === "fill" || c.kind === "envelope") {

@@ -6,11 +6,14 @@ export interface WorkerHost {
   readonly workers: readonly Worker[];
   ready(): void;
   dispatch(c: Change): void;
+  /** Before a stream message is applied (while live): the workers' `beforeApply` hooks. */
+  beforeApply(): void;
   stop(): void;
 }
 
 export function createWorkerHost(workers: Worker[], log: Logger): WorkerHost {
   const timers: NodeJS.Timeout[] = [];
+  const before = workers.filter((w) => w.beforeApply !== undefined);
   let live = false;
   const guard = (w: Worker, what: string, f: () => unknown) => {
     try {
@@ -38,6 +41,10 @@ export function createWorkerHost(workers: Worker[], log: Logger): WorkerHost {
     dispatch(c) {
       if (!live) return;
       for (const w of workers) if (w.onChange) guard(w, "onChange", () => w.onChange!(c));
+    },
+    beforeApply() {
+      if (!live) return;
+      for (const w of before) guard(w, "beforeApply", () => w.beforeApply!());
     },
     stop() {
       live = false;

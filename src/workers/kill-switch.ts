@@ -1,7 +1,10 @@
 /**
- * Kill switch: a KILL_SWITCH halt also asks the OMS to cancel every open order of the fund
- * (mts.v1.oms.cancel_all.<fund>, OMS_INTENTS) and, if OMS_ORDERS still shows open orders for it
- * after kill_switch.verify_s, alerts with their ids (seed 002, RISK-001).
+ * Kill switch: every press (a Halt of severity KILL_SWITCH, also one repeated while the fund is
+ * already killed) asks the OMS to cancel every open order of the fund (mts.v1.oms.cancel_all.<fund>,
+ * OMS_INTENTS, `Nats-Msg-Id` cancel_all:<fund>:<that Halt's stream sequence>, the id `mts-risk halt
+ * --kill` uses for the same press) and, if OMS_ORDERS still shows open orders for it
+ * kill_switch.verify_s after the engine applied that press (on the engine's clock, not the halt's
+ * `at`), alerts with their ids (seed 002, RISK-001).
  */
 import { Subjects } from "../contract/subjects.js";
 import { isOpenOrder } from "../state/index.js";
@@ -9,25 +12,34 @@ import { iso } from "../time/clock.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
 export interface KillSwitchWorker extends Worker {
-  /** Verifies every kill whose time has come; returns the open order ids found per fund. */
+  /** Verifies every press whose time has come; returns the open order ids found per fund. */
   verify(): Record<string, string[]>;
 }
+
+/** The Nats-Msg-Id of the cancel_all for the KILL_SWITCH Halt stored at `haltSeq` (one per press). */
+export const cancelAllMsgId = (fund: string, haltSeq: number): string => `cancel_all:${fund}:${haltSeq}`;
 
 export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "kill-switch" });
   const verifyMs = ctx.config.kill_switch.verify_s * 1000;
-  const due = new Map<string, { at: number; seq: number }>(); // fund -> when to verify
+  /** Presses to verify, by `<fund>:<seq>`: when (engine clock), for which fund and press. */
+  const due = new Map<string, { fund: string; seq: number; at: number }>();
+  /** Presses this process has handled (cancel_all published, verification armed). */
+  const handled = new Set<string>();
 
-  function arm(fund: string): void {
+  /** Handles the press at `seq` (a KILL_SWITCH Halt in force for the fund); once per press. */
+  function press(fund: string, seq: number): void {
     const h = state.funds.get(fund)?.halts.get("KILL_SWITCH");
-    if (!h || due.get(fund)?.seq === h.seq) return;
-    due.set(fund, { at: Date.parse(h.since) + verifyMs, seq: h.seq });
+    const k = `${fund}:${seq}`;
+    if (!h || handled.has(k)) return;
+    handled.add(k);
+    due.set(k, { fund, seq, at: clock.now() + verifyMs });
     ctx
       .publish(
         Subjects.cancelAll(fund),
         { fund_id: fund, reason: `kill switch: ${h.reason}`, at: iso(clock.now()) },
-        `cancel_all:${fund}:${h.seq}`,
+        cancelAllMsgId(fund, seq),
       )
       .catch((err: unknown) => log.error({ err, fund }, "cancel_all publish failed"));
   }
@@ -35,21 +47,21 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
   function verify(): Record<string, string[]> {
     const now = clock.now();
     const found: Record<string, string[]> = {};
-    for (const [fund, d] of due) {
+    for (const [k, d] of due) {
       if (now < d.at) continue;
-      due.delete(fund);
+      due.delete(k);
       const open = [...state.orders.values()]
-        .filter((r) => r.fund === fund && isOpenOrder(r))
+        .filter((r) => r.fund === d.fund && isOpenOrder(r))
         .map((r) => r.orderId)
         .sort();
-      found[fund] = open;
+      found[d.fund] = open;
       if (open.length === 0) continue;
       ctx.alerter.alert(
         "kill_switch",
-        fund,
+        d.fund,
         `${open.length} order(s) still open ${ctx.config.kill_switch.verify_s}s after the kill switch`,
         { order_ids: open.join(","), count: String(open.length) },
-        `kill-verify:${fund}:${d.seq}`,
+        `kill-verify:${d.fund}:${d.seq}`,
       );
     }
     return found;
@@ -60,10 +72,16 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
     intervalMs: 1000,
     verify,
     onReady() {
-      for (const f of state.funds.values()) if (f.halts.has("KILL_SWITCH")) arm(f.id);
+      for (const f of state.funds.values()) {
+        const h = f.halts.get("KILL_SWITCH");
+        if (h) press(f.id, h.lastSeq ?? h.seq);
+      }
     },
     onChange(c: Change) {
-      if (c.kind === "control" && c.what === "halt") arm(c.fund);
+      if (c.kind !== "control" || c.what !== "halt") return;
+      const h = state.funds.get(c.fund)?.halts.get("KILL_SWITCH");
+      // this message is a KILL_SWITCH press when the halt in force was (re)pressed at its sequence
+      if (h && (h.lastSeq ?? h.seq) === c.seq) press(c.fund, c.seq);
     },
     tick: () => verify(),
   };

@@ -11,4 +11,19 @@ export function periodStart(now: number, period: PnlPeriod): number {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
 }
 
+/** The starts of the day, ISO week and month containing `now`; recomputed only when the day changes. */
+let cachedDay = NaN;
+let cached: Record<PnlPeriod, number> = { day: 0, week: 0, month: 0 };
+export function periodStarts(now: number): Readonly<Record<PnlPeriod, number>> {
+  if (!(now >= cachedDay && now < cachedDay + DAY)) {
+    cached = {
+      day: periodStart(now, "day"),
+      week: periodStart(now, "week"),
+      month: periodStart(now, "month"),
+    };
+    cachedDay = cached.day;
+  }
+  return cached;
+}
+
 export const PERIODS: readonly PnlPeriod[] = ["day", "week", "month"];

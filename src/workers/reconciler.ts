@@ -3,7 +3,10 @@
  * the fund's positions and compares them, symbol by symbol, with the engine's quantity at that
  * broker. Drift is alerted, then per `on_drift` only alerted, locked (until a clean pass) or adopted
  * (an ADJUSTMENT fill at average cost). A broker that does not answer is a `stale` alert: the fund's
- * pass is then not clean and nothing of that broker is touched.
+ * pass is then not clean and nothing of that broker is touched. `adopt` acts only on a difference
+ * seen with the same quantities in `confirm_passes` consecutive passes (a fill in flight, or one
+ * glitched, e.g. empty, broker answer, must not rewrite a position); a pass where that broker did
+ * not answer, or the symbol matched, starts the count again. `lock` acts at once.
  */
 import { z } from "zod";
 import { dec as decimalField, id } from "../contract/schemas.js";
@@ -48,6 +51,26 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
   let stopped = false;
   /** Adjustments published but not yet folded into the state: not adopted again meanwhile. */
   const pending = new Map<string, { fillId: string; at: number }>();
+  /** Consecutive passes each differing symbol was seen with the same quantities, by fund/broker/symbol. */
+  const streaks = new Map<string, { engine: string; broker: string; passes: number }>();
+  const confirmPasses = cfg.confirm_passes;
+  const streakKey = (fund: string, broker: string, symbol: string) => `${fund}\u0001${broker}\u0001${symbol}`;
+
+  /** Updates the streaks of one broker of a fund from this pass; returns the confirmed differences. */
+  function confirm(fund: string, broker: string, answered: boolean, diffs: Difference[]): Difference[] {
+    const prefix = `${fund}\u0001${broker}\u0001`;
+    const seen = new Set(answered ? diffs.map((d) => streakKey(fund, broker, d.symbol)) : []);
+    for (const k of streaks.keys()) if (k.startsWith(prefix) && !seen.has(k)) streaks.delete(k);
+    const out: Difference[] = [];
+    for (const d of answered ? diffs : []) {
+      const k = streakKey(fund, broker, d.symbol);
+      const prev = streaks.get(k);
+      const passes = prev && prev.engine === d.engine && prev.broker === d.broker ? prev.passes + 1 : 1;
+      streaks.set(k, { engine: d.engine, broker: d.broker, passes });
+      if (passes >= confirmPasses) out.push(d);
+    }
+    return out;
+  }
 
   async function ask(fund: string, broker: string): Promise<Answer> {
     try {
@@ -106,6 +129,13 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         continue;
       }
       pending.delete(key);
+      const now = fund.books.get(d.symbol)?.pos.brokers.get(broker) ?? ZERO;
+      if (!now.eq(dec(d.engine))) {
+        // a fill reached the engine during this pass: the difference is stale; the next passes decide
+        log.info({ fund: f, broker, symbol: d.symbol }, "position moved during the pass; not adopted");
+        streaks.delete(streakKey(f, broker, d.symbol));
+        continue;
+      }
       const price = priceOf(fund, d.symbol);
       if (!price) {
         failed[d.symbol] = "no average cost or mark to price it";
@@ -129,6 +159,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
       try {
         await ctx.publish(Subjects.fill(f, d.symbol), fill, fillId);
         pending.set(key, { fillId, at: passMs });
+        streaks.delete(streakKey(f, broker, d.symbol)); // a further adoption needs a fresh confirmation
         done[`${d.symbol}.side`] = fill.side;
         done[`${d.symbol}.quantity`] = fill.quantity;
         done[`${d.symbol}.price`] = fill.price;
@@ -175,6 +206,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         rows.push({ broker, answered: true, differences: diff(fund, broker, a.positions) });
       }
     }
+    const confirmed = new Map(rows.map((r) => [r.broker, confirm(f, r.broker, r.answered, r.differences)]));
     const clean = rows.every((r) => r.answered && r.differences.length === 0);
     const drifting = rows.filter((r) => r.differences.length > 0);
     let action: ReconcileAction = "none";
@@ -196,7 +228,23 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         const at = drifting.map((r) => r.broker);
         await setLock(f, true, `position drift at ${at.join(",")}`, passMs, at);
       } else if (cfg.on_drift === "adopt") {
-        for (const r of drifting) await adopt(fund, r.broker, r.differences, passMs);
+        action = "alert"; // until a difference is confirmed
+        for (const r of drifting) {
+          const sure = confirmed.get(r.broker) ?? [];
+          if (sure.length < r.differences.length)
+            log.info(
+              {
+                fund: f,
+                broker: r.broker,
+                awaiting: r.differences.length - sure.length,
+                confirm_passes: confirmPasses,
+              },
+              "drift not yet seen alike in confirm_passes consecutive passes; not adopted",
+            );
+          if (sure.length === 0) continue;
+          action = "adopt";
+          await adopt(fund, r.broker, sure, passMs);
+        }
       }
     } else if (clean && fund.lock) {
       await setLock(f, false, "clean reconciliation pass", passMs, names);

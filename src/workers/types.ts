@@ -34,6 +34,8 @@ export interface Worker {
   /** Called once when the engine becomes live (after catching up), and after each reconnect. */
   onReady?(): void;
   onChange?(c: Change): void;
+  /** Called (while live) before each stream message is applied to the state. Must be cheap. */
+  beforeApply?(): void;
   tick?(): unknown;
   stop?(): void;
 }

@@ -92,4 +92,54 @@ describe("kill switch", () => {
     expect(engine.workers.killSwitch.verify()).toEqual({ k2: [] });
     expect(await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k2"))).toHaveLength(0);
   });
+
+  const kill = (fund: string, at = iso(clock.now())) =>
+    bus.control(Subjects.halt(fund), {
+      fund_id: fund,
+      severity: "KILL_SWITCH",
+      reason: "kill",
+      at,
+      by: "ops",
+    });
+  const cancelAlls = async (fund: string) =>
+    (await readStream(nc, "OMS_INTENTS", Subjects.cancelAll(fund))).length;
+
+  it("verifies verify_s after the engine applied the halt, whatever the halt's `at` says", async () => {
+    const e = await bus.envelope(envelope("k3"));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", e));
+    expect((await bus.check(order({ fund_id: "k3", order_id: "k3-open" }))).approved).toBe(true);
+    const h = await kill("k3", iso(clock.now() + 3_600_000)); // stamped an hour ahead
+    await waitFor(() => applied(engine, "RISK_CONTROL", h));
+    clock.advance(29_999);
+    expect(engine.workers.killSwitch.verify()).toEqual({});
+    clock.advance(1);
+    expect(engine.workers.killSwitch.verify()).toEqual({ k3: ["k3-open"] });
+    await waitFor(
+      async () => (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k3"))).length === 1,
+    );
+  });
+
+  it("a second press puts a new cancel_all on OMS_INTENTS and is verified on its own", async () => {
+    const e = await bus.envelope(envelope("k4"));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", e));
+    expect((await bus.check(order({ fund_id: "k4", order_id: "k4-open" }))).approved).toBe(true);
+    const h1 = await kill("k4");
+    await waitFor(() => applied(engine, "RISK_CONTROL", h1));
+    await waitFor(async () => (await cancelAlls("k4")) === 1);
+    clock.advance(30_000);
+    expect(engine.workers.killSwitch.verify()).toEqual({ k4: ["k4-open"] });
+
+    const h2 = await kill("k4"); // pressed again: the fund is still killed
+    await waitFor(() => applied(engine, "RISK_CONTROL", h2));
+    await waitFor(async () => (await cancelAlls("k4")) === 2, { message: "a second cancel_all" });
+    const k4 = engine.state.funds.get("k4")!.halts.get("KILL_SWITCH")!;
+    expect({ seq: k4.seq, lastSeq: k4.lastSeq }).toEqual({ seq: h1, lastSeq: h2 }); // the halt is still the first
+    clock.advance(29_999);
+    expect(engine.workers.killSwitch.verify()).toEqual({});
+    clock.advance(1);
+    expect(engine.workers.killSwitch.verify()).toEqual({ k4: ["k4-open"] });
+    await waitFor(
+      async () => (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k4"))).length === 2,
+    );
+  });
 });

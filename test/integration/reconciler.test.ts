@@ -210,6 +210,9 @@ describe("broker-exit reconciler", () => {
     expect(realized).not.toBe("0");
     await broker(s.nc, "paper", { d1: { AAPL: "120", NVDA: "6", MSFT: "-7", TSLA: "5" } });
 
+    // first sighting: alerted, not adopted (confirm_passes: 2)
+    const first = await s.engine.workers.reconciler.pass();
+    expect(first.funds[0]?.action).toBe("alert");
     const r = await s.engine.workers.reconciler.pass();
     expect(r.funds[0]?.action).toBe("adopt");
     await waitFor(() => book(s, "d1", "AAPL")?.qty.eq(120) && book(s, "d1", "MSFT")?.qty.eq(-7), {
@@ -238,7 +241,7 @@ describe("broker-exit reconciler", () => {
     });
     expect(adopt.details?.["AAPL.fill_id"]).toMatch(/^adj:d1:paper:AAPL:\d+$/);
     // TSLA has no position and no mark: not adopted, and said so.
-    const unpriced = await alertAt(s, "drift", "d1", 2);
+    const unpriced = await alertAt(s, "drift", "d1", 3);
     expect(unpriced.details).toMatchObject({ broker: "paper", symbols: "TSLA" });
     expect(book(s, "d1", "TSLA")?.qty.eq(0) ?? true).toBe(true);
 

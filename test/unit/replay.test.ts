@@ -57,6 +57,8 @@ const planArb = fc.record({
       maxPositionPct: fc.constantFrom(undefined, undefined, "0.01", "0.05", "0.5"),
       velocity: fc.boolean(),
       shorting: fc.boolean(),
+      /** capital changes between versions (issue 8 case 2: neither gains nor losses) */
+      capital: fc.constantFrom("1000000", "900000", "2000000"),
     }),
     { minLength: 1, maxLength: 5 },
   ),
@@ -116,6 +118,7 @@ const planArb = fc.record({
       kind: fc.constantFrom("halt", "halt", "resume", "baseline"),
       severity: fc.constantFrom("DAILY_LOSS", "MANUAL", "KILL_SWITCH"),
       equity: price,
+      capital: fc.constantFrom(undefined, "1000000", "900000"),
       day: fc.integer({ min: 0, max: 3 }),
     }),
     { maxLength: 6 },
@@ -147,6 +150,7 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
     const body = envelope(
       {
         version: e.version,
+        capital: e.capital,
         max_position_pct: e.maxPositionPct,
         velocity: e.velocity ? { window_s: 1, max_orders: 4 } : undefined,
         enable_shorting: e.shorting,
@@ -273,6 +277,7 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
         period: "day",
         starts_at: isoAt(Date.parse("2026-11-21T00:00:00.000Z") + c.day * 86_400_000),
         equity: c.equity,
+        ...(c.capital === undefined ? {} : { capital: c.capital }),
       });
     }
   }
@@ -573,7 +578,16 @@ describe("replay properties", () => {
 
   it("given a snapshot flushed twice with changes in between, when loaded, then it reflects the latest state", () => {
     const h = buildHistory({
-      envelopes: [{ fund: FUND, version: 1, maxPositionPct: undefined, velocity: false, shorting: false }],
+      envelopes: [
+        {
+          fund: FUND,
+          version: 1,
+          maxPositionPct: undefined,
+          velocity: false,
+          shorting: false,
+          capital: "1000000",
+        },
+      ],
       orders: [0, 1, 2].map((i) => ({
         fund: FUND,
         symbol: "AAPL",
@@ -588,7 +602,7 @@ describe("replay properties", () => {
       fills: [{ pick: 0, fraction: "1", price: "100", external: false, duplicate: true, zeroPrice: false }],
       events: [{ pick: 1, event: "cancelled" }],
       quotes: [],
-      control: [{ fund: FUND, kind: "halt", severity: "MANUAL", equity: "1", day: 0 }],
+      control: [{ fund: FUND, kind: "halt", severity: "MANUAL", equity: "1", capital: undefined, day: 0 }],
     });
     const steps = sequential(h);
     const state = createState();

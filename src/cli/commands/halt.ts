@@ -2,13 +2,14 @@
  * `mts-risk halt <fund> --reason <text> [--kill] [--severity MANUAL|RECONCILIATION]`: publish a Halt
  * on mts.v1.risk.halt.<fund> (RISK_CONTROL). With --kill (severity KILL_SWITCH) it also asks the OMS
  * to cancel every open order of the fund on mts.v1.oms.cancel_all.<fund> (OMS_INTENTS), with
- * `Nats-Msg-Id` cancel_all:<fund>:<halt stream seq>: the engine's kill-switch worker publishes the
- * same id for the same halt, so the stream keeps one.
+ * `Nats-Msg-Id` cancel_all:<fund>:<this halt's stream seq>: the engine's kill-switch worker publishes
+ * the same id for the same press, so the stream keeps one per press (a second press is a new one).
  */
 import { Option, type Command } from "commander";
 import { HaltSchema, Subjects } from "../../contract/index.js";
 import { type CliContext, withNats } from "../common.js";
 import { printJson } from "../io.js";
+import { cancelAllMsgId } from "../../workers/kill-switch.js";
 import { idArg, operatorId, publishJs, textArg, validated } from "./control.js";
 
 interface HaltOptions {
@@ -17,8 +18,8 @@ interface HaltOptions {
   severity: "MANUAL" | "RECONCILIATION";
 }
 
-/** The Nats-Msg-Id of the kill switch's cancel_all for the halt stored at `haltSeq`. */
-export const cancelAllMsgId = (fund: string, haltSeq: number): string => `cancel_all:${fund}:${haltSeq}`;
+/** The Nats-Msg-Id of the kill switch's cancel_all for the press stored at `haltSeq` (one per press). */
+export { cancelAllMsgId };
 
 export function registerHalt(program: Command, ctx: CliContext): void {
   program

@@ -5,8 +5,20 @@ import { type EngineState, getFund, key2, touch } from "../model.js";
 
 export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq: number): void {
   const fund = getFund(state, h.fund_id);
-  if (!fund.halts.has(h.severity)) {
-    fund.halts.set(h.severity, { severity: h.severity, since: raw.at, reason: h.reason, by: h.by, seq });
+  const cur = fund.halts.get(h.severity);
+  if (!cur) {
+    fund.halts.set(h.severity, {
+      severity: h.severity,
+      since: raw.at,
+      reason: h.reason,
+      by: h.by,
+      seq,
+      lastSeq: seq,
+    });
+    touch(state, "fund", fund.id);
+  } else if (seq > (cur.lastSeq ?? cur.seq)) {
+    // a repeated press: the halt stays as first published (sticky); its latest press is remembered
+    cur.lastSeq = seq;
     touch(state, "fund", fund.id);
   }
 }
@@ -41,6 +53,7 @@ export function applyBaseline(state: EngineState, b: PnlBaseline, raw: { starts_
     startsAt: raw.starts_at,
     startsAtMs: b.starts_at,
     equity: b.equity,
+    capital: b.capital,
   });
   touch(state, "fund", fund.id);
 }

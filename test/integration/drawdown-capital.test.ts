@@ -1,0 +1,133 @@
+/**
+ * Drawdown compares *trading* P&L since the period start with equity at that start: a change of
+ * `capital` in a new envelope version is neither a gain nor a loss (issue 8, case 2), live, after a
+ * restart, and in an engine rebuilt from the streams alone (same state_digest as a rebuild).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { NatsServerHandle } from "../../src/bus/nats-server.js";
+import { Subjects } from "../../src/contract/subjects.js";
+import { type Engine, rebuild } from "../../src/engine/index.js";
+import { silentLogger } from "../../src/obs/index.js";
+import { iso, manualClock } from "../../src/time/clock.js";
+import { connectTest, startTestNats, waitFor } from "../support/nats.js";
+import { Bus, applied, envelope, readStream, startTestEngine, testConfig } from "../support/engine.js";
+
+const START = "2026-11-20T14:00:00.000Z";
+
+describe("drawdown: capital changes are not trading P&L", () => {
+  let server: NatsServerHandle;
+  let nc: NatsConnection;
+  let bus: Bus;
+  let engine: Engine;
+  const clock = manualClock(START);
+
+  const halts = async (fund: string) =>
+    (await readStream<{ severity: string; reason: string }>(nc, "RISK_CONTROL", Subjects.halt(fund))).map(
+      (m) => `${m.data.severity}: ${m.data.reason}`,
+    );
+  const fundOf = (e: Engine, id: string) => e.state.funds.get(id)!;
+
+  async function setEnvelope(fund: string, version: number, capital: string) {
+    const seq = await bus.envelope(
+      envelope(fund, { version, capital, daily_loss_halt_pct: "0.03", enable_shorting: false }),
+    );
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
+  }
+  async function mark(symbol: string, mid: number) {
+    const seq = await bus.quote(symbol, String(mid - 0.01), String(mid + 0.01), iso(clock.now()));
+    await waitFor(() => applied(engine, "QUOTES", seq));
+  }
+  /** A fund long 10 000 `symbol` at 100 (1 000 000 of it), marked at 100, baselines taken. */
+  async function fundWithPosition(fund: string, symbol: string) {
+    await setEnvelope(fund, 1, "1000000");
+    const f = await bus.fill({ fund_id: fund, symbol, quantity: "10000", price: "100", timestamp: START });
+    await waitFor(() => applied(engine, "FILLS", f));
+    await mark(symbol, 100);
+    await waitFor(() => fundOf(engine, fund).baselines.size === 3);
+  }
+  /** RISK_CONTROL fully applied: every baseline and halt the engine published is in its state. */
+  async function settled(e: Engine) {
+    const jsm = await e.js.jetstreamManager();
+    for (const s of ["RISK_CONTROL", "FILLS", "RISK_ENVELOPES", "RISK_DECISIONS", "OMS_ORDERS"]) {
+      const last = (await jsm.streams.info(s)).state.last_seq;
+      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
+    }
+  }
+
+  beforeAll(async () => {
+    server = await startTestNats();
+    nc = await connectTest(server.url);
+    bus = new Bus(nc);
+    engine = await startTestEngine(server.url, { clock });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await engine?.close();
+    await server?.stop();
+  });
+
+  it("lowering capital with no trade is no loss; a later 3 % trading loss still halts", async () => {
+    await fundWithPosition("capdown", "CD");
+    await setEnvelope("capdown", 2, "900000"); // NAV 900 000: not a 10 % loss
+    expect(engine.workers.drawdown.evaluate(fundOf(engine, "capdown"))).toEqual([]);
+    await mark("CD", 97.01); // −29 900 of trading: 2.99 % of 1 000 000
+    expect(engine.workers.drawdown.evaluate(fundOf(engine, "capdown"))).toEqual([]);
+    await settled(engine);
+    expect(fundOf(engine, "capdown").halts.size).toBe(0);
+    await mark("CD", 97); // −30 000: 3 % of the day's starting equity
+    await waitFor(() => fundOf(engine, "capdown").halts.has("DAILY_LOSS"));
+    await waitFor(async () => (await halts("capdown")).length === 1);
+    expect(await halts("capdown")).toEqual([
+      "DAILY_LOSS: day loss 3.0% of equity 1000000 reached the 3.0% halt",
+    ]);
+    const b = fundOf(engine, "capdown").baselines.get("day")!;
+    expect({ equity: b.equity.toFixed(), capital: b.capital?.toFixed() }).toEqual({
+      equity: "1000000",
+      capital: "1000000",
+    });
+  });
+
+  it("raising capital does not hide a 10 % trading loss", async () => {
+    await fundWithPosition("capup", "CU");
+    await setEnvelope("capup", 2, "2000000"); // NAV 2 000 000: not a gain
+    expect(engine.workers.drawdown.evaluate(fundOf(engine, "capup"))).toEqual([]);
+    await mark("CU", 90); // −100 000 of trading: 10 % of the day's starting equity (NAV 1 900 000)
+    await waitFor(() => fundOf(engine, "capup").halts.has("DAILY_LOSS"));
+    expect(await halts("capup")).toEqual([
+      "DAILY_LOSS: day loss 10.0% of equity 1000000 reached the 3.0% halt",
+    ]);
+  });
+
+  it("across a rebuild: an engine built from the streams alone decides the same; digests agree", async () => {
+    await fundWithPosition("caprb", "CR");
+    await setEnvelope("caprb", 2, "900000");
+    await mark("CR", 98); // −20 000 of trading: 2 %, with NAV at 880 000
+    expect(engine.workers.drawdown.evaluate(fundOf(engine, "caprb"))).toEqual([]);
+    await settled(engine);
+    const live = engine.status().state_digest;
+    const rebuilt = await rebuild({
+      config: testConfig(server.url, {}, mkdtempSync(join(tmpdir(), "mts-rb-"))),
+      out: join(mkdtempSync(join(tmpdir(), "mts-rb-out-")), "rebuilt.sqlite"),
+      clock,
+      log: silentLogger,
+    });
+    expect(rebuilt.state_digest).toBe(live);
+
+    // a second engine with an empty state dir: baselines (with their capital) from the streams
+    await engine.close();
+    engine = await startTestEngine(server.url, { clock });
+    await settled(engine);
+    expect(engine.status().state_digest).toBe(live);
+    const fresh = fundOf(engine, "caprb");
+    expect(fresh.baselines.get("day")?.capital?.toFixed()).toBe("1000000");
+    expect(engine.workers.drawdown.evaluateAll()).toEqual([]);
+    await settled(engine);
+    expect(fresh.halts.size).toBe(0);
+    expect(await halts("caprb")).toEqual([]);
+    expect(fundOf(engine, "capup").halts.has("DAILY_LOSS")).toBe(true);
+  });
+});
