@@ -580,7 +580,8 @@ export const checkCase: fc.Arbitrary<CheckCase> = fc.oneof(
   },
   {
     weight: 2,
-    arbitrary: fc.tuple(goodOrder, fc.integer({ min: 17, max: 2000 })).map(([o, unknownField]) => ({
+    // Order uses fields 1-17 (17: asset_class as a string); 18 and up are unknown
+    arbitrary: fc.tuple(goodOrder, fc.integer({ min: 18, max: 2000 })).map(([o, unknownField]) => ({
       kind: "proto.well-formed+unknown-field",
       proto: true,
       expect: { approved: true as const },
