@@ -809,7 +809,7 @@ export const FILLS: MessageDef = {
     symbol: { t: "id", req: true },
     side: { t: "enum", values: SIDES, req: true },
     quantity: { t: "dec", bound: "pos", req: true },
-    price: { t: "dec", bound: "pos", req: true },
+    price: { t: "dec", bound: "nonneg", req: true }, // 0: a transfer in (CONTRACT.md)
     fees: { t: "dec", bound: "any" },
     venue: { t: "text", max: 64, nullish: true },
     timestamp: { t: "ts", req: true },
@@ -867,8 +867,8 @@ export const QUOTES: MessageDef = {
   label: "quote",
   fields: {
     symbol: { t: "id", req: true },
-    bid: { t: "dec", bound: "pos", req: true },
-    ask: { t: "dec", bound: "pos", req: true },
+    bid: { t: "dec", bound: "nonneg", req: true }, // one side at 0 is a one-sided market (valid)
+    ask: { t: "dec", bound: "nonneg", req: true },
     bid_size: { t: "dec", bound: "nonneg", nullish: true },
     ask_size: { t: "dec", bound: "nonneg", nullish: true },
     venue: { t: "text", max: 64, nullish: true },
