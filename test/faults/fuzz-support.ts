@@ -580,7 +580,8 @@ export const checkCase: fc.Arbitrary<CheckCase> = fc.oneof(
   },
   {
     weight: 2,
-    arbitrary: fc.tuple(goodOrder, fc.integer({ min: 17, max: 2000 })).map(([o, unknownField]) => ({
+    // Order uses fields 1-17 (17: asset_class as a string); 18 and up are unknown
+    arbitrary: fc.tuple(goodOrder, fc.integer({ min: 18, max: 2000 })).map(([o, unknownField]) => ({
       kind: "proto.well-formed+unknown-field",
       proto: true,
       expect: { approved: true as const },
@@ -808,7 +809,7 @@ export const FILLS: MessageDef = {
     symbol: { t: "id", req: true },
     side: { t: "enum", values: SIDES, req: true },
     quantity: { t: "dec", bound: "pos", req: true },
-    price: { t: "dec", bound: "pos", req: true },
+    price: { t: "dec", bound: "nonneg", req: true }, // 0: a transfer in (CONTRACT.md)
     fees: { t: "dec", bound: "any" },
     venue: { t: "text", max: 64, nullish: true },
     timestamp: { t: "ts", req: true },
@@ -866,8 +867,8 @@ export const QUOTES: MessageDef = {
   label: "quote",
   fields: {
     symbol: { t: "id", req: true },
-    bid: { t: "dec", bound: "pos", req: true },
-    ask: { t: "dec", bound: "pos", req: true },
+    bid: { t: "dec", bound: "nonneg", req: true }, // one side at 0 is a one-sided market (valid)
+    ask: { t: "dec", bound: "nonneg", req: true },
     bid_size: { t: "dec", bound: "nonneg", nullish: true },
     ask_size: { t: "dec", bound: "nonneg", nullish: true },
     venue: { t: "text", max: 64, nullish: true },
