@@ -1,5 +1,7 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
-import type { Order } from "../contract/schemas.js";
+import { DEFAULT_BASE_CURRENCY, type Order } from "../contract/schemas.js";
+import { fxSymbol } from "../state/book.js";
+import { duplicateKey } from "../state/duplicates.js";
 import { ONE, ZERO } from "../decimal/index.js";
 import type { Effective, EngineState, FundState } from "../state/model.js";
 import type { GateContext } from "./types.js";
@@ -33,7 +35,17 @@ export function buildContext(
   if (order.order_type === "MARKET" || order.order_type === "STOP") {
     price = fresh && mark ? (buy ? mark.ask : mark.bid) : undefined;
   }
-  const notional = price?.times(order.quantity).times(multiplier);
+  const base = fund.envelope?.baseCurrency ?? DEFAULT_BASE_CURRENCY;
+  const currency = instrument?.currency ?? base;
+  let fx: string | undefined;
+  let fxFresh = true;
+  let notional = price?.times(order.quantity).times(multiplier);
+  if (currency !== base) {
+    fx = fxSymbol(currency, base);
+    const fm = state.marks.get(fx);
+    fxFresh = isFresh(fm?.ts, now, maxAge);
+    notional = fxFresh && notional !== undefined ? notional.times(fm!.mid) : undefined; // in the base
+  }
   let reducing = false;
   if (book) {
     const q = book.pos.qty;
@@ -53,5 +65,9 @@ export function buildContext(
     price,
     notional,
     reducing,
+    currency,
+    fxSymbol: fx,
+    fxFresh,
+    dupKey: (fund.envelope?.duplicateWindowMs ?? 0) > 0 ? duplicateKey(order) : undefined,
   };
 }

@@ -7,3 +7,4 @@ export { sweepReservations, isOpenOrder } from "./projections/reservations.js";
 export { sweepIdempotency, applyDecision } from "./projections/decisions.js";
 export * from "./velocity.js";
 export { effectiveLimits, envelopeId } from "./projections/envelopes.js";
+export * from "./duplicates.js";

@@ -2,6 +2,7 @@
 import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
 import { addVelocity, pruneVelocity } from "../velocity.js";
+import { pruneDuplicates, recordDuplicate } from "../duplicates.js";
 import {
   type EngineState,
   type FundState,
@@ -44,6 +45,9 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
   if (!fundKnown) return;
   const fund = getFund(state, rec.fund_id);
   if (rec.counted) countVelocity(state, fund, rec.decision_id, rec.at_ms, rec.notional ?? ZERO);
+  if (rec.dup_key !== undefined && rec.idempotency_key !== undefined) {
+    countDuplicate(state, fund, rec.dup_key, rec.idempotency_key, rec.at_ms);
+  }
   if (rec.decision.approved && rec.reservation && rec.idempotency_key !== undefined) {
     applyApproval(state, rec.fund_id, rec.idempotency_key, rec.reservation, rec.at_ms, live);
   }
@@ -55,6 +59,12 @@ function countVelocity(state: EngineState, fund: FundState, id: string, at: numb
   if (!addVelocity(fund.velocity, id, at, notional)) return;
   pruneVelocity(fund.velocity, at - windowS * 1000);
   touch(state, "velocity", fund.id); // its own small row: a decision does not rewrite the fund's envelopes
+}
+
+function countDuplicate(state: EngineState, fund: FundState, dupKey: string, key: string, at: number): void {
+  if (!recordDuplicate(fund.dups, dupKey, key, at)) return;
+  pruneDuplicates(fund.dups, at - (fund.envelope?.duplicateWindowMs ?? 0));
+  touch(state, "dup", fund.id);
 }
 
 export function sweepIdempotency(state: EngineState, now: number): number {

@@ -51,6 +51,10 @@ export function syncReservation(state: EngineState, r: OrderRecord, expired = fa
     b.pendSellQty = b.pendSellQty.plus(delta);
     b.pendSellValue = b.pendSellQty.eq(ZERO) ? ZERO : b.pendSellValue.plus(value);
   }
+  // max_open_orders: an order is open while it reserves (released exactly as its reservation is)
+  const wasOpen = r.reserved.gt(ZERO);
+  const isOpen = want.gt(ZERO);
+  if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
   revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }
