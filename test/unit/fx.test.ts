@@ -6,6 +6,8 @@
 import { describe, it, expect } from "vitest";
 import { canon, dec } from "../../src/decimal/index.js";
 import { EnvelopeSchema, InstrumentSchema } from "../../src/contract/schemas.js";
+import { decodeEnvelopeProto, encodeEnvelopeProto } from "../../src/contract/codec.js";
+import { toWire } from "../../src/contract/wire.js";
 import { positionGate, staticGate } from "../../src/gates/index.js";
 import { nav, stateDigest } from "../../src/state/index.js";
 import { fundReport } from "../../src/service/fund-report.js";
@@ -169,6 +171,25 @@ describe("positions in the instrument's currency, valued in the base", () => {
 });
 
 describe("validation", () => {
+  it("given every new envelope field, when the envelope goes through protobuf and back, then it is the same envelope", () => {
+    const e = EnvelopeSchema.parse(
+      envelope({
+        max_open_orders: 20,
+        duplicate_window_ms: 1500,
+        max_adv_pct: "0.05",
+        require_fresh_mark: true,
+        warn_at_pct: "0.8",
+        base_currency: "EUR",
+        strategies: {
+          s1: { max_open_orders: 3, duplicate_window_ms: 10, max_adv_pct: "0.01", require_fresh_mark: false },
+        },
+      }),
+    );
+    const wire = toWire(e) as Record<string, unknown>;
+    const back = EnvelopeSchema.parse(decodeEnvelopeProto(encodeEnvelopeProto(wire)));
+    expect(toWire(back)).toEqual(wire);
+  });
+
   it("given currencies and the new envelope fields, when validated, then ISO codes and ranges are enforced", () => {
     expect(InstrumentSchema.safeParse({ ...SAP, adv: "1000" }).success).toBe(true);
     expect(InstrumentSchema.safeParse({ ...SAP, currency: "eur" }).success).toBe(false);
