@@ -107,7 +107,7 @@ describe("positions in the instrument's currency, valued in the base", () => {
       codeOf(runGate(f.state, positionGate, { symbol: "SAP", quantity: "100", limit_price: up("100") })),
     ).toBe("MAX_POSITION_EXCEEDED");
     f.quote("EUR-USD", "1.2", "1.2");
-    // the position is now 108 000 USD, NAV 1 018 000 (unrealized 90 000 EUR × 0 + FX gain 18 000)
+    // the position is now 108 000 USD; NAV stays 1 000 000 (no local P&L to convert)
     expect(canon(f.fund.books.get("SAP")!.contrib.exposure)).toBe("108000");
     expect(codeOf(runGate(f.state, positionGate, { symbol: "SAP", quantity: "1", limit_price: "100" }))).toBe(
       "MAX_POSITION_EXCEEDED",
