@@ -12,7 +12,21 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { rebuild } from "../../src/engine/index.js";
+import { silentLogger } from "../../src/obs/log.js";
+import {
+  Bus,
+  NOW,
+  applied,
+  envelope,
+  order,
+  readStream,
+  startTestEngine,
+  testConfig,
+} from "../support/engine.js";
 
 describe("issue 13 checks through the bus", () => {
   let server: NatsServerHandle;
@@ -170,5 +184,42 @@ describe("issue 13 checks through the bus", () => {
       "gross:fund",
       "position:WRN",
     ]);
+  });
+
+  it("replay: with multi-currency fills and decisions in the streams, the live digest equals a rebuild's", async () => {
+    const F = "fx-replay";
+    await setup(F, {
+      base_currency: "EUR",
+      max_position_pct: "0.5",
+      duplicate_window_ms: 500,
+      max_open_orders: 5,
+    });
+    await bus.instrument({ symbol: "IBM", asset_class: "equity", currency: "USD" });
+    await bus.instrument({ symbol: "SIE", asset_class: "equity" }); // priced in the fund's base (EUR)
+    await until("QUOTES", await bus.quote("USD-EUR", "0.9", "0.9", now()));
+    expect(outcome(await bus.check(order({ fund_id: F, symbol: "IBM", quantity: "10" })))).toBe("approved");
+    expect(outcome(await bus.check(order({ fund_id: F, symbol: "SIE", quantity: "10" })))).toBe("approved");
+    expect(outcome(await bus.check(order({ fund_id: F, symbol: "SIE", quantity: "10" })))).toBe(
+      "velocity/DUPLICATE_ORDER",
+    );
+    await bus.fill({ fund_id: F, symbol: "IBM", quantity: "7", price: "101.5", fees: "1.25" });
+    await bus.fill({ fund_id: F, symbol: "IBM", side: "SELL", quantity: "3", price: "103", fees: "0.5" });
+    await bus.fill({ fund_id: F, symbol: "SIE", quantity: "10", price: "99" });
+    await until("QUOTES", await bus.quote("USD-EUR", "0.95", "0.95", now()));
+    const jsm = await engine.js.jetstreamManager();
+    for (const st of ["RISK_DECISIONS", "FILLS", "OMS_ORDERS", "RISK_CONTROL", "RISK_ENVELOPES", "QUOTES"]) {
+      const last = (await jsm.streams.info(st)).state.last_seq;
+      await until(st, last);
+    }
+    const live = engine.status().state_digest;
+    const rebuilt = await rebuild({
+      config: testConfig(server.url, {}, mkdtempSync(join(tmpdir(), "mts-rb-"))),
+      out: join(mkdtempSync(join(tmpdir(), "mts-rb-out-")), "rebuilt.sqlite"),
+      clock,
+      log: silentLogger,
+    });
+    expect(rebuilt.state_digest).toBe(live);
+    const book = engine.state.funds.get(F)!.books.get("IBM")!;
+    expect(book.pos.realized.toFixed()).toBe("4.5"); // USD, the instrument's currency
   });
 });

@@ -30,7 +30,9 @@ interface Msg {
 type History = Map<StreamName, Msg[]>;
 
 const te = new TextEncoder();
-const SYMBOLS = ["AAPL", "MSFT", "ESZ6", "BTC-USD"] as const;
+const SYMBOLS = ["AAPL", "MSFT", "ESZ6", "BTC-USD", "SAP"] as const;
+/** FX marks: SAP is priced in EUR; a fund whose base is EUR values USD instruments through USD-EUR. */
+const FX = ["EUR-USD", "USD-EUR"] as const;
 const FUNDS = [FUND, "beta"] as const;
 
 const dir = mkdtempSync(join(tmpdir(), "riskengine-unit-replay-"));
@@ -53,6 +55,9 @@ const planArb = fc.record({
       maxPositionPct: fc.constantFrom(undefined, undefined, "0.01", "0.05", "0.5"),
       velocity: fc.boolean(),
       shorting: fc.boolean(),
+      base: fc.constantFrom(undefined, undefined, "USD", "EUR"),
+      duplicateMs: fc.constantFrom(undefined, 800),
+      maxOpen: fc.constantFrom(undefined, undefined, 2),
     }),
     { minLength: 1, maxLength: 5 },
   ),
@@ -88,7 +93,11 @@ const planArb = fc.record({
     { maxLength: 4 },
   ),
   quotes: fc.array(
-    fc.record({ symbol: fc.constantFrom(...SYMBOLS), mid: price, dt: fc.integer({ min: -2000, max: 5000 }) }),
+    fc.record({
+      symbol: fc.constantFrom(...SYMBOLS, ...FX),
+      mid: price,
+      dt: fc.integer({ min: -2000, max: 5000 }),
+    }),
     { maxLength: 8 },
   ),
   control: fc.array(
@@ -121,6 +130,14 @@ function buildHistory(plan: Plan): History {
     shortable: true,
   });
   push("REFDATA", Subjects.instrument("BTC-USD"), { symbol: "BTC-USD", asset_class: "crypto" });
+  push("REFDATA", Subjects.instrument("SAP"), {
+    symbol: "SAP",
+    asset_class: "equity",
+    sector: "tech",
+    currency: "EUR",
+    adv: "100000",
+    shortable: true,
+  });
 
   // The live engine that makes the decisions sees the envelopes and refdata first.
   const live = new Feed();
@@ -132,6 +149,9 @@ function buildHistory(plan: Plan): History {
         max_position_pct: e.maxPositionPct,
         velocity: e.velocity ? { window_s: 1, max_orders: 4 } : undefined,
         enable_shorting: e.shorting,
+        base_currency: e.base,
+        duplicate_window_ms: e.duplicateMs,
+        max_open_orders: e.maxOpen,
       },
       e.fund,
     );
@@ -153,6 +173,13 @@ function buildHistory(plan: Plan): History {
   const approved: { fund: string; orderId: string; symbol: string; side: string; quantity: string }[] = [];
   plan.orders.forEach((o, i) => {
     clock.advance(o.dt);
+    // a fresh FX rate as the live engine sees it before an order in EUR, also in the history
+    if (o.symbol === "SAP") {
+      const rate = canon(dec(11 + (i % 3)).div(10));
+      const q = { symbol: "EUR-USD", bid: rate, ask: rate, timestamp: isoAt(clock.now()) };
+      push("QUOTES", Subjects.quote("EUR-USD"), q);
+      live.publish("QUOTES", Subjects.quote("EUR-USD"), q);
+    }
     const prev = sent.length > 0 ? sent[o.pick % sent.length] : undefined;
     let raw: Record<string, unknown> = {
       order_id: `o-${i}`,
@@ -320,12 +347,13 @@ function aggregates(state: EngineState): string {
       .join(",");
   const one = (f: FundState) => {
     const a = f.agg;
+    const unpriced = [...a.unpriced].sort().join(",");
     return [a.mv, a.cost, a.realized, a.fees, a.gross, a.netLong, a.netShort]
       .map(canon)
-      .concat(fmt(a.sector), fmt(a.assetClass))
+      .concat(fmt(a.sector), fmt(a.assetClass), fmt(a.currency), unpriced, String(f.openOrders))
       .join("|");
   };
-  const empty = "0|0|0|0|0|0|0||";
+  const empty = "0|0|0|0|0|0|0|||||0";
   return [...state.funds.values()]
     .sort((a, b) => (a.id < b.id ? -1 : 1))
     .map((f) => [f.id, one(f)] as const)
@@ -397,6 +425,10 @@ describe("replay properties", () => {
           expect(stateDigest(loaded)).toBe(stateDigest(state));
           expect(loaded.cursors).toEqual(state.cursors);
           expect(aggregates(loaded)).toBe(aggregates(state));
+          for (const f of state.funds.values()) {
+            const back = loaded.funds.get(f.id)?.dups.last ?? new Map();
+            expect(new Map(back)).toEqual(f.dups.last); // the duplicate index survives too
+          }
         } finally {
           snap.close();
         }
