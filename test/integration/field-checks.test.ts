@@ -161,7 +161,7 @@ describe("issue 13 checks through the bus", () => {
       const a = await readStream<{ details: Record<string, string> }>(nc, "RISK_CONTROL", subject);
       return a.length > 0 ? a : undefined;
     });
-    expect(alerts.map((a) => a.data.details)).toEqual([
+    expect(alerts!.map((a) => a.data.details)).toEqual([
       {
         measure: "gross",
         scope: "fund",
@@ -180,7 +180,7 @@ describe("issue 13 checks through the bus", () => {
       const a = await readStream<{ details: Record<string, string> }>(nc, "RISK_CONTROL", subject);
       return a.length > 1 ? a : undefined;
     });
-    expect(more.map((a) => `${a.data.details["measure"]}:${a.data.details["scope"]}`)).toEqual([
+    expect(more!.map((a) => `${a.data.details["measure"]}:${a.data.details["scope"]}`)).toEqual([
       "gross:fund",
       "position:WRN",
     ]);

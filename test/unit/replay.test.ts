@@ -505,7 +505,18 @@ describe("replay properties", () => {
 
   it("given a snapshot flushed twice with changes in between, when loaded, then it reflects the latest state", () => {
     const h = buildHistory({
-      envelopes: [{ fund: FUND, version: 1, maxPositionPct: undefined, velocity: false, shorting: false }],
+      envelopes: [
+        {
+          fund: FUND,
+          version: 1,
+          maxPositionPct: undefined,
+          velocity: false,
+          shorting: false,
+          base: undefined,
+          duplicateMs: undefined,
+          maxOpen: undefined,
+        },
+      ],
       orders: [0, 1, 2].map((i) => ({
         fund: FUND,
         symbol: "AAPL",
