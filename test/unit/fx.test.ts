@@ -11,6 +11,7 @@ import { toWire } from "../../src/contract/wire.js";
 import { positionGate, staticGate } from "../../src/gates/index.js";
 import { nav, stateDigest } from "../../src/state/index.js";
 import { fundReport } from "../../src/service/fund-report.js";
+import { lookupEnvelope } from "../../src/service/envelope.js";
 import { FUND, Feed, NOW, codeOf, envelope, runGate } from "./fixtures.js";
 
 const UNIT = "0.000000000000000001";
@@ -188,6 +189,29 @@ describe("validation", () => {
     const wire = toWire(e) as Record<string, unknown>;
     const back = EnvelopeSchema.parse(decodeEnvelopeProto(encodeEnvelopeProto(wire)));
     expect(toWire(back)).toEqual(wire);
+  });
+
+  it("given the new fields in an envelope, when envelope.get answers (mts-risk envelope get), then they are shown", () => {
+    const f = new Feed().envelope({
+      max_open_orders: 20,
+      duplicate_window_ms: 1500,
+      max_adv_pct: "0.050",
+      require_fresh_mark: true,
+      warn_at_pct: "0.8",
+      base_currency: "EUR",
+    });
+    const r = lookupEnvelope(f.state, { fund_id: FUND });
+    expect(r).toMatchObject({
+      ok: true,
+      envelope: {
+        max_open_orders: 20,
+        duplicate_window_ms: 1500,
+        max_adv_pct: "0.05",
+        require_fresh_mark: true,
+        warn_at_pct: "0.8",
+        base_currency: "EUR",
+      },
+    });
   });
 
   it("given currencies and the new envelope fields, when validated, then ISO codes and ranges are enforced", () => {
