@@ -501,7 +501,7 @@ describe("replay properties", () => {
       ),
       { numRuns: 30 },
     );
-  });
+  }, 180_000); // 30 worker-thread flushes: ~35 s on an idle machine, over 60 s on a busy shared one
 
   it("given a snapshot flushed twice with changes in between, when loaded, then it reflects the latest state", () => {
     const h = buildHistory({
