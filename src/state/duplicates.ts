@@ -7,7 +7,7 @@
  * from the journal gives the same index.
  */
 import type { Order } from "../contract/schemas.js";
-import { canon } from "../decimal/index.js";
+import type { Dec } from "../decimal/index.js";
 
 export interface DuplicateEntry {
   at: number; // epoch ms of the latest decision with this key
@@ -25,11 +25,25 @@ export function createDuplicateIndex(): DuplicateIndex {
   return { last: new Map(), queue: [], head: 0 };
 }
 
-/** The canonical duplicate key of an order (decimals canonical, so "100" and "100.0" match). */
+/**
+ * A decimal's value as text, equal for equal values ("100" and "100.0" give "100e0"): the units
+ * without the trailing zeros the scale allows dropping. String work only (canon() divides BigInts
+ * to normalize, several times slower on the hot path).
+ */
+export function decKey(d: Dec): string {
+  if (d.units === 0n) return "0";
+  const digits = d.units.toString();
+  let z = 0;
+  const max = Math.min(d.scale, digits.length - 1);
+  while (z < max && digits.charCodeAt(digits.length - 1 - z) === 48) z++;
+  return z === 0 ? `${digits}e${d.scale}` : `${digits.slice(0, digits.length - z)}e${d.scale - z}`;
+}
+
+/** The canonical duplicate key of an order (decimals by value, so "100" and "100.0" match). */
 export function duplicateKey(o: Order): string {
-  const lp = o.limit_price === undefined ? "" : canon(o.limit_price);
-  const sp = o.stop_price === undefined ? "" : canon(o.stop_price);
-  return `${o.symbol}|${o.side}|${o.order_type}|${canon(o.quantity)}|${lp}|${sp}`;
+  const lp = o.limit_price === undefined ? "" : decKey(o.limit_price);
+  const sp = o.stop_price === undefined ? "" : decKey(o.stop_price);
+  return `${o.symbol}|${o.side}|${o.order_type}|${decKey(o.quantity)}|${lp}|${sp}`;
 }
 
 /** Records a decision (idempotent: the same decision applied twice changes nothing). */

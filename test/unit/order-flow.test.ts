@@ -15,7 +15,7 @@ import { type Decider, type Evaluation, createDecider } from "../../src/service/
 import { EnvelopeSchema } from "../../src/contract/schemas.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import { toWire } from "../../src/contract/wire.js";
-import { createState, effectiveLimits, project } from "../../src/state/index.js";
+import { createState, decKey, effectiveLimits, project } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { FUND, Feed, NOW, codeOf, envelope, order, rawOrder, runGate } from "./fixtures.js";
 
@@ -171,7 +171,7 @@ describe("duplicate_window_ms (velocity gate)", () => {
   it("given the decisions journaled, when a fresh state folds the journal, then it finds the same duplicate", () => {
     const { d, clock } = setup();
     const first = now1(d, rawOrder(same));
-    expect(first.record.dup_key).toBe("AAPL|BUY|LIMIT|100|100|");
+    expect(first.record.dup_key).toBe("AAPL|BUY|LIMIT|100e0|100e0|");
     const rebuilt = createState();
     const te = new TextEncoder();
     project(
@@ -212,6 +212,15 @@ describe("duplicate_window_ms (velocity gate)", () => {
     expect(e.decision.rejection_code).toBe("DUPLICATE_ORDER");
     const e2 = now1(d, rawOrder({ ...same, quantity: "7" }));
     expect(e2.decision.rejection_code).toBe("MAX_OPEN_ORDERS_EXCEEDED");
+  });
+
+  it("given equal decimals written differently, when keyed, then the keys are equal; different values differ", () => {
+    const k = (q: string) => decKey(dec(q));
+    expect(k("100")).toBe(k("100.000"));
+    expect(k("0.5")).toBe(k("0.50"));
+    expect(k("1000")).not.toBe(k("100"));
+    expect(k("0.05")).not.toBe(k("0.5"));
+    expect(k("0")).toBe(k("0.0"));
   });
 
   it("given duplicate_window_ms above 1 h or not a positive integer, when the envelope is validated, then it is rejected", () => {
