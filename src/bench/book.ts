@@ -42,6 +42,26 @@ export function envelope(f: number): Record<string, unknown> {
   };
 }
 
+/**
+ * Issue 13's checks, switched on for `--new-checks` runs without changing any outcome: limits far
+ * from binding, a duplicate window (1 ms) shorter than the gap between two equal orders of a fund, and a
+ * quarter of the instruments priced in EUR at EUR-USD 1 (same figures, through the FX path).
+ */
+export const NEW_CHECKS = {
+  max_open_orders: 1_000_000_000,
+  duplicate_window_ms: 1,
+  max_adv_pct: "1",
+  require_fresh_mark: true,
+  warn_at_pct: "0.8",
+} as const;
+export const FX_SYMBOL = "EUR-USD";
+export function fxQuote(timestamp: string): Record<string, unknown> {
+  return { symbol: FX_SYMBOL, bid: "1", ask: "1", timestamp };
+}
+export function instrumentWithChecks(s: number): Record<string, unknown> {
+  return { ...instrument(s), adv: "1000000000", ...(s % 4 === 0 ? { currency: "EUR" } : {}) };
+}
+
 export function instrument(s: number): Record<string, unknown> {
   return {
     symbol: symbolId(s),

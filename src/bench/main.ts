@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only bus,pipeline,scale,rss,rebuild] [--engine-profile] [--keep]`
+ * `npm run bench [-- --quick] [--only bus,pipeline,scale,rss,rebuild] [--engine-profile] [--keep] [--new-checks]`
  *
  * The check path against the physical limit, side by side in one run: the engine (its own
  * process) and two baselines (a no-op responder and a journaled one, in another process) under the
@@ -31,6 +31,8 @@ function option(name: string): string | undefined {
 }
 
 const quick = flag("--quick");
+/** Issue 13's checks switched on in the in-process runs (see NEW_CHECKS in book.ts). */
+const newChecks = flag("--new-checks");
 const only = new Set((option("--only") ?? PHASES.join(",")).split(",").map((s) => s.trim()));
 for (const p of only)
   if (!PHASES.includes(p as Phase)) throw new Error(`unknown phase ${p}; one of ${PHASES.join(", ")}`);
@@ -117,13 +119,14 @@ await phase("bus", async () => {
   results.bus = await runBusPhase(S.bus);
 });
 await phase("pipeline", async () => {
-  results.pipeline = await inProcess<DecideResult>({ mode: "pipeline", ...S.pipeline });
+  results.pipeline = await inProcess<DecideResult>({ mode: "pipeline", ...S.pipeline, newChecks });
   progress("pipeline", { per_s: results.pipeline.per_s, latency_us: results.pipeline.latency_us });
 });
 await phase("scale", async () => {
   const [few, many] = S.scale.positions;
-  const a = await inProcess<DecideResult>({ mode: "fund", decisions: S.scale.decisions, positions: few! });
-  const b = await inProcess<DecideResult>({ mode: "fund", decisions: S.scale.decisions, positions: many! });
+  const scale = { mode: "fund" as const, decisions: S.scale.decisions, newChecks };
+  const a = await inProcess<DecideResult>({ ...scale, positions: few! });
+  const b = await inProcess<DecideResult>({ ...scale, positions: many! });
   results.scale = {
     positions_10: a,
     positions_100k: b,

@@ -21,6 +21,10 @@ import { iso, manualClock } from "../time/clock.js";
 import {
   BOOK_TIME,
   FUNDS,
+  FX_SYMBOL,
+  NEW_CHECKS,
+  fxQuote,
+  instrumentWithChecks,
   SYMBOLS,
   envelope,
   fill,
@@ -35,6 +39,8 @@ import { type Summary, histogram, summarize } from "./util.js";
 
 export interface InProcessOptions {
   mode: "pipeline" | "fund" | "rss";
+  /** Issue 13's checks on (max_open_orders, duplicates, ADV, fresh marks, FX on a quarter of the symbols). */
+  newChecks?: boolean;
   decisions?: number;
   positions: number;
 }
@@ -96,11 +102,16 @@ function buildState(o: InProcessOptions, clock: ReturnType<typeof manualClock>) 
   const feed = builder(state);
   const t0 = performance.now();
   const now = iso(clock.now());
+  const inst = o.newChecks ? instrumentWithChecks : instrument;
+  if (o.newChecks) feed("QUOTES", Subjects.quote(FX_SYMBOL), fxQuote(now));
   for (let s = 0; s < symbols; s++) {
-    feed("REFDATA", Subjects.instrument(symbolId(s)), instrument(s));
+    feed("REFDATA", Subjects.instrument(symbolId(s)), inst(s));
     feed("QUOTES", Subjects.quote(symbolId(s)), quote(s, now));
   }
-  for (let f = 0; f < funds; f++) feed("RISK_ENVELOPES", Subjects.envelopeUpdated(`f${f}`), envelope(f));
+  for (let f = 0; f < funds; f++) {
+    const env = o.newChecks ? { ...envelope(f), ...NEW_CHECKS } : envelope(f);
+    feed("RISK_ENVELOPES", Subjects.envelopeUpdated(`f${f}`), env);
+  }
   const fillsT0 = performance.now();
   for (let i = 0; i < o.positions; i++) {
     const body = oneFund ? fill(i, 0, i, "BUY", "10", "100", BOOK_TIME) : openingFill(i, symbols);
@@ -154,6 +165,7 @@ export function runInProcess(o: InProcessOptions): DecideResult | RssResult {
     nextId: () => `d${++id}`,
   });
   const quotedAt = new Float64Array(symbols).fill(clock.now());
+  let fxQuotedAt = clock.now();
   const make =
     o.mode === "fund" ? (i: number) => fundOrder("b", i) : (i: number) => order("b", i, FUNDS, symbols);
   const h = histogram();
@@ -168,6 +180,10 @@ export function runInProcess(o: InProcessOptions): DecideResult | RssResult {
     if (now - quotedAt[s]! > 2000) {
       feed("QUOTES", Subjects.quote(symbolId(s)), quote(s, iso(now), i));
       quotedAt[s] = now;
+    }
+    if (o.newChecks && now - fxQuotedAt > 2000) {
+      feed("QUOTES", Subjects.quote(FX_SYMBOL), fxQuote(iso(now)));
+      fxQuotedAt = now;
     }
     const t0 = process.hrtime.bigint();
     const e = decider.decide({ raw });

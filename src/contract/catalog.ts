@@ -121,7 +121,8 @@ export const SUBJECTS: SubjectEntry[] = [
   {
     subject: `${PREFIX}.risk.alert.<kind>.<fund_id>`,
     kind: "JetStream publish",
-    payload: "Alert { kind, fund_id, message, at, details? }",
+    payload:
+      "Alert { kind, fund_id, message, at, details? }; kind limit_warning (envelope warn_at_pct): details measure, scope, value, limit, share, warn_at_pct",
     stream: "RISK_CONTROL",
     publisher: "engine",
   },

@@ -44,6 +44,12 @@ export const DecisionRecordSchema = z.object({
   replayed: z.boolean(),
   notional: dec("nonneg", "internal").optional(),
   reservation: ReservationSchema.optional(),
+  /**
+   * The order's duplicate key (symbol|side|type|quantity|limit|stop), on decisions that count for
+   * duplicate_window_ms: made while a window is set, past the engine gate, not themselves a
+   * DUPLICATE_ORDER. Rebuilds the duplicate index from the journal.
+   */
+  dup_key: z.string().max(512).optional(),
   decision: RiskDecisionSchema,
 });
 export type DecisionRecord = z.output<typeof DecisionRecordSchema>;

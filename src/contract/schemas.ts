@@ -3,7 +3,7 @@
  * Decimals arrive as strings (or exactly representable integers) and leave as canonical strings.
  */
 import { z } from "zod";
-import { type Dec, parseDec, parseDecInternal, ZERO } from "../decimal/index.js";
+import { type Dec, ONE, parseDec, parseDecInternal, ZERO } from "../decimal/index.js";
 import { AssetClass, HaltSeverity, OrderEventKind, OrderType, Side } from "./codes.js";
 import { NO_FUND } from "./subjects.js";
 
@@ -14,6 +14,13 @@ export const id = z.string().regex(ID_RE, "must match ^[A-Za-z0-9_-]{1,64}$");
 /** The fund id of an order or envelope: an id, but not `_` (the journal's "no fund" token). */
 export const fundId = id.refine((v) => v !== NO_FUND, `"${NO_FUND}" is reserved`);
 const text = (max: number) => z.string().max(max);
+
+/** ISO 4217 currency code. */
+export const CURRENCY_RE = /^[A-Z]{3}$/;
+export const currency = z.string().regex(CURRENCY_RE, "must be an ISO 4217 code (3 upper-case letters)");
+export const DEFAULT_BASE_CURRENCY = "USD";
+/** The longest duplicate_window_ms an envelope may set (1 h, like the velocity windows). */
+export const MAX_DUPLICATE_WINDOW_MS = 3_600_000;
 
 type DecBound = "any" | "nonneg" | "pos";
 /** "wire": what clients send (≤ 18 fraction digits); "internal": what the engine journals itself. */
@@ -116,6 +123,14 @@ const limitFields = {
   max_quote_age_ms: z.number().int().nonnegative().max(86_400_000).optional(),
   restricted_symbols: z.array(id).optional(),
   velocity: VelocitySchema.optional(),
+  /** Approved orders of the fund still open (reserving), this one included (velocity gate). */
+  max_open_orders: z.number().int().nonnegative().max(1_000_000_000).optional(),
+  /** Same symbol/side/type/quantity/limit/stop under another key within this many ms (velocity gate). */
+  duplicate_window_ms: z.number().int().positive().max(MAX_DUPLICATE_WINDOW_MS).optional(),
+  /** quantity <= pct x the instrument's `adv` (static gate; no adv while set: rejected). */
+  max_adv_pct: opt(decimal("nonneg")),
+  /** Every order needs a fresh mark (STALE_MARKET_DATA otherwise). */
+  require_fresh_mark: opt(z.boolean()),
 };
 
 export const LimitsSchema = z.object(limitFields);
@@ -126,6 +141,10 @@ export const EnvelopeSchema = z.object({
   version: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   capital: decimal("pos"),
   ...limitFields,
+  /** Currency of capital, NAV, P&L and every money limit (default USD). Fund-level only. */
+  base_currency: opt(currency),
+  /** Share of a limit above which a limit_warning alert is published (0 < x <= 1). Fund-level only. */
+  warn_at_pct: opt(decimal("pos")).refine((v) => v === undefined || v.lte(ONE), "must be <= 1"),
   strategies: z.record(id, LimitsSchema).optional(),
 });
 export type Envelope = z.output<typeof EnvelopeSchema>;
@@ -138,6 +157,10 @@ export const InstrumentSchema = z.object({
   shortable: opt(z.boolean()),
   borrow_fee_bps: opt(decimal("nonneg")),
   multiplier: opt(decimal("pos")),
+  /** Currency of its prices (default the fund's base_currency). */
+  currency: opt(currency),
+  /** Average daily volume, in units of quantity (for max_adv_pct). */
+  adv: opt(decimal("nonneg")),
 });
 export type Instrument = z.output<typeof InstrumentSchema>;
 

@@ -45,6 +45,8 @@ import {
   type WorkerHost,
   changeOf,
   createDrawdownMonitor,
+  createLimitWarnings,
+  type LimitWarnings,
   createKillSwitch,
   createStopsWorker,
   createSweeper,
@@ -87,6 +89,7 @@ export interface EngineWorkers {
   stops: StopsWorker;
   sweeper: { sweep(): number };
   drawdown: DrawdownWorker;
+  warnings: LimitWarnings;
   killSwitch: KillSwitchWorker;
   reconciler: { pass(): Promise<ReconcileReport> };
   host: WorkerHost;
@@ -159,13 +162,21 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   const stops = createStopsWorker(wctx);
   const sweeper = createSweeper(wctx, stops);
   const drawdown = createDrawdownMonitor(wctx);
+  const warnings = createLimitWarnings(wctx);
   const killSwitch = createKillSwitch(wctx);
   const reconciler = createReconciler(wctx);
   const host = createWorkerHost(
-    [drawdown, stops, sweeper, killSwitch, ...(config.broker_exit_reconciler.enabled ? [reconciler] : [])],
+    [
+      drawdown,
+      warnings,
+      stops,
+      sweeper,
+      killSwitch,
+      ...(config.broker_exit_reconciler.enabled ? [reconciler] : []),
+    ],
     log,
   );
-  const workers: EngineWorkers = { stops, sweeper, drawdown, killSwitch, reconciler, host };
+  const workers: EngineWorkers = { stops, sweeper, drawdown, warnings, killSwitch, reconciler, host };
 
   // The follower's JetStream API calls time out fast: after a node dies, a 2.9 cluster may place a
   // new consumer on that node, and the create is never answered (the follower retries it).
@@ -222,7 +233,19 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     ready: () => isReady(),
     nextId: () => `${idBase}-${++seq}`,
   });
-  const check = createCheckService({ nc, decider, state, log, queueGroup: config.nats.queue_group });
+  const check = createCheckService({
+    nc,
+    decider,
+    state,
+    log,
+    queueGroup: config.nats.queue_group,
+    // soft limits (warn_at_pct): an approval's reservation may take a measure over its share
+    onDecision: (e) => {
+      const res = e.record.reservation;
+      if (res && !e.replayOf && e.decision.approved && isReady())
+        warnings.afterDecision(e.record.fund_id, res.symbol, e.record.decision_id);
+    },
+  });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
   const status = () => engineStatus(state, { instance, ready: isReady(), startedAt, clock });
   const statusSvc = createStatusService({

@@ -1,7 +1,8 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
-import type { Order } from "../contract/schemas.js";
+import { DEFAULT_BASE_CURRENCY, type Order } from "../contract/schemas.js";
 import { type Dec, ONE, ZERO } from "../decimal/index.js";
-import { atBroker, pendingAtBroker } from "../state/book.js";
+import { atBroker, fxSymbol, pendingAtBroker } from "../state/book.js";
+import { duplicateKey } from "../state/duplicates.js";
 import type { Book, Effective, EngineState, FundState, Mark } from "../state/model.js";
 import type { GateContext } from "./types.js";
 
@@ -45,7 +46,17 @@ export function buildContext(
   if (order.order_type === "MARKET" || order.order_type === "STOP") {
     price = fresh && mark ? marketPrice(mark, buy) : undefined;
   }
-  const notional = price?.times(order.quantity).times(multiplier);
+  const base = fund.envelope?.baseCurrency ?? DEFAULT_BASE_CURRENCY;
+  const currency = instrument?.currency ?? base;
+  let fx: string | undefined;
+  let fxFresh = true;
+  let notional = price?.times(order.quantity).times(multiplier);
+  if (currency !== base) {
+    fx = fxSymbol(currency, base);
+    const fm = state.marks.get(fx);
+    fxFresh = isFresh(fm?.ts, now, maxAge);
+    notional = fxFresh && notional !== undefined ? notional.times(fm!.mid) : undefined; // in the base
+  }
   return {
     state,
     fund,
@@ -59,6 +70,10 @@ export function buildContext(
     price,
     notional,
     reducing: book !== undefined && isReducing(book, order),
+    currency,
+    fxSymbol: fx,
+    fxFresh,
+    dupKey: (fund.envelope?.duplicateWindowMs ?? 0) > 0 ? duplicateKey(order) : undefined,
   };
 }
 

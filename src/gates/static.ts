@@ -1,5 +1,9 @@
-/** Gate 3, static limits: brokers, order types, asset classes, restricted symbols, size, collar, stale data. */
+/**
+ * Gate 3, static limits: brokers, order types, asset classes, restricted symbols, size (quantity,
+ * share of ADV, notional), collar, stale data (the order's mark, its FX rate).
+ */
 import { canon, pct } from "../decimal/index.js";
+import { checkAdv, checkFx } from "./market-data.js";
 import { deny, type RiskGate } from "./types.js";
 
 export const staticGate: RiskGate = {
@@ -38,6 +42,10 @@ export const staticGate: RiskGate = {
         { quantity: canon(order.quantity), limit: canon(lim.max_order_qty) },
       );
     }
+    if (lim.max_adv_pct !== undefined) {
+      const d = checkAdv(order.symbol, order.quantity, lim.max_adv_pct, ctx.instrument?.adv);
+      if (d) return d;
+    }
     if (
       lim.max_order_notional !== undefined &&
       ctx.notional !== undefined &&
@@ -62,7 +70,11 @@ export const staticGate: RiskGate = {
         );
       }
     }
-    const needsMark = order.order_type === "MARKET" || order.order_type === "STOP" || collar !== undefined;
+    const needsMark =
+      order.order_type === "MARKET" ||
+      order.order_type === "STOP" ||
+      collar !== undefined ||
+      lim.require_fresh_mark === true;
     if (needsMark && !ctx.fresh) {
       const age = ctx.mark ? String(ctx.now - ctx.mark.ts) : "";
       return deny(
@@ -71,6 +83,6 @@ export const staticGate: RiskGate = {
         { symbol: order.symbol, quote_age_ms: age },
       );
     }
-    return undefined;
+    return checkFx(order.symbol, ctx);
   },
 };

@@ -24,10 +24,18 @@ export interface GateContext {
   readonly assetClass: string | undefined;
   /** Order price: limit price for LIMIT/STOP_LIMIT, else the fresh mark's ask (BUY) or bid (SELL). */
   readonly price: Dec | undefined;
-  /** quantity × price × multiplier, when the price is known. */
+  /** quantity × price × multiplier (× the fresh FX rate: in the fund's base currency), when known. */
   readonly notional: Dec | undefined;
   /** Brings |position| toward zero without crossing it, counting pending orders on the same side. */
   readonly reducing: boolean;
+  /** Currency of the instrument's prices (default the fund's base currency). */
+  readonly currency: string;
+  /** The FX symbol `<CCY>-<BASE>` the order converts through; undefined in the base currency. */
+  readonly fxSymbol: string | undefined;
+  /** A fresh FX mark for fxSymbol (always true in the base currency). */
+  readonly fxFresh: boolean;
+  /** The order's duplicate key, when the fund's envelope sets a duplicate window. */
+  readonly dupKey: string | undefined;
 }
 
 export type GateResult = Denial | undefined;

@@ -1,15 +1,19 @@
 /**
  * Velocity: orders and notional per fund in a sliding window. Every schema-valid, non-replayed
- * order of the fund counts (approved or not), this one included.
+ * order of the fund counts (approved or not), this one included. Before the rates: duplicates
+ * (duplicate_window_ms) and the count of open orders (max_open_orders), see order-flow.ts.
  */
 import { ZERO, canon } from "../decimal/index.js";
 import { velocityUsage } from "../state/velocity.js";
+import { checkDuplicate, checkOpenOrders } from "./order-flow.js";
 import { deny, type RiskGate } from "./types.js";
 
 export const velocityGate: RiskGate = {
   name: "velocity",
   skipWhenReducing: true,
-  check(_order, lim, ctx) {
+  check(order, lim, ctx) {
+    const flow = checkDuplicate(order, lim, ctx) ?? checkOpenOrders(lim, ctx);
+    if (flow) return flow;
     const v = lim.velocity;
     if (!v) return undefined;
     const used = velocityUsage(ctx.fund.velocity, ctx.now, v.window_s);

@@ -73,6 +73,7 @@ interface FinishArgs {
   schemaValid: boolean;
   notional?: Dec | undefined;
   reservation?: Reservation | undefined;
+  dupKey?: string | undefined;
 }
 
 function orderIdOf(raw: unknown): string {
@@ -119,6 +120,7 @@ export function createDecider(d: DeciderDeps): Decider {
       reservation: denial === undefined ? p.reservation : undefined,
       decision,
     };
+    if (p.dupKey !== undefined) record.dup_key = p.dupKey;
     applyDecision(state, record, true);
     return { decision, record };
   }
@@ -201,6 +203,8 @@ export function createDecider(d: DeciderDeps): Decider {
       a.envelopeId = limits.envelope_id;
       a.notional = ctx.notional;
       a.reservation = reservation;
+      // the duplicate index counts every order decided past the engine gate, but a duplicate itself
+      if (rejection?.denial.code !== "DUPLICATE_ORDER") a.dupKey = ctx.dupKey;
       return finish(at, a);
     };
     const first = run(now);

@@ -17,7 +17,8 @@
 import type { HaltSeverity } from "../contract/codes.js";
 import type { PnlPeriod } from "../contract/records.js";
 import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
-import { nav, tradingPnl } from "../state/book.js";
+import { baseCurrency, fxSymbol, nav, tradingPnl } from "../state/book.js";
+import { iso } from "../time/clock.js";
 import type { EngineState, FundState, ReconLock } from "../state/model.js";
 
 export type ExposureLimit =
@@ -63,6 +64,40 @@ export interface FundReport {
   }[];
   positions: number;
   open_reservations: number;
+  /** Approved orders still reserving, as max_open_orders counts them. */
+  open_orders: number;
+  /** The currency of nav, capital, exposures and P&L. */
+  base_currency: string;
+  /**
+   * Exposure (in the base currency, as the gates value it) by the currency instruments are priced
+   * in, with the FX rate `<CCY>-<BASE>` used (null for the base itself, or when none was ever seen).
+   */
+  currencies: CurrencyRow[];
+}
+
+export interface CurrencyRow {
+  currency: string;
+  exposure: string;
+  fx_symbol: string | null;
+  fx_rate: string | null;
+  fx_quote_at: string | null;
+}
+
+function currencies(state: EngineState, fund: FundState, base: string): CurrencyRow[] {
+  const rows: CurrencyRow[] = [];
+  const seen = new Set<string>([...fund.agg.currency.keys(), ...fund.agg.unpriced.keys()]);
+  for (const ccy of [...seen].sort()) {
+    const fx = ccy === base ? undefined : fxSymbol(ccy, base);
+    const m = fx === undefined ? undefined : state.marks.get(fx);
+    rows.push({
+      currency: ccy,
+      exposure: canon(fund.agg.currency.get(ccy) ?? ZERO),
+      fx_symbol: fx ?? null,
+      fx_rate: m ? canon(m.mid) : null,
+      fx_quote_at: m ? iso(m.ts) : null,
+    });
+  }
+  return rows;
 }
 
 const ratio = (a: Dec, b: Dec): string | null => (b.gt(ZERO) ? canon(div(a, b).round(6, 2)) : null);
@@ -175,5 +210,8 @@ export function fundReport(state: EngineState, fundId: string, now: number): Fun
     stops,
     positions,
     open_reservations: open,
+    open_orders: fund.openOrders,
+    base_currency: baseCurrency(fund),
+    currencies: currencies(state, fund, baseCurrency(fund)),
   };
 }

@@ -1,4 +1,5 @@
 /** Books (fund × symbol) and the incremental per-fund aggregates they feed. */
+import { DEFAULT_BASE_CURRENCY } from "../contract/schemas.js";
 import { type Dec, ONE, ZERO } from "../decimal/index.js";
 import {
   type Book,
@@ -30,6 +31,7 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
       pendSellByBroker: new Map(),
       assetClassHint: undefined,
       contrib: emptyContribution(),
+      fx: undefined,
     };
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
@@ -65,13 +67,68 @@ export function pendingAtBroker(m: Map<string, Dec>, broker: string): Dec {
   return unknown === undefined || broker === "" ? own : own.plus(unknown);
 }
 
-/** Recompute what a book contributes to its fund and apply the difference to the aggregates. */
+/** The fund's base currency: money, NAV and limits are in it. */
+export function baseCurrency(fund: FundState): string {
+  return fund.envelope?.baseCurrency ?? DEFAULT_BASE_CURRENCY;
+}
+
+/** The FX symbol a price in `ccy` converts to `base` through (EUR-USD: USD per EUR). */
+export const fxSymbol = (ccy: string, base: string): string => `${ccy}-${base}`;
+
+/** Keeps the FX symbol -> books index in line with the book's currency. */
+function linkFx(state: EngineState, b: Book, fx: string | undefined): void {
+  if (b.fx === fx) return;
+  if (b.fx !== undefined) {
+    const set = state.fxHolders.get(b.fx);
+    set?.delete(b);
+    if (set?.size === 0) state.fxHolders.delete(b.fx);
+  }
+  if (fx !== undefined) {
+    let set = state.fxHolders.get(fx);
+    if (!set) state.fxHolders.set(fx, (set = new Set()));
+    set.add(b);
+  }
+  b.fx = fx;
+}
+
+function addCount(map: Map<string, number>, k: string, d: number): void {
+  const next = (map.get(k) ?? 0) + d;
+  if (next === 0) map.delete(k);
+  else map.set(k, next);
+}
+
+/**
+ * Recompute what a book contributes to its fund and apply the difference to the aggregates.
+ * The book (position, cost, realized, fees, reservations) is in the instrument's currency; what it
+ * contributes is in the fund's base currency, at the FX mark `<CCY>-<BASE>` (mid) in force.
+ */
 export function revalue(state: EngineState, fund: FundState, b: Book): void {
   const inst = state.instruments.get(b.symbol);
-  const m = inst?.multiplier;
-  const unit = m === undefined || m.eq(ONE);
-  const times = (x: Dec): Dec => (unit || x.eq(ZERO) ? x : x.times(m));
+  const base = baseCurrency(fund);
+  const ccy = inst?.currency ?? base;
   const p = b.pos;
+  let rate: Dec | undefined; // undefined: the base currency itself
+  let unpriced = false;
+  if (ccy !== base) {
+    const fx = fxSymbol(ccy, base);
+    linkFx(state, b, fx);
+    const fm = state.marks.get(fx);
+    if (fm) rate = fm.mid;
+    else {
+      rate = ZERO; // no FX rate ever seen: valued at 0, and the fund's orders are refused (static gate)
+      unpriced = !(
+        p.qty.eq(ZERO) &&
+        p.realized.eq(ZERO) &&
+        p.fees.eq(ZERO) &&
+        b.pendBuyQty.eq(ZERO) &&
+        b.pendSellQty.eq(ZERO)
+      );
+    }
+  } else if (b.fx !== undefined) linkFx(state, b, undefined);
+  const m0 = inst?.multiplier;
+  const m = m0 === undefined || m0.eq(ONE) ? rate : rate === undefined ? m0 : m0.times(rate);
+  const times = (x: Dec): Dec => (m === undefined || x.eq(ZERO) ? x : x.times(m));
+  const money = (x: Dec): Dec => (rate === undefined || x.eq(ZERO) ? x : x.times(rate));
   const prev = b.contrib;
   const signedCost = p.qty.s < 0 ? p.cost.neg() : p.cost;
   const mark = state.marks.get(b.symbol);
@@ -84,12 +141,14 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
     mv,
     cost: times(signedCost),
     realized: times(p.realized),
-    fees: p.fees,
+    fees: money(p.fees),
     longExt,
     shortExt,
     exposure: la.gte(sa) ? la : sa,
     sector: inst?.sector,
     assetClass: inst?.asset_class ?? b.assetClassHint,
+    currency: ccy,
+    unpriced,
   };
   const a = fund.agg;
   const delta = (x: Dec, y: Dec): Dec | undefined => (x === y || x.eq(y) ? undefined : x.minus(y));
@@ -119,7 +178,27 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
     addTo(a.assetClass, prev.assetClass, prev.exposure.neg());
     addTo(a.assetClass, next.assetClass, next.exposure);
   }
+  if (prev.currency === next.currency) {
+    if (dExp) addTo(a.currency, next.currency, dExp);
+  } else {
+    if (prev.currency !== "") addTo(a.currency, prev.currency, prev.exposure.neg());
+    addTo(a.currency, next.currency, next.exposure);
+  }
+  if (prev.unpriced !== next.unpriced || (prev.unpriced && prev.currency !== next.currency)) {
+    if (prev.unpriced) addCount(a.unpriced, prev.currency, -1);
+    if (next.unpriced) addCount(a.unpriced, next.currency, 1);
+  }
   b.contrib = next;
+}
+
+/** Revalue every book valued through an FX symbol (after its mark changed). */
+export function revalueFx(state: EngineState, fx: string): void {
+  const books = state.fxHolders.get(fx);
+  if (!books) return;
+  for (const b of books) {
+    const fund = state.funds.get(b.fund);
+    if (fund) revalue(state, fund, b);
+  }
 }
 
 /** Revalue every open book in a symbol (after a mark or refdata change). */

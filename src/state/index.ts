@@ -13,3 +13,4 @@ export {
 } from "./projections/decisions.js";
 export * from "./velocity.js";
 export { effectiveLimits, envelopeId } from "./projections/envelopes.js";
+export * from "./duplicates.js";

@@ -10,6 +10,7 @@ import type { StreamName } from "../contract/subjects.js";
 import TinyQueue from "tinyqueue";
 import { type Dec, ZERO } from "../decimal/index.js";
 import { type VelocityWindow, createVelocity } from "./velocity.js";
+import { type DuplicateIndex, createDuplicateIndex } from "./duplicates.js";
 
 export interface Mark {
   bid: Dec;
@@ -39,6 +40,10 @@ export interface Contribution {
   exposure: Dec; // max(|longExt|, |shortExt|)
   sector: string | undefined;
   assetClass: string | undefined;
+  /** Currency of the instrument's prices; the money fields above are in the fund's base currency. */
+  currency: string;
+  /** In a foreign currency with no FX mark ever seen while it holds something: valued at 0, blocks orders. */
+  unpriced: boolean;
 }
 
 /** Position and open reservations of one fund in one symbol. */
@@ -59,6 +64,8 @@ export interface Book {
   pendSellByBroker: Map<string, Dec>;
   assetClassHint: AssetClass | undefined; // from orders when refdata has none
   contrib: Contribution;
+  /** The FX symbol (`<CCY>-<BASE>`) the book is valued through, when not in the fund's base currency. */
+  fx: string | undefined;
 }
 
 /** An approved order's reservation, merged from decisions, fills and OMS events (order-independent). */
@@ -141,6 +148,10 @@ export interface EnvelopeEntry {
   base: Effective;
   /** The longest velocity window of the envelope or any strategy override (0: none). */
   velocityWindowS: number;
+  /** The longest duplicate_window_ms of the envelope or any strategy override (0: none). */
+  duplicateWindowMs: number;
+  /** The fund's base currency (envelope base_currency, default USD). */
+  baseCurrency: string;
 }
 
 /** The limits in force for an order: the envelope merged with its strategy's overrides. */
@@ -156,6 +167,10 @@ export interface FundState {
   lock: ReconLock | undefined;
   baselines: Map<PnlPeriod, Baseline>;
   velocity: VelocityWindow;
+  /** Recent orders by duplicate key (duplicate_window_ms), derived from the journal. */
+  dups: DuplicateIndex;
+  /** Approved orders of the fund still reserving (max_open_orders), kept by syncReservation. */
+  openOrders: number;
   // aggregates (derived)
   agg: {
     mv: Dec;
@@ -167,6 +182,10 @@ export interface FundState {
     netShort: Dec;
     sector: Map<string, Dec>;
     assetClass: Map<string, Dec>;
+    /** Exposure (base currency) by the currency the instruments are priced in. */
+    currency: Map<string, Dec>;
+    /** Books valued through a missing FX rate, by currency (count). */
+    unpriced: Map<string, number>;
   };
 }
 
@@ -185,7 +204,17 @@ export interface IdemRecord {
 }
 
 export type EntityKind =
-  "fund" | "velocity" | "book" | "order" | "idem" | "instrument" | "mark" | "fill_id" | "stop" | "meta";
+  | "fund"
+  | "velocity"
+  | "dup"
+  | "book"
+  | "order"
+  | "idem"
+  | "instrument"
+  | "mark"
+  | "fill_id"
+  | "stop"
+  | "meta";
 
 export interface EngineState {
   funds: Map<string, FundState>;
@@ -193,6 +222,8 @@ export interface EngineState {
   marks: Map<string, Mark>;
   /** symbol -> funds with a book in it (for mark and refdata updates). */
   holders: Map<string, Set<FundState>>;
+  /** FX symbol (`<CCY>-<BASE>`) -> books valued through it (an FX mark revalues them). */
+  fxHolders: Map<string, Set<Book>>;
   orders: Map<string, OrderRecord>; // `${fund}\u0001${orderId}`
   orderExpiry: TinyQueue<Due<OrderRecord>>; // min-heap by deadline (lazy: entries re-checked when due)
   idem: Map<string, IdemRecord>; // `${fund}\u0001${key}`
@@ -237,6 +268,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     instruments: new Map(),
     marks: new Map(),
     holders: new Map(),
+    fxHolders: new Map(),
     orders: new Map(),
     orderExpiry: dueQueue(),
     idem: new Map(),
@@ -290,6 +322,8 @@ export function emptyContribution(): Contribution {
     exposure: ZERO,
     sector: undefined,
     assetClass: undefined,
+    currency: "",
+    unpriced: false,
   };
 }
 
@@ -306,6 +340,8 @@ export function getFund(state: EngineState, fundId: string): FundState {
       lock: undefined,
       baselines: new Map(),
       velocity: createVelocity(),
+      dups: createDuplicateIndex(),
+      openOrders: 0,
       agg: {
         mv: ZERO,
         cost: ZERO,
@@ -316,6 +352,8 @@ export function getFund(state: EngineState, fundId: string): FundState {
         netShort: ZERO,
         sector: new Map(),
         assetClass: new Map(),
+        currency: new Map(),
+        unpriced: new Map(),
       },
     };
     state.funds.set(fundId, f);

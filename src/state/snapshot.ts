@@ -30,6 +30,7 @@ import {
 import { buildEntry } from "./projections/envelopes.js";
 import { toMark } from "./projections/market.js";
 import { addVelocity, velocityBucket, velocityBucketEntries, velocityEntries } from "./velocity.js";
+import { duplicateEntries, recordDuplicate } from "./duplicates.js";
 import { syncReservation } from "./projections/reservations.js";
 import { claimOrderId } from "./projections/decisions.js";
 import type { PnlPeriod } from "../contract/records.js";
@@ -117,6 +118,11 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
       const entries = velocityBucketEntries(f.velocity, Number(k.slice(cut + 1)));
       if (entries.length === 0) return undefined;
       return JSON.stringify(entries.map(([id, at, n]) => [id, at, n.toFixed()]));
+    }
+    case "dup": {
+      const f = state.funds.get(k);
+      if (!f || f.dups.last.size === 0) return undefined;
+      return JSON.stringify(duplicateEntries(f.dups));
     }
     case "book": {
       const [fund, symbol] = k.split("\u0001") as [string, string];
@@ -355,6 +361,12 @@ export function openSnapshot(path: string): Snapshot {
         const f = getFund(state, cut < 0 ? r.k : r.k.slice(0, cut));
         for (const [vid, at, n] of JSON.parse(r.v) as [string, number, string][])
           addVelocity(f.velocity, vid, at, dec(n));
+      }
+      for (const r of byKind.get("dup") ?? []) {
+        const f = getFund(state, r.k);
+        const entries = JSON.parse(r.v) as [string, number, string][];
+        entries.sort((a, b) => a[1] - b[1]);
+        for (const [dk, at, key] of entries) recordDuplicate(f.dups, dk, key, at);
       }
       for (const r of byKind.get("book") ?? []) loadBook(state, r.k, r.v);
       const droppedOrders: string[] = [];

@@ -199,6 +199,11 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
           const b = f.books.get(c.symbol);
           if (b && !b.pos.qty.eq(ZERO)) later(f);
         }
+        // an FX rate (<CCY>-<BASE>) revalues every fund holding something priced in CCY
+        for (const b of state.fxHolders.get(c.symbol) ?? []) {
+          const f = state.funds.get(b.fund);
+          if (f && !b.pos.qty.eq(ZERO)) later(f);
+        }
       }
     },
     stop() {

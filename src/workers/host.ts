@@ -65,7 +65,7 @@ export function changeOf(
   const t = subject.split(".");
   switch (stream) {
     case "FILLS":
-      return t[3] && t[4] ? { kind: "fill", fund: t[3], symbol: t[4] } : undefined;
+      return t[3] && t[4] ? { kind: "fill", fund: t[3], symbol: t[4], seq } : undefined;
     case "QUOTES":
       return t[3] ? { kind: "quote", symbol: t[3] } : undefined;
     case "OMS_ORDERS": {

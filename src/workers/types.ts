@@ -21,7 +21,7 @@ export interface WorkerContext {
 
 /** What changed in the state, as seen by the follower (only dispatched while the engine is live). */
 export type Change =
-  | { kind: "fill"; fund: string; symbol: string }
+  | { kind: "fill"; fund: string; symbol: string; seq?: number }
   | { kind: "quote"; symbol: string }
   | { kind: "order"; fund: string; orderId: string; event: string }
   | { kind: "control"; fund: string; what: string; seq: number }

@@ -34,7 +34,9 @@ interface Msg {
 type History = Map<StreamName, Msg[]>;
 
 const te = new TextEncoder();
-const SYMBOLS = ["AAPL", "MSFT", "ESZ6", "BTC-USD"] as const;
+const SYMBOLS = ["AAPL", "MSFT", "ESZ6", "BTC-USD", "SAP"] as const;
+/** FX marks: SAP is priced in EUR; a fund whose base is EUR values USD instruments through USD-EUR. */
+const FX = ["EUR-USD", "USD-EUR"] as const;
 const FUNDS = [FUND, "beta"] as const;
 
 const dir = mkdtempSync(join(tmpdir(), "riskengine-unit-replay-"));
@@ -59,6 +61,9 @@ const planArb = fc.record({
       shorting: fc.boolean(),
       /** capital changes between versions (issue 8 case 2: neither gains nor losses) */
       capital: fc.constantFrom("1000000", "900000", "2000000"),
+      base: fc.constantFrom(undefined, undefined, "USD", "EUR"),
+      duplicateMs: fc.constantFrom(undefined, 800),
+      maxOpen: fc.constantFrom(undefined, undefined, 2),
     }),
     { minLength: 1, maxLength: 5 },
   ),
@@ -102,7 +107,7 @@ const planArb = fc.record({
   ),
   quotes: fc.array(
     fc.record({
-      symbol: fc.constantFrom(...SYMBOLS),
+      symbol: fc.constantFrom(...SYMBOLS, ...FX),
       mid: price,
       /** out of order: timestamps go back and forth; some far ahead of when the stream stored them */
       dt: fc.integer({ min: -2000, max: 5000 }),
@@ -143,6 +148,14 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
     shortable: true,
   });
   push("REFDATA", Subjects.instrument("BTC-USD"), { symbol: "BTC-USD", asset_class: "crypto" });
+  push("REFDATA", Subjects.instrument("SAP"), {
+    symbol: "SAP",
+    asset_class: "equity",
+    sector: "tech",
+    currency: "EUR",
+    adv: "100000",
+    shortable: true,
+  });
 
   // The live engine that makes the decisions sees the envelopes and refdata first.
   for (const m of h.get("REFDATA")!) live.publish("REFDATA", m.subject, m.body);
@@ -154,6 +167,9 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
         max_position_pct: e.maxPositionPct,
         velocity: e.velocity ? { window_s: 1, max_orders: 4 } : undefined,
         enable_shorting: e.shorting,
+        base_currency: e.base,
+        duplicate_window_ms: e.duplicateMs,
+        max_open_orders: e.maxOpen,
       },
       e.fund,
     );
@@ -175,6 +191,13 @@ function buildHistory(plan: Plan, live: Feed = new Feed()): History {
   const approved: { fund: string; orderId: string; symbol: string; side: string; quantity: string }[] = [];
   plan.orders.forEach((o, i) => {
     clock.advance(o.dt);
+    // a fresh FX rate as the live engine sees it before an order in EUR, also in the history
+    if (o.symbol === "SAP") {
+      const rate = canon(dec(11 + (i % 3)).div(10));
+      const q = { symbol: "EUR-USD", bid: rate, ask: rate, timestamp: isoAt(clock.now()) };
+      push("QUOTES", Subjects.quote("EUR-USD"), q);
+      live.publish("QUOTES", Subjects.quote("EUR-USD"), q);
+    }
     const prev = sent.length > 0 ? sent[o.pick % sent.length] : undefined;
     let raw: Record<string, unknown> = {
       order_id: `o-${i}`,
@@ -351,12 +374,13 @@ function aggregates(state: EngineState): string {
       .join(",");
   const one = (f: FundState) => {
     const a = f.agg;
+    const unpriced = [...a.unpriced].sort().join(",");
     return [a.mv, a.cost, a.realized, a.fees, a.gross, a.netLong, a.netShort]
       .map(canon)
-      .concat(fmt(a.sector), fmt(a.assetClass))
+      .concat(fmt(a.sector), fmt(a.assetClass), fmt(a.currency), unpriced, String(f.openOrders))
       .join("|");
   };
-  const empty = "0|0|0|0|0|0|0||";
+  const empty = "0|0|0|0|0|0|0|||||0";
   return [...state.funds.values()]
     .sort((a, b) => (a.id < b.id ? -1 : 1))
     .map((f) => [f.id, one(f)] as const)
@@ -458,6 +482,10 @@ describe("replay properties", () => {
           expect(aggregates(loaded)).toBe(aggregates(state));
           expect(marks(loaded)).toBe(marks(state));
           expect(pendingByBroker(loaded)).toBe(pendingByBroker(state));
+          for (const f of state.funds.values()) {
+            const back = loaded.funds.get(f.id)?.dups.last ?? new Map();
+            expect(new Map(back)).toEqual(f.dups.last); // the duplicate index survives too
+          }
         } finally {
           snap.close();
         }
@@ -530,7 +558,7 @@ describe("replay properties", () => {
       ),
       { numRuns: 30 },
     );
-  });
+  }, 180_000); // 30 worker-thread flushes: ~35 s on an idle machine, over 60 s on a busy shared one
 
   it("given reused order ids and re-stamped retries, when the engine that decided them folds the streams with sweeps on the way, then its digest equals a rebuild's", () => {
     const TTL = 60_000;
@@ -590,6 +618,9 @@ describe("replay properties", () => {
           velocity: false,
           shorting: false,
           capital: "1000000",
+          base: undefined,
+          duplicateMs: undefined,
+          maxOpen: undefined,
         },
       ],
       orders: [0, 1, 2].map((i) => ({

@@ -2,6 +2,7 @@
 import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
 import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, velocityBucket } from "../velocity.js";
+import { pruneDuplicates, recordDuplicate } from "../duplicates.js";
 import {
   type EngineState,
   type FundState,
@@ -46,6 +47,9 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
   if (!fundKnown) return;
   const fund = getFund(state, rec.fund_id);
   if (rec.counted) countVelocity(state, fund, rec.decision_id, rec.at_ms, rec.notional ?? ZERO);
+  if (rec.dup_key !== undefined && rec.idempotency_key !== undefined) {
+    countDuplicate(state, fund, rec.dup_key, rec.idempotency_key, rec.at_ms);
+  }
   if (rec.decision.approved && rec.reservation && rec.idempotency_key !== undefined) {
     applyApproval(state, rec.fund_id, rec.idempotency_key, rec.reservation, rec.at_ms, live);
   }
@@ -83,6 +87,12 @@ export function pruneFundVelocity(state: EngineState, fund: FundState, now: numb
   for (const b of pruneVelocity(fund.velocity, now - velocityHorizonMs(fund))) {
     touch(state, "velocity", key2(fund.id, String(b))); // rewritten with what is left, or deleted
   }
+}
+
+function countDuplicate(state: EngineState, fund: FundState, dupKey: string, key: string, at: number): void {
+  if (!recordDuplicate(fund.dups, dupKey, key, at)) return;
+  pruneDuplicates(fund.dups, at - (fund.envelope?.duplicateWindowMs ?? 0));
+  touch(state, "dup", fund.id);
 }
 
 export function sweepIdempotency(state: EngineState, now: number): number {

@@ -1,5 +1,6 @@
 /** RISK_ENVELOPES: a newer version replaces the current one; older or equal versions are ignored. */
-import type { Envelope, Limits } from "../../contract/schemas.js";
+import { DEFAULT_BASE_CURRENCY, type Envelope, type Limits } from "../../contract/schemas.js";
+import { revalue } from "../book.js";
 import { type Effective, type EngineState, type EnvelopeEntry, getFund, touch } from "../model.js";
 
 export type EnvelopeOutcome = { applied: true } | { applied: false; current: number };
@@ -23,7 +24,11 @@ export function buildEntry(e: Envelope, raw: unknown): EnvelopeEntry {
   let velocityWindowS = base.velocity?.window_s ?? 0;
   for (const lim of byStrategy.values())
     velocityWindowS = Math.max(velocityWindowS, lim.velocity?.window_s ?? 0);
-  return { envelope: e, raw, id, base, byStrategy, velocityWindowS };
+  let duplicateWindowMs = base.duplicate_window_ms ?? 0;
+  for (const lim of byStrategy.values())
+    duplicateWindowMs = Math.max(duplicateWindowMs, lim.duplicate_window_ms ?? 0);
+  const baseCurrency = e.base_currency ?? DEFAULT_BASE_CURRENCY;
+  return { envelope: e, raw, id, base, byStrategy, velocityWindowS, duplicateWindowMs, baseCurrency };
 }
 
 export function applyEnvelope(state: EngineState, e: Envelope, raw: unknown): EnvelopeOutcome {
@@ -31,7 +36,9 @@ export function applyEnvelope(state: EngineState, e: Envelope, raw: unknown): En
   const cur = fund.envelope;
   if (cur && e.version <= cur.envelope.version) return { applied: false, current: cur.envelope.version };
   const entry = buildEntry(e, raw);
+  const rebase = (cur?.baseCurrency ?? DEFAULT_BASE_CURRENCY) !== entry.baseCurrency;
   fund.envelope = entry;
+  if (rebase) for (const b of fund.books.values()) revalue(state, fund, b); // money is in the new base
   fund.envelopeHistory.set(e.version, entry);
   const keep = state.settings.envelopeVersionsKept;
   if (fund.envelopeHistory.size > keep) {

@@ -1,7 +1,7 @@
 /** QUOTES and REFDATA: marks and instruments; both revalue the books that hold the symbol. */
 import type { Instrument, Quote } from "../../contract/schemas.js";
 import { type Dec, HALF, ZERO } from "../../decimal/index.js";
-import { revalueSymbol } from "../book.js";
+import { revalueFx, revalueSymbol } from "../book.js";
 import { type EngineState, type Mark, touch } from "../model.js";
 
 /**
@@ -39,6 +39,7 @@ export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boo
   state.marks.set(q.symbol, toMark(q.bid, q.ask, q.timestamp, rank));
   touch(state, "mark", q.symbol);
   revalueSymbol(state, q.symbol, true);
+  if (state.fxHolders.has(q.symbol)) revalueFx(state, q.symbol); // an FX rate: revalue what is priced in it
   return true;
 }
 

@@ -75,6 +75,10 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
     b.pendSellValue = b.pendSellQty.eq(ZERO) ? ZERO : b.pendSellValue.plus(value);
     addPending(b.pendSellByBroker, r.broker ?? "", delta);
   }
+  // max_open_orders: an order is open while it reserves (released exactly as its reservation is)
+  const wasOpen = r.reserved.gt(ZERO);
+  const isOpen = want.gt(ZERO);
+  if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
   revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }

@@ -1,0 +1,121 @@
+/**
+ * Soft limits (envelope `warn_at_pct`): when an approved decision or a fill takes one of the fund's
+ * exposure measures above that share of its limit, one `limit_warning` alert
+ * (mts.v1.risk.alert.limit_warning.<fund_id>) per upward crossing; the measure re-arms once an
+ * event finds it back at or below the share. Measures, valued as the position gate values them
+ * (positions at marks plus reservations, in the base currency), against the fund-level limits:
+ * `position` (the symbol of the event), `gross`, `net`, `sector` and `asset_class` (those of the
+ * symbol). O(1) per event: the aggregates are incremental. The armed/crossed state is the live
+ * engine's alone (alerts carry no state): after a restart a measure above its share warns once more.
+ */
+import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
+import { nav } from "../state/book.js";
+import type { FundState } from "../state/model.js";
+import type { Change, Worker, WorkerContext } from "./types.js";
+
+export const LIMIT_WARNING = "limit_warning";
+
+export interface LimitWarnings extends Worker {
+  /** After an approved decision of the fund on the symbol (its reservation moved the measures). */
+  afterDecision(fundId: string, symbol: string, decisionId: string): void;
+  /** Checks the fund's measures touched by the symbol; returns the measures that crossed now. */
+  evaluate(fund: FundState, symbol: string | undefined, eventId: string): string[];
+}
+
+interface Measure {
+  measure: "position" | "gross" | "net" | "sector" | "asset_class";
+  scope: string;
+  value: Dec;
+  limitPct: Dec | undefined;
+}
+
+export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
+  const { state } = ctx;
+  /** fund -> measures (`measure|scope`) currently above their share. */
+  const above = new Map<string, Set<string>>();
+
+  function measures(fund: FundState, symbol: string | undefined): Measure[] {
+    const lim = fund.envelope!.base;
+    const a = fund.agg;
+    const out: Measure[] = [
+      { measure: "gross", scope: "fund", value: a.gross, limitPct: lim.max_gross_exposure_pct },
+      {
+        measure: "net",
+        scope: "fund",
+        value: max(a.netLong.abs(), a.netShort.abs()),
+        limitPct: lim.max_net_exposure_pct,
+      },
+    ];
+    const b = symbol === undefined ? undefined : fund.books.get(symbol);
+    if (b) {
+      const c = b.contrib;
+      out.push({ measure: "position", scope: b.symbol, value: c.exposure, limitPct: lim.max_position_pct });
+      if (c.sector !== undefined) {
+        const v = a.sector.get(c.sector) ?? ZERO;
+        out.push({ measure: "sector", scope: c.sector, value: v, limitPct: lim.max_sector_pct });
+      }
+      if (c.assetClass !== undefined) {
+        const pct = (lim.max_asset_class_pct as Record<string, Dec | undefined> | undefined)?.[c.assetClass];
+        const v = a.assetClass.get(c.assetClass) ?? ZERO;
+        out.push({ measure: "asset_class", scope: c.assetClass, value: v, limitPct: pct });
+      }
+    }
+    return out;
+  }
+
+  function evaluate(fund: FundState, symbol: string | undefined, eventId: string): string[] {
+    const share = fund.envelope?.envelope.warn_at_pct;
+    if (share === undefined) return [];
+    const navValue = nav(fund);
+    if (navValue === undefined || !navValue.gt(ZERO)) return [];
+    let set = above.get(fund.id);
+    const crossed: string[] = [];
+    for (const m of measures(fund, symbol)) {
+      if (m.limitPct === undefined) continue;
+      const limit = m.limitPct.times(navValue);
+      const k = `${m.measure}|${m.scope}`;
+      if (!m.value.gt(share.times(limit))) {
+        set?.delete(k);
+        continue;
+      }
+      if (!set) above.set(fund.id, (set = new Set()));
+      if (set.has(k)) continue;
+      set.add(k);
+      crossed.push(k);
+      const used = limit.gt(ZERO) ? canon(div(m.value, limit).round(6, 2)) : "";
+      const what = m.scope === "fund" ? m.measure : `${m.measure} ${m.scope}`;
+      ctx.alerter.alert(
+        LIMIT_WARNING,
+        fund.id,
+        `${what} is ${canon(m.value)}, above ${canon(share)} of its limit ${canon(limit)}`,
+        {
+          measure: m.measure,
+          scope: m.scope,
+          value: canon(m.value),
+          limit: canon(limit),
+          share: used,
+          warn_at_pct: canon(share),
+        },
+        `limit_warning:${fund.id}:${k}:${eventId}`,
+      );
+    }
+    return crossed;
+  }
+
+  return {
+    name: "limit-warnings",
+    evaluate,
+    afterDecision(fundId, symbol, decisionId) {
+      const f = state.funds.get(fundId);
+      if (f?.envelope?.envelope.warn_at_pct !== undefined) evaluate(f, symbol, decisionId);
+    },
+    onChange(c: Change) {
+      if (c.kind !== "fill") return;
+      const f = state.funds.get(c.fund);
+      if (f?.envelope?.envelope.warn_at_pct !== undefined) evaluate(f, c.symbol, `fill-${c.seq ?? 0}`);
+    },
+    stop() {
+      above.clear();
+    },
+  };
+}
