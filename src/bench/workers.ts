@@ -89,6 +89,7 @@ const ctx: WorkerContext = {
     published++;
     return ack;
   },
+  precheck: () => undefined, // quotes here never cross a stop
 };
 const drawdown = createDrawdownMonitor(ctx);
 const stops = createStopsWorker(ctx);

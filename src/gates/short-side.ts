@@ -11,7 +11,7 @@ export const shortSideGate: RiskGate = {
   check(order, lim, ctx) {
     if (order.side !== "SELL") return undefined;
     const held = ctx.book?.pos.qty ?? ZERO;
-    const pending = ctx.book?.pendSellQty ?? ZERO;
+    const pending = ctx.pendSellQty;
     if (held.minus(pending).minus(order.quantity).gte(ZERO)) return undefined;
     if (lim.enable_shorting !== true) {
       return deny(

@@ -28,6 +28,8 @@ export interface GateContext {
   readonly notional: Dec | undefined;
   /** Brings |position| toward zero without crossing it, counting pending orders on the same side. */
   readonly reducing: boolean;
+  /** Sell quantity reserved in the book by open orders (those previewed ahead of this one included). */
+  readonly pendSellQty: Dec;
 }
 
 export type GateResult = Denial | undefined;

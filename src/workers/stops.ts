@@ -1,29 +1,44 @@
 /**
  * Synthetic stops. Every open position has a stop at average entry × (1 − synthetic_stop_pct)
  * for longs and × (1 + pct) for shorts, re-armed (a new arm sequence) whenever the position
- * changes. A quote crossing it (bid for longs, ask for shorts; a gap far past it counts) emits one
- * MARKET reduce-only closing order for the whole position on mts.v1.oms.order.submit.<fund>
- * (idempotency key stop:<fund>:<symbol>:<arm sequence>) and a stop.triggered event; no second
- * order while that one is open. Symbols without fresh quotes are polled on mts.v1.md.quote.<symbol>.
+ * changes. A fresh mark crossing it (bid for longs, ask for shorts; a gap far past it counts),
+ * fresh by the fund's own max_quote_age_ms exactly as the check judges it, emits MARKET
+ * reduce-only closing orders for the whole position on mts.v1.oms.order.submit.<fund>, one per
+ * broker holding it (see closing.ts), and a stop.triggered event; nothing more while one is open.
+ * An order is emitted only when the engine's own check approves it at that moment; under a
+ * KILL_SWITCH halt nothing is emitted (a `stop` alert instead). A closing that ends with nothing
+ * filled is alerted and re-armed with a doubling backoff. Every armed stop is evaluated when the
+ * engine becomes live and on each tick. Symbols without fresh quotes are polled on
+ * mts.v1.md.quote.<symbol> and the answer is published to QUOTES (it is the mark everywhere).
  * Stop state lives in RISK_CONTROL (armed / triggered / cleared), so it is rebuilt like the rest.
  */
 import { QuoteSchema } from "../contract/schemas.js";
 import { Subjects } from "../contract/subjects.js";
 import { type Dec, ONE, ZERO, canon, div } from "../decimal/index.js";
-import { isFresh } from "../gates/context.js";
+import { freshMark, isFresh } from "../gates/context.js";
 import { type Book, type FundState, type StopRecord, key2 } from "../state/model.js";
-import { isOpenOrder } from "../state/index.js";
+import { effectiveLimits } from "../state/index.js";
 import { iso } from "../time/clock.js";
+import {
+  STOP_STRATEGY,
+  closingLegs,
+  closingOrder,
+  closingOutcome,
+  legsOf,
+  retryBackoffMs,
+} from "./closing.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
 export interface StopsWorker extends Worker {
-  /** Arms or clears the stop of one book to match its position; true when it published. */
+  /** Arms, re-arms or clears the stop of one book to match its position; true when it published. */
   ensure(fund: FundState, symbol: string): boolean;
-  /** Checks every armed stop of the symbol against a bid/ask. */
-  evaluate(symbol: string, bid: Dec, ask: Dec): number;
+  /** Checks every armed stop of the symbol against its fund's fresh mark; how many fired. */
+  evaluate(symbol: string): number;
+  /** Settles every triggered stop whose closing is over and evaluates every armed stop; how many fired. */
+  review(): number;
   /** Arms every open position that has no matching stop (the position-arm sweeper). */
   sweep(): number;
-  /** Polls quotes for symbols with live stops and no fresh quote; resolves when the polls are done. */
+  /** Polls quotes for symbols with live stops and no fresh quote, publishing them to QUOTES. */
   poll(): Promise<number>;
   /** Alerts triggered stops whose closing order has no OMS event after the configured time. */
   watch(): number;
@@ -57,6 +72,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   /** Published but maybe not yet folded back from RISK_CONTROL. */
   const overlay = new Map<string, StopRecord>();
   const lastPoll = new Map<string, number>();
+  /** Alerts raised, once per arm and cause: `${fund}\u0001${symbol}\u0001${armSeq}\u0001${cause}`. */
+  const raised = new Set<string>();
 
   function stopOf(fund: string, symbol: string): StopRecord | undefined {
     const k = key2(fund, symbol);
@@ -70,6 +87,32 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return o;
   }
 
+  /** Every stop as the worker sees it (journaled, or only published so far). */
+  function allStops(): StopRecord[] {
+    const keys = new Set([...state.stops.keys(), ...overlay.keys()]);
+    const out: StopRecord[] = [];
+    for (const k of keys) {
+      const [fund, symbol] = k.split("\u0001") as [string, string];
+      const s = stopOf(fund, symbol);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  function alertOnce(s: StopRecord, cause: string, message: string, details: Record<string, string>): void {
+    const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}\u0001${cause}`;
+    if (raised.has(k)) return;
+    raised.add(k);
+    const msgID = `stop-alert:${s.fund}:${s.symbol}:${s.armSeq}:${cause}`;
+    ctx.alerter.alert(
+      "stop",
+      s.fund,
+      message,
+      { symbol: s.symbol, arm_seq: String(s.armSeq), ...details },
+      msgID,
+    );
+  }
+
   function emit(event: "armed" | "triggered" | "cleared", rec: StopRecord, reason?: string): void {
     overlay.set(key2(rec.fund, rec.symbol), rec);
     const body = {
@@ -81,6 +124,17 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       arm_seq: rec.armSeq,
       at: rec.at,
       ...(rec.closingOrderId ? { closing_order_id: rec.closingOrderId } : {}),
+      ...(event === "triggered"
+        ? {
+            closing_orders: rec.legs.map((l) => ({
+              order_id: l.orderId,
+              idempotency_key: l.key,
+              broker: l.broker,
+              quantity: canon(l.qty),
+            })),
+          }
+        : {}),
+      ...(rec.attempt > 0 ? { attempt: rec.attempt, not_before: iso(rec.notBefore) } : {}),
       ...(reason ? { reason } : {}),
     };
     ctx
@@ -90,25 +144,37 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       );
   }
 
-  function closingOpen(s: StopRecord): boolean {
-    if (s.state !== "triggered" || !s.closingOrderId) return false;
-    const r = state.orders.get(key2(s.fund, s.closingOrderId));
-    return r === undefined || isOpenOrder(r) || (!r.terminal && r.approvals.size === 0);
-  }
-
   function ensure(fund: FundState, symbol: string): boolean {
     const b = fund.books.get(symbol);
     const cur = stopOf(fund.id, symbol);
-    if (cur && closingOpen(cur)) return false; // no re-arm while the closing order works
+    const now = clock.now();
+    let attempt = cur?.state === "armed" ? cur.attempt : 0;
+    let notBefore = cur?.state === "armed" ? cur.notBefore : 0;
+    if (cur?.state === "triggered") {
+      const out = closingOutcome(state, cur);
+      if (out.open) return false; // no re-arm while a closing order works
+      if (out.filled.eq(ZERO) && b && !b.pos.qty.eq(ZERO)) {
+        attempt = cur.attempt + 1;
+        notBefore = now + retryBackoffMs(attempt, cfg);
+        const why = out.unfilled.map((u) => `${u.orderId} ${u.why}`).join("; ");
+        alertOnce(
+          cur,
+          "unfilled",
+          `${fund.id}: the ${symbol} stop's closing ended with nothing filled (${why}); re-armed, fires again from ${iso(notBefore)} (attempt ${attempt})`,
+          {
+            attempt: String(attempt),
+            not_before: iso(notBefore),
+            closing_order_ids: out.unfilled.map((u) => u.orderId).join(","),
+          },
+        );
+      }
+    }
     const want = b ? desiredStop(fund, b) : undefined;
-    const at = iso(clock.now());
+    const at = iso(now);
     if (!want) {
       if (!cur || cur.state === "cleared") return false;
-      emit(
-        "cleared",
-        { ...cur, state: "cleared", at },
-        b?.pos.qty.eq(ZERO) ? "position flat" : "no stop configured",
-      );
+      const reason = b?.pos.qty.eq(ZERO) ? "position flat" : "no stop configured";
+      emit("cleared", { ...cur, state: "cleared", attempt: 0, notBefore: 0, at }, reason);
       return true;
     }
     if (
@@ -128,58 +194,94 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       armSeq: (cur?.armSeq ?? 0) + 1,
       state: "armed",
       closingOrderId: undefined,
+      legs: [],
+      attempt,
+      notBefore,
       at,
     });
     return true;
   }
 
-  function trigger(fund: FundState, s: StopRecord, b: Book, price: Dec): void {
-    const key = `stop:${s.fund}:${s.symbol}:${s.armSeq}`;
-    const orderId = `stop-${s.fund}-${s.symbol}-${s.armSeq}`;
-    const brokers = [...b.pos.brokers.entries()].sort((x, y) => y[1].abs().cmp(x[1].abs()));
-    const broker = brokers[0]?.[0] ?? fund.envelope?.envelope.allowed_brokers?.[0] ?? "default";
-    const at = iso(clock.now());
-    emit(
-      "triggered",
-      { ...s, state: "triggered", closingOrderId: orderId, at },
-      `quote ${canon(price)} crossed ${canon(s.stopPrice)}`,
-    );
-    const order = {
-      order_id: orderId,
-      idempotency_key: key,
-      fund_id: s.fund,
-      strategy_id: "synthetic-stop",
-      broker,
-      symbol: s.symbol,
-      side: s.side === "LONG" ? "SELL" : "BUY",
-      order_type: "MARKET",
-      quantity: canon(b.pos.qty.abs()),
-      time_in_force: "IOC",
-      reduce_only: true,
-      created_at: at,
-    };
-    ctx
-      .publish(Subjects.orderSubmit(s.fund), order, key)
-      .catch((err: unknown) => log.error({ err, order_id: orderId }, "closing order publish failed"));
+  /** Fires an armed stop when its fund's fresh mark crosses it and every rule allows; true when it fired. */
+  function check(fund: FundState, s: StopRecord, b: Book, now: number): boolean {
+    if (!fund.envelope || b.pos.qty.eq(ZERO)) return false;
+    const mark = freshMark(state, s.symbol, effectiveLimits(fund.envelope, STOP_STRATEGY), now);
+    if (!mark) return false; // not a mark for this fund: the check would reject the closing order
+    const price = s.side === "LONG" ? mark.bid : mark.ask;
+    const crossed = s.side === "LONG" ? price.lte(s.stopPrice) : price.gte(s.stopPrice);
+    if (!crossed || now < s.notBefore) return false;
+    const crossing = `${s.side === "LONG" ? "bid" : "ask"} ${canon(price)} crossed ${canon(s.stopPrice)}`;
+    const kill = fund.halts.get("KILL_SWITCH");
+    if (kill) {
+      alertOnce(
+        s,
+        `kill:${kill.seq}`,
+        `${fund.id}: ${s.symbol} ${crossing} under a KILL_SWITCH halt: no closing order sent; the operator decides`,
+        {
+          price: canon(price),
+          stop_price: canon(s.stopPrice),
+        },
+      );
+      return false;
+    }
+    const at = iso(now);
+    const legs = closingLegs(s, b, fund.envelope.envelope.allowed_brokers?.[0] ?? "default");
+    const trig: StopRecord = { ...s, state: "triggered", closingOrderId: legs[0]?.orderId, legs, at };
+    const orders = legs.map((l) => closingOrder(trig, l, at));
+    const ahead = { buy: ZERO, sell: ZERO };
+    for (const [i, o] of orders.entries()) {
+      const r = ctx.precheck(o, ahead);
+      if (r) {
+        alertOnce(
+          s,
+          `check:${r.denial.code}`,
+          `${fund.id}: ${s.symbol} ${crossing} but the check would reject closing order ${String(o["order_id"])} (${r.denial.code}: ${r.denial.reason}); not sent`,
+          {
+            rejection_code: r.denial.code,
+            order_id: String(o["order_id"]),
+          },
+        );
+        return false;
+      }
+      if (s.side === "LONG") ahead.sell = ahead.sell.plus(legs[i]!.qty);
+      else ahead.buy = ahead.buy.plus(legs[i]!.qty);
+    }
+    emit("triggered", trig, `quote ${crossing}`);
+    for (const [i, o] of orders.entries()) {
+      ctx
+        .publish(Subjects.orderSubmit(s.fund), o, legs[i]!.key)
+        .catch((err: unknown) => log.error({ err, order_id: o["order_id"] }, "closing order publish failed"));
+    }
     log.warn(
-      { fund: s.fund, symbol: s.symbol, stop: canon(s.stopPrice), price: canon(price) },
+      { fund: s.fund, symbol: s.symbol, stop: canon(s.stopPrice), price: canon(price), legs: legs.length },
       "stop triggered",
     );
+    return true;
   }
 
-  function evaluate(symbol: string, bid: Dec, ask: Dec): number {
+  function evaluate(symbol: string): number {
     const holders = state.holders.get(symbol);
     if (!holders) return 0;
+    const now = clock.now();
     let fired = 0;
     for (const fund of holders) {
       const b = fund.books.get(symbol);
-      if (!b || b.pos.qty.eq(ZERO)) continue;
       const s = stopOf(fund.id, symbol);
-      if (!s || s.state !== "armed") continue;
-      const crossed = s.side === "LONG" ? bid.lte(s.stopPrice) : ask.gte(s.stopPrice);
-      if (!crossed) continue;
-      trigger(fund, s, b, s.side === "LONG" ? bid : ask);
-      fired++;
+      if (b && s?.state === "armed" && check(fund, s, b, now)) fired++;
+    }
+    return fired;
+  }
+
+  function review(): number {
+    const now = clock.now();
+    let fired = 0;
+    for (const s of allStops()) {
+      const fund = state.funds.get(s.fund);
+      if (!fund) continue;
+      if (s.state === "triggered") ensure(fund, s.symbol);
+      const cur = stopOf(s.fund, s.symbol);
+      const b = fund.books.get(s.symbol);
+      if (b && cur?.state === "armed" && check(fund, cur, b, now)) fired++;
     }
     return fired;
   }
@@ -197,71 +299,81 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return armed;
   }
 
-  /** Stops (by arm) already alerted for a closing order nobody acknowledged. */
-  const unacknowledged = new Set<string>();
-
   /**
-   * A triggered stop whose closing order the OMS never acknowledged (no accepted, fill or
+   * A triggered stop whose closing orders the OMS never acknowledged (no accepted, fill or
    * terminal event `closing_order_alert_s` after the trigger) leaves a position unprotected and
    * blocks re-arming: alerted once per arm, so an operator can act.
    */
   function watch(): number {
     const now = clock.now();
-    let raised = 0;
-    for (const stored of state.stops.values()) {
-      const s = stopOf(stored.fund, stored.symbol) ?? stored;
-      if (s.state !== "triggered" || !s.closingOrderId) continue;
-      const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}`;
-      if (unacknowledged.has(k)) continue;
+    let count = 0;
+    for (const s of allStops()) {
+      if (s.state !== "triggered") continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
-      const r = state.orders.get(key2(s.fund, s.closingOrderId));
-      if (r && (r.accepted || r.terminal || r.filled.gt(ZERO))) continue;
-      unacknowledged.add(k);
-      raised++;
-      ctx.alerter.alert(
-        "stop",
-        s.fund,
-        `${s.fund}: closing order ${s.closingOrderId} for the ${s.symbol} stop has no OMS event ${Math.round(age / 1000)} s after its trigger`,
+      const silent = legsOf(s).filter((l) => {
+        const r = state.orders.get(key2(s.fund, l.orderId));
+        return !(r && (r.accepted || r.terminal || r.filled.gt(ZERO)));
+      });
+      if (silent.length === 0 || !closingOutcome(state, s).open) continue;
+      const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}\u0001unacknowledged`;
+      if (raised.has(k)) continue;
+      count++;
+      const approved = silent.some(
+        (l) => (state.orders.get(key2(s.fund, l.orderId))?.approvals.size ?? 0) > 0,
+      );
+      alertOnce(
+        s,
+        "unacknowledged",
+        `${s.fund}: closing order ${silent.map((l) => l.orderId).join(",")} for the ${s.symbol} stop has no OMS event ${Math.round(age / 1000)} s after its trigger`,
         {
-          symbol: s.symbol,
-          closing_order_id: s.closingOrderId,
+          closing_order_id: silent.map((l) => l.orderId).join(","),
           triggered_at: s.at,
-          approved: r && r.approvals.size > 0 ? "true" : "false",
+          approved: approved ? "true" : "false",
         },
       );
     }
-    return raised;
+    return count;
   }
 
+  /** Asks for a quote of each symbol with an armed stop and no recent mark; publishes the answers to QUOTES. */
   async function poll(): Promise<number> {
     const now = clock.now();
     const due = new Set<string>();
-    for (const s of state.stops.values()) {
+    for (const s of allStops()) {
       if (s.state !== "armed") continue;
       const mark = state.marks.get(s.symbol);
       const crypto = state.instruments.get(s.symbol)?.asset_class === "crypto";
       const every = (crypto ? cfg.poll_interval_s : cfg.poll_interval_equities_s) * 1000;
-      const fresh = isFresh(mark?.ts, now, every);
-      if (!fresh && now - (lastPoll.get(s.symbol) ?? 0) >= every) due.add(s.symbol);
+      if (!isFresh(mark?.ts, now, every) && now - (lastPoll.get(s.symbol) ?? 0) >= every) due.add(s.symbol);
     }
-    let answered = 0;
+    let published = 0;
     await Promise.all(
       [...due].map(async (symbol) => {
         lastPoll.set(symbol, now);
+        let raw: Record<string, unknown>;
         try {
-          const m = await ctx.nc.request(Subjects.mdQuote(symbol), "{}", { timeout: 2000 });
-          const q = QuoteSchema.safeParse(m.json());
-          if (!q.success || q.data.symbol !== symbol) return;
-          if (!isFresh(q.data.timestamp, clock.now())) return;
-          answered++;
-          evaluate(symbol, q.data.bid, q.data.ask);
+          raw = (await ctx.nc.request(Subjects.mdQuote(symbol), "{}", { timeout: 2000 })).json();
         } catch {
-          /* no quote service for it: nothing to evaluate */
+          return; // no quote service for it: nothing to publish
+        }
+        const q = QuoteSchema.safeParse(raw);
+        if (!q.success || q.data.symbol !== symbol) return;
+        const mark = state.marks.get(symbol);
+        if (mark && mark.ts >= q.data.timestamp) return; // not newer than the mark in force
+        const body: Record<string, unknown> = {};
+        for (const k of ["symbol", "bid", "ask", "bid_size", "ask_size", "venue", "timestamp"])
+          if (raw[k] !== undefined) body[k] = raw[k];
+        try {
+          // the mark everywhere (every engine, replays); the stop fires when it is applied
+          await ctx.publish(Subjects.quote(symbol), body, `poll:${symbol}:${q.data.timestamp}`);
+          published++;
+        } catch (err) {
+          log.error({ err, symbol }, "polled quote publish failed");
         }
       }),
     );
-    return answered;
+    return published;
   }
 
   return {
@@ -269,11 +381,15 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     intervalMs: 1000,
     ensure,
     evaluate,
+    review,
     sweep,
     poll,
+    watch,
     stopOf,
     onReady() {
-      if (cfg.enabled) sweep();
+      if (!cfg.enabled) return;
+      sweep();
+      review(); // a crossing while down (or before a takeover) fires now, not at the next quote
     },
     onChange(c: Change) {
       if (!cfg.enabled) return;
@@ -283,20 +399,19 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
         if (c.kind === "fill") ensure(fund, c.symbol);
         else for (const symbol of fund.books.keys()) ensure(fund, symbol);
       } else if (c.kind === "quote") {
-        const m = state.marks.get(c.symbol);
-        if (m && isFresh(m.ts, clock.now())) evaluate(c.symbol, m.bid, m.ask);
+        evaluate(c.symbol);
       } else if (c.kind === "order" && c.orderId.startsWith("stop-")) {
         const fund = state.funds.get(c.fund);
-        const s = [...state.stops.values()].find((x) => x.fund === c.fund && x.closingOrderId === c.orderId);
+        const s = allStops().find((x) => x.fund === c.fund && legsOf(x).some((l) => l.orderId === c.orderId));
         if (fund && s) ensure(fund, s.symbol);
       }
     },
     tick() {
       if (!cfg.enabled) return;
       watch();
+      review();
       return poll();
     },
-    watch,
   };
 }
 
