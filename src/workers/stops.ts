@@ -12,10 +12,9 @@
  * mts.v1.md.quote.<symbol> and the answer is published to QUOTES (it is the mark everywhere).
  * Stop state lives in RISK_CONTROL (armed / triggered / cleared), so it is rebuilt like the rest.
  */
-import { QuoteSchema } from "../contract/schemas.js";
 import { Subjects } from "../contract/subjects.js";
 import { type Dec, ONE, ZERO, canon, div } from "../decimal/index.js";
-import { freshMark, isFresh } from "../gates/context.js";
+import { freshMark } from "../gates/context.js";
 import { type Book, type FundState, type StopRecord, key2 } from "../state/model.js";
 import { effectiveLimits } from "../state/index.js";
 import { iso } from "../time/clock.js";
@@ -27,6 +26,7 @@ import {
   legsOf,
   retryBackoffMs,
 } from "./closing.js";
+import { createQuotePoller } from "./quote-poll.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
 export interface StopsWorker extends Worker {
@@ -71,7 +71,6 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   const cfg = ctx.config.synthetic_stop;
   /** Published but maybe not yet folded back from RISK_CONTROL. */
   const overlay = new Map<string, StopRecord>();
-  const lastPoll = new Map<string, number>();
   /** Alerts raised, once per arm and cause: `${fund}\u0001${symbol}\u0001${armSeq}\u0001${cause}`. */
   const raised = new Set<string>();
 
@@ -153,14 +152,16 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     if (cur?.state === "triggered") {
       const out = closingOutcome(state, cur);
       if (out.open) return false; // no re-arm while a closing order works
-      if (out.filled.eq(ZERO) && b && !b.pos.qty.eq(ZERO)) {
+      // a closing order that ended with nothing filled (a rejection) backs the stop off, even when
+      // another broker's leg filled: that broker would otherwise be retried at once
+      if (out.unfilled.length > 0 && b && !b.pos.qty.eq(ZERO)) {
         attempt = cur.attempt + 1;
         notBefore = now + retryBackoffMs(attempt, cfg);
         const why = out.unfilled.map((u) => `${u.orderId} ${u.why}`).join("; ");
         alertOnce(
           cur,
           "unfilled",
-          `${fund.id}: the ${symbol} stop's closing ended with nothing filled (${why}); re-armed, fires again from ${iso(notBefore)} (attempt ${attempt})`,
+          `${fund.id}: closing order of the ${symbol} stop ended with nothing filled (${why}); re-armed, fires again from ${iso(notBefore)} (attempt ${attempt})`,
           {
             attempt: String(attempt),
             not_before: iso(notBefore),
@@ -336,45 +337,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return count;
   }
 
-  /** Asks for a quote of each symbol with an armed stop and no recent mark; publishes the answers to QUOTES. */
-  async function poll(): Promise<number> {
-    const now = clock.now();
-    const due = new Set<string>();
-    for (const s of allStops()) {
-      if (s.state !== "armed") continue;
-      const mark = state.marks.get(s.symbol);
-      const crypto = state.instruments.get(s.symbol)?.asset_class === "crypto";
-      const every = (crypto ? cfg.poll_interval_s : cfg.poll_interval_equities_s) * 1000;
-      if (!isFresh(mark?.ts, now, every) && now - (lastPoll.get(s.symbol) ?? 0) >= every) due.add(s.symbol);
-    }
-    let published = 0;
-    await Promise.all(
-      [...due].map(async (symbol) => {
-        lastPoll.set(symbol, now);
-        let raw: Record<string, unknown>;
-        try {
-          raw = (await ctx.nc.request(Subjects.mdQuote(symbol), "{}", { timeout: 2000 })).json();
-        } catch {
-          return; // no quote service for it: nothing to publish
-        }
-        const q = QuoteSchema.safeParse(raw);
-        if (!q.success || q.data.symbol !== symbol) return;
-        const mark = state.marks.get(symbol);
-        if (mark && mark.ts >= q.data.timestamp) return; // not newer than the mark in force
-        const body: Record<string, unknown> = {};
-        for (const k of ["symbol", "bid", "ask", "bid_size", "ask_size", "venue", "timestamp"])
-          if (raw[k] !== undefined) body[k] = raw[k];
-        try {
-          // the mark everywhere (every engine, replays); the stop fires when it is applied
-          await ctx.publish(Subjects.quote(symbol), body, `poll:${symbol}:${q.data.timestamp}`);
-          published++;
-        } catch (err) {
-          log.error({ err, symbol }, "polled quote publish failed");
-        }
-      }),
-    );
-    return published;
-  }
+  const poll = createQuotePoller(ctx, () => allStops().filter((s) => s.state === "armed"));
 
   return {
     name: "stops",

@@ -24,6 +24,7 @@ const BROKERS = ["paper", "ibkr"] as const;
 
 type Action =
   | { t: "fill"; fund: number; symbol: number; broker: number; buy: boolean; qty: number; px: number }
+  | { t: "split"; fund: number; symbol: number; buy: boolean; qty: number; px: number }
   | { t: "quote"; symbol: number; px: number; ageMs: number }
   | { t: "deliver"; stream: number; n: number }
   | { t: "advance"; ms: number }
@@ -37,6 +38,18 @@ type Action =
   | { t: "restart" };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
+  {
+    // one trade filled at both brokers (a position held at several brokers)
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant("split" as const),
+      fund: fc.nat(1),
+      symbol: fc.nat(1),
+      buy: fc.boolean(),
+      qty: fc.integer({ min: 2, max: 20 }),
+      px: fc.integer({ min: 90, max: 110 }),
+    }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -76,7 +89,16 @@ const action: fc.Arbitrary<Action> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant("oms" as const),
       pick: fc.nat(),
-      what: fc.constantFrom("accepted", "rejected", "cancelled", "fill", "fill+done", "partial+done"),
+      what: fc.constantFrom(
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "cancelled",
+        "fill",
+        "fill+done",
+        "partial+done",
+      ),
     }),
   },
   {
@@ -116,6 +138,19 @@ function setup(maxAges: [number, number], precheck: boolean): StopSim {
 function run(sim: StopSim, a: Action): void {
   const now = sim.clock.now();
   switch (a.t) {
+    case "split":
+      for (const [i, broker] of BROKERS.entries())
+        sim.fill({
+          fill_id: `f${++nextId}`,
+          order_id: `ext${nextId}`,
+          fund_id: FUNDS[a.fund]!,
+          broker,
+          symbol: SYMBOLS[a.symbol]!,
+          side: a.buy ? "BUY" : "SELL",
+          quantity: String(i === 0 ? Math.ceil(a.qty / 2) : Math.floor(a.qty / 2)),
+          price: String(a.px),
+        });
+      return;
     case "fill":
       return sim.fill({
         fill_id: `f${++nextId}`,
