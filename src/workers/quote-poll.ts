@@ -10,16 +10,17 @@ import { isFresh } from "../gates/context.js";
 import type { StopRecord } from "../state/model.js";
 import type { WorkerContext } from "./types.js";
 
-export function createQuotePoller(ctx: WorkerContext, armed: () => StopRecord[]): () => Promise<number> {
+/** The poller: called with the armed stops, resolves with how many quotes it published. */
+export function createQuotePoller(ctx: WorkerContext): (armed: StopRecord[]) => Promise<number> {
   const { state, clock } = ctx;
   const cfg = ctx.config.synthetic_stop;
   const log = ctx.log.child({ module: "stops" });
   const lastPoll = new Map<string, number>();
   /** Asks for a quote of each symbol with an armed stop and no recent mark; publishes the answers to QUOTES. */
-  return async function poll(): Promise<number> {
+  return async function poll(armed: StopRecord[]): Promise<number> {
     const now = clock.now();
     const due = new Set<string>();
-    for (const s of armed()) {
+    for (const s of armed) {
       const mark = state.marks.get(s.symbol);
       const crypto = state.instruments.get(s.symbol)?.asset_class === "crypto";
       const every = (crypto ? cfg.poll_interval_s : cfg.poll_interval_equities_s) * 1000;

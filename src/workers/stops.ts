@@ -34,8 +34,12 @@ export interface StopsWorker extends Worker {
   ensure(fund: FundState, symbol: string): boolean;
   /** Checks every armed stop of the symbol against its fund's fresh mark; how many fired. */
   evaluate(symbol: string): number;
-  /** Settles every triggered stop whose closing is over and evaluates every armed stop; how many fired. */
-  review(): number;
+  /**
+   * Settles every triggered stop whose closing is over, then evaluates armed stops against their
+   * fresh marks: all of them (`full`, on becoming live), else only those a rule held back (retry
+   * backoff, kill switch, the check) since the last review. How many fired.
+   */
+  review(full?: boolean): number;
   /** Arms every open position that has no matching stop (the position-arm sweeper). */
   sweep(): number;
   /** Polls quotes for symbols with live stops and no fresh quote, publishing them to QUOTES. */
@@ -73,6 +77,12 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   const overlay = new Map<string, StopRecord>();
   /** Alerts raised, once per arm and cause: `${fund}\u0001${symbol}\u0001${armSeq}\u0001${cause}`. */
   const raised = new Set<string>();
+  /** Armed stops crossed on a fresh mark that a rule held back (backoff, kill switch, the check). */
+  const held = new Map<string, StopRecord>();
+  const hold = (s: StopRecord): false => {
+    held.set(key2(s.fund, s.symbol), s);
+    return false;
+  };
 
   function stopOf(fund: string, symbol: string): StopRecord | undefined {
     const k = key2(fund, symbol);
@@ -88,19 +98,16 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
 
   /** Every stop as the worker sees it (journaled, or only published so far). */
   function allStops(): StopRecord[] {
-    const keys = new Set([...state.stops.keys(), ...overlay.keys()]);
     const out: StopRecord[] = [];
-    for (const k of keys) {
-      const [fund, symbol] = k.split("\u0001") as [string, string];
-      const s = stopOf(fund, symbol);
-      if (s) out.push(s);
-    }
+    for (const [k, s] of state.stops) out.push(overlay.has(k) ? (stopOf(s.fund, s.symbol) ?? s) : s);
+    for (const [k, o] of overlay) if (!state.stops.has(k)) out.push(stopOf(o.fund, o.symbol) ?? o);
     return out;
   }
 
   function alertOnce(s: StopRecord, cause: string, message: string, details: Record<string, string>): void {
     const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}\u0001${cause}`;
     if (raised.has(k)) return;
+    if (raised.size >= 100_000) raised.clear(); // bounded; a repeat is deduped on the stream by msgID
     raised.add(k);
     const msgID = `stop-alert:${s.fund}:${s.symbol}:${s.armSeq}:${cause}`;
     ctx.alerter.alert(
@@ -186,7 +193,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     ) {
       return false;
     }
-    emit("armed", {
+    const rec: StopRecord = {
       fund: fund.id,
       symbol,
       side: want.side,
@@ -199,18 +206,30 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       attempt,
       notBefore,
       at,
-    });
+    };
+    emit("armed", rec);
+    if (b) check(fund, rec, b, now); // a mark already through the new stop fires it now
     return true;
   }
 
   /** Fires an armed stop when its fund's fresh mark crosses it and every rule allows; true when it fired. */
   function check(fund: FundState, s: StopRecord, b: Book, now: number): boolean {
     if (!fund.envelope || b.pos.qty.eq(ZERO)) return false;
-    const mark = freshMark(state, s.symbol, effectiveLimits(fund.envelope, STOP_STRATEGY), now);
-    if (!mark) return false; // not a mark for this fund: the check would reject the closing order
+    if (!s.qty.eq(b.pos.qty.abs()) || (s.side === "LONG") !== b.pos.qty.gt(ZERO)) {
+      ensure(fund, s.symbol); // the position moved on since this arm: re-arm it first
+      return false;
+    }
+    const mark = state.marks.get(s.symbol);
+    if (!mark) return false;
     const price = s.side === "LONG" ? mark.bid : mark.ask;
     const crossed = s.side === "LONG" ? price.lte(s.stopPrice) : price.gte(s.stopPrice);
-    if (!crossed || now < s.notBefore) return false;
+    if (!crossed) return false;
+    if (!freshMark(state, s.symbol, effectiveLimits(fund.envelope, STOP_STRATEGY), now)) {
+      // not a mark for this fund (the check would reject the closing order); one stamped ahead of
+      // the engine's clock becomes fresh as time passes, with no new quote: the review re-checks it
+      return mark.ts > now ? hold(s) : false;
+    }
+    if (now < s.notBefore) return hold(s); // the retry backoff: fired by the review once over
     const crossing = `${s.side === "LONG" ? "bid" : "ask"} ${canon(price)} crossed ${canon(s.stopPrice)}`;
     const kill = fund.halts.get("KILL_SWITCH");
     if (kill) {
@@ -223,7 +242,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
           stop_price: canon(s.stopPrice),
         },
       );
-      return false;
+      return hold(s);
     }
     const at = iso(now);
     const legs = closingLegs(s, b, fund.envelope.envelope.allowed_brokers?.[0] ?? "default");
@@ -242,7 +261,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
             order_id: String(o["order_id"]),
           },
         );
-        return false;
+        return hold(s);
       }
       if (s.side === "LONG") ahead.sell = ahead.sell.plus(legs[i]!.qty);
       else ahead.buy = ahead.buy.plus(legs[i]!.qty);
@@ -273,16 +292,24 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return fired;
   }
 
-  function review(): number {
+  function review(full = false, all: StopRecord[] = allStops()): number {
     const now = clock.now();
+    for (const s of all) {
+      const fund = s.state === "triggered" ? state.funds.get(s.fund) : undefined;
+      if (fund) ensure(fund, s.symbol); // a closing over with no change event (the check rejected it)
+    }
+    return fire(full ? all : [...held.values()], now);
+  }
+
+  /** Checks the given stops (those still armed) against their fresh marks; held ones are re-held. */
+  function fire(list: StopRecord[], now: number): number {
     let fired = 0;
-    for (const s of allStops()) {
+    held.clear();
+    for (const s of list) {
       const fund = state.funds.get(s.fund);
-      if (!fund) continue;
-      if (s.state === "triggered") ensure(fund, s.symbol);
       const cur = stopOf(s.fund, s.symbol);
-      const b = fund.books.get(s.symbol);
-      if (b && cur?.state === "armed" && check(fund, cur, b, now)) fired++;
+      const b = fund?.books.get(s.symbol);
+      if (fund && b && cur?.state === "armed" && check(fund, cur, b, now)) fired++;
     }
     return fired;
   }
@@ -305,10 +332,10 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
    * terminal event `closing_order_alert_s` after the trigger) leaves a position unprotected and
    * blocks re-arming: alerted once per arm, so an operator can act.
    */
-  function watch(): number {
+  function watch(all: StopRecord[] = allStops()): number {
     const now = clock.now();
     let count = 0;
-    for (const s of allStops()) {
+    for (const s of all) {
       if (s.state !== "triggered") continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
@@ -337,7 +364,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return count;
   }
 
-  const poll = createQuotePoller(ctx, () => allStops().filter((s) => s.state === "armed"));
+  const poller = createQuotePoller(ctx);
+  const poll = (all: StopRecord[] = allStops()) => poller(all.filter((s) => s.state === "armed"));
 
   return {
     name: "stops",
@@ -346,13 +374,13 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     evaluate,
     review,
     sweep,
-    poll,
-    watch,
+    poll: () => poll(),
+    watch: () => watch(),
     stopOf,
     onReady() {
       if (!cfg.enabled) return;
       sweep();
-      review(); // a crossing while down (or before a takeover) fires now, not at the next quote
+      review(true); // a crossing while down (or before a takeover) fires now, not at the next quote
     },
     onChange(c: Change) {
       if (!cfg.enabled) return;
@@ -363,6 +391,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
         else for (const symbol of fund.books.keys()) ensure(fund, symbol);
       } else if (c.kind === "quote") {
         evaluate(c.symbol);
+      } else if (c.kind === "control" && c.what === "resume") {
+        fire([...held.values()], clock.now()); // a stop held by a kill switch fires once it is lifted
       } else if (c.kind === "order" && c.orderId.startsWith("stop-")) {
         const fund = state.funds.get(c.fund);
         const s = allStops().find((x) => x.fund === c.fund && legsOf(x).some((l) => l.orderId === c.orderId));
@@ -371,9 +401,10 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     },
     tick() {
       if (!cfg.enabled) return;
-      watch();
-      review();
-      return poll();
+      const all = allStops(); // one pass over the stops a tick
+      watch(all);
+      review(false, all);
+      return poll(all);
     },
   };
 }

@@ -31,6 +31,8 @@ export interface Emitted {
   order: Record<string, unknown>;
   at: number;
   decision: RiskDecision;
+  /** The fund had a KILL_SWITCH halt (as the engine knew it) when the order was emitted. */
+  killSwitch: boolean;
 }
 
 const te = new TextEncoder();
@@ -57,7 +59,7 @@ export class StopSim {
   private seq = 0;
   private pendingChecks: Record<string, unknown>[] = [];
   readonly emitted: Emitted[] = [];
-  readonly alerts: { fund: string; message: string }[] = [];
+  readonly alerts: { fund: string; message: string; details: Record<string, string> }[] = [];
   readonly sweepMs: number;
   private nextTick = 0;
   private nextSweep = 0;
@@ -161,7 +163,8 @@ export class StopSim {
   private checkEmitted(): void {
     while (this.pendingChecks.length > 0) {
       const order = this.pendingChecks.shift()!;
-      this.emitted.push({ order, at: this.clock.now(), decision: this.check(order) });
+      const killSwitch = this.state.funds.get(String(order["fund_id"]))?.halts.has("KILL_SWITCH") ?? false;
+      this.emitted.push({ order, at: this.clock.now(), decision: this.check(order), killSwitch });
     }
   }
 
@@ -187,7 +190,7 @@ export class StopSim {
     const ack = Promise.resolve({ stream: "x", seq: 1, duplicate: false, domain: "" } as unknown as PubAck);
     const alerter: Alerter = {
       alert: (kind, fund, message, details, msgID) => {
-        this.alerts.push({ fund, message });
+        this.alerts.push({ fund, message, details: details ?? {} });
         this.publish(
           Subjects.alert(kind, fund),
           { kind, fund_id: fund, message, at: iso(clock.now()), details },

@@ -4,10 +4,13 @@
  * partial fills with or without an event, rejections, cancels, silence), strategy orders that
  * reserve, kill switches, stream lag and restarts, run in-process on the real projector, worker
  * and decider with an injected clock (test/support/stop-sim.ts):
- * - every closing order the stop worker emits is approved by the engine's check at that moment;
+ * - every closing order the stop worker emits is approved by the engine's check at that moment,
+ *   and none is emitted under a KILL_SWITCH halt;
+ * - an armed stop whose fund's fresh mark crosses it fires (unless a kill switch, its retry
+ *   backoff or the check holds it back), within one tick of the worker's review;
  * - no open position stays longer than the sweeper interval without an armed stop for its whole
  *   quantity (a stop whose closing orders are still working counts as protecting it).
- * FUZZ_SEED=<n> replays a run.
+ * FUZZ_SEED=<n> replays a run; FUZZ_SCALE=<x> multiplies the number of runs.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -115,6 +118,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 );
 
 const NOW = "2026-11-21T14:30:00.000Z";
+const SCALE = Number(process.env["FUZZ_SCALE"] ?? 1);
 let nextId = 0;
 
 function setup(maxAges: [number, number], precheck: boolean): StopSim {
@@ -276,6 +280,41 @@ function unprotected(sim: StopSim): string[] {
   return out;
 }
 
+/**
+ * Armed stops that should have fired and did not, by an oracle stated independently of the
+ * worker: the fund's mark is fresh by its max_quote_age_ms (default 5000), the bid (long) or ask
+ * (short) is at or through the stop, no KILL_SWITCH halt, the retry backoff is over (plus one
+ * tick of the worker's review), and no alert says the check would reject its closing order.
+ */
+function missed(sim: StopSim): string[] {
+  const now = sim.clock.now();
+  const out: string[] = [];
+  for (const fund of sim.state.funds.values()) {
+    for (const [symbol, b] of fund.books) {
+      const s = sim.worker.stopOf(fund.id, symbol);
+      if (s?.state !== "armed" || b.pos.qty.eq(ZERO) || fund.halts.has("KILL_SWITCH")) continue;
+      const m = sim.state.marks.get(symbol);
+      const maxAge = fund.envelope?.envelope.max_quote_age_ms ?? 5000;
+      // fresh, and for at least one tick of the worker's review (a quote stamped ahead turns fresh)
+      if (!m || Math.abs(now - m.ts) > maxAge || m.ts - maxAge + 1000 > now) continue;
+      const crossed = s.side === "LONG" ? m.bid.lte(s.stopPrice) : m.ask.gte(s.stopPrice);
+      if (!crossed || now < s.notBefore + 1000) continue;
+      const blocked = sim.alerts.some(
+        (a) =>
+          a.fund === fund.id &&
+          a.details["symbol"] === symbol &&
+          a.details["arm_seq"] === String(s.armSeq) &&
+          a.details["rejection_code"] !== undefined,
+      );
+      if (!blocked)
+        out.push(
+          `${fund.id} ${symbol} #${s.armSeq} ${s.side} stop ${s.stopPrice.toFixed()} mark ${m.bid.toFixed()}/${m.ask.toFixed()} @${iso(m.ts)}`,
+        );
+    }
+  }
+  return out;
+}
+
 interface Stats {
   runs: number;
   fired: number;
@@ -307,8 +346,10 @@ function property(o: { precheck: boolean; strategies: boolean; numRuns: number }
             if (String(e.order["order_id"]).split("-").length > 4) st.legs2++;
             const what = `closing order ${String(e.order["order_id"])} at ${iso(e.at)}: ${e.decision.rejection_code} ${e.decision.reason}`;
             expect(e.decision.approved, what).toBe(true);
+            expect(e.killSwitch, `${what}: emitted under a KILL_SWITCH halt`).toBe(false);
           }
           seen = sim.emitted.length;
+          expect(missed(sim), `after ${JSON.stringify(a)} at ${iso(sim.clock.now())}`).toEqual([]);
           const now = sim.clock.now();
           const open = new Set(unprotected(sim));
           for (const k of [...since.keys()]) if (!open.has(k)) since.delete(k);
@@ -326,7 +367,7 @@ function property(o: { precheck: boolean; strategies: boolean; numRuns: number }
         st.prechecked += sim.alerts.filter((x) => /check would reject/.test(x.message)).length;
       },
     ),
-    { numRuns: o.numRuns, ...(seed !== undefined ? { seed } : {}) },
+    { numRuns: Math.round(o.numRuns * SCALE), ...(seed !== undefined ? { seed } : {}) },
   );
   return st;
 }
