@@ -43,6 +43,8 @@ describe("config defaults", () => {
         poll_interval_s: 5,
         poll_interval_equities_s: 60,
         closing_order_alert_s: 30,
+        retry_backoff_s: 1,
+        retry_backoff_max_s: 60,
       },
       position_arm_sweeper: { interval_s: 30 },
       broker_exit_reconciler: {
@@ -93,6 +95,8 @@ synthetic_stop:
   poll_interval_s: 5
   poll_interval_equities_s: 60
   closing_order_alert_s: 30
+  retry_backoff_s: 1
+  retry_backoff_max_s: 60
 position_arm_sweeper:
   interval_s: 30
 broker_exit_reconciler:

@@ -85,10 +85,13 @@ const ctx: WorkerContext = {
   config: DEFAULTS,
   nc: undefined as never,
   js: undefined as never,
-  publish: () => {
+  publish: (subject, body) => {
     published++;
+    // stop events come back from RISK_CONTROL as they would through the follower
+    if (subject.startsWith("mts.v1.risk.stop.")) feed(state, "RISK_CONTROL", subject, body);
     return ack;
   },
+  precheck: () => undefined, // quotes here never cross a stop
 };
 const drawdown = createDrawdownMonitor(ctx);
 const stops = createStopsWorker(ctx);
@@ -149,5 +152,13 @@ out.per_fill_us = {
     stops.onChange!({ kind: "fill", fund: x.f, symbol: x.s });
   }),
   sweeper_full_pass: time("sweeper: one pass over every position", 5, () => void stops.sweep()),
+  // the stops worker's 1 s tick (triggered stops settled, held-back stops re-evaluated), and the
+  // full review on becoming live (every armed stop against its fresh mark)
+  stops_tick: time("stops tick (watch, review, poll)", 20, () => void stops.tick!()),
+  stops_review_full_pass: time(
+    "stops review: every stop (on becoming live)",
+    5,
+    () => void stops.review(true),
+  ),
 };
 console.log(JSON.stringify({ ...out, publishes: published }));

@@ -60,6 +60,13 @@ const synthetic_stop = z.strictObject({
   poll_interval_equities_s: positiveSeconds(60),
   /** A closing order with no OMS event (accepted, fill, terminal) this long after its trigger is alerted. */
   closing_order_alert_s: positiveSeconds(30),
+  /**
+   * After a closing order ends with nothing filled (OMS rejection, or the check's), the re-armed
+   * stop fires again no sooner than this, doubling with each consecutive failure...
+   */
+  retry_backoff_s: positiveSeconds(1),
+  /** ...up to this. */
+  retry_backoff_max_s: positiveSeconds(60),
 });
 
 const position_arm_sweeper = z.strictObject({
@@ -145,6 +152,7 @@ export const ConfigSchema = z.strictObject({
 });
 
 export type Config = z.output<typeof ConfigSchema>;
+export type SynthStopConfig = Config["synthetic_stop"];
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
 /** Every key as "section.key", in schema order. */

@@ -103,7 +103,24 @@ export const StopSchema = z.object({
   stop_price: dec("nonneg", "internal"),
   arm_seq: z.number().int().positive(),
   at: timestamp,
+  /** The first closing order's id (the only one when the position is at one broker). */
   closing_order_id: z.string().optional(),
+  /** Every closing order of this trigger: one per broker holding the position. */
+  closing_orders: z
+    .array(
+      z.object({
+        order_id: z.string().min(1).max(128),
+        idempotency_key: z.string().min(1).max(256),
+        broker: id,
+        quantity: dec("pos", "internal"),
+      }),
+    )
+    .max(64)
+    .optional(),
+  /** Consecutive closing orders of this position that ended with nothing filled (rejections). */
+  attempt: z.number().int().nonnegative().optional(),
+  /** The stop does not fire before this instant (the retry backoff after a rejection). */
+  not_before: timestamp.optional(),
   reason: z.string().max(1024).optional(),
 });
 export type Stop = z.output<typeof StopSchema>;

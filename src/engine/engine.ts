@@ -158,6 +158,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     config,
     publish: (subject, body, msgID) =>
       js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined),
+    // the decider is created below; workers only run once the engine is live
+    precheck: (order, ahead) => decider.preview(order, ahead),
   };
   const stops = createStopsWorker(wctx);
   const sweeper = createSweeper(wctx, stops);

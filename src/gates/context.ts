@@ -28,17 +28,43 @@ export function marketPrice(mark: Mark, buy: boolean): Dec {
   return side.gt(ZERO) ? side : mark.mid;
 }
 
+/** The quote age the limits accept (`max_quote_age_ms`, default 5000). */
+export function maxQuoteAgeMs(limits: Pick<Effective, "max_quote_age_ms">): number {
+  return limits.max_quote_age_ms ?? DEFAULT_MAX_QUOTE_AGE_MS;
+}
+
+/**
+ * The mark of a symbol when it is fresh for these limits at `now`, else undefined: the one notion
+ * of "fresh mark" the gates price orders with and the synthetic stops fire on.
+ */
+export function freshMark(
+  state: EngineState,
+  symbol: string,
+  limits: Pick<Effective, "max_quote_age_ms">,
+  now: number,
+): Mark | undefined {
+  const mark = state.marks.get(symbol);
+  return mark && isFresh(mark.ts, now, maxQuoteAgeMs(limits)) ? mark : undefined;
+}
+
+/** Quantities of orders about to be decided before this one (previewing several orders in turn). */
+export interface PendingAhead {
+  buy: Dec;
+  sell: Dec;
+}
+
 export function buildContext(
   state: EngineState,
   fund: FundState,
   order: Order,
   limits: Effective,
   now: number,
+  ahead?: PendingAhead,
 ): GateContext {
   const instrument = state.instruments.get(order.symbol);
   const mark = state.marks.get(order.symbol);
-  const maxAge = limits.max_quote_age_ms ?? DEFAULT_MAX_QUOTE_AGE_MS;
-  const fresh = isFresh(mark?.ts, now, maxAge);
+  const maxAge = maxQuoteAgeMs(limits);
+  const fresh = freshMark(state, order.symbol, limits, now) !== undefined;
   const multiplier = instrument?.multiplier ?? ONE;
   const book = fund.books.get(order.symbol);
   const buy = order.side === "BUY";
@@ -57,6 +83,8 @@ export function buildContext(
     fxFresh = isFresh(fm?.ts, now, maxAge);
     notional = fxFresh && notional !== undefined ? notional.times(fm!.mid) : undefined; // in the base
   }
+  const pendBuyQty = ahead ? (book?.pendBuyQty ?? ZERO).plus(ahead.buy) : (book?.pendBuyQty ?? ZERO);
+  const pendSellQty = ahead ? (book?.pendSellQty ?? ZERO).plus(ahead.sell) : (book?.pendSellQty ?? ZERO);
   return {
     state,
     fund,
@@ -69,35 +97,42 @@ export function buildContext(
     assetClass: order.asset_class ?? instrument?.asset_class ?? book?.assetClassHint,
     price,
     notional,
-    reducing: book !== undefined && isReducing(book, order),
+    reducing: book !== undefined && isReducing(book, order, pendBuyQty, pendSellQty),
     currency,
     fxSymbol: fx,
     fxFresh,
     dupKey: (fund.envelope?.duplicateWindowMs ?? 0) > 0 ? duplicateKey(order) : undefined,
+    pendSellQty,
   };
 }
 
 /**
  * Risk-reducing: the order brings |position| toward zero without crossing it, counting pending
- * orders on its side, both for the fund and at the order's broker. A SELL at a broker where the
+ * orders on its side (and orders previewed ahead of it: `pendBuyQty`/`pendSellQty`), both for the
+ * fund and at the order's broker. A SELL at a broker where the
  * fund holds nothing (its long is at another broker) nets the fund's position to zero on paper but
  * is a short sale where it executes (see the short-side gate): it earns no exemption, and so runs
  * through the position, velocity, drawdown and reconciliation gates like any order.
  */
-export function isReducing(book: Book, order: Order): boolean {
+export function isReducing(
+  book: Book,
+  order: Order,
+  pendBuyQty: Dec = book.pendBuyQty,
+  pendSellQty: Dec = book.pendSellQty,
+): boolean {
   const q = book.pos.qty;
   const atB = atBroker(book.pos.brokers, order.broker);
   if (order.side === "BUY") {
     return (
       q.lt(ZERO) &&
-      book.pendBuyQty.plus(order.quantity).lte(q.abs()) &&
+      pendBuyQty.plus(order.quantity).lte(q.abs()) &&
       atB.lt(ZERO) &&
       pendingAtBroker(book.pendBuyByBroker, order.broker).plus(order.quantity).lte(atB.abs())
     );
   }
   return (
     q.gt(ZERO) &&
-    book.pendSellQty.plus(order.quantity).lte(q) &&
+    pendSellQty.plus(order.quantity).lte(q) &&
     atB.gt(ZERO) &&
     pendingAtBroker(book.pendSellByBroker, order.broker).plus(order.quantity).lte(atB)
   );

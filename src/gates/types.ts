@@ -36,6 +36,8 @@ export interface GateContext {
   readonly fxFresh: boolean;
   /** The order's duplicate key, when the fund's envelope sets a duplicate window. */
   readonly dupKey: string | undefined;
+  /** Sell quantity reserved in the book by open orders (those previewed ahead of this one included). */
+  readonly pendSellQty: Dec;
 }
 
 export type GateResult = Denial | undefined;

@@ -20,6 +20,7 @@ import {
   schemaDenial,
   type Denial,
   type GateRejection,
+  type PendingAhead,
   type Pipeline,
 } from "../gates/index.js";
 import {
@@ -59,6 +60,12 @@ export interface Evaluation {
 export interface Decider {
   /** Evaluate and apply the decision to the state (reservation, idempotency, velocity). */
   decide(input: CheckInput): Evaluation | Promise<Evaluation>;
+  /**
+   * What the check's synchronous part would answer for this order now, applying nothing (no
+   * reservation, no idempotency record, no velocity count): undefined when it would approve.
+   * `ahead`: quantities of orders that will be decided before this one (several closing orders).
+   */
+  preview(raw: unknown, ahead?: PendingAhead): GateRejection | undefined;
 }
 
 interface FinishArgs {
@@ -227,7 +234,36 @@ export function createDecider(d: DeciderDeps): Decider {
     });
   }
 
+  function preview(raw: unknown, ahead?: PendingAhead): GateRejection | undefined {
+    const now = clock.now();
+    const schema = checkSchema(raw);
+    const ik = idempotencyKeyOf(raw);
+    if (!schema.ok) return { gate: "schema", denial: schema.denial };
+    if (!ik) return { gate: "schema", denial: schemaDenial("idempotency_key", "required") };
+    const order = schema.order;
+    const out = checkIdempotency(state, ik.fund, ik.key, fingerprint(order));
+    if (out.kind === "conflict") return { gate: "idempotency", denial: out.denial };
+    if (out.kind === "replay") {
+      const dec = out.record.decision;
+      if (dec.approved) return undefined;
+      return {
+        gate: dec.rejecting_gate,
+        denial: { code: dec.rejection_code as Denial["code"], reason: dec.reason, details: dec.details },
+      };
+    }
+    const fund = state.funds.get(order.fund_id);
+    const engineDenial = checkEngine(fund, order.fund_id, d.ready());
+    if (engineDenial || !fund?.envelope) {
+      return { gate: "engine", denial: engineDenial ?? schemaDenial("fund_id", "no envelope") };
+    }
+    const entry = fund.envelope;
+    const limits = effectiveLimits(entry, order.strategy_id);
+    pruneFundVelocity(state, fund, now);
+    return pipeline.runSync(order, limits, buildContext(state, fund, order, limits, now, ahead));
+  }
+
   return {
+    preview,
     decide(input) {
       const now = clock.now();
       const raw = input.raw;

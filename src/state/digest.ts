@@ -43,7 +43,9 @@ export function canonicalLines(state: EngineState): string[] {
   }
   for (const s of state.stops.values()) {
     lines.push(
-      `S|${s.fund}|${s.symbol}|${s.side}|${canon(s.qty)}|${canon(s.stopPrice)}|${s.armSeq}|${s.state}`,
+      `S|${s.fund}|${s.symbol}|${s.side}|${canon(s.qty)}|${canon(s.stopPrice)}|${s.armSeq}|${s.state}` +
+        // the retry backoff only when there is one (a digest of stops that never failed is unchanged)
+        (s.attempt > 0 ? `|${s.attempt}|${s.notBefore}` : ""),
     );
   }
   for (const r of state.idem.values()) {

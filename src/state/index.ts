@@ -3,7 +3,7 @@ export * from "./book.js";
 export * from "./projector.js";
 export * from "./digest.js";
 export * from "./snapshot.js";
-export { sweepReservations, isOpenOrder } from "./projections/reservations.js";
+export { sweepReservations, isOpenOrder, isOrderDone } from "./projections/reservations.js";
 export {
   sweepIdempotency,
   applyDecision,

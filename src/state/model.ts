@@ -126,6 +126,14 @@ export interface Baseline {
   capital: Dec | undefined;
 }
 
+/** One closing order of a triggered stop: the position's quantity at one broker. */
+export interface ClosingLeg {
+  orderId: string;
+  key: string; // idempotency key (also the order's Nats-Msg-Id)
+  broker: string;
+  qty: Dec;
+}
+
 export interface StopRecord {
   fund: string;
   symbol: string;
@@ -135,6 +143,12 @@ export interface StopRecord {
   armSeq: number;
   state: "armed" | "triggered" | "cleared";
   closingOrderId: string | undefined;
+  /** The closing orders of the trigger (empty until triggered). */
+  legs: ClosingLeg[];
+  /** Consecutive closing attempts that ended with nothing filled (0: none). */
+  attempt: number;
+  /** Epoch ms before which the stop does not fire (retry backoff; 0: none). */
+  notBefore: number;
   at: string;
 }
 

@@ -397,11 +397,19 @@ export function openSnapshot(path: string): Snapshot {
       fids.sort((a, b) => a[1] - b[1]);
       for (const [k, t] of fids) state.fillIds.set(k, t);
       for (const r of byKind.get("stop") ?? []) {
-        const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice"> & {
+        const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice" | "legs"> & {
           qty: string;
           stopPrice: string;
+          legs?: { orderId: string; key: string; broker: string; qty: string }[];
         };
-        state.stops.set(r.k, { ...s, qty: dec(s.qty), stopPrice: dec(s.stopPrice) });
+        state.stops.set(r.k, {
+          ...s,
+          qty: dec(s.qty),
+          stopPrice: dec(s.stopPrice),
+          legs: (s.legs ?? []).map((l) => ({ ...l, qty: dec(l.qty) })),
+          attempt: s.attempt ?? 0,
+          notBefore: s.notBefore ?? 0,
+        });
       }
       for (const f of state.funds.values()) for (const b of f.books.values()) revalue(state, f, b);
       const cur = db.prepare("SELECT stream, seq FROM cursors").all() as {

@@ -1,29 +1,48 @@
 /**
  * Synthetic stops. Every open position has a stop at average entry × (1 − synthetic_stop_pct)
  * for longs and × (1 + pct) for shorts, re-armed (a new arm sequence) whenever the position
- * changes. A quote crossing it (bid for longs, ask for shorts; a gap far past it counts) emits one
- * MARKET reduce-only closing order for the whole position on mts.v1.oms.order.submit.<fund>
- * (idempotency key stop:<fund>:<symbol>:<arm sequence>) and a stop.triggered event; no second
- * order while that one is open. Symbols without fresh quotes are polled on mts.v1.md.quote.<symbol>.
+ * changes. A fresh mark crossing it (bid for longs, ask for shorts; a gap far past it counts),
+ * fresh by the fund's own max_quote_age_ms exactly as the check judges it, emits MARKET
+ * reduce-only closing orders for the whole position on mts.v1.oms.order.submit.<fund>, one per
+ * broker holding it (see closing.ts), and a stop.triggered event; nothing more while one is open.
+ * An order is emitted only when the engine's own check approves it at that moment; under a
+ * KILL_SWITCH halt nothing is emitted (a `stop` alert instead). A closing that ends with nothing
+ * filled is alerted and re-armed with a doubling backoff. Every armed stop is evaluated when the
+ * engine becomes live and on each tick. Symbols without fresh quotes are polled on
+ * mts.v1.md.quote.<symbol> and the answer is published to QUOTES (it is the mark everywhere).
  * Stop state lives in RISK_CONTROL (armed / triggered / cleared), so it is rebuilt like the rest.
  */
-import { QuoteSchema } from "../contract/schemas.js";
 import { Subjects } from "../contract/subjects.js";
 import { type Dec, ONE, ZERO, canon, div } from "../decimal/index.js";
-import { isFresh } from "../gates/context.js";
+import { freshMark } from "../gates/context.js";
 import { type Book, type FundState, type StopRecord, key2 } from "../state/model.js";
-import { isOpenOrder } from "../state/index.js";
+import { effectiveLimits } from "../state/index.js";
 import { iso } from "../time/clock.js";
+import {
+  STOP_STRATEGY,
+  closingLegs,
+  closingOrder,
+  closingOutcome,
+  legsOf,
+  retryBackoffMs,
+} from "./closing.js";
+import { createQuotePoller } from "./quote-poll.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
 export interface StopsWorker extends Worker {
-  /** Arms or clears the stop of one book to match its position; true when it published. */
+  /** Arms, re-arms or clears the stop of one book to match its position; true when it published. */
   ensure(fund: FundState, symbol: string): boolean;
-  /** Checks every armed stop of the symbol against a bid/ask. */
-  evaluate(symbol: string, bid: Dec, ask: Dec): number;
+  /** Checks every armed stop of the symbol against its fund's fresh mark; how many fired. */
+  evaluate(symbol: string): number;
+  /**
+   * Settles every triggered stop whose closing is over, then evaluates armed stops against their
+   * fresh marks: all of them (`full`, on becoming live), else only those a rule held back (retry
+   * backoff, kill switch, the check) since the last review. How many fired.
+   */
+  review(full?: boolean): number;
   /** Arms every open position that has no matching stop (the position-arm sweeper). */
   sweep(): number;
-  /** Polls quotes for symbols with live stops and no fresh quote; resolves when the polls are done. */
+  /** Polls quotes for symbols with live stops and no fresh quote, publishing them to QUOTES. */
   poll(): Promise<number>;
   /** Alerts triggered stops whose closing order has no OMS event after the configured time. */
   watch(): number;
@@ -50,38 +69,20 @@ export function desiredStop(fund: FundState, b: Book): Desired | undefined {
   };
 }
 
-/**
- * The closing orders of a position: its net quantity split over the brokers that hold it on its
- * side, largest first (a broker holding the other side gets none: closing there would open it).
- */
-export function closingLegs(fund: FundState, b: Book): [string, Dec][] {
-  const q = b.pos.qty;
-  let rest = q.abs();
-  const same = [...b.pos.brokers.entries()]
-    .filter(([, n]) => n.s === q.s && !n.eq(ZERO))
-    .sort((x, y) => y[1].abs().cmp(x[1].abs()) || (x[0] < y[0] ? -1 : 1));
-  const legs: [string, Dec][] = [];
-  for (const [broker, n] of same) {
-    if (!rest.gt(ZERO)) break;
-    const take = n.abs().lt(rest) ? n.abs() : rest;
-    legs.push([broker, take]);
-    rest = rest.minus(take);
-  }
-  if (legs.length === 0 || rest.gt(ZERO)) {
-    const fallback = legs[0]?.[0] ?? fund.envelope?.envelope.allowed_brokers?.[0] ?? "default";
-    if (legs.length === 0) legs.push([fallback, rest]);
-    else legs[0] = [fallback, legs[0]![1].plus(rest)];
-  }
-  return legs;
-}
-
 export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "stops" });
   const cfg = ctx.config.synthetic_stop;
   /** Published but maybe not yet folded back from RISK_CONTROL. */
   const overlay = new Map<string, StopRecord>();
-  const lastPoll = new Map<string, number>();
+  /** Alerts raised, once per arm and cause: `${fund}\u0001${symbol}\u0001${armSeq}\u0001${cause}`. */
+  const raised = new Set<string>();
+  /** Armed stops crossed on a fresh mark that a rule held back (backoff, kill switch, the check). */
+  const held = new Map<string, StopRecord>();
+  const hold = (s: StopRecord): false => {
+    held.set(key2(s.fund, s.symbol), s);
+    return false;
+  };
 
   function stopOf(fund: string, symbol: string): StopRecord | undefined {
     const k = key2(fund, symbol);
@@ -95,6 +96,29 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return o;
   }
 
+  /** Every stop as the worker sees it (journaled, or only published so far). */
+  function allStops(): StopRecord[] {
+    const out: StopRecord[] = [];
+    for (const [k, s] of state.stops) out.push(overlay.has(k) ? (stopOf(s.fund, s.symbol) ?? s) : s);
+    for (const [k, o] of overlay) if (!state.stops.has(k)) out.push(stopOf(o.fund, o.symbol) ?? o);
+    return out;
+  }
+
+  function alertOnce(s: StopRecord, cause: string, message: string, details: Record<string, string>): void {
+    const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}\u0001${cause}`;
+    if (raised.has(k)) return;
+    if (raised.size >= 100_000) raised.clear(); // bounded; a repeat is deduped on the stream by msgID
+    raised.add(k);
+    const msgID = `stop-alert:${s.fund}:${s.symbol}:${s.armSeq}:${cause}`;
+    ctx.alerter.alert(
+      "stop",
+      s.fund,
+      message,
+      { symbol: s.symbol, arm_seq: String(s.armSeq), ...details },
+      msgID,
+    );
+  }
+
   function emit(event: "armed" | "triggered" | "cleared", rec: StopRecord, reason?: string): void {
     overlay.set(key2(rec.fund, rec.symbol), rec);
     const body = {
@@ -106,6 +130,17 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       arm_seq: rec.armSeq,
       at: rec.at,
       ...(rec.closingOrderId ? { closing_order_id: rec.closingOrderId } : {}),
+      ...(event === "triggered"
+        ? {
+            closing_orders: rec.legs.map((l) => ({
+              order_id: l.orderId,
+              idempotency_key: l.key,
+              broker: l.broker,
+              quantity: canon(l.qty),
+            })),
+          }
+        : {}),
+      ...(rec.attempt > 0 ? { attempt: rec.attempt, not_before: iso(rec.notBefore) } : {}),
       ...(reason ? { reason } : {}),
     };
     ctx
@@ -115,25 +150,39 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       );
   }
 
-  function closingOpen(s: StopRecord): boolean {
-    if (s.state !== "triggered" || !s.closingOrderId) return false;
-    const r = state.orders.get(key2(s.fund, s.closingOrderId));
-    return r === undefined || isOpenOrder(r) || (!r.terminal && r.approvals.size === 0);
-  }
-
   function ensure(fund: FundState, symbol: string): boolean {
     const b = fund.books.get(symbol);
     const cur = stopOf(fund.id, symbol);
-    if (cur && closingOpen(cur)) return false; // no re-arm while the closing order works
+    const now = clock.now();
+    let attempt = cur?.state === "armed" ? cur.attempt : 0;
+    let notBefore = cur?.state === "armed" ? cur.notBefore : 0;
+    if (cur?.state === "triggered") {
+      const out = closingOutcome(state, cur);
+      if (out.open) return false; // no re-arm while a closing order works
+      // a closing order that ended with nothing filled (a rejection) backs the stop off, even when
+      // another broker's leg filled: that broker would otherwise be retried at once
+      if (out.unfilled.length > 0 && b && !b.pos.qty.eq(ZERO)) {
+        attempt = cur.attempt + 1;
+        notBefore = now + retryBackoffMs(attempt, cfg);
+        const why = out.unfilled.map((u) => `${u.orderId} ${u.why}`).join("; ");
+        alertOnce(
+          cur,
+          "unfilled",
+          `${fund.id}: closing order of the ${symbol} stop ended with nothing filled (${why}); re-armed, fires again from ${iso(notBefore)} (attempt ${attempt})`,
+          {
+            attempt: String(attempt),
+            not_before: iso(notBefore),
+            closing_order_ids: out.unfilled.map((u) => u.orderId).join(","),
+          },
+        );
+      }
+    }
     const want = b ? desiredStop(fund, b) : undefined;
-    const at = iso(clock.now());
+    const at = iso(now);
     if (!want) {
       if (!cur || cur.state === "cleared") return false;
-      emit(
-        "cleared",
-        { ...cur, state: "cleared", at },
-        b?.pos.qty.eq(ZERO) ? "position flat" : "no stop configured",
-      );
+      const reason = b?.pos.qty.eq(ZERO) ? "position flat" : "no stop configured";
+      emit("cleared", { ...cur, state: "cleared", attempt: 0, notBefore: 0, at }, reason);
       return true;
     }
     if (
@@ -144,7 +193,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     ) {
       return false;
     }
-    emit("armed", {
+    const rec: StopRecord = {
       fund: fund.id,
       symbol,
       side: want.side,
@@ -153,66 +202,116 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       armSeq: (cur?.armSeq ?? 0) + 1,
       state: "armed",
       closingOrderId: undefined,
+      legs: [],
+      attempt,
+      notBefore,
       at,
-    });
+    };
+    emit("armed", rec);
+    if (b) check(fund, rec, b, now); // a mark already through the new stop fires it now
     return true;
   }
 
-  function trigger(fund: FundState, s: StopRecord, b: Book, price: Dec): void {
-    const key = `stop:${s.fund}:${s.symbol}:${s.armSeq}`;
-    const orderId = `stop-${s.fund}-${s.symbol}-${s.armSeq}`;
-    const at = iso(clock.now());
-    emit(
-      "triggered",
-      { ...s, state: "triggered", closingOrderId: orderId, at },
-      `quote ${canon(price)} crossed ${canon(s.stopPrice)}`,
-    );
-    // One closing order per broker that holds the position: a SELL at a broker beyond what the
-    // fund holds there is a short sale (the short-side gate), whatever it holds elsewhere. The
-    // largest holding takes the stop's own order id and key; the others get the broker appended.
-    const legs = closingLegs(fund, b);
-    legs.forEach(([broker, quantity], i) => {
-      const id = i === 0 ? orderId : `${orderId}-${broker}`;
-      const k = i === 0 ? key : `${key}:${broker}`;
-      const order = {
-        order_id: id,
-        idempotency_key: k,
-        fund_id: s.fund,
-        strategy_id: "synthetic-stop",
-        broker,
-        symbol: s.symbol,
-        side: s.side === "LONG" ? "SELL" : "BUY",
-        order_type: "MARKET",
-        quantity: canon(quantity),
-        time_in_force: "IOC",
-        reduce_only: true,
-        created_at: at,
-      };
+  /** Fires an armed stop when its fund's fresh mark crosses it and every rule allows; true when it fired. */
+  function check(fund: FundState, s: StopRecord, b: Book, now: number): boolean {
+    if (!fund.envelope || b.pos.qty.eq(ZERO)) return false;
+    if (!s.qty.eq(b.pos.qty.abs()) || (s.side === "LONG") !== b.pos.qty.gt(ZERO)) {
+      ensure(fund, s.symbol); // the position moved on since this arm: re-arm it first
+      return false;
+    }
+    const mark = state.marks.get(s.symbol);
+    if (!mark) return false;
+    const price = s.side === "LONG" ? mark.bid : mark.ask;
+    // a side at 0 is a one-sided market, not a price: a 0 bid (no buyer, routine for a far
+    // out-of-the-money option) does not trigger a long stop, a 0 ask never reaches a short's
+    const crossed = s.side === "LONG" ? price.gt(ZERO) && price.lte(s.stopPrice) : price.gte(s.stopPrice);
+    if (!crossed) return false;
+    if (!freshMark(state, s.symbol, effectiveLimits(fund.envelope, STOP_STRATEGY), now)) {
+      // not a mark for this fund (the check would reject the closing order); one stamped ahead of
+      // the engine's clock becomes fresh as time passes, with no new quote: the review re-checks it
+      return mark.ts > now ? hold(s) : false;
+    }
+    if (now < s.notBefore) return hold(s); // the retry backoff: fired by the review once over
+    const crossing = `${s.side === "LONG" ? "bid" : "ask"} ${canon(price)} crossed ${canon(s.stopPrice)}`;
+    const kill = fund.halts.get("KILL_SWITCH");
+    if (kill) {
+      alertOnce(
+        s,
+        `kill:${kill.seq}`,
+        `${fund.id}: ${s.symbol} ${crossing} under a KILL_SWITCH halt: no closing order sent; the operator decides`,
+        {
+          price: canon(price),
+          stop_price: canon(s.stopPrice),
+        },
+      );
+      return hold(s);
+    }
+    const at = iso(now);
+    const legs = closingLegs(s, b, fund.envelope.envelope.allowed_brokers?.[0] ?? "default");
+    const trig: StopRecord = { ...s, state: "triggered", closingOrderId: legs[0]?.orderId, legs, at };
+    const orders = legs.map((l) => closingOrder(trig, l, at));
+    const ahead = { buy: ZERO, sell: ZERO };
+    for (const [i, o] of orders.entries()) {
+      const r = ctx.precheck(o, ahead);
+      if (r) {
+        alertOnce(
+          s,
+          `check:${r.denial.code}`,
+          `${fund.id}: ${s.symbol} ${crossing} but the check would reject closing order ${String(o["order_id"])} (${r.denial.code}: ${r.denial.reason}); not sent`,
+          {
+            rejection_code: r.denial.code,
+            order_id: String(o["order_id"]),
+          },
+        );
+        return hold(s);
+      }
+      if (s.side === "LONG") ahead.sell = ahead.sell.plus(legs[i]!.qty);
+      else ahead.buy = ahead.buy.plus(legs[i]!.qty);
+    }
+    emit("triggered", trig, `quote ${crossing}`);
+    for (const [i, o] of orders.entries()) {
       ctx
-        .publish(Subjects.orderSubmit(s.fund), order, k)
-        .catch((err: unknown) => log.error({ err, order_id: id }, "closing order publish failed"));
-    });
+        .publish(Subjects.orderSubmit(s.fund), o, legs[i]!.key)
+        .catch((err: unknown) => log.error({ err, order_id: o["order_id"] }, "closing order publish failed"));
+    }
     log.warn(
-      { fund: s.fund, symbol: s.symbol, stop: canon(s.stopPrice), price: canon(price) },
+      { fund: s.fund, symbol: s.symbol, stop: canon(s.stopPrice), price: canon(price), legs: legs.length },
       "stop triggered",
     );
+    return true;
   }
 
-  function evaluate(symbol: string, bid: Dec, ask: Dec): number {
+  function evaluate(symbol: string): number {
     const holders = state.holders.get(symbol);
     if (!holders) return 0;
+    const now = clock.now();
     let fired = 0;
     for (const fund of holders) {
       const b = fund.books.get(symbol);
-      if (!b || b.pos.qty.eq(ZERO)) continue;
       const s = stopOf(fund.id, symbol);
-      if (!s || s.state !== "armed") continue;
-      // a side at 0 is a one-sided market, not a price: a 0 bid (no buyer, routine for a far
-      // out-of-the-money option) does not trigger a long stop, a 0 ask never reaches a short's
-      const crossed = s.side === "LONG" ? bid.gt(ZERO) && bid.lte(s.stopPrice) : ask.gte(s.stopPrice);
-      if (!crossed) continue;
-      trigger(fund, s, b, s.side === "LONG" ? bid : ask);
-      fired++;
+      if (b && s?.state === "armed" && check(fund, s, b, now)) fired++;
+    }
+    return fired;
+  }
+
+  function review(full = false, all: StopRecord[] = allStops()): number {
+    const now = clock.now();
+    for (const s of all) {
+      const fund = s.state === "triggered" ? state.funds.get(s.fund) : undefined;
+      if (fund) ensure(fund, s.symbol); // a closing over with no change event (the check rejected it)
+    }
+    return fire(full ? all : [...held.values()], now);
+  }
+
+  /** Checks the given stops (those still armed) against their fresh marks; held ones are re-held. */
+  function fire(list: StopRecord[], now: number): number {
+    let fired = 0;
+    held.clear();
+    for (const s of list) {
+      const fund = state.funds.get(s.fund);
+      const cur = stopOf(s.fund, s.symbol);
+      const b = fund?.books.get(s.symbol);
+      if (fund && b && cur?.state === "armed" && check(fund, cur, b, now)) fired++;
     }
     return fired;
   }
@@ -230,83 +329,60 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     return armed;
   }
 
-  /** Stops (by arm) already alerted for a closing order nobody acknowledged. */
-  const unacknowledged = new Set<string>();
-
   /**
-   * A triggered stop whose closing order the OMS never acknowledged (no accepted, fill or
+   * A triggered stop whose closing orders the OMS never acknowledged (no accepted, fill or
    * terminal event `closing_order_alert_s` after the trigger) leaves a position unprotected and
    * blocks re-arming: alerted once per arm, so an operator can act.
    */
-  function watch(): number {
+  function watch(all: StopRecord[] = allStops()): number {
     const now = clock.now();
-    let raised = 0;
-    for (const stored of state.stops.values()) {
-      const s = stopOf(stored.fund, stored.symbol) ?? stored;
-      if (s.state !== "triggered" || !s.closingOrderId) continue;
-      const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}`;
-      if (unacknowledged.has(k)) continue;
+    let count = 0;
+    for (const s of all) {
+      if (s.state !== "triggered") continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
-      const r = state.orders.get(key2(s.fund, s.closingOrderId));
-      if (r && (r.accepted || r.terminal || r.filled.gt(ZERO))) continue;
-      unacknowledged.add(k);
-      raised++;
-      ctx.alerter.alert(
-        "stop",
-        s.fund,
-        `${s.fund}: closing order ${s.closingOrderId} for the ${s.symbol} stop has no OMS event ${Math.round(age / 1000)} s after its trigger`,
+      const silent = legsOf(s).filter((l) => {
+        const r = state.orders.get(key2(s.fund, l.orderId));
+        return !(r && (r.accepted || r.terminal || r.filled.gt(ZERO)));
+      });
+      if (silent.length === 0 || !closingOutcome(state, s).open) continue;
+      const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}\u0001unacknowledged`;
+      if (raised.has(k)) continue;
+      count++;
+      const approved = silent.some(
+        (l) => (state.orders.get(key2(s.fund, l.orderId))?.approvals.size ?? 0) > 0,
+      );
+      alertOnce(
+        s,
+        "unacknowledged",
+        `${s.fund}: closing order ${silent.map((l) => l.orderId).join(",")} for the ${s.symbol} stop has no OMS event ${Math.round(age / 1000)} s after its trigger`,
         {
-          symbol: s.symbol,
-          closing_order_id: s.closingOrderId,
+          closing_order_id: silent.map((l) => l.orderId).join(","),
           triggered_at: s.at,
-          approved: r && r.approvals.size > 0 ? "true" : "false",
+          approved: approved ? "true" : "false",
         },
       );
     }
-    return raised;
+    return count;
   }
 
-  async function poll(): Promise<number> {
-    const now = clock.now();
-    const due = new Set<string>();
-    for (const s of state.stops.values()) {
-      if (s.state !== "armed") continue;
-      const mark = state.marks.get(s.symbol);
-      const crypto = state.instruments.get(s.symbol)?.asset_class === "crypto";
-      const every = (crypto ? cfg.poll_interval_s : cfg.poll_interval_equities_s) * 1000;
-      const fresh = isFresh(mark?.ts, now, every);
-      if (!fresh && now - (lastPoll.get(s.symbol) ?? 0) >= every) due.add(s.symbol);
-    }
-    let answered = 0;
-    await Promise.all(
-      [...due].map(async (symbol) => {
-        lastPoll.set(symbol, now);
-        try {
-          const m = await ctx.nc.request(Subjects.mdQuote(symbol), "{}", { timeout: 2000 });
-          const q = QuoteSchema.safeParse(m.json());
-          if (!q.success || q.data.symbol !== symbol) return;
-          if (!isFresh(q.data.timestamp, clock.now())) return;
-          answered++;
-          evaluate(symbol, q.data.bid, q.data.ask);
-        } catch {
-          /* no quote service for it: nothing to evaluate */
-        }
-      }),
-    );
-    return answered;
-  }
+  const poller = createQuotePoller(ctx);
+  const poll = (all: StopRecord[] = allStops()) => poller(all.filter((s) => s.state === "armed"));
 
   return {
     name: "stops",
     intervalMs: 1000,
     ensure,
     evaluate,
+    review,
     sweep,
-    poll,
+    poll: () => poll(),
+    watch: () => watch(),
     stopOf,
     onReady() {
-      if (cfg.enabled) sweep();
+      if (!cfg.enabled) return;
+      sweep();
+      review(true); // a crossing while down (or before a takeover) fires now, not at the next quote
     },
     onChange(c: Change) {
       if (!cfg.enabled) return;
@@ -316,20 +392,22 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
         if (c.kind === "fill") ensure(fund, c.symbol);
         else for (const symbol of fund.books.keys()) ensure(fund, symbol);
       } else if (c.kind === "quote") {
-        const m = state.marks.get(c.symbol);
-        if (m && isFresh(m.ts, clock.now())) evaluate(c.symbol, m.bid, m.ask);
+        evaluate(c.symbol);
+      } else if (c.kind === "control" && c.what === "resume") {
+        fire([...held.values()], clock.now()); // a stop held by a kill switch fires once it is lifted
       } else if (c.kind === "order" && c.orderId.startsWith("stop-")) {
         const fund = state.funds.get(c.fund);
-        const s = [...state.stops.values()].find((x) => x.fund === c.fund && x.closingOrderId === c.orderId);
+        const s = allStops().find((x) => x.fund === c.fund && legsOf(x).some((l) => l.orderId === c.orderId));
         if (fund && s) ensure(fund, s.symbol);
       }
     },
     tick() {
       if (!cfg.enabled) return;
-      watch();
-      return poll();
+      const all = allStops(); // one pass over the stops a tick
+      watch(all);
+      review(false, all);
+      return poll(all);
     },
-    watch,
   };
 }
 

@@ -3,6 +3,7 @@ import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config/index.js";
 import type { Alerter } from "../engine/alerts.js";
+import type { GateRejection, PendingAhead } from "../gates/index.js";
 import type { Logger } from "../obs/log.js";
 import type { EngineState } from "../state/model.js";
 import type { Clock } from "../time/clock.js";
@@ -17,6 +18,11 @@ export interface WorkerContext {
   config: Config;
   /** JetStream publish of a JSON body; `msgID` dedupes on the stream's duplicate window. */
   publish(subject: string, body: unknown, msgID?: string): Promise<PubAck>;
+  /**
+   * What the engine's own check would answer for an order at this moment, applying nothing
+   * (undefined: approved). Orders the engine emits are emitted only when it approves them.
+   */
+  precheck(order: unknown, ahead?: PendingAhead): GateRejection | undefined;
 }
 
 /** What changed in the state, as seen by the follower (only dispatched while the engine is live). */

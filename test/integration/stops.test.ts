@@ -172,13 +172,7 @@ describe("synthetic stops", () => {
     await waitFor(() => stop("s11", "OPTX")?.state === "armed");
     await quote("OPTX", "0", "0.05");
     expect(engine.state.marks.get("OPTX")?.bid.toFixed()).toBe("0");
-    expect(
-      engine.workers.stops.evaluate(
-        "OPTX",
-        engine.state.marks.get("OPTX")!.bid,
-        engine.state.marks.get("OPTX")!.ask,
-      ),
-    ).toBe(0);
+    expect(engine.workers.stops.evaluate("OPTX")).toBe(0);
     expect(await closing("s11")).toHaveLength(0);
     await quote("OPTX", "0.01", "0.05");
     await waitFor(async () => (await closing("s11")).length === 1);

@@ -64,6 +64,7 @@ export function applyStop(state: EngineState, event: StopEvent, s: Stop, raw: { 
   const cur = state.stops.get(k);
   const rank = { armed: 0, triggered: 1, cleared: 2 } as const;
   if (cur && (s.arm_seq < cur.armSeq || (s.arm_seq === cur.armSeq && rank[event] <= rank[cur.state]))) return;
+  const same = s.arm_seq === cur?.armSeq;
   state.stops.set(k, {
     fund: s.fund_id,
     symbol: s.symbol,
@@ -72,7 +73,16 @@ export function applyStop(state: EngineState, event: StopEvent, s: Stop, raw: { 
     stopPrice: s.stop_price,
     armSeq: s.arm_seq,
     state: event,
-    closingOrderId: s.closing_order_id ?? (s.arm_seq === cur?.armSeq ? cur.closingOrderId : undefined),
+    closingOrderId: s.closing_order_id ?? (same ? cur.closingOrderId : undefined),
+    legs:
+      s.closing_orders?.map((l) => ({
+        orderId: l.order_id,
+        key: l.idempotency_key,
+        broker: l.broker,
+        qty: l.quantity,
+      })) ?? (same ? cur.legs : []),
+    attempt: s.attempt ?? 0,
+    notBefore: s.not_before ?? 0,
     at: raw.at,
   });
   touch(state, "stop", k);

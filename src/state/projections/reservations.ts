@@ -173,7 +173,22 @@ export function sweepReservations(state: EngineState, now: number): number {
   return released;
 }
 
-/** Still working at the OMS/broker: not terminal, and either reserving or accepted without approval. */
-export function isOpenOrder(r: OrderRecord): boolean {
-  return !r.terminal && (r.reserved.gt(ZERO) || (r.accepted && r.approvals.size === 0));
+/**
+ * Done: a terminal OMS event, or filled its whole quantity (the approved quantity, or `quantity`
+ * when the engine knows the order otherwise, e.g. a closing order it emitted): a fully filled
+ * order is closed even when the OMS sends no event.
+ */
+export function isOrderDone(r: OrderRecord, quantity?: Dec): boolean {
+  if (r.terminal) return true;
+  const q = r.approvals.size > 0 ? r.approved : quantity;
+  return q !== undefined && q.gt(ZERO) && r.filled.gte(q);
+}
+
+/**
+ * Still working at the OMS/broker: not done, and either reserving, accepted without approval, or
+ * of a known quantity not yet filled.
+ */
+export function isOpenOrder(r: OrderRecord, quantity?: Dec): boolean {
+  if (isOrderDone(r, quantity)) return false;
+  return r.reserved.gt(ZERO) || (r.accepted && r.approvals.size === 0) || quantity !== undefined;
 }
