@@ -160,7 +160,7 @@ describe("synthetic stops", () => {
     await waitFor(async () => (await closing("s10")).length === 2);
     const orders = (await closing("s10")).map((m) => m.data as Closing & { broker: string });
     expect(orders.map((o) => [o.broker, o.quantity, o.order_id])).toEqual([
-      ["ibkr", "60", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}`],
+      ["ibkr", "60", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}-ibkr`],
       ["paper", "40", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}-paper`],
     ]);
     for (const o of orders) expect(await bus.check(o)).toMatchObject({ approved: true });
@@ -191,11 +191,11 @@ describe("synthetic stops", () => {
   });
 
   it("the position-arm sweeper arms positions filled while the engine was down, and reports how many", async () => {
-    await setupFund("s7");
+    await setupFund("s7"); // symbols of its own: an earlier test left ORCL's mark below any stop here
     await engine.close();
     await bus.fill({
       fund_id: "s7",
-      symbol: "ORCL",
+      symbol: "INTC",
       side: "BUY",
       quantity: "10",
       price: "100",
@@ -210,13 +210,13 @@ describe("synthetic stops", () => {
       timestamp: iso(clock.now()),
     });
     engine = await startTestEngine(server.url, { clock, flags: { "synthetic_stop.enabled": false } });
-    expect(stop("s7", "ORCL")).toBeUndefined(); // stops disabled: nothing armed on start
+    expect(stop("s7", "INTC")).toBeUndefined(); // stops disabled: nothing armed on start
     await engine.close();
     engine = await startTestEngine(server.url, { clock, flags: { "position_arm_sweeper.interval_s": 3600 } });
     // armed on start by the sweep, with no fill or quote to trigger it
     await waitFor(
       () =>
-        engine.state.stops.get("s7\u0001ORCL")?.state === "armed" &&
+        engine.state.stops.get("s7\u0001INTC")?.state === "armed" &&
         engine.state.stops.get("s7\u0001IBM")?.state === "armed",
     );
     expect(engine.workers.sweeper.sweep()).toBe(0); // nothing left to arm
