@@ -6,6 +6,7 @@ import type { Alerter } from "../engine/alerts.js";
 import type { Logger } from "../obs/log.js";
 import type { EngineState } from "../state/model.js";
 import type { Clock } from "../time/clock.js";
+import type { ReconcileReport } from "./reconciler.js";
 
 export interface WorkerContext {
   state: EngineState;
@@ -17,6 +18,8 @@ export interface WorkerContext {
   config: Config;
   /** JetStream publish of a JSON body; `msgID` dedupes on the stream's duplicate window. */
   publish(subject: string, body: unknown, msgID?: string): Promise<PubAck>;
+  /** Each reconciliation pass's report (metrics, dashboard). */
+  onReconcile?(report: ReconcileReport): void;
 }
 
 /** What changed in the state, as seen by the follower (only dispatched while the engine is live). */
