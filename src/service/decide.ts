@@ -69,6 +69,8 @@ interface FinishArgs {
   schemaValid: boolean;
   notional?: Dec | undefined;
   reservation?: Reservation | undefined;
+  /** The request as decoded, when schema-valid (journaled for explain). */
+  order?: Record<string, unknown> | undefined;
 }
 
 function orderIdOf(raw: unknown): string {
@@ -113,6 +115,8 @@ export function createDecider(d: DeciderDeps): Decider {
       notional: p.notional,
       reservation: denial === undefined ? p.reservation : undefined,
       decision,
+      order: p.order,
+      cursors: Object.fromEntries(state.cursors),
     };
     applyDecision(state, record, true);
     return { decision, record };
@@ -138,7 +142,13 @@ export function createDecider(d: DeciderDeps): Decider {
     return { decision, record, replayOf: rec };
   }
 
-  function evaluate(now: number, order: Order, key: string, fp: string): Evaluation | Promise<Evaluation> {
+  function evaluate(
+    now: number,
+    order: Order,
+    key: string,
+    fp: string,
+    raw: Record<string, unknown>,
+  ): Evaluation | Promise<Evaluation> {
     const fund = state.funds.get(order.fund_id);
     const base = (): FinishArgs => ({
       orderId: order.order_id,
@@ -147,6 +157,7 @@ export function createDecider(d: DeciderDeps): Decider {
       fp,
       schemaValid: true,
       envelopeId: "",
+      order: raw,
     });
     const engineDenial = checkEngine(fund, order.fund_id, d.ready());
     if (engineDenial || !fund?.envelope) {
@@ -222,6 +233,7 @@ export function createDecider(d: DeciderDeps): Decider {
             denial: out.denial,
             envelopeId: envelopeIdOf(ik.fund),
             schemaValid: order !== undefined,
+            order: order ? (raw as Record<string, unknown>) : undefined,
           });
         }
       }
@@ -251,7 +263,7 @@ export function createDecider(d: DeciderDeps): Decider {
           schemaValid: false,
         });
       }
-      return evaluate(now, order, ik.key, fp!);
+      return evaluate(now, order, ik.key, fp!, raw as Record<string, unknown>);
     },
   };
 }
