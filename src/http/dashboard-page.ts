@@ -36,6 +36,7 @@ td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap
 .bar .lbl { font-size:12px; color:#333; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
 .bar .pct { font-size:12px; text-align:right; font-variant-numeric:tabular-nums; }
 .halt { color:var(--over); font-weight:700; }
+.pnl { white-space:nowrap; }
 .neg { color:var(--over); } .pos { color:var(--ok); }
 .tag { display:inline-block; background:#eef; border-radius:3px; padding:0 4px; margin:1px 2px 1px 0; font-size:12px; }
 .tag.trig { background:#fdd; }
@@ -80,6 +81,8 @@ const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const money = (s) => { const n = Number(s); return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: 0 }) : esc(s); };
 const pct = (r) => (r === null || r === undefined ? "–" : !Number.isFinite(r) ? "∞" : (r * 100).toFixed(1) + "%");
+const px = (s) => { const n = Number(s); return Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: 4 }) : esc(s); };
+const pct2 = (r) => (Number.isFinite(r) ? (r * 100).toFixed(2) + "%" : "–");
 const LABEL = { position: "position", gross: "gross", net: "net", sector: "sector", asset_class: "asset class", daily_loss: "day loss", weekly_loss: "week loss", monthly_loss: "month loss" };
 let data = null;
 function cls(ratio, warn) { return ratio >= 1 ? "over" : ratio >= warn ? "warn" : "ok"; }
@@ -98,7 +101,7 @@ function pnlCell(p) {
     const v = Number(r.pnl_pct);
     const c = v < 0 ? "neg" : v > 0 ? "pos" : "";
     const halt = r.halt_pct === null ? "" : ' <span class="mute">/ −' + pct(Number(r.halt_pct)) + "</span>";
-    return "<div>" + k + ' <span class="' + c + '" data-period="' + k + '">' + money(r.pnl) + " (" + pct(v) + ")</span>" + halt + "</div>";
+    return '<div class="pnl">' + k + ' <span class="' + c + '" data-period="' + k + '">' + money(r.pnl) + " (" + pct2(v) + ")</span>" + halt + "</div>";
   });
   return rows.join("");
 }
@@ -109,8 +112,8 @@ function row(f) {
   const halts = halted ? r.halts.map((h) => '<div class="halt" data-severity="' + esc(h.severity) + '">' + esc(h.severity) + '</div><div class="mute">since ' + esc(h.since) + "</div>").join("") : '<span class="mute">none</span>';
   const armed = r.stops.filter((s) => s.state === "armed");
   const trig = r.stops.filter((s) => s.state === "triggered");
-  const stops = (trig.map((s) => '<span class="tag trig" title="triggered">' + esc(s.symbol) + " ⚡ " + esc(s.stop_price) + "</span>").join("") +
-    armed.map((s) => '<span class="tag" title="armed ' + esc(s.side) + " " + esc(s.quantity) + '">' + esc(s.symbol) + " @ " + esc(s.stop_price) + "</span>").join("")) || '<span class="mute">none</span>';
+  const stops = (trig.map((s) => '<span class="tag trig" title="triggered">' + esc(s.symbol) + " ⚡ " + px(s.stop_price) + "</span>").join("") +
+    armed.map((s) => '<span class="tag" title="armed ' + esc(s.side) + " " + esc(s.quantity) + '">' + esc(s.symbol) + " @ " + px(s.stop_price) + "</span>").join("")) || '<span class="mute">none</span>';
   const lock = r.lock ? '<div class="halt">LOCKED</div><div class="mute">' + esc(r.lock.reason || "") + "</div>" : '<div class="mute">unlocked</div>';
   const drift = f.drift ? '<div class="mute">last pass ' + esc(f.drift.at) + ": " + (f.drift.symbols.length ? '<span class="neg">drift ' + esc(f.drift.symbols.join(", ")) + "</span>" : "clean") + "</div>" : '<div class="mute">no pass yet</div>';
   const codes = Object.entries(f.rejections.by_code).sort((a, b) => b[1] - a[1]);
