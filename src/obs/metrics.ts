@@ -138,6 +138,11 @@ export function createMetrics(o: { monotonic?: () => number } = {}): EngineMetri
     for (const [stream, seq] of source!.state.cursors) g.set({ stream }, seq);
   });
   gauge("funds_owned", "Funds this engine decides", [], (g) => g.set(source!.owned()));
+  gauge("funds_known", "Funds with an envelope in the streams (every engine knows all of them)", [], (g) => {
+    let n = 0;
+    for (const f of source!.state.funds.values()) if (f.envelope) n++;
+    g.set(n);
+  });
   gauge("funds_halted", "Funds with at least one active halt", [], (g) => {
     let n = 0;
     for (const f of source!.state.funds.values()) if (f.halts.size > 0) n++;
