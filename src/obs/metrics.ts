@@ -7,7 +7,8 @@
  * Labels are bounded: outcome, gate, code, stream, kind, severity, fund_id, measure. Never an
  * order id or a symbol.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { type FastCounterChild, fastCounter, fastHistogram } from "./fast-metrics.js";
 import type { Activity } from "./activity.js";
 import { type RollingLatency, createRollingLatency } from "./rolling.js";
 import { usageOf } from "./usage.js";
@@ -70,32 +71,28 @@ export function createMetrics(o: { monotonic?: () => number } = {}): EngineMetri
   const registers = [registry];
   const p = METRIC_PREFIX;
 
-  const checkLatency = new Histogram({
+  // the check path's metrics: plain arrays and numbers (src/obs/fast-metrics.ts)
+  const checkLatency = fastHistogram(registry, {
     name: `${p}check_latency_seconds`,
     help: "Time from receiving a check request to sending its reply, by outcome",
-    labelNames: ["outcome"] as const,
     buckets: CHECK_BUCKETS,
-    registers,
   });
   const outcomes = {
-    approved: checkLatency.labels("approved"),
-    rejected: checkLatency.labels("rejected"),
-    replayed: checkLatency.labels("replayed"),
-    unavailable: checkLatency.labels("unavailable"),
+    approved: checkLatency.child({ outcome: "approved" }),
+    rejected: checkLatency.child({ outcome: "rejected" }),
+    replayed: checkLatency.child({ outcome: "replayed" }),
+    unavailable: checkLatency.child({ outcome: "unavailable" }),
   };
-  const decisions = new Counter({
+  const decisions = fastCounter(registry, {
     name: `${p}decisions_total`,
     help: 'Decisions made (replays excluded), by rejecting gate and code; approvals are gate="none", code="APPROVED"',
-    labelNames: ["gate", "code"] as const,
-    registers,
   });
-  const decisionChildren = new Map<string, { inc(): void }>();
-  const journalLatency = new Histogram({
+  const decisionChildren = new Map<string, FastCounterChild>();
+  const journalLatency = fastHistogram(registry, {
     name: `${p}journal_write_seconds`,
     help: "Time for RISK_DECISIONS to acknowledge a decision record",
     buckets: JOURNAL_BUCKETS,
-    registers,
-  });
+  }).child({});
   const alerts = new Counter({
     name: `${p}alerts_total`,
     help: "Alerts published, by kind",
@@ -203,7 +200,7 @@ export function createMetrics(o: { monotonic?: () => number } = {}): EngineMetri
       const k = gate === "" ? "" : `${gate}\u0001${code}`;
       let c = decisionChildren.get(k);
       if (!c) {
-        c = gate === "" ? decisions.labels(APPROVED_GATE, APPROVED_CODE) : decisions.labels(gate, code);
+        c = decisions.child(gate === "" ? { gate: APPROVED_GATE, code: APPROVED_CODE } : { gate, code });
         decisionChildren.set(k, c);
       }
       c.inc();
