@@ -196,3 +196,41 @@ describe("operations HTTP", () => {
     expect(engine.ready()).toBe(true);
   });
 });
+
+describe("/readyz during catch-up", () => {
+  let server: NatsServerHandle;
+  let engine: Engine | undefined;
+  let web: HttpHandle | undefined;
+  let nc: NatsConnection;
+  afterAll(async () => {
+    await web?.close();
+    await engine?.close();
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("is 503 catching_up while the engine folds a backlog, then 200", async () => {
+    server = await startTestNats();
+    nc = await connectTest(server.url);
+    const bus = new Bus(nc);
+    const first = await startTestEngine(server.url);
+    await first.close(); // streams provisioned; now a backlog no engine has applied
+    // FILLS keeps every message (QUOTES keeps 10 per symbol)
+    const N = 20_000;
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, k) =>
+          bus.fill({ symbol: `S${(i + k) % 500}`, quantity: "1", price: "10" }),
+        ),
+      );
+    }
+    engine = await startTestEngine(server.url, { waitReady: false });
+    web = (await http(engine))!;
+    const early = await get(`${web.url}/readyz`);
+    expect(early.status).toBe(503);
+    expect(JSON.parse(early.text)).toMatchObject({ ready: false, reason: "catching_up" });
+    await engine.whenReady();
+    const late = await get(`${web.url}/readyz`);
+    expect(late.status).toBe(200);
+  }, 120_000);
+});
