@@ -21,11 +21,11 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**/*.js", "eslint.config.js"],
+    files: ["bin/**/*.js", "eslint.config.js", "examples/**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
-      globals: { process: "readonly", URL: "readonly" },
+      globals: { process: "readonly", URL: "readonly", console: "readonly" },
     },
   },
 );

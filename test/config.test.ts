@@ -58,6 +58,7 @@ describe("config defaults", () => {
       kill_switch: { verify_s: 30 },
       cro_veto: { enabled: false, timeout_s: 5, confidence_threshold: 0.85 },
       engine: { instance: "", max_staleness_s: 10 },
+      http: { enabled: true, host: "127.0.0.1", port: 9464, required: false },
       log: { level: "info" },
     });
   });
@@ -308,5 +309,17 @@ describe("config sources", () => {
     expect(describeSources(sources)).not.toContain("s3cret");
     expect(describeSources(sources)).not.toContain("hunter2");
     expect(describeSources([])).toBe("all defaults");
+  });
+});
+
+describe("config http", () => {
+  it("takes RISK_HTTP__PORT from the environment (0: a free port) and reports where it came from", () => {
+    const { config, sources } = loadConfig({ env: { RISK_HTTP__PORT: "0" }, flags: {} });
+    expect(config.http.port).toBe(0);
+    expect(sources).toEqual([{ key: "http.port", source: "env", value: "0" }]);
+  });
+  it("rejects an unknown http key and a port out of range", () => {
+    expect(() => loadConfig({ env: { RISK_HTTP__PROT: "1" }, flags: {} })).toThrow(/http\.prot.*unknown key/);
+    expect(() => loadConfig({ env: { RISK_HTTP__PORT: "70000" }, flags: {} })).toThrow(/http\.port/);
   });
 });

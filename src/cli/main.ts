@@ -6,6 +6,7 @@
 import { Command, CommanderError } from "commander";
 import { registerCheck } from "./commands/check.js";
 import { registerEnvelope } from "./commands/envelope.js";
+import { registerExplain } from "./commands/explain.js";
 import { registerHalt } from "./commands/halt.js";
 import { registerRebuild } from "./commands/rebuild.js";
 import { registerResume } from "./commands/resume.js";
@@ -40,6 +41,7 @@ function buildProgram(ctx: CliContext, helpOnError: { text: string }): Command {
   registerHalt(program, ctx);
   registerResume(program, ctx);
   registerTail(program, ctx);
+  registerExplain(program, ctx);
   return program;
 }
 

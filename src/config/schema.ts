@@ -103,6 +103,18 @@ const engine = z.strictObject({
   max_staleness_s: positiveSeconds(10),
 });
 
+/**
+ * The operations HTTP listener (/metrics, /healthz, /readyz, the dashboard). Port 0 picks a free
+ * port (logged). When the port is taken (several engines on one machine with the same default
+ * configuration), the engine logs an error and serves checks without HTTP unless `required`.
+ */
+const http = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(9464),
+  required: z.boolean().default(false),
+});
+
 const log = z.strictObject({
   level: z
     .enum([
@@ -130,6 +142,7 @@ export const CONFIG_SECTIONS = {
   kill_switch,
   cro_veto,
   engine,
+  http,
   log,
 } as const;
 export type ConfigSection = keyof typeof CONFIG_SECTIONS;
@@ -148,6 +161,7 @@ export const ConfigSchema = z.strictObject({
   kill_switch: kill_switch.prefault({}),
   cro_veto: cro_veto.prefault({}),
   engine: engine.prefault({}),
+  http: http.prefault({}),
   log: log.prefault({}),
 });
 

@@ -51,6 +51,14 @@ export const DecisionRecordSchema = z.object({
    */
   dup_key: z.string().max(512).optional(),
   decision: RiskDecisionSchema,
+  /** The request as decoded (JSON, or protobuf mapped to JSON), when it was a schema-valid order. */
+  order: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * The last sequence of each followed stream applied to the state when the decision was made
+   * (`mts-risk explain` replays the streams up to them). Absent on replays and on records written
+   * before this field existed.
+   */
+  cursors: z.record(z.string(), z.number().int().nonnegative()).optional(),
 });
 export type DecisionRecord = z.output<typeof DecisionRecordSchema>;
 

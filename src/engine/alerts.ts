@@ -39,6 +39,8 @@ export function createAlerter(o: {
   clock: Clock;
   log: Logger;
   parked?: Map<StreamName, number>;
+  /** Each alert raised, by kind (metrics). */
+  onAlert?: (kind: string) => void;
 }): Alerter {
   const parked = o.parked ?? new Map<StreamName, number>();
   const log = o.log.child({ module: "alerts" });
@@ -46,6 +48,7 @@ export function createAlerter(o: {
   let deadLetters = 0;
   const alert: Alerter["alert"] = (kind, fund, message, details, msgID) => {
     alerts++;
+    o.onAlert?.(kind);
     const f = SAFE_TOKEN.test(fund) ? fund : "_";
     const body = { kind, fund_id: fund, message, at: iso(o.clock.now()), ...(details ? { details } : {}) };
     log.warn({ alert: kind, fund }, message);

@@ -17,6 +17,8 @@ import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate }
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
 import { type Logger, silentLogger } from "../obs/log.js";
+import { type Activity, createActivity } from "../obs/activity.js";
+import { type EngineMetrics, createMetrics } from "../obs/metrics.js";
 import {
   createCheckService,
   createDecider,
@@ -78,11 +80,24 @@ export interface Engine {
   status(): EngineStatus;
   check: CheckService;
   workers: EngineWorkers;
+  /** Prometheus registry and the check-path hooks (src/obs/metrics.ts). */
+  metrics: EngineMetrics;
+  /** Recent rejections and drift per fund (dashboard). */
+  activity: Activity;
+  /** Ready, or why not (/readyz). */
+  readiness(): Readiness;
   /** Writes the snapshot now (after any periodic flush under way). */
   flush(): Promise<void>;
   close(): Promise<void>;
   /** Stop as a crash would: no drain, no final snapshot flush (tests of crash safety). */
   abort(): Promise<void>;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready: shutting_down, nats_disconnected, catching_up, stale. */
+  reason?: string;
+  detail?: Record<string, unknown>;
 }
 
 export interface EngineWorkers {
@@ -143,7 +158,15 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   const state = snapshot.load(stateSettings(config));
   log.info({ cursors: Object.fromEntries(state.cursors), funds: state.funds.size }, "snapshot loaded");
 
-  const alerter = createAlerter({ js, clock, log, parked: await parkedUpTo(jsm) });
+  const metrics = createMetrics();
+  const activity = createActivity();
+  const alerter = createAlerter({
+    js,
+    clock,
+    log,
+    parked: await parkedUpTo(jsm),
+    onAlert: (kind) => metrics.alert(kind),
+  });
   let caught = false; // caught up with the streams measured at start / reconnect
   let connected = true;
   let closing = false;
@@ -160,6 +183,18 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined),
     // the decider is created below; workers only run once the engine is live
     precheck: (order, ahead) => decider.preview(order, ahead),
+    onReconcile(report) {
+      for (const f of report.funds) {
+        const drifting = f.brokers.filter((b) => b.differences.length > 0);
+        activity.drift(f.fund, {
+          at: report.at,
+          brokers: drifting.map((b) => b.broker),
+          symbols: [...new Set(drifting.flatMap((b) => b.differences.map((d) => d.symbol)))],
+          action: f.action,
+          clean: f.clean,
+        });
+      }
+    },
   };
   const stops = createStopsWorker(wctx);
   const sweeper = createSweeper(wctx, stops);
@@ -208,6 +243,22 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     boundMs: config.engine.max_staleness_s * 1000,
   });
   const isReady = () => caught && connected && !closing && !staleness.stale();
+  const readiness = (): Readiness => {
+    if (closing) return { ready: false, reason: "shutting_down" };
+    if (!connected) return { ready: false, reason: "nats_disconnected" };
+    if (!caught) return { ready: false, reason: "catching_up", detail: { behind: follower.behind() } };
+    if (staleness.stale())
+      return { ready: false, reason: "stale", detail: { lag: Object.fromEntries(lag()) } };
+    return { ready: true };
+  };
+  /** Messages each stream holds beyond the cursor: latest staleness sample, else the start measure. */
+  const lag = (): Map<string, number> => {
+    const last = staleness.latest() ?? follower.targets();
+    const out = new Map<string, number>();
+    for (const s of CONSUMED_STREAMS)
+      out.set(s, Math.max(0, (last.get(s) ?? 0) - (state.cursors.get(s) ?? 0)));
+    return out;
+  };
 
   const gates: RiskGate[] = [...DETERMINISTIC_GATES, ...(o.extraGates ?? [])];
   if (config.cro_veto.enabled) {
@@ -247,6 +298,21 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       if (res && !e.replayOf && e.decision.approved && isReady())
         warnings.afterDecision(e.record.fund_id, res.symbol, e.record.decision_id);
     },
+    onAnswered(e, outcome, seconds) {
+      const d = e.decision;
+      if (outcome === "unavailable") metrics.check(outcome, seconds, "engine", "STATE_NOT_READY");
+      else metrics.check(outcome, seconds, d.rejecting_gate, d.rejection_code);
+      if (!d.approved && outcome !== "replayed") {
+        activity.rejected(e.record.fund_id, {
+          at_ms: e.record.at_ms,
+          order_id: d.order_id,
+          gate: d.rejecting_gate,
+          code: d.rejection_code,
+          reason: d.reason,
+        });
+      }
+    },
+    onJournaled: (seconds) => metrics.journal(seconds),
   });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
   const status = () => engineStatus(state, { instance, ready: isReady(), startedAt, clock });
@@ -366,6 +432,20 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     }
   })().catch((err: unknown) => log.error({ err }, "status loop failed"));
 
+  metrics.bind({
+    state,
+    now: () => clock.now(),
+    ready: isReady,
+    connected: () => connected,
+    lag,
+    owned: () => {
+      let n = 0;
+      for (const f of state.funds.values()) if (f.envelope) n++;
+      return n;
+    },
+    activity,
+  });
+
   if (o.waitReady !== false) await readyPromise;
 
   return {
@@ -379,6 +459,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     status,
     check,
     workers,
+    metrics,
+    activity,
+    readiness,
     flush,
     async close() {
       closing = true;

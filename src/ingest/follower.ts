@@ -48,6 +48,8 @@ export interface Follower {
   waitCaughtUp(signal?: AbortSignal): Promise<void>;
   /** Messages still to apply to reach the measured targets (approximate, for progress). */
   behind(): number;
+  /** Each stream's last sequence as last measured (at start or reconnect). */
+  targets(): Map<StreamName, number>;
   /** Closes and reopens a stream's consumer from its cursor (recovery from a stalled consumer). */
   reopen(stream: StreamName): Promise<void>;
   stop(): Promise<void>;
@@ -168,6 +170,7 @@ export function createFollower(o: FollowerOptions): Follower {
       for (const l of lanes.values()) if (!l.caught) n += l.pendingHint;
       return n;
     },
+    targets: () => new Map([...lanes].map(([s, l]) => [s, l.target])),
     async reopen(stream) {
       const l = lanes.get(stream);
       if (!l) return;

@@ -20,6 +20,8 @@ export interface StaleReport {
 export interface StalenessMonitor {
   sample(): Promise<StaleReport>;
   stale(): boolean;
+  /** Each stream's last sequence at the latest sample (undefined before the first). */
+  latest(): Map<StreamName, number> | undefined;
 }
 
 export function createStalenessMonitor(o: {
@@ -35,6 +37,7 @@ export function createStalenessMonitor(o: {
   let stale = false;
   return {
     stale: () => stale,
+    latest: () => history[history.length - 1]?.last,
     async sample() {
       const now = clock.now();
       try {

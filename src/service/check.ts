@@ -46,7 +46,16 @@ export interface CheckServiceOptions {
   queueGroup?: string;
   journalTimeoutMs?: number;
   onDecision?: (e: Evaluation) => void;
+  /**
+   * Each reply sent: the evaluation, what the OMS was told (`unavailable`: an approval answered
+   * STATE_NOT_READY because its journal write failed), and the time since the request arrived (s).
+   */
+  onAnswered?: (e: Evaluation, outcome: Outcome, seconds: number) => void;
+  /** Each acknowledged journal write and how long the stream took (s). */
+  onJournaled?: (seconds: number) => void;
 }
+
+export type Outcome = "approved" | "rejected" | "replayed" | "unavailable";
 
 export interface CheckService {
   stop(): Promise<void>;
@@ -89,8 +98,20 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     // read back from RISK_DECISIONS, these exact bytes confirm the record without a re-parse
     if (o.state.journaled.size >= MAX_JOURNALED) o.state.journaled.clear(); // lost writes: bounded
     o.state.journaled.set(text, r);
-    return journalWriter.publish(Subjects.decision(r.fund_id), text, r.decision_id);
+    const written = journalWriter.publish(Subjects.decision(r.fund_id), text, r.decision_id);
+    const onJournaled = o.onJournaled;
+    if (onJournaled) {
+      const t0 = performance.now();
+      written.then(
+        () => onJournaled((performance.now() - t0) / 1000),
+        () => undefined,
+      );
+    }
+    return written;
   }
+
+  const answered = (e: Evaluation, outcome: Outcome, t0: number): void =>
+    o.onAnswered?.(e, outcome, (performance.now() - t0) / 1000);
 
   function journalUnavailable(msg: Msg, proto: boolean, d: RiskDecision): void {
     reply(msg, proto, {
@@ -120,7 +141,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     }
   }
 
-  async function deliver(msg: Msg, proto: boolean, e: Evaluation): Promise<void> {
+  async function deliver(msg: Msg, proto: boolean, e: Evaluation, t0: number): Promise<void> {
     decisions++;
     o.onDecision?.(e);
     if (e.replayOf) {
@@ -134,12 +155,16 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
           ),
           delay(journalTimeout, false),
         ]);
-        if (!ok) return journalUnavailable(msg, proto, e.decision);
+        if (!ok) {
+          journalUnavailable(msg, proto, e.decision);
+          return answered(e, "unavailable", t0);
+        }
       }
       // journal first: its bytes are queued on the connection before the reply's, so an OMS that
       // saw the reply knows the server has read the journal record (a kill -9 cannot split them)
       journal(e).catch((err: unknown) => log.warn({ err }, "journal of a replay failed"));
       reply(msg, proto, e.decision);
+      answered(e, "replayed", t0);
       return;
     }
     if (!e.record.reservation) {
@@ -148,6 +173,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         log.warn({ err, order_id: e.decision.order_id }, "journal of a rejection failed");
       });
       reply(msg, proto, e.decision);
+      answered(e, e.decision.approved ? "approved" : "rejected", t0);
       return;
     }
     const idem = e.record.idempotency_key
@@ -170,6 +196,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       await first;
       approved++;
       reply(msg, proto, e.decision);
+      answered(e, "approved", t0);
     } catch (err) {
       journalFailures++;
       // Not known to be durable: do not tell the OMS it may trade. Unless the id was reused, the
@@ -186,10 +213,12 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       }
       log.error({ err, order_id: e.decision.order_id }, "decision journal unavailable; rejecting");
       journalUnavailable(msg, proto, e.decision);
+      answered(e, "unavailable", t0);
     }
   }
 
   function handle(msg: Msg): void {
+    const t0 = performance.now();
     const proto = isProtobufContentType(msg.headers?.get("Content-Type"));
     // mts.v1.risk.check.<fund_id>: the fund token, without splitting the subject per request
     const subjectFund =
@@ -222,7 +251,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       });
       return;
     }
-    const go = (e: Evaluation) => deliver(msg, proto, e);
+    const go = (e: Evaluation) => deliver(msg, proto, e, t0);
     if (out instanceof Promise) out.then(go).catch((err: unknown) => log.error({ err }, "decision failed"));
     else go(out).catch((err: unknown) => log.error({ err }, "delivery failed"));
   }

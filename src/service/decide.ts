@@ -81,6 +81,8 @@ interface FinishArgs {
   notional?: Dec | undefined;
   reservation?: Reservation | undefined;
   dupKey?: string | undefined;
+  /** The request as decoded, when schema-valid (journaled for explain). */
+  order?: Record<string, unknown> | undefined;
 }
 
 function orderIdOf(raw: unknown): string {
@@ -126,6 +128,8 @@ export function createDecider(d: DeciderDeps): Decider {
       notional: p.notional,
       reservation: denial === undefined ? p.reservation : undefined,
       decision,
+      order: p.order,
+      cursors: Object.fromEntries(state.cursors),
     };
     if (p.dupKey !== undefined) record.dup_key = p.dupKey;
     applyDecision(state, record, true);
@@ -159,6 +163,7 @@ export function createDecider(d: DeciderDeps): Decider {
     key: string,
     fp: string,
     fields: string,
+    raw: Record<string, unknown>,
   ): Evaluation | Promise<Evaluation> {
     const fund = state.funds.get(order.fund_id);
     const base = (): FinishArgs => ({
@@ -169,6 +174,7 @@ export function createDecider(d: DeciderDeps): Decider {
       fields,
       schemaValid: true,
       envelopeId: "",
+      order: raw,
     });
     const engineDenial = checkEngine(fund, order.fund_id, d.ready());
     if (engineDenial || !fund?.envelope) {
@@ -287,6 +293,7 @@ export function createDecider(d: DeciderDeps): Decider {
             denial: out.denial,
             envelopeId: envelopeIdOf(ik.fund),
             schemaValid: order !== undefined,
+            order: order ? (raw as Record<string, unknown>) : undefined,
           });
         }
       }
@@ -327,7 +334,7 @@ export function createDecider(d: DeciderDeps): Decider {
           schemaValid: false,
         });
       }
-      return evaluate(now, order, ik.key, fp!, fields!);
+      return evaluate(now, order, ik.key, fp!, fields!, raw as Record<string, unknown>);
     },
   };
 }

@@ -19,7 +19,7 @@ import type { PnlPeriod } from "../contract/records.js";
 import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
 import { baseCurrency, fxSymbol, nav, tradingPnl } from "../state/book.js";
 import { iso } from "../time/clock.js";
-import type { EngineState, FundState, ReconLock } from "../state/model.js";
+import type { EngineState, FundState, ReconLock, StopRecord } from "../state/model.js";
 
 export type ExposureLimit =
   | "max_position_pct"
@@ -169,15 +169,42 @@ function pnl(fund: FundState, period: PnlPeriod): PnlRow | null {
   };
 }
 
+/** Stops and open orders by fund, gathered in one pass over the state (for many reports at once). */
+export interface FundIndex {
+  stops: Map<string, StopRecord[]>;
+  open: Map<string, number>;
+}
+
+export function indexFunds(state: EngineState, now: number, only?: string): FundIndex {
+  const stops = new Map<string, StopRecord[]>();
+  const open = new Map<string, number>();
+  for (const s of state.stops.values()) {
+    if (only !== undefined && s.fund !== only) continue;
+    const list = stops.get(s.fund);
+    if (list) list.push(s);
+    else stops.set(s.fund, [s]);
+  }
+  for (const o of state.orders.values()) {
+    if (only !== undefined && o.fund !== only) continue;
+    if (!o.terminal && o.reserved.gt(ZERO) && o.expiresAt > now)
+      open.set(o.fund, (open.get(o.fund) ?? 0) + 1);
+  }
+  return { stops, open };
+}
+
 /** The fund's report, or undefined when the fund is unknown or has no envelope (no NAV). */
-export function fundReport(state: EngineState, fundId: string, now: number): FundReport | undefined {
+export function fundReport(
+  state: EngineState,
+  fundId: string,
+  now: number,
+  index: FundIndex = indexFunds(state, now, fundId),
+): FundReport | undefined {
   const fund = state.funds.get(fundId);
   const entry = fund?.envelope;
   const navValue = fund ? nav(fund) : undefined;
   if (!fund || !entry || navValue === undefined) return undefined;
   const stops: FundReport["stops"] = [];
-  for (const s of state.stops.values()) {
-    if (s.fund !== fundId) continue;
+  for (const s of index.stops.get(fundId) ?? []) {
     stops.push({
       symbol: s.symbol,
       side: s.side,
@@ -190,10 +217,7 @@ export function fundReport(state: EngineState, fundId: string, now: number): Fun
   stops.sort((x, y) => (x.symbol < y.symbol ? -1 : 1));
   let positions = 0;
   for (const b of fund.books.values()) if (!b.pos.qty.eq(ZERO)) positions++;
-  let open = 0;
-  for (const o of state.orders.values()) {
-    if (o.fund === fundId && !o.terminal && o.reserved.gt(ZERO) && o.expiresAt > now) open++;
-  }
+  const open = index.open.get(fundId) ?? 0;
   return {
     fund_id: fundId,
     envelope_id: entry.id,
@@ -214,4 +238,15 @@ export function fundReport(state: EngineState, fundId: string, now: number): Fun
     base_currency: baseCurrency(fund),
     currencies: currencies(state, fund, baseCurrency(fund)),
   };
+}
+
+/** Every fund's report (funds with an envelope), sorted by fund id, from one pass over the state. */
+export function fundReports(state: EngineState, now: number): FundReport[] {
+  const index = indexFunds(state, now);
+  const out: FundReport[] = [];
+  for (const id of [...state.funds.keys()].sort()) {
+    const r = fundReport(state, id, now, index);
+    if (r) out.push(r);
+  }
+  return out;
 }

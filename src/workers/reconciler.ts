@@ -270,6 +270,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
       at: iso(passMs),
       funds: await Promise.all(funds.map((f) => reconcileFund(f, passMs))),
     };
+    ctx.onReconcile?.(report);
     const count = (p: (r: FundReport) => boolean) => report.funds.filter(p).length;
     log.info(
       {

@@ -7,6 +7,7 @@ import type { GateRejection, PendingAhead } from "../gates/index.js";
 import type { Logger } from "../obs/log.js";
 import type { EngineState } from "../state/model.js";
 import type { Clock } from "../time/clock.js";
+import type { ReconcileReport } from "./reconciler.js";
 
 export interface WorkerContext {
   state: EngineState;
@@ -23,6 +24,8 @@ export interface WorkerContext {
    * (undefined: approved). Orders the engine emits are emitted only when it approves them.
    */
   precheck(order: unknown, ahead?: PendingAhead): GateRejection | undefined;
+  /** Each reconciliation pass's report (metrics, dashboard). */
+  onReconcile?(report: ReconcileReport): void;
 }
 
 /** What changed in the state, as seen by the follower (only dispatched while the engine is live). */

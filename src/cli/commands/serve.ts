@@ -16,6 +16,8 @@ import {
 } from "../../bus/nats-server.js";
 import { describeSources, type Config } from "../../config/index.js";
 import { startEngine, type Engine } from "../../engine/index.js";
+import { type HttpHandle, startHttp } from "../../http/server.js";
+import { systemClock } from "../../time/clock.js";
 import type { Logger } from "../../obs/log.js";
 import { type CliContext, CliError, PROG, firstLine } from "../common.js";
 
@@ -78,6 +80,7 @@ async function serve(ctx: CliContext, cmd: Command, autoNats: boolean): Promise<
   const stop = signals();
   let nats: NatsServerHandle | undefined;
   let engine: Engine | undefined;
+  let http: HttpHandle | undefined;
   try {
     const port = loopbackPort(config.nats.url);
     const unset = ctx.env.NATS_URL === undefined || ctx.env.NATS_URL === "";
@@ -98,9 +101,11 @@ async function serve(ctx: CliContext, cmd: Command, autoNats: boolean): Promise<
       }
       config = { ...config, nats: { ...config.nats, url: nats.url } };
     }
+    const startedAt = systemClock.now();
     engine = await startEngine({ config, log, waitReady: false });
+    http = await startHttp({ engine, config: config.http, clock: systemClock, log, startedAt });
     log.info(
-      { instance: engine.instance, nats: config.nats.url },
+      { instance: engine.instance, nats: config.nats.url, http: http?.url ?? null },
       "engine started; SIGINT or SIGTERM stops it",
     );
     const sig = await stop.received;
@@ -108,6 +113,7 @@ async function serve(ctx: CliContext, cmd: Command, autoNats: boolean): Promise<
     return 0;
   } finally {
     stop.dispose();
+    await http?.close();
     try {
       await engine?.close();
     } finally {
