@@ -55,6 +55,7 @@ describe("config defaults", () => {
       kill_switch: { verify_s: 30 },
       cro_veto: { enabled: false, timeout_s: 5, confidence_threshold: 0.85 },
       engine: { instance: "", max_staleness_s: 10 },
+      ownership: { takeover_s: 5, partitions: 64 },
       log: { level: "info" },
     });
   });

@@ -91,6 +91,13 @@ const engine = z.strictObject({
   max_staleness_s: positiveSeconds(10),
 });
 
+const ownership = z.strictObject({
+  /** A dead, cut-off or paused owner's funds are owned by another engine within this time. */
+  takeover_s: positiveSeconds(5),
+  /** Funds are hashed into this many partitions; each partition has one owner at a time. */
+  partitions: z.number().int().min(1).max(4096).default(64),
+});
+
 const log = z.strictObject({
   level: z
     .enum([
@@ -118,6 +125,7 @@ export const CONFIG_SECTIONS = {
   kill_switch,
   cro_veto,
   engine,
+  ownership,
   log,
 } as const;
 export type ConfigSection = keyof typeof CONFIG_SECTIONS;
@@ -136,6 +144,7 @@ export const ConfigSchema = z.strictObject({
   kill_switch: kill_switch.prefault({}),
   cro_veto: cro_veto.prefault({}),
   engine: engine.prefault({}),
+  ownership: ownership.prefault({}),
   log: log.prefault({}),
 });
 

@@ -51,7 +51,14 @@ import {
   createWorkerHost,
 } from "../workers/index.js";
 import { type ReconcileReport, createReconciler } from "../workers/reconciler.js";
+import { iso } from "../time/clock.js";
+import { type Several, createSeveral } from "./several.js";
 
+/** Bounds a shutdown step: a bus that does not answer must not keep the process from stopping. */
+const bounded = (p: Promise<unknown>, ms: number): Promise<unknown> =>
+  Promise.race([p.catch(() => undefined), delay(ms)]);
+
+const DECISION_PREFIX = Subjects.decision("");
 /** The follower's JetStream API timeout (stream info, consumer create). */
 const FOLLOWER_API_TIMEOUT_MS = 1000;
 
@@ -145,7 +152,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   let connected = true;
   let closing = false;
 
+  // eslint-disable-next-line prefer-const -- assigned once the follower exists (it reads fences)
+  let several: Several;
   const wctx: WorkerContext = {
+    owns: (fund) => several.ownership.active(fund),
     state,
     nc,
     js,
@@ -177,6 +187,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     streams: CONSUMED_STREAMS,
     log,
     onResult(stream, msg, r) {
+      if (stream === "RISK_DECISIONS") {
+        const fence = msg.headers?.get("Mts-Fence");
+        if (fence) several.ownership.noteFence(msg.subject.slice(DECISION_PREFIX.length), fence);
+      }
       if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
       if (!isReady()) return;
       if (r.notice) alerter.alert(r.notice.kind, r.notice.fund, r.notice.message, r.notice.details);
@@ -219,9 +233,37 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     ready: () => isReady(),
     nextId: () => `${idBase}-${++seq}`,
   });
-  const check = createCheckService({ nc, decider, state, log, queueGroup: config.nats.queue_group });
+  several = createSeveral({
+    nc,
+    jsm,
+    config,
+    instance,
+    state,
+    clock,
+    log,
+    ready: () => isReady(),
+    announce: (message, details) => alerter.alert("ownership", "_", message, details),
+    onGained: () => {
+      if (isReady()) host.ready();
+    },
+  });
+  const check = createCheckService({
+    nc,
+    decider,
+    state,
+    log,
+    queueGroup: config.nats.queue_group,
+    journal: several.journal,
+    forwarder: several.forwarder,
+    instanceSubject: several.subject,
+    clock: () => iso(clock.now()),
+  });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
-  const status = () => engineStatus(state, { instance, ready: isReady(), startedAt, clock });
+  const status = () => ({
+    ...engineStatus(state, { instance, ready: isReady(), startedAt, clock }),
+    ...several.ownership.status(),
+    lag: follower.behind(),
+  });
   const statusSvc = createStatusService({
     nc,
     status,
@@ -292,6 +334,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     if (closing) return;
     caught = true;
     log.info({ ms: clock.now() - t0, cursors: Object.fromEntries(state.cursors) }, "ready");
+    several.setReady(isReady());
     host.ready();
   };
 
@@ -320,6 +363,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     if (reopened.every(Boolean) && gen === reconnects) await becomeReady();
   };
 
+  await several.start();
   await follower.start();
   readyPromise = becomeReady();
 
@@ -353,21 +397,29 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     workers,
     flush,
     async close() {
+      // A planned stop hands the funds over first (while this engine still answers what it owns);
+      // every step that needs the bus is bounded, so a stop ends whatever the bus does.
+      const takeoverMs = config.ownership.takeover_s * 1000;
+      if (connected) await bounded(several.leave(takeoverMs), takeoverMs + 1000);
       closing = true;
       host.stop();
       clearInterval(flushTimer);
       clearInterval(sweepTimer);
       clearInterval(staleTimer);
-      await check.stop();
-      await envelopeSvc.stop();
-      await statusSvc.stop();
-      await follower.stop();
+      const step = connected ? 2500 : 500;
+      await bounded(check.stop(), step);
+      await bounded(envelopeSvc.stop(), step);
+      await bounded(statusSvc.stop(), step);
+      await bounded(several.stop(), step);
+      await bounded(follower.stop(), step);
       await flush();
       snapshot.close();
-      await nc.drain().catch(() => undefined);
+      if (connected) await bounded(nc.drain(), step);
+      await nc.close().catch(() => undefined);
     },
     async abort() {
       closing = true;
+      void several.stop(false).catch(() => undefined);
       host.stop();
       clearInterval(flushTimer);
       clearInterval(sweepTimer);

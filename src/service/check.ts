@@ -19,11 +19,15 @@ import {
 } from "../contract/codec.js";
 import type { RiskDecision } from "../contract/schemas.js";
 import { QUEUE_GROUP, Subjects } from "../contract/subjects.js";
-import { toWire } from "../contract/wire.js";
 import type { Logger } from "../obs/log.js";
-import { type JsAck, createJsPublisher } from "../bus/js-publisher.js";
+import type { JsAck } from "../bus/js-publisher.js";
+import { idempotencyKeyOf } from "../gates/idempotency.js";
 import type { Decider, Evaluation } from "./decide.js";
+import { revokeLive } from "../state/projections/decisions.js";
 import { key2, type EngineState } from "../state/model.js";
+import { NO_FUND } from "../contract/subjects.js";
+import { FencedError, type FundJournal } from "./fund-journal.js";
+import type { Forwarder } from "./forward.js";
 
 export const MAX_ORDER_BYTES = 64 * 1024;
 const CHECK_PREFIX = `${Subjects.check}.`;
@@ -32,26 +36,46 @@ const CHECK_PREFIX = `${Subjects.check}.`;
  * stream keeps one copy): well inside RISK_DECISIONS' 120 s duplicate window.
  */
 const JOURNAL_RETRY_MS = 60_000;
-/** Journaled records awaiting their read-back (those of lost writes never are: the map is then reset). */
-const MAX_JOURNALED = 100_000;
 
 export interface CheckServiceOptions {
   nc: NatsConnection;
   decider: Decider;
   state: EngineState;
   log: Logger;
+  /** The decision journal (conditional writes, one lane per fund). */
+  journal: FundJournal;
   queueGroup?: string;
   journalTimeoutMs?: number;
   onDecision?: (e: Evaluation) => void;
+  /** The engine clock as an RFC 3339 string (replies the decider did not make). */
+  clock: () => string;
+  /** Several engines: checks of funds another engine owns are forwarded to it (or held). */
+  forwarder?: Forwarder | undefined;
+  /** This engine's own subject, where other engines forward checks (no queue group). */
+  instanceSubject?: string | undefined;
 }
 
 export interface CheckService {
   stop(): Promise<void>;
   stats(): { decisions: number; approved: number; journalFailures: number };
+  /** Checks received and not answered yet (held, forwarded or waiting for their journal write). */
+  inFlight(): number;
 }
 
 const td = new TextDecoder();
 const te = new TextEncoder();
+
+function orderIdOf(raw: unknown): string {
+  const v = (raw as { order_id?: unknown } | null)?.order_id;
+  return typeof v === "string" ? v.slice(0, 128) : "";
+}
+
+/** A write that certainly did not land: it may not be retried, and its effects are undone. */
+function definite(err: unknown): boolean {
+  if (err instanceof FencedError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "JOURNAL_WRONG_LAST_SEQ";
+}
 
 export function createCheckService(o: CheckServiceOptions): CheckService {
   const log = o.log.child({ module: "check" });
@@ -63,6 +87,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   let approved = 0;
   let journalFailures = 0;
   let stopped = false;
+  let inFlight = 0;
 
   function reply(msg: Msg, proto: boolean, d: RiskDecision): void {
     if (!msg.reply) return;
@@ -70,15 +95,8 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     else msg.respond(te.encode(JSON.stringify(d)));
   }
 
-  const journalWriter = createJsPublisher(o.nc, { timeoutMs: journalTimeout });
-
   function journal(e: Evaluation): Promise<JsAck> {
-    const r = e.record;
-    const text = JSON.stringify(toWire(r));
-    // read back from RISK_DECISIONS, these exact bytes confirm the record without a re-parse
-    if (o.state.journaled.size >= MAX_JOURNALED) o.state.journaled.clear(); // lost writes: bounded
-    o.state.journaled.set(text, r);
-    return journalWriter.publish(Subjects.decision(r.fund_id), text, r.decision_id);
+    return o.journal.write(e.record).ack;
   }
 
   function journalUnavailable(msg: Msg, proto: boolean, d: RiskDecision): void {
@@ -104,7 +122,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         await journal(e);
         return;
       } catch (err) {
-        if (stopped || Date.now() >= deadline) throw err;
+        if (stopped || err instanceof FencedError || Date.now() >= deadline) throw err;
       }
     }
   }
@@ -127,15 +145,20 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       }
       // journal first: its bytes are queued on the connection before the reply's, so an OMS that
       // saw the reply knows the server has read the journal record (a kill -9 cannot split them)
-      journal(e).catch((err: unknown) => log.warn({ err }, "journal of a replay failed"));
+      const w = o.journal.write(e.record);
+      w.ack.catch((err: unknown) => log.warn({ err }, "journal of a replay failed"));
+      await w.sent;
       reply(msg, proto, e.decision);
       return;
     }
     if (!e.record.reservation) {
-      journal(e).catch((err: unknown) => {
+      // rejections are not waited for, but sent before their reply (see above)
+      const w = o.journal.write(e.record);
+      w.ack.catch((err: unknown) => {
         journalFailures++;
         log.warn({ err, order_id: e.decision.order_id }, "journal of a rejection failed");
       });
+      await w.sent;
       reply(msg, proto, e.decision);
       return;
     }
@@ -148,12 +171,19 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       if (idem && idemKey && o.state.idem.get(idemKey) === idem) o.state.idem.delete(idemKey);
     };
     let reused = false;
-    const first = journal(e).then((ack) => {
-      if (ack.duplicate) {
-        reused = true;
-        throw new Error(`decision id ${e.record.decision_id} reused`);
-      }
-    });
+    const first = journal(e).then(
+      (ack) => {
+        if (ack.duplicate) {
+          reused = true;
+          throw new Error(`decision id ${e.record.decision_id} reused`);
+        }
+      },
+      (err: unknown) => {
+        // definitely not written (another engine owns the fund, or wrote since this decision)
+        if (definite(err)) reused = true;
+        throw err;
+      },
+    );
     if (idem) idem.durable = first;
     try {
       await first;
@@ -165,8 +195,10 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       // write may still have landed: keep the idempotency record and re-publish the same record,
       // so that the OMS's retry is answered with this very decision once it is durable, never
       // with a second approval for the same key.
-      if (reused) forget();
-      else if (idem) {
+      if (reused) {
+        forget();
+        revokeLive(o.state, e.record);
+      } else if (idem) {
         idem.durable = rejournal(e);
         idem.durable.catch((cause: unknown) => {
           forget();
@@ -176,6 +208,19 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       log.error({ err, order_id: e.decision.order_id }, "decision journal unavailable; rejecting");
       journalUnavailable(msg, proto, e.decision);
     }
+  }
+
+  function notReady(msg: Msg, proto: boolean, raw: unknown, why: string): void {
+    reply(msg, proto, {
+      order_id: orderIdOf(raw),
+      approved: false,
+      rejecting_gate: "engine",
+      rejection_code: "STATE_NOT_READY",
+      reason: why,
+      details: {},
+      envelope_id: "",
+      decided_at: o.clock(),
+    });
   }
 
   function handle(msg: Msg): void {
@@ -194,6 +239,34 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         decodeError = proto ? "not a valid protobuf Order" : "not valid JSON";
       }
     }
+    const fwd = o.forwarder;
+    if (fwd) {
+      const ik = decodeError === undefined ? idempotencyKeyOf(raw) : undefined;
+      const fund = ik && ik.fund !== NO_FUND ? ik.fund : undefined;
+      const forwarded = msg.subject === o.instanceSubject;
+      inFlight++;
+      fwd
+        .dispatch(msg, fund, forwarded, {
+          local: () => decideHere(msg, proto, raw, decodeError, subjectFund),
+          notReady: (why) => notReady(msg, proto, raw, why),
+        })
+        .catch((err: unknown) => log.error({ err }, "check routing failed"))
+        .finally(() => inFlight--);
+      return;
+    }
+    inFlight++;
+    decideHere(msg, proto, raw, decodeError, subjectFund)
+      .catch((err: unknown) => log.error({ err }, "delivery failed"))
+      .finally(() => inFlight--);
+  }
+
+  async function decideHere(
+    msg: Msg,
+    proto: boolean,
+    raw: unknown,
+    decodeError: string | undefined,
+    subjectFund: string | undefined,
+  ): Promise<void> {
     let out: Evaluation | Promise<Evaluation>;
     try {
       out = o.decider.decide({ raw, decodeError, subjectFund });
@@ -207,18 +280,21 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         reason: "internal error",
         details: {},
         envelope_id: "",
-        decided_at: new Date().toISOString(),
+        decided_at: o.clock(),
       });
       return;
     }
-    const go = (e: Evaluation) => deliver(msg, proto, e);
-    if (out instanceof Promise) out.then(go).catch((err: unknown) => log.error({ err }, "decision failed"));
-    else go(out).catch((err: unknown) => log.error({ err }, "delivery failed"));
+    await deliver(msg, proto, out instanceof Promise ? await out : out);
   }
 
-  const subs: Subscription[] = [Subjects.check, Subjects.checkPartitioned].map((subject) =>
+  const subjects: { subject: string; queue?: string }[] = [
+    { subject: Subjects.check, queue },
+    { subject: Subjects.checkPartitioned, queue },
+    ...(o.instanceSubject ? [{ subject: o.instanceSubject }] : []),
+  ];
+  const subs: Subscription[] = subjects.map(({ subject, queue: q }) =>
     o.nc.subscribe(subject, {
-      queue,
+      ...(q ? { queue: q } : {}),
       callback: (err, msg) => {
         if (err) {
           log.error({ err }, "subscription error");
@@ -232,12 +308,14 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   return {
     async stop() {
       stopped = true;
-      for (const s of subs) await s.drain().catch(() => undefined);
-      // let the writes of decisions already made be acknowledged (and their replies sent)
+      await Promise.all(
+        subs.map((s) => Promise.race([s.drain().catch(() => undefined), delay(journalTimeout)])),
+      );
+      // let the checks under way (their journal writes, forwards) be answered
       const deadline = Date.now() + journalTimeout;
-      while (journalWriter.inFlight() > 0 && Date.now() < deadline) await delay(5);
-      journalWriter.close();
+      while ((inFlight > 0 || o.journal.pending() > 0) && Date.now() < deadline) await delay(5);
     },
     stats: () => ({ decisions, approved, journalFailures }),
+    inFlight: () => inFlight,
   };
 }

@@ -82,6 +82,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
   };
 
   function evaluate(fund: FundState): HaltSeverity[] {
+    if (ctx.owns && !ctx.owns(fund.id)) return []; // another engine owns the fund
     const env = fund.envelope;
     const equity = nav(fund);
     if (!env || equity === undefined) return [];

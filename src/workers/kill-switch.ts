@@ -20,6 +20,7 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
   const due = new Map<string, { at: number; seq: number }>(); // fund -> when to verify
 
   function arm(fund: string): void {
+    if (ctx.owns && !ctx.owns(fund)) return; // another engine owns the fund
     const h = state.funds.get(fund)?.halts.get("KILL_SWITCH");
     if (!h || due.get(fund)?.seq === h.seq) return;
     due.set(fund, { at: Date.parse(h.since) + verifyMs, seq: h.seq });
@@ -37,6 +38,10 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
     const found: Record<string, string[]> = {};
     for (const [fund, d] of due) {
       if (now < d.at) continue;
+      if (ctx.owns && !ctx.owns(fund)) {
+        due.delete(fund); // handed over: its owner verifies it
+        continue;
+      }
       due.delete(fund);
       const open = [...state.orders.values()]
         .filter((r) => r.fund === fund && isOpenOrder(r))

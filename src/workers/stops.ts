@@ -57,6 +57,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   /** Published but maybe not yet folded back from RISK_CONTROL. */
   const overlay = new Map<string, StopRecord>();
   const lastPoll = new Map<string, number>();
+  const mine = (fund: string) => ctx.owns?.(fund) ?? true;
 
   function stopOf(fund: string, symbol: string): StopRecord | undefined {
     const k = key2(fund, symbol);
@@ -97,6 +98,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   }
 
   function ensure(fund: FundState, symbol: string): boolean {
+    if (!mine(fund.id)) return false;
     const b = fund.books.get(symbol);
     const cur = stopOf(fund.id, symbol);
     if (cur && closingOpen(cur)) return false; // no re-arm while the closing order works
@@ -172,6 +174,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     if (!holders) return 0;
     let fired = 0;
     for (const fund of holders) {
+      if (!mine(fund.id)) continue;
       const b = fund.books.get(symbol);
       if (!b || b.pos.qty.eq(ZERO)) continue;
       const s = stopOf(fund.id, symbol);
@@ -210,6 +213,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     let raised = 0;
     for (const stored of state.stops.values()) {
       const s = stopOf(stored.fund, stored.symbol) ?? stored;
+      if (!mine(s.fund)) continue;
       if (s.state !== "triggered" || !s.closingOrderId) continue;
       const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}`;
       if (unacknowledged.has(k)) continue;
@@ -238,7 +242,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     const now = clock.now();
     const due = new Set<string>();
     for (const s of state.stops.values()) {
-      if (s.state !== "armed") continue;
+      if (s.state !== "armed" || !mine(s.fund)) continue;
       const mark = state.marks.get(s.symbol);
       const crypto = state.instruments.get(s.symbol)?.asset_class === "crypto";
       const every = (crypto ? cfg.poll_interval_s : cfg.poll_interval_equities_s) * 1000;

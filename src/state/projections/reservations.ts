@@ -89,6 +89,17 @@ export function applyApproval(
   syncReservation(state, r);
 }
 
+/** Removes an approval applied live and never confirmed by the journal (its write failed for certain). */
+export function revokeApproval(state: EngineState, fund: string, idemKey: string, orderId: string): void {
+  const r = state.orders.get(key2(fund, orderId));
+  if (!r || !r.unconfirmed.has(idemKey)) return;
+  const q = r.approvals.get(idemKey);
+  r.unconfirmed.delete(idemKey);
+  r.approvals.delete(idemKey);
+  if (q !== undefined) r.approved = r.approved.minus(q);
+  syncReservation(state, r);
+}
+
 export function deadlineOf(r: OrderRecord, ttl: number): number {
   return r.expiresAt > 0 ? r.expiresAt : r.touchedAt + ttl;
 }
