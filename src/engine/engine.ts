@@ -336,6 +336,11 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     log.info({ ms: clock.now() - t0, cursors: Object.fromEntries(state.cursors) }, "ready");
     several.setReady(isReady());
     host.ready();
+    // and owning what this engine should own (bounded: a lease may be held by an engine not yet judged dead)
+    const until = performance.now() + config.ownership.takeover_s * 1000 + 2000;
+    while (!several.ownership.settled() && !closing && performance.now() < until) {
+      await Promise.race([several.ownership.changed(), delay(50)]);
+    }
   };
 
   // After a reconnect JetStream may not answer yet (a cluster electing stream leaders after a node

@@ -38,6 +38,8 @@ export interface Ownership {
   /** A fence read from the journal (`Mts-Fence: <instance> <epoch>`). */
   noteFence(fund: string, header: string): void;
   tick(): void;
+  /** Every partition the live engines' hash gives this engine is active here. */
+  settled(): boolean;
   status(): OwnershipStatus;
   /** Hands every partition over and waits (up to `timeoutMs`) until other engines hold them. */
   leave(timeoutMs: number): Promise<void>;
@@ -242,6 +244,14 @@ export function createOwnership(o: OwnershipOptions): Ownership {
       if (Number.isFinite(epoch) && epoch > (fences.get(fund) ?? 0)) fences.set(fund, epoch);
     },
     tick,
+    settled() {
+      if (!eligible()) return false;
+      const live = candidates();
+      for (let p = 0; p < o.partitions; p++) {
+        if (rendezvous(live, p) === me && mine.get(p)?.state !== "active") return false;
+      }
+      return true;
+    },
     status() {
       const owned = [...mine.entries()].filter(([, h]) => h.state === "active").sort((a, b) => a[0] - b[0]);
       return {

@@ -27,7 +27,7 @@ import { revokeLive } from "../state/projections/decisions.js";
 import { key2, type EngineState } from "../state/model.js";
 import { NO_FUND } from "../contract/subjects.js";
 import { FencedError, type FundJournal } from "./fund-journal.js";
-import type { Forwarder } from "./forward.js";
+import { FORWARDED_SUBJECT_HEADER, type Forwarder } from "./forward.js";
 
 export const MAX_ORDER_BYTES = 64 * 1024;
 const CHECK_PREFIX = `${Subjects.check}.`;
@@ -225,9 +225,14 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
 
   function handle(msg: Msg): void {
     const proto = isProtobufContentType(msg.headers?.get("Content-Type"));
-    // mts.v1.risk.check.<fund_id>: the fund token, without splitting the subject per request
+    // mts.v1.risk.check.<fund_id>: the fund token, without splitting the subject per request (a
+    // check forwarded by another engine names the subject it was sent on)
+    const forwarded = o.instanceSubject !== undefined && msg.subject === o.instanceSubject;
+    const subject = forwarded ? (msg.headers?.get(FORWARDED_SUBJECT_HEADER) ?? Subjects.check) : msg.subject;
     const subjectFund =
-      msg.subject.length > CHECK_PREFIX.length ? msg.subject.slice(CHECK_PREFIX.length) : undefined;
+      subject.length > CHECK_PREFIX.length && subject.startsWith(CHECK_PREFIX)
+        ? subject.slice(CHECK_PREFIX.length)
+        : undefined;
     let raw: unknown;
     let decodeError: string | undefined;
     if (msg.data.length > MAX_ORDER_BYTES) {
@@ -243,7 +248,6 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     if (fwd) {
       const ik = decodeError === undefined ? idempotencyKeyOf(raw) : undefined;
       const fund = ik && ik.fund !== NO_FUND ? ik.fund : undefined;
-      const forwarded = msg.subject === o.instanceSubject;
       inFlight++;
       fwd
         .dispatch(msg, fund, forwarded, {

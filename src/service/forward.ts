@@ -12,6 +12,8 @@ import type { Route } from "../ownership/manager.js";
 
 export const NOT_OWNER_HEADER = "Mts-Not-Owner";
 export const FORWARDED_HEADER = "Mts-Forwarded-By";
+/** The subject the check was sent on (the owner checks a partitioned subject's fund against the order). */
+export const FORWARDED_SUBJECT_HEADER = "Mts-Forwarded-Subject";
 /** One forward attempt waits at most this long for the owner's answer. */
 const FORWARD_TIMEOUT_MS = 2500;
 /** Re-examined at least this often while held (besides every ownership change). */
@@ -40,16 +42,18 @@ export function createForwarder(o: {
   const notOwner = natsHeaders();
   notOwner.set(NOT_OWNER_HEADER, o.instance);
 
-  function forwardHeaders(src: MsgHdrs | undefined): MsgHdrs {
+  function forwardHeaders(msg: Msg): MsgHdrs {
     const h = natsHeaders();
+    const src = msg.headers;
     if (src) for (const k of src.keys()) for (const v of src.values(k)) h.append(k, v);
     h.set(FORWARDED_HEADER, o.instance);
+    h.set(FORWARDED_SUBJECT_HEADER, msg.subject);
     return h;
   }
 
   async function forward(msg: Msg, subject: string, timeout: number): Promise<boolean> {
     try {
-      const r = await o.nc.request(subject, msg.data, { headers: forwardHeaders(msg.headers), timeout });
+      const r = await o.nc.request(subject, msg.data, { headers: forwardHeaders(msg), timeout });
       if (r.headers?.get(NOT_OWNER_HEADER)) return false;
       if (msg.reply) msg.respond(r.data, r.headers ? { headers: r.headers } : undefined);
       return true;
