@@ -118,12 +118,12 @@ export function createSeveral(o: {
     async start() {
       await registry.start();
       timer = setInterval(() => {
-        registry.setStatus({ ready: !leaving && o.ready(), leaving });
+        registry.setStatus({ ready: !leaving && o.ready() && !own.suspended(), leaving });
         own.tick();
       }, 100);
     },
     setReady(ready) {
-      registry.setStatus({ ready: ready && !leaving, leaving });
+      registry.setStatus({ ready: ready && !leaving && !own.suspended(), leaving });
     },
     leave(timeoutMs) {
       leaving = true;

@@ -38,6 +38,11 @@ export interface Ownership {
   /** A fence read from the journal (`Mts-Fence: <instance> <epoch>`). */
   noteFence(fund: string, header: string): void;
   tick(): void;
+  /**
+   * This engine lost a partition it believed it held (it was paused or cut off): it takes none
+   * back for a while (no flapping; a woken old owner decides nothing at once).
+   */
+  suspended(): boolean;
   /** Every partition the live engines' hash gives this engine is active here. */
   settled(): boolean;
   status(): OwnershipStatus;
@@ -68,6 +73,8 @@ interface Held {
 }
 
 const RELEASE_DRAIN_MS = 2000;
+/** How long an engine that lost partitions it believed it held stays out of the assignment. */
+export const REJOIN_AFTER_LOSS_MS = 30_000;
 const CATCH_UP_MS = 10_000;
 
 export function createOwnership(o: OwnershipOptions): Ownership {
@@ -78,6 +85,8 @@ export function createOwnership(o: OwnershipOptions): Ownership {
   const busy = new Set<number>(); // partitions with an acquire or release under way
   let leaving = false;
   let stopped = false;
+  let suspendedUntil = Number.NEGATIVE_INFINITY;
+  const suspended = () => performance.now() < suspendedUntil;
   let waiters: (() => void)[] = [];
 
   const part = (fund: string) => partitionOf(fund, o.partitions);
@@ -90,7 +99,7 @@ export function createOwnership(o: OwnershipOptions): Ownership {
   }
 
   function eligible(): boolean {
-    return !leaving && !stopped && o.ready() && o.registry.synced() && o.registry.fresh();
+    return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced() && o.registry.fresh();
   }
 
   function candidates(): string[] {
@@ -115,7 +124,11 @@ export function createOwnership(o: OwnershipOptions): Ownership {
       if (held) {
         if (lease && lease.revision > held.epoch) {
           mine.delete(p);
-          log.warn({ partition: p, owner: lease.owner, epoch: lease.revision }, "partition lost");
+          suspendedUntil = performance.now() + REJOIN_AFTER_LOSS_MS;
+          log.warn(
+            { partition: p, owner: lease.owner, epoch: lease.revision, rejoin_in_ms: REJOIN_AFTER_LOSS_MS },
+            "partition lost",
+          );
           o.announce(`partition ${p} lost to ${lease.owner || "nobody"}`, { lost: String(p), owner: lease.owner });
           notify();
         } else if (held.state === "active" && (leaving || (target !== undefined && target !== me))) {
@@ -244,6 +257,7 @@ export function createOwnership(o: OwnershipOptions): Ownership {
       if (Number.isFinite(epoch) && epoch > (fences.get(fund) ?? 0)) fences.set(fund, epoch);
     },
     tick,
+    suspended,
     settled() {
       if (!eligible()) return false;
       const live = candidates();
