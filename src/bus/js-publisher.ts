@@ -82,7 +82,11 @@ export function createJsPublisher(nc: NatsConnection, o: { timeoutMs: number }):
         const m = /(\d+)\s*$/.exec(a.error.description ?? "");
         const last = m?.[1] !== undefined ? Number(m[1]) : undefined;
         p.reject(
-          new JsPublishError("JOURNAL_WRONG_LAST_SEQ", `stream rejected the write: ${a.error.description}`, last),
+          new JsPublishError(
+            "JOURNAL_WRONG_LAST_SEQ",
+            `stream rejected the write: ${a.error.description}`,
+            last,
+          ),
         );
       } else if (a.error || typeof a.seq !== "number") {
         const why = a.error?.description ?? "no sequence in the acknowledgement";

@@ -257,6 +257,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     forwarder: several.forwarder,
     instanceSubject: several.subject,
     clock: () => iso(clock.now()),
+    deferListen: true,
   });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
   const status = () => ({
@@ -341,6 +342,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     while (!several.ownership.settled() && !closing && performance.now() < until) {
       await Promise.race([several.ownership.changed(), delay(50)]);
     }
+    if (!closing) check.listen();
   };
 
   // After a reconnect JetStream may not answer yet (a cluster electing stream leaders after a node
@@ -369,6 +371,15 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   };
 
   await several.start();
+  // join the queue group once the ownership view is read: an engine that cannot yet tell who owns
+  // a fund would only hold the checks it receives
+  void (async () => {
+    const until = performance.now() + 10_000;
+    while (!several.registry.synced() && !closing && performance.now() < until) {
+      await Promise.race([several.ownership.changed(), delay(20)]);
+    }
+    check.listen();
+  })();
   await follower.start();
   readyPromise = becomeReady();
 

@@ -67,11 +67,10 @@ export function createSeveral(o: {
   const t = o.config.ownership.takeover_s * 1000;
   const subject = instanceSubject(o.instance);
   const publisher = createJsPublisher(o.nc, { timeoutMs: 2000 });
-  let ownership: Ownership | undefined;
   const journal = createFundJournal({
     publisher,
     state: o.state,
-    mayWrite: (fund) => ownership?.mayWrite(fund) ?? false,
+    mayWrite: (fund) => own.mayWrite(fund), // called only once writes begin, after `own` exists
   });
   let scheduled = false;
   const schedule = () => {
@@ -79,7 +78,7 @@ export function createSeveral(o: {
     scheduled = true;
     setImmediate(() => {
       scheduled = false;
-      ownership?.tick();
+      own.tick();
     });
   };
   const registry = createRegistry({
@@ -93,7 +92,7 @@ export function createSeveral(o: {
     log: o.log,
     onChange: schedule,
   });
-  ownership = createOwnership({
+  const own: Ownership = createOwnership({
     instance: o.instance,
     partitions: o.config.ownership.partitions,
     registry,
@@ -105,7 +104,6 @@ export function createSeveral(o: {
     announce: o.announce,
     onGained: o.onGained,
   });
-  const own = ownership;
   const forwarder = createForwarder({ nc: o.nc, router: own, instance: o.instance, holdMs: t + 2000 });
   let timer: NodeJS.Timeout | undefined;
   let leaving = false;

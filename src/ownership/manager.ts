@@ -129,7 +129,10 @@ export function createOwnership(o: OwnershipOptions): Ownership {
             { partition: p, owner: lease.owner, epoch: lease.revision, rejoin_in_ms: REJOIN_AFTER_LOSS_MS },
             "partition lost",
           );
-          o.announce(`partition ${p} lost to ${lease.owner || "nobody"}`, { lost: String(p), owner: lease.owner });
+          o.announce(`partition ${p} lost to ${lease.owner || "nobody"}`, {
+            lost: String(p),
+            owner: lease.owner,
+          });
           notify();
         } else if (held.state === "active" && (leaving || (target !== undefined && target !== me))) {
           void release(p, held);
@@ -138,7 +141,8 @@ export function createOwnership(o: OwnershipOptions): Ownership {
       }
       if (target !== me) continue;
       const owner = lease?.owner ?? "";
-      if (owner === "" || owner === me || !o.registry.isLive(owner)) acquire.push({ p, rev: lease?.revision });
+      if (owner === "" || owner === me || !o.registry.isLive(owner))
+        acquire.push({ p, rev: lease?.revision });
     }
     if (acquire.length > 0) void acquireAll(acquire);
   }
@@ -215,7 +219,8 @@ export function createOwnership(o: OwnershipOptions): Ownership {
     try {
       const deadline = performance.now() + RELEASE_DRAIN_MS;
       const inPartition = () => [...o.state.funds.keys()].filter((f) => part(f) === p);
-      while (inPartition().some((f) => o.journal.pending(f) > 0) && performance.now() < deadline) await delay(2);
+      while (inPartition().some((f) => o.journal.pending(f) > 0) && performance.now() < deadline)
+        await delay(2);
       const rev = await o.registry.casLease(p, "", h.epoch);
       if (mine.get(p) === h) mine.delete(p);
       log.info({ partition: p, epoch: h.epoch, released: rev !== undefined }, "partition handed over");
@@ -229,6 +234,7 @@ export function createOwnership(o: OwnershipOptions): Ownership {
   return {
     route(fund) {
       if (fund === undefined) return { kind: "local" };
+      if (!o.registry.synced()) return { kind: "wait" }; // the ownership view is being read
       const p = part(fund);
       const h = mine.get(p);
       if (h) {
@@ -241,7 +247,8 @@ export function createOwnership(o: OwnershipOptions): Ownership {
         const m = o.registry.members().get(owner);
         if (m) return { kind: "remote", subject: m.subject, owner };
       }
-      return o.ready() && !leaving ? { kind: "wait" } : { kind: "unavailable" };
+      // moving: wait for the engines that can take it; with none (a lone engine catching up), not ready
+      return candidates().length > 0 ? { kind: "wait" } : { kind: "unavailable" };
     },
     changed: () => new Promise<void>((resolve) => waiters.push(resolve)),
     active(fund) {
@@ -291,7 +298,8 @@ export function createOwnership(o: OwnershipOptions): Ownership {
           const owner = o.registry.leases().get(p)?.owner ?? "";
           return owner !== "" && owner !== me;
         });
-      while (others() && !taken() && performance.now() < deadline) await Promise.race([this.changed(), delay(20)]);
+      while (others() && !taken() && performance.now() < deadline)
+        await Promise.race([this.changed(), delay(20)]);
     },
     stop() {
       stopped = true;

@@ -199,7 +199,8 @@ export function createRegistry(o: RegistryOptions): Registry {
       stopped = true;
       if (timer) clearInterval(timer);
       watch?.stop();
-      if (graceful && kv && myRevision !== undefined) await kv.delete(engineKey(o.self.instance)).catch(() => undefined);
+      if (graceful && kv && myRevision !== undefined)
+        await kv.delete(engineKey(o.self.instance)).catch(() => undefined);
     },
   };
 }

@@ -53,9 +53,13 @@ export interface CheckServiceOptions {
   forwarder?: Forwarder | undefined;
   /** This engine's own subject, where other engines forward checks (no queue group). */
   instanceSubject?: string | undefined;
+  /** Subscribe only when `listen()` is called (once the engine can route checks). */
+  deferListen?: boolean;
 }
 
 export interface CheckService {
+  /** Starts answering (subscribes); a no-op when already listening. */
+  listen(): void;
   stop(): Promise<void>;
   stats(): { decisions: number; approved: number; journalFailures: number };
   /** Checks received and not answered yet (held, forwarded or waiting for their journal write). */
@@ -296,7 +300,8 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     { subject: Subjects.checkPartitioned, queue },
     ...(o.instanceSubject ? [{ subject: o.instanceSubject }] : []),
   ];
-  const subs: Subscription[] = subjects.map(({ subject, queue: q }) =>
+  const subs: Subscription[] = [];
+  const subscribe = (subject: string, q: string | undefined) =>
     o.nc.subscribe(subject, {
       ...(q ? { queue: q } : {}),
       callback: (err, msg) => {
@@ -306,10 +311,17 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         }
         handle(msg);
       },
-    }),
-  );
+    });
+  let listening = false;
+  const listen = () => {
+    if (listening || stopped) return;
+    listening = true;
+    for (const { subject, queue: q } of subjects) subs.push(subscribe(subject, q));
+  };
+  if (o.deferListen !== true) listen();
 
   return {
+    listen,
     async stop() {
       stopped = true;
       await Promise.all(

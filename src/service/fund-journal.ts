@@ -110,9 +110,17 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
     const batch = take(l);
     const fence = batch[0]!.record === undefined;
     const records = batch.map((b) => b.record!);
-    const body = fence ? "[]" : batch.length === 1 ? batch[0]!.text : `[${batch.map((b) => b.text).join(",")}]`;
+    const body = fence
+      ? "[]"
+      : batch.length === 1
+        ? batch[0]!.text
+        : `[${batch.map((b) => b.text).join(",")}]`;
     if (!fence) remember(body, batch.length === 1 ? records[0]! : records);
-    const headers = fence ? batch[0]!.headers : batch.length > 1 ? { "Mts-Batch": String(batch.length) } : undefined;
+    const headers = fence
+      ? batch[0]!.headers
+      : batch.length > 1
+        ? { "Mts-Batch": String(batch.length) }
+        : undefined;
     l.inFlight = batch.length;
     // decided on state reflecting the subject up to `seen` (and this engine's own writes since)
     const expected = Math.max(l.lastAck ?? 0, Math.min(...batch.map((b) => b.seen)));
@@ -141,7 +149,8 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       l.inFlight = 0;
       for (const it of batch) it.resolve(ack);
     } catch (err) {
-      const last = err instanceof JsPublishError && err.code === "JOURNAL_WRONG_LAST_SEQ" ? err.lastSeq : undefined;
+      const last =
+        err instanceof JsPublishError && err.code === "JOURNAL_WRONG_LAST_SEQ" ? err.lastSeq : undefined;
       if (last !== undefined && attempt < 50 && (!o.mayWrite || o.mayWrite(fund))) {
         // Another message is on the subject. Written again on the subject's last sequence only when
         // every record of the batch was decided with that message applied; a fence waits for it.
@@ -190,7 +199,10 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       const text = JSON.stringify(toWire(record));
       if (record.fund_id === NO_FUND) {
         remember(text, record);
-        return { sent: Promise.resolve(), ack: publisher.publish(Subjects.decision(NO_FUND), text, record.decision_id) };
+        return {
+          sent: Promise.resolve(),
+          ack: publisher.publish(Subjects.decision(NO_FUND), text, record.decision_id),
+        };
       }
       return enqueue(record.fund_id, { text, record, msgId: record.decision_id, cursor: applied() });
     },

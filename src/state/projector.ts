@@ -85,7 +85,8 @@ export function project(
   state.cursors.set(stream, seq);
   const text = td.decode(data);
   if (stream === "RISK_DECISIONS") {
-    if (subject.startsWith(DECISION_PREFIX)) state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
+    if (subject.startsWith(DECISION_PREFIX))
+      state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
     if (state.journaled.size > 0) {
       // The engine's own record (or batch), byte for byte as it journaled it: parsing these bytes
       // would give back these very records (the writer is toWire), so apply them without parsing.
