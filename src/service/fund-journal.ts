@@ -20,6 +20,8 @@ const MAX_BATCH = 256;
 /** Well under the server's default max_payload (1 MiB). */
 const MAX_BATCH_BYTES = 512 * 1024;
 const FENCE_CATCH_UP_MS = 10_000;
+/** A write whose acknowledgement timed out is sent again (same id) this many times before it fails. */
+const TIMEOUT_RETRIES = 3;
 
 /** A write this engine may no longer make: another engine owns (fenced) the fund. */
 export class FencedError extends Error {
@@ -144,11 +146,18 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
         ...(headers ? { headers } : {}),
       });
       for (const it of batch) it.sent?.();
-      const ack = await pending;
+      const got = await pending;
+      // a duplicate of this very write: an earlier attempt that timed out had landed
+      const ack = attempt > 0 && got.duplicate ? { ...got, duplicate: false } : got;
       l.lastAck = ack.seq;
       l.inFlight = 0;
       for (const it of batch) it.resolve(ack);
     } catch (err) {
+      if (err instanceof JsPublishError && err.code === "JOURNAL_TIMEOUT" && attempt < TIMEOUT_RETRIES) {
+        // Stored or not, unknown: the same message again (same id, same condition) tells, since
+        // the stream answers a duplicate with the sequence it stored it at.
+        return send(fund, l, batch, body, headers, expected, fence, attempt + 1);
+      }
       const last =
         err instanceof JsPublishError && err.code === "JOURNAL_WRONG_LAST_SEQ" ? err.lastSeq : undefined;
       if (last !== undefined && attempt < 50 && (!o.mayWrite || o.mayWrite(fund))) {
