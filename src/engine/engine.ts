@@ -373,13 +373,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   await several.start();
   // join the queue group once the ownership view is read: an engine that cannot yet tell who owns
   // a fund would only hold the checks it receives
-  void (async () => {
-    const until = performance.now() + 10_000;
-    while (!several.registry.synced() && !closing && performance.now() < until) {
-      await Promise.race([several.ownership.changed(), delay(20)]);
-    }
-    check.listen();
-  })();
+  const syncedBy = performance.now() + 10_000;
+  while (!several.registry.synced() && performance.now() < syncedBy) await delay(5);
+  check.listen();
   await follower.start();
   readyPromise = becomeReady();
 

@@ -82,7 +82,7 @@ export function createSeveral(o: {
     });
   };
   const registry = createRegistry({
-    js: jetstream(o.nc, { timeout: Math.max(500, Math.min(2000, t / 5)) }),
+    js: jetstream(o.nc, { timeout: Math.max(500, t * 0.4) }),
     self: { instance: o.instance, subject, home: stateHome(o.config.state.dir) },
     replicas: o.config.nats.replicas,
     heartbeatMs: t / 5,

@@ -98,8 +98,19 @@ export function createOwnership(o: OwnershipOptions): Ownership {
     for (const f of w) f();
   }
 
+  /**
+   * Its own leases may be trusted: a recent heartbeat, or no other live engine to take them (a
+   * lone engine too busy to heartbeat keeps serving; the journal's fencing keeps it safe anyway).
+   */
+  function trusted(): boolean {
+    if (o.registry.fresh()) return true;
+    for (const m of o.registry.members().values())
+      if (m.instance !== me && o.registry.isLive(m.instance)) return false;
+    return true;
+  }
+
   function eligible(): boolean {
-    return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced() && o.registry.fresh();
+    return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced() && trusted();
   }
 
   function candidates(): string[] {
@@ -238,7 +249,7 @@ export function createOwnership(o: OwnershipOptions): Ownership {
       const p = part(fund);
       const h = mine.get(p);
       if (h) {
-        return h.state === "active" && o.registry.fresh() && !fenced(fund, h.epoch)
+        return h.state === "active" && trusted() && !fenced(fund, h.epoch)
           ? { kind: "local" }
           : { kind: "wait" };
       }

@@ -82,6 +82,7 @@ export function createRegistry(o: RegistryOptions): Registry {
   let myRevision: number | undefined;
   let firstRevision: number | undefined;
   let isSynced = false;
+  let startedAt = Number.POSITIVE_INFINITY;
   let lastAckSentAt = Number.NEGATIVE_INFINITY;
   let status = { ready: false, leaving: false };
   let stopped = false;
@@ -97,7 +98,9 @@ export function createRegistry(o: RegistryOptions): Registry {
         try {
           const h = e.json<Heartbeat>();
           const stale = !e.isUpdate && o.clock.now() - e.created.getTime() > OBVIOUSLY_DEAD_MS;
-          members.set(instance, { ...h, revision: e.revision, seenAt: stale ? -Infinity : mono() });
+          // what was stored before this engine started counts as seen just before it started
+          const seenAt = stale ? -Infinity : e.isUpdate ? mono() : Math.min(mono(), startedAt - 1);
+          members.set(instance, { ...h, revision: e.revision, seenAt });
         } catch {
           members.delete(instance);
         }
@@ -124,7 +127,8 @@ export function createRegistry(o: RegistryOptions): Registry {
     if (instance === o.self.instance) return !stopped && fresh();
     const m = members.get(instance);
     if (!m) return false;
-    if (m.home === o.self.home) return false; // our predecessor on this state directory
+    // our predecessor on this state directory (not heard of since we started)
+    if (m.home === o.self.home && m.seenAt < startedAt) return false;
     return mono() - m.seenAt < o.deadMs;
   }
 
@@ -163,6 +167,7 @@ export function createRegistry(o: RegistryOptions): Registry {
 
   return {
     async start() {
+      startedAt = mono();
       kv = await new Kvm(o.js).create(OWNERSHIP_BUCKET, { history: 1, replicas: o.replicas });
       const it = await kv.watch({ key: ">" });
       watch = it;
