@@ -88,6 +88,7 @@ export function createRegistry(o: RegistryOptions): Registry {
   let stopped = false;
   let watch: { stop(): void } | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let awakeTimer: NodeJS.Timeout | undefined;
   let beating: Promise<void> | undefined;
 
   function apply(e: KvWatchEntry): void {
@@ -124,6 +125,7 @@ export function createRegistry(o: RegistryOptions): Registry {
   }
 
   function isLive(instance: string): boolean {
+    awake();
     if (instance === o.self.instance) return !stopped && fresh();
     const m = members.get(instance);
     if (!m) return false;
@@ -155,6 +157,19 @@ export function createRegistry(o: RegistryOptions): Registry {
     lastAckSentAt = Math.max(lastAckSentAt, sentAt);
   }
 
+  /**
+   * A paused or blocked process (SIGSTOP, a long GC, a saturated event loop) must not judge peers
+   * dead by the time it was away: their last-seen times move on by the gap, as if it had not passed.
+   */
+  let lastAwake = Number.NaN;
+  function awake(): void {
+    const now = mono();
+    const gap = now - lastAwake;
+    lastAwake = now;
+    if (!(gap > o.heartbeatMs)) return;
+    for (const m of members.values()) if (m.seenAt >= startedAt) m.seenAt += gap;
+  }
+
   function beat(): void {
     if (beating) return;
     beating = heartbeat()
@@ -175,7 +190,9 @@ export function createRegistry(o: RegistryOptions): Registry {
         for await (const e of it) apply(e);
       })().catch((err: unknown) => log.error({ err }, "ownership watch failed"));
       await heartbeat();
+      lastAwake = mono();
       timer = setInterval(beat, o.heartbeatMs);
+      awakeTimer = setInterval(awake, 100);
     },
     synced: () => isSynced,
     members: () => members,
@@ -203,6 +220,7 @@ export function createRegistry(o: RegistryOptions): Registry {
     async stop(graceful = true) {
       stopped = true;
       if (timer) clearInterval(timer);
+      if (awakeTimer) clearInterval(awakeTimer);
       watch?.stop();
       if (graceful && kv && myRevision !== undefined)
         await kv.delete(engineKey(o.self.instance)).catch(() => undefined);

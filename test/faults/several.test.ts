@@ -45,6 +45,7 @@ describe("several engines, one service", () => {
     jsm = await jetstreamManager(nc);
     dir = mkdtempSync(join(tmpdir(), "mts-several-"));
     engines = [];
+    failures.length = 0;
   });
   afterEach(async () => {
     for (const e of engines) {
