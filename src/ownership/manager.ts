@@ -145,7 +145,10 @@ export function createOwnership(o: OwnershipOptions): Ownership {
             owner: lease.owner,
           });
           notify();
-        } else if (held.state === "active" && (leaving || (target !== undefined && target !== me))) {
+        } else if (
+          held.state === "active" &&
+          (leaving || (eligible() && target !== undefined && target !== me))
+        ) {
           void release(p, held);
         }
         continue;
@@ -234,6 +237,8 @@ export function createOwnership(o: OwnershipOptions): Ownership {
         await delay(2);
       const rev = await o.registry.casLease(p, "", h.epoch);
       if (mine.get(p) === h) mine.delete(p);
+      // the lease had moved on: it was lost, not handed over
+      if (rev === undefined && !leaving) suspendedUntil = performance.now() + REJOIN_AFTER_LOSS_MS;
       log.info({ partition: p, epoch: h.epoch, released: rev !== undefined }, "partition handed over");
       o.announce(`${me} released partition ${p}`, { instance: me, released: String(p) });
     } finally {
