@@ -15,17 +15,35 @@ export interface JsAck {
 }
 
 export class JsPublishError extends Error {
-  readonly code: "JOURNAL_TIMEOUT" | "JOURNAL_NO_STREAM" | "JOURNAL_REJECTED" | "JOURNAL_CLOSED";
-  constructor(code: JsPublishError["code"], message: string) {
+  readonly code:
+    | "JOURNAL_TIMEOUT"
+    | "JOURNAL_NO_STREAM"
+    | "JOURNAL_REJECTED"
+    | "JOURNAL_CLOSED"
+    /** `Nats-Expected-Last-Subject-Sequence` did not hold: `lastSeq` is the subject's actual one. */
+    | "JOURNAL_WRONG_LAST_SEQ";
+  readonly lastSeq: number | undefined;
+  constructor(code: JsPublishError["code"], message: string, lastSeq?: number) {
     super(message);
     this.name = "JsPublishError";
     this.code = code;
+    this.lastSeq = lastSeq;
   }
 }
 
+/** Conditions and extra headers of one write. */
+export interface JsPublishOptions {
+  /** The stream's last sequence on this subject must be this (0: no message on it yet). */
+  expectedLastSubjectSeq?: number;
+  headers?: Record<string, string>;
+}
+
+/** JetStream's error code for a failed expected-last-sequence condition. */
+const WRONG_LAST_SEQUENCE = 10071;
+
 export interface JsPublisher {
   /** Publishes to a stream subject with a Nats-Msg-Id; resolves with the stream's acknowledgement. */
-  publish(subject: string, data: string | Uint8Array, msgId: string): Promise<JsAck>;
+  publish(subject: string, data: string | Uint8Array, msgId: string, opts?: JsPublishOptions): Promise<JsAck>;
   /** Writes still waiting for their acknowledgement. */
   inFlight(): number;
   close(): void;
@@ -58,9 +76,19 @@ export function createJsPublisher(nc: NatsConnection, o: { timeoutMs: number }):
         stream?: string;
         seq?: number;
         duplicate?: boolean;
-        error?: { description?: string; code?: number };
+        error?: { description?: string; code?: number; err_code?: number };
       };
-      if (a.error || typeof a.seq !== "number") {
+      if (a.error?.err_code === WRONG_LAST_SEQUENCE) {
+        const m = /(\d+)\s*$/.exec(a.error.description ?? "");
+        const last = m?.[1] !== undefined ? Number(m[1]) : undefined;
+        p.reject(
+          new JsPublishError(
+            "JOURNAL_WRONG_LAST_SEQ",
+            `stream rejected the write: ${a.error.description}`,
+            last,
+          ),
+        );
+      } else if (a.error || typeof a.seq !== "number") {
         const why = a.error?.description ?? "no sequence in the acknowledgement";
         p.reject(new JsPublishError("JOURNAL_REJECTED", `stream rejected the write: ${why}`));
       } else p.resolve({ stream: a.stream ?? "", seq: a.seq, duplicate: a.duplicate === true });
@@ -84,11 +112,14 @@ export function createJsPublisher(nc: NatsConnection, o: { timeoutMs: number }):
   sweep.unref();
 
   return {
-    publish(subject, data, msgId) {
+    publish(subject, data, msgId, opts) {
       if (closed) return Promise.reject(new JsPublishError("JOURNAL_CLOSED", "publisher closed"));
       const token = (++next).toString(36);
       const h = natsHeaders();
       h.set("Nats-Msg-Id", msgId);
+      if (opts?.expectedLastSubjectSeq !== undefined)
+        h.set("Nats-Expected-Last-Subject-Sequence", String(opts.expectedLastSubjectSeq));
+      if (opts?.headers) for (const [k, v] of Object.entries(opts.headers)) h.set(k, v);
       return new Promise<JsAck>((resolve, reject) => {
         pending.set(token, { resolve, reject, deadline: performance.now() + o.timeoutMs });
         try {

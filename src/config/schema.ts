@@ -115,6 +115,13 @@ const http = z.strictObject({
   required: z.boolean().default(false),
 });
 
+const ownership = z.strictObject({
+  /** A dead, cut-off or paused owner's funds are owned by another engine within this time. */
+  takeover_s: positiveSeconds(5),
+  /** Funds are hashed into this many partitions; each partition has one owner at a time. */
+  partitions: z.number().int().min(1).max(4096).default(64),
+});
+
 const log = z.strictObject({
   level: z
     .enum([
@@ -143,6 +150,7 @@ export const CONFIG_SECTIONS = {
   cro_veto,
   engine,
   http,
+  ownership,
   log,
 } as const;
 export type ConfigSection = keyof typeof CONFIG_SECTIONS;
@@ -162,6 +170,7 @@ export const ConfigSchema = z.strictObject({
   cro_veto: cro_veto.prefault({}),
   engine: engine.prefault({}),
   http: http.prefault({}),
+  ownership: ownership.prefault({}),
   log: log.prefault({}),
 });
 

@@ -55,7 +55,14 @@ import {
   createWorkerHost,
 } from "../workers/index.js";
 import { type ReconcileReport, createReconciler } from "../workers/reconciler.js";
+import { iso } from "../time/clock.js";
+import { type Several, createSeveral } from "./several.js";
 
+/** Bounds a shutdown step: a bus that does not answer must not keep the process from stopping. */
+const bounded = (p: Promise<unknown>, ms: number): Promise<unknown> =>
+  Promise.race([p.catch(() => undefined), delay(ms)]);
+
+const DECISION_PREFIX = Subjects.decision("");
 /** The follower's JetStream API timeout (stream info, consumer create). */
 const FOLLOWER_API_TIMEOUT_MS = 1000;
 
@@ -171,7 +178,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   let connected = true;
   let closing = false;
 
+  // eslint-disable-next-line prefer-const -- assigned once the follower exists (it reads fences)
+  let several: Several;
   const wctx: WorkerContext = {
+    owns: (fund) => several.ownership.active(fund),
     state,
     nc,
     js,
@@ -228,6 +238,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       if (isReady()) host.beforeApply();
     },
     onResult(stream, msg, r) {
+      if (stream === "RISK_DECISIONS") {
+        const fence = msg.headers?.get("Mts-Fence");
+        if (fence) several.ownership.noteFence(msg.subject.slice(DECISION_PREFIX.length), fence);
+      }
       if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
       if (!isReady()) return;
       if (r.notice) alerter.alert(r.notice.kind, r.notice.fund, r.notice.message, r.notice.details);
@@ -286,6 +300,20 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     ready: () => isReady(),
     nextId: () => `${idBase}-${++seq}`,
   });
+  several = createSeveral({
+    nc,
+    jsm,
+    config,
+    instance,
+    state,
+    clock,
+    log,
+    ready: () => isReady(),
+    announce: (message, details) => alerter.alert("ownership", "_", message, details),
+    onGained: () => {
+      if (isReady()) host.ready();
+    },
+  });
   const check = createCheckService({
     nc,
     decider,
@@ -313,9 +341,18 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       }
     },
     onJournaled: (seconds) => metrics.journal(seconds),
+    journal: several.journal,
+    forwarder: several.forwarder,
+    instanceSubject: several.subject,
+    clock: () => iso(clock.now()),
+    deferListen: true,
   });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
-  const status = () => engineStatus(state, { instance, ready: isReady(), startedAt, clock });
+  const status = () => ({
+    ...engineStatus(state, { instance, ready: isReady(), startedAt, clock }),
+    ...several.ownership.status(),
+    lag: follower.behind(),
+  });
   const statusSvc = createStatusService({
     nc,
     status,
@@ -386,7 +423,14 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     if (closing) return;
     caught = true;
     log.info({ ms: clock.now() - t0, cursors: Object.fromEntries(state.cursors) }, "ready");
+    several.setReady(isReady());
     host.ready();
+    // and owning what this engine should own (bounded: a lease may be held by an engine not yet judged dead)
+    const until = performance.now() + config.ownership.takeover_s * 1000 + 2000;
+    while (!several.ownership.settled() && !closing && performance.now() < until) {
+      await Promise.race([several.ownership.changed(), delay(50)]);
+    }
+    if (!closing) check.listen();
   };
 
   // After a reconnect JetStream may not answer yet (a cluster electing stream leaders after a node
@@ -414,6 +458,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     if (reopened.every(Boolean) && gen === reconnects) await becomeReady();
   };
 
+  await several.start();
+  // join the queue group once the ownership view is read: an engine that cannot yet tell who owns
+  // a fund would only hold the checks it receives
+  const syncedBy = performance.now() + 10_000;
+  while (!several.registry.synced() && performance.now() < syncedBy) await delay(5);
+  check.listen();
   await follower.start();
   readyPromise = becomeReady();
 
@@ -440,7 +490,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     lag,
     owned: () => {
       let n = 0;
-      for (const f of state.funds.values()) if (f.envelope) n++;
+      // funds with an envelope whose partition this engine holds (several engines: its share)
+      for (const f of state.funds.values()) if (f.envelope && several.ownership.active(f.id)) n++;
       return n;
     },
     activity,
@@ -464,21 +515,29 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     readiness,
     flush,
     async close() {
+      // A planned stop hands the funds over first (while this engine still answers what it owns);
+      // every step that needs the bus is bounded, so a stop ends whatever the bus does.
+      const takeoverMs = config.ownership.takeover_s * 1000;
+      if (connected) await bounded(several.leave(takeoverMs), takeoverMs + 1000);
       closing = true;
       host.stop();
       clearInterval(flushTimer);
       clearInterval(sweepTimer);
       clearInterval(staleTimer);
-      await check.stop();
-      await envelopeSvc.stop();
-      await statusSvc.stop();
-      await follower.stop();
+      const step = connected ? 2500 : 500;
+      await bounded(check.stop(), step);
+      await bounded(envelopeSvc.stop(), step);
+      await bounded(statusSvc.stop(), step);
+      await bounded(several.stop(), step);
+      await bounded(follower.stop(), step);
       await flush();
       snapshot.close();
-      await nc.drain().catch(() => undefined);
+      if (connected) await bounded(nc.drain(), step);
+      await nc.close().catch(() => undefined);
     },
     async abort() {
       closing = true;
+      void several.stop(false).catch(() => undefined);
       host.stop();
       clearInterval(flushTimer);
       clearInterval(sweepTimer);

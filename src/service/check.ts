@@ -22,11 +22,15 @@ import {
 } from "../contract/codec.js";
 import type { RiskDecision } from "../contract/schemas.js";
 import { QUEUE_GROUP, Subjects } from "../contract/subjects.js";
-import { toWire } from "../contract/wire.js";
 import type { Logger } from "../obs/log.js";
-import { type JsAck, createJsPublisher } from "../bus/js-publisher.js";
+import type { JsAck } from "../bus/js-publisher.js";
+import { idempotencyKeyOf } from "../gates/idempotency.js";
 import type { Decider, Evaluation } from "./decide.js";
+import { revokeLive } from "../state/projections/decisions.js";
 import { key2, type EngineState } from "../state/model.js";
+import { NO_FUND } from "../contract/subjects.js";
+import { FencedError, type FundJournal } from "./fund-journal.js";
+import { FORWARDED_SUBJECT_HEADER, type Forwarder } from "./forward.js";
 
 export const MAX_ORDER_BYTES = 64 * 1024;
 const CHECK_PREFIX = `${Subjects.check}.`;
@@ -35,14 +39,14 @@ const CHECK_PREFIX = `${Subjects.check}.`;
  * stream keeps one copy): well inside RISK_DECISIONS' 120 s duplicate window.
  */
 const JOURNAL_RETRY_MS = 60_000;
-/** Journaled records awaiting their read-back (those of lost writes never are: the map is then reset). */
-const MAX_JOURNALED = 100_000;
 
 export interface CheckServiceOptions {
   nc: NatsConnection;
   decider: Decider;
   state: EngineState;
   log: Logger;
+  /** The decision journal (conditional writes, one lane per fund). */
+  journal: FundJournal;
   queueGroup?: string;
   journalTimeoutMs?: number;
   onDecision?: (e: Evaluation) => void;
@@ -53,17 +57,41 @@ export interface CheckServiceOptions {
   onAnswered?: (e: Evaluation, outcome: Outcome, seconds: number) => void;
   /** Each acknowledged journal write and how long the stream took (s). */
   onJournaled?: (seconds: number) => void;
+  /** The engine clock as an RFC 3339 string (replies the decider did not make). */
+  clock: () => string;
+  /** Several engines: checks of funds another engine owns are forwarded to it (or held). */
+  forwarder?: Forwarder | undefined;
+  /** This engine's own subject, where other engines forward checks (no queue group). */
+  instanceSubject?: string | undefined;
+  /** Subscribe only when `listen()` is called (once the engine can route checks). */
+  deferListen?: boolean;
 }
 
 export type Outcome = "approved" | "rejected" | "replayed" | "unavailable";
 
 export interface CheckService {
+  /** Starts answering (subscribes); a no-op when already listening. */
+  listen(): void;
   stop(): Promise<void>;
   stats(): { decisions: number; approved: number; journalFailures: number };
+  /** Checks received and not answered yet (held, forwarded or waiting for their journal write). */
+  inFlight(): number;
 }
 
 const td = new TextDecoder();
 const te = new TextEncoder();
+
+function orderIdOf(raw: unknown): string {
+  const v = (raw as { order_id?: unknown } | null)?.order_id;
+  return typeof v === "string" ? v.slice(0, 128) : "";
+}
+
+/** A write that certainly did not land: it may not be retried, and its effects are undone. */
+function definite(err: unknown): boolean {
+  if (err instanceof FencedError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "JOURNAL_WRONG_LAST_SEQ";
+}
 
 export function createCheckService(o: CheckServiceOptions): CheckService {
   const log = o.log.child({ module: "check" });
@@ -77,6 +105,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   let approved = 0;
   let journalFailures = 0;
   let stopped = false;
+  let inFlight = 0;
 
   // a protobuf reply names protobuf as the request did (application/protobuf or x-protobuf)
   const protoAltHeaders = natsHeaders();
@@ -90,15 +119,8 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     } else msg.respond(te.encode(JSON.stringify(d)), { headers: jsonHeaders });
   }
 
-  const journalWriter = createJsPublisher(o.nc, { timeoutMs: journalTimeout });
-
   function journal(e: Evaluation): Promise<JsAck> {
-    const r = e.record;
-    const text = JSON.stringify(toWire(r));
-    // read back from RISK_DECISIONS, these exact bytes confirm the record without a re-parse
-    if (o.state.journaled.size >= MAX_JOURNALED) o.state.journaled.clear(); // lost writes: bounded
-    o.state.journaled.set(text, r);
-    const written = journalWriter.publish(Subjects.decision(r.fund_id), text, r.decision_id);
+    const written = o.journal.write(e.record).ack;
     const onJournaled = o.onJournaled;
     if (onJournaled) {
       const t0 = performance.now();
@@ -136,7 +158,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         await journal(e);
         return;
       } catch (err) {
-        if (stopped || Date.now() >= deadline) throw err;
+        if (stopped || err instanceof FencedError || Date.now() >= deadline) throw err;
       }
     }
   }
@@ -162,16 +184,21 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       }
       // journal first: its bytes are queued on the connection before the reply's, so an OMS that
       // saw the reply knows the server has read the journal record (a kill -9 cannot split them)
-      journal(e).catch((err: unknown) => log.warn({ err }, "journal of a replay failed"));
+      const w = o.journal.write(e.record);
+      w.ack.catch((err: unknown) => log.warn({ err }, "journal of a replay failed"));
+      await w.sent;
       reply(msg, proto, e.decision);
       answered(e, "replayed", t0);
       return;
     }
     if (!e.record.reservation) {
-      journal(e).catch((err: unknown) => {
+      // rejections are not waited for, but sent before their reply (see above)
+      const w = o.journal.write(e.record);
+      w.ack.catch((err: unknown) => {
         journalFailures++;
         log.warn({ err, order_id: e.decision.order_id }, "journal of a rejection failed");
       });
+      await w.sent;
       reply(msg, proto, e.decision);
       answered(e, e.decision.approved ? "approved" : "rejected", t0);
       return;
@@ -185,12 +212,19 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       if (idem && idemKey && o.state.idem.get(idemKey) === idem) o.state.idem.delete(idemKey);
     };
     let reused = false;
-    const first = journal(e).then((ack) => {
-      if (ack.duplicate) {
-        reused = true;
-        throw new Error(`decision id ${e.record.decision_id} reused`);
-      }
-    });
+    const first = journal(e).then(
+      (ack) => {
+        if (ack.duplicate) {
+          reused = true;
+          throw new Error(`decision id ${e.record.decision_id} reused`);
+        }
+      },
+      (err: unknown) => {
+        // definitely not written (another engine owns the fund, or wrote since this decision)
+        if (definite(err)) reused = true;
+        throw err;
+      },
+    );
     if (idem) idem.durable = first;
     try {
       await first;
@@ -203,8 +237,10 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       // write may still have landed: keep the idempotency record and re-publish the same record,
       // so that the OMS's retry is answered with this very decision once it is durable, never
       // with a second approval for the same key.
-      if (reused) forget();
-      else if (idem) {
+      if (reused) {
+        forget();
+        revokeLive(o.state, e.record);
+      } else if (idem) {
         idem.durable = rejournal(e);
         idem.durable.catch((cause: unknown) => {
           forget();
@@ -217,12 +253,30 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     }
   }
 
+  function notReady(msg: Msg, proto: boolean, raw: unknown, why: string): void {
+    reply(msg, proto, {
+      order_id: orderIdOf(raw),
+      approved: false,
+      rejecting_gate: "engine",
+      rejection_code: "STATE_NOT_READY",
+      reason: why,
+      details: {},
+      envelope_id: "",
+      decided_at: o.clock(),
+    });
+  }
+
   function handle(msg: Msg): void {
     const t0 = performance.now();
     const proto = isProtobufContentType(msg.headers?.get("Content-Type"));
-    // mts.v1.risk.check.<fund_id>: the fund token, without splitting the subject per request
+    // mts.v1.risk.check.<fund_id>: the fund token, without splitting the subject per request (a
+    // check forwarded by another engine names the subject it was sent on)
+    const forwarded = o.instanceSubject !== undefined && msg.subject === o.instanceSubject;
+    const subject = forwarded ? (msg.headers?.get(FORWARDED_SUBJECT_HEADER) ?? Subjects.check) : msg.subject;
     const subjectFund =
-      msg.subject.length > CHECK_PREFIX.length ? msg.subject.slice(CHECK_PREFIX.length) : undefined;
+      subject.length > CHECK_PREFIX.length && subject.startsWith(CHECK_PREFIX)
+        ? subject.slice(CHECK_PREFIX.length)
+        : undefined;
     let raw: unknown;
     let decodeError: string | undefined;
     if (msg.data.length > MAX_ORDER_BYTES) {
@@ -234,6 +288,34 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         decodeError = proto ? "not a valid protobuf Order" : "not valid JSON";
       }
     }
+    const fwd = o.forwarder;
+    if (fwd) {
+      const ik = decodeError === undefined ? idempotencyKeyOf(raw) : undefined;
+      const fund = ik && ik.fund !== NO_FUND ? ik.fund : undefined;
+      inFlight++;
+      fwd
+        .dispatch(msg, fund, forwarded, {
+          local: () => decideHere(msg, proto, raw, decodeError, subjectFund, t0),
+          notReady: (why) => notReady(msg, proto, raw, why),
+        })
+        .catch((err: unknown) => log.error({ err }, "check routing failed"))
+        .finally(() => inFlight--);
+      return;
+    }
+    inFlight++;
+    decideHere(msg, proto, raw, decodeError, subjectFund, t0)
+      .catch((err: unknown) => log.error({ err }, "delivery failed"))
+      .finally(() => inFlight--);
+  }
+
+  async function decideHere(
+    msg: Msg,
+    proto: boolean,
+    raw: unknown,
+    decodeError: string | undefined,
+    subjectFund: string | undefined,
+    t0: number,
+  ): Promise<void> {
     let out: Evaluation | Promise<Evaluation>;
     try {
       out = o.decider.decide({ raw, decodeError, subjectFund });
@@ -247,18 +329,22 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         reason: "internal error",
         details: {},
         envelope_id: "",
-        decided_at: new Date().toISOString(),
+        decided_at: o.clock(),
       });
       return;
     }
-    const go = (e: Evaluation) => deliver(msg, proto, e, t0);
-    if (out instanceof Promise) out.then(go).catch((err: unknown) => log.error({ err }, "decision failed"));
-    else go(out).catch((err: unknown) => log.error({ err }, "delivery failed"));
+    await deliver(msg, proto, out instanceof Promise ? await out : out, t0);
   }
 
-  const subs: Subscription[] = [Subjects.check, Subjects.checkPartitioned].map((subject) =>
+  const subjects: { subject: string; queue?: string }[] = [
+    { subject: Subjects.check, queue },
+    { subject: Subjects.checkPartitioned, queue },
+    ...(o.instanceSubject ? [{ subject: o.instanceSubject }] : []),
+  ];
+  const subs: Subscription[] = [];
+  const subscribe = (subject: string, q: string | undefined) =>
     o.nc.subscribe(subject, {
-      queue,
+      ...(q ? { queue: q } : {}),
       callback: (err, msg) => {
         if (err) {
           log.error({ err }, "subscription error");
@@ -266,18 +352,27 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         }
         handle(msg);
       },
-    }),
-  );
+    });
+  let listening = false;
+  const listen = () => {
+    if (listening || stopped) return;
+    listening = true;
+    for (const { subject, queue: q } of subjects) subs.push(subscribe(subject, q));
+  };
+  if (o.deferListen !== true) listen();
 
   return {
+    listen,
     async stop() {
       stopped = true;
-      for (const s of subs) await s.drain().catch(() => undefined);
-      // let the writes of decisions already made be acknowledged (and their replies sent)
+      await Promise.all(
+        subs.map((s) => Promise.race([s.drain().catch(() => undefined), delay(journalTimeout)])),
+      );
+      // let the checks under way (their journal writes, forwards) be answered
       const deadline = Date.now() + journalTimeout;
-      while (journalWriter.inFlight() > 0 && Date.now() < deadline) await delay(5);
-      journalWriter.close();
+      while ((inFlight > 0 || o.journal.pending() > 0) && Date.now() < deadline) await delay(5);
     },
     stats: () => ({ decisions, approved, journalFailures }),
+    inFlight: () => inFlight,
   };
 }

@@ -15,6 +15,12 @@ export interface EngineStatus {
   cursors: Record<string, number>;
   state_digest: string;
   uptime_s: number;
+  /** Several engines: partitions this engine owns (decides) now, which, and their lease epochs. */
+  owned?: number;
+  partitions?: number[];
+  epochs?: Record<string, number>;
+  /** Stream messages still to apply (catching up). */
+  lag?: number;
 }
 
 export function engineStatus(

@@ -258,7 +258,13 @@ export interface EngineState {
    * read back: the same bytes then confirm the record already in memory instead of being parsed
    * and validated again (the outcome is the same; see project()). Not part of the state proper.
    */
-  journaled: Map<string, DecisionRecord>;
+  journaled: Map<string, DecisionRecord | DecisionRecord[]>;
+  /**
+   * The last RISK_DECISIONS sequence seen on each fund's decision subject (any message, fences and
+   * unreadable ones included): what `Nats-Expected-Last-Subject-Sequence` compares with. Derived
+   * from the journal as it is followed; not snapshotted (a write learns it from a failed condition).
+   */
+  decisionSeq: Map<string, number>;
   settings: StateSettings;
 }
 
@@ -295,6 +301,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     dirty: new Map(),
     deleted: new Map(),
     journaled: new Map(),
+    decisionSeq: new Map(),
     settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }

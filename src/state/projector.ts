@@ -22,6 +22,7 @@ import {
 import { Subjects } from "../contract/subjects.js";
 import { fastParseFill } from "../contract/fast-fill.js";
 import { fastParseQuote } from "../contract/fast-quote.js";
+import type { DecisionRecord } from "../contract/records.js";
 import { type EngineState } from "./model.js";
 import { applyBaseline, applyHalt, applyReconcile, applyResume, applyStop } from "./projections/control.js";
 import { applyDecision } from "./projections/decisions.js";
@@ -85,14 +86,19 @@ export function project(
   if (seq <= prev) return { ok: true }; // already applied (replay is idempotent on sequence)
   state.cursors.set(stream, seq);
   const text = td.decode(data);
-  if (stream === "RISK_DECISIONS" && state.journaled.size > 0) {
-    // The engine's own record, byte for byte as it journaled it: parsing these bytes would give
-    // back this very record (the writer is toWire), so apply it as parsed without parsing again.
-    const own = state.journaled.get(text);
-    if (own && subject === Subjects.decision(own.fund_id)) {
-      state.journaled.delete(text);
-      applyDecision(state, own);
-      return { ok: true };
+  if (stream === "RISK_DECISIONS") {
+    if (subject.startsWith(DECISION_PREFIX))
+      state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
+    if (state.journaled.size > 0) {
+      // The engine's own record (or batch), byte for byte as it journaled it: parsing these bytes
+      // would give back these very records (the writer is toWire), so apply them without parsing.
+      const own = state.journaled.get(text);
+      const first = Array.isArray(own) ? own[0] : own;
+      if (own && (first === undefined || subject === Subjects.decision(first.fund_id))) {
+        state.journaled.delete(text);
+        for (const r of Array.isArray(own) ? own : [own]) applyDecision(state, r);
+        return { ok: true };
+      }
     }
   }
   let raw: unknown;
@@ -101,12 +107,33 @@ export function project(
   } catch {
     return { ok: false, reason: "not JSON", fund: "_" };
   }
+  if (stream === "RISK_DECISIONS" && Array.isArray(raw)) return applyBatch(state, subject, raw);
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { ok: false, reason: "not a JSON object", fund: "_" };
   }
   const r = dispatch(state, stream, subject, raw as Record<string, unknown>, seq, storedMs);
   if (!r.ok) return { ok: false, reason: r.reason, fund: fundOf(raw) };
   return r;
+}
+
+const DECISION_PREFIX = Subjects.decision("");
+
+/**
+ * A group commit (`Mts-Batch: <n>`): a JSON array of decision records of the subject's fund, in
+ * decision order; an empty one is an ownership fence. Applied whole, or not at all when any record
+ * is invalid.
+ */
+function applyBatch(state: EngineState, subject: string, raw: unknown[]): ProjectResult {
+  const records: DecisionRecord[] = [];
+  for (const [i, item] of raw.entries()) {
+    const p = parse(DecisionRecordSchema, item);
+    if (!p.ok) return { ok: false, reason: `batch record ${i}: ${p.reason}`, fund: fundOf(item) };
+    const bad = mismatch(subject, { 4: p.value.fund_id });
+    if (bad) return { ok: false, reason: bad.reason, fund: p.value.fund_id };
+    records.push(p.value);
+  }
+  for (const r of records) applyDecision(state, r);
+  return { ok: true };
 }
 
 function dispatch(

@@ -86,6 +86,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
 
   /** Takes every missing baseline of the fund for the periods containing `now`, from its state now. */
   function baselinesOf(fund: FundState, now: number): Record<PnlPeriod, Base> | undefined {
+    if (ctx.owns && !ctx.owns(fund.id)) return undefined; // another engine owns the fund
     const env = fund.envelope;
     const equity = nav(fund);
     if (!env || equity === undefined) return undefined;

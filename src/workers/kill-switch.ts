@@ -30,6 +30,7 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
 
   /** Handles the press at `seq` (a KILL_SWITCH Halt in force for the fund); once per press. */
   function press(fund: string, seq: number): void {
+    if (ctx.owns && !ctx.owns(fund)) return; // another engine owns the fund
     const h = state.funds.get(fund)?.halts.get("KILL_SWITCH");
     const k = `${fund}:${seq}`;
     if (!h || handled.has(k)) return;
@@ -50,6 +51,7 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
     for (const [k, d] of due) {
       if (now < d.at) continue;
       due.delete(k);
+      if (ctx.owns && !ctx.owns(d.fund)) continue; // handed over: its owner verifies it
       const open = [...state.orders.values()]
         .filter((r) => r.fund === d.fund && isOpenOrder(r))
         .map((r) => r.orderId)

@@ -265,7 +265,9 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
 
   async function run(): Promise<ReconcileReport> {
     const passMs = ctx.clock.now();
-    const funds = [...ctx.state.funds.values()].filter((f) => f.envelope !== undefined);
+    const funds = [...ctx.state.funds.values()].filter(
+      (f) => f.envelope !== undefined && (ctx.owns?.(f.id) ?? true),
+    );
     const report: ReconcileReport = {
       at: iso(passMs),
       funds: await Promise.all(funds.map((f) => reconcileFund(f, passMs))),

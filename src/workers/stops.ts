@@ -83,6 +83,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     held.set(key2(s.fund, s.symbol), s);
     return false;
   };
+  const mine = (fund: string) => ctx.owns?.(fund) ?? true;
 
   function stopOf(fund: string, symbol: string): StopRecord | undefined {
     const k = key2(fund, symbol);
@@ -151,6 +152,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   }
 
   function ensure(fund: FundState, symbol: string): boolean {
+    if (!mine(fund.id)) return false;
     const b = fund.books.get(symbol);
     const cur = stopOf(fund.id, symbol);
     const now = clock.now();
@@ -214,7 +216,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
 
   /** Fires an armed stop when its fund's fresh mark crosses it and every rule allows; true when it fired. */
   function check(fund: FundState, s: StopRecord, b: Book, now: number): boolean {
-    if (!fund.envelope || b.pos.qty.eq(ZERO)) return false;
+    if (!fund.envelope || b.pos.qty.eq(ZERO) || !mine(fund.id)) return false;
     if (!s.qty.eq(b.pos.qty.abs()) || (s.side === "LONG") !== b.pos.qty.gt(ZERO)) {
       ensure(fund, s.symbol); // the position moved on since this arm: re-arm it first
       return false;
@@ -287,6 +289,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     const now = clock.now();
     let fired = 0;
     for (const fund of holders) {
+      if (!mine(fund.id)) continue;
       const b = fund.books.get(symbol);
       const s = stopOf(fund.id, symbol);
       if (b && s?.state === "armed" && check(fund, s, b, now)) fired++;
@@ -338,7 +341,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     const now = clock.now();
     let count = 0;
     for (const s of all) {
-      if (s.state !== "triggered") continue;
+      if (s.state !== "triggered" || !mine(s.fund)) continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
       const silent = legsOf(s).filter((l) => {
@@ -367,7 +370,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   }
 
   const poller = createQuotePoller(ctx);
-  const poll = (all: StopRecord[] = allStops()) => poller(all.filter((s) => s.state === "armed"));
+  const poll = (all: StopRecord[] = allStops()) =>
+    poller(all.filter((s) => s.state === "armed" && mine(s.fund)));
 
   return {
     name: "stops",

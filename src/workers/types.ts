@@ -17,6 +17,11 @@ export interface WorkerContext {
   log: Logger;
   alerter: Alerter;
   config: Config;
+  /**
+   * Several engines: true when this engine owns (decides) the fund. Workers act only for owned
+   * funds, so two engines never both emit a closing order, a halt or a baseline. Absent: all.
+   */
+  owns?: (fund: string) => boolean;
   /** JetStream publish of a JSON body; `msgID` dedupes on the stream's duplicate window. */
   publish(subject: string, body: unknown, msgID?: string): Promise<PubAck>;
   /**

@@ -606,7 +606,9 @@ export async function readDecisions(js: JetStreamClient, jsm: JetStreamManager):
   const msgs = await c.consume();
   try {
     for await (const m of msgs) {
-      out.push(m.json<DecisionRecord>());
+      // one record, or a group commit (`Mts-Batch`): an array of records (empty: a fence)
+      const v = m.json<DecisionRecord | DecisionRecord[]>();
+      out.push(...(Array.isArray(v) ? v : [v]));
       if (m.seq >= info.state.last_seq) break;
     }
   } finally {

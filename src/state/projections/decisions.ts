@@ -12,7 +12,7 @@ import {
   markDeleted,
   touch,
 } from "../model.js";
-import { applyApproval } from "./reservations.js";
+import { applyApproval, revokeApproval } from "./reservations.js";
 
 /**
  * Folds a decision in. `live`: the engine applying its own decision before the journal has it;
@@ -110,4 +110,22 @@ export function sweepIdempotency(state: EngineState, now: number): number {
     n++;
   }
   return n;
+}
+
+/**
+ * Undoes what `applyDecision(live)` did for a record that certainly was not journaled (its
+ * conditional write failed): its approval and idempotency record, while still unconfirmed.
+ * Velocity keeps the order (conservative).
+ */
+export function revokeLive(state: EngineState, rec: DecisionRecord): void {
+  if (rec.idempotency_key === undefined) return;
+  const k = key2(rec.fund_id, rec.idempotency_key);
+  const idem = state.idem.get(k);
+  if (idem && !idem.confirmed && idem.fingerprint === rec.fingerprint) {
+    state.idem.delete(k);
+    markDeleted(state, "idem", k);
+  }
+  const res = rec.reservation;
+  if (!rec.decision.approved || !res) return;
+  revokeApproval(state, rec.fund_id, rec.idempotency_key, res.order_id);
 }

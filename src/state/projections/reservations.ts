@@ -124,6 +124,17 @@ export function applyApproval(
   syncReservation(state, r);
 }
 
+/** Removes an approval applied live and never confirmed by the journal (its write failed for certain). */
+export function revokeApproval(state: EngineState, fund: string, idemKey: string, orderId: string): void {
+  const r = state.orders.get(key2(fund, orderId));
+  if (!r || !r.unconfirmed.has(idemKey)) return;
+  const q = r.approvals.get(idemKey);
+  r.unconfirmed.delete(idemKey);
+  r.approvals.delete(idemKey);
+  if (q !== undefined) r.approved = r.approved.minus(q);
+  syncReservation(state, r);
+}
+
 /**
  * When the record next needs the sweep: its TTL release (approved, never acknowledged), else when
  * it may be forgotten: a TTL after its TTL release, or after it was last touched once it ended, so
