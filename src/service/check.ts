@@ -333,7 +333,23 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       });
       return;
     }
-    await deliver(msg, proto, out instanceof Promise ? await out : out, t0);
+    try {
+      await deliver(msg, proto, out instanceof Promise ? await out : out, t0);
+    } catch (err) {
+      // never leave a check unanswered: a fault after the decision is a transient rejection (a
+      // second reply after one already sent is ignored by the requester)
+      log.error({ err }, "delivery failed");
+      reply(msg, proto, {
+        order_id: "",
+        approved: false,
+        rejecting_gate: "engine",
+        rejection_code: "STATE_NOT_READY",
+        reason: "internal error",
+        details: {},
+        envelope_id: "",
+        decided_at: o.clock(),
+      });
+    }
   }
 
   const subjects: { subject: string; queue?: string }[] = [

@@ -85,6 +85,41 @@ interface FinishArgs {
   order?: Record<string, unknown> | undefined;
 }
 
+/** The Order fields of the contract, in the order received (everything else is ignored, as the check ignores it). */
+const ORDER_FIELDS = [
+  "order_id",
+  "idempotency_key",
+  "fund_id",
+  "strategy_id",
+  "broker",
+  "symbol",
+  "asset_class",
+  "side",
+  "order_type",
+  "quantity",
+  "limit_price",
+  "stop_price",
+  "time_in_force",
+  "reduce_only",
+  "created_at",
+  "locate_id",
+] as const;
+
+/**
+ * The request as journaled for explain: only the contract's Order fields, with their values as
+ * received (each a string, number, boolean or null in a schema-valid order). Unknown fields (which
+ * may be large or deeply nested: a hostile request) are not journaled.
+ */
+function asReceived(raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of ORDER_FIELDS) {
+    if (!Object.prototype.hasOwnProperty.call(raw, k)) continue;
+    const v = raw[k];
+    if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
+  }
+  return out;
+}
+
 function orderIdOf(raw: unknown): string {
   const v = (raw as { order_id?: unknown } | null)?.order_id;
   return typeof v === "string" ? v.slice(0, 128) : "";
@@ -174,7 +209,7 @@ export function createDecider(d: DeciderDeps): Decider {
       fields,
       schemaValid: true,
       envelopeId: "",
-      order: raw,
+      order: asReceived(raw),
     });
     const engineDenial = checkEngine(fund, order.fund_id, d.ready());
     if (engineDenial || !fund?.envelope) {

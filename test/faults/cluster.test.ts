@@ -310,7 +310,10 @@ describe("3-node JetStream cluster: kill -9 a node under load", () => {
     const idAtSeq = new Map(fills.map((m) => [m.seq, m.data.fill_id]));
     const ackSeqMismatch = [...acked].filter(([id, a]) => idAtSeq.get(a.seq) !== id);
 
-    const records = (await readAll<DecisionRec>(nc, "RISK_DECISIONS")).map((m) => m.data);
+    // a journal message is one record or, with Mts-Batch, an array of them (a fence is an empty one)
+    const records = (await readAll<DecisionRec | DecisionRec[]>(nc, "RISK_DECISIONS")).flatMap((m) =>
+      Array.isArray(m.data) ? m.data : [m.data],
+    );
     const journaledApprovals = new Map<string, DecisionRec[]>(); // idempotency key → approvals
     for (const r of records) {
       if (!r.decision.approved || r.replayed || r.idempotency_key === undefined) continue;
