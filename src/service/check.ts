@@ -253,6 +253,11 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     }
   }
 
+  /** A fault, not a decision: a transient rejection, so the OMS retries (never left unanswered). */
+  function internalError(msg: Msg, proto: boolean): void {
+    notReady(msg, proto, undefined, "internal error");
+  }
+
   function notReady(msg: Msg, proto: boolean, raw: unknown, why: string): void {
     reply(msg, proto, {
       order_id: orderIdOf(raw),
@@ -321,16 +326,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       out = o.decider.decide({ raw, decodeError, subjectFund });
     } catch (err) {
       log.error({ err }, "decision failed");
-      reply(msg, proto, {
-        order_id: "",
-        approved: false,
-        rejecting_gate: "engine",
-        rejection_code: "STATE_NOT_READY",
-        reason: "internal error",
-        details: {},
-        envelope_id: "",
-        decided_at: o.clock(),
-      });
+      internalError(msg, proto);
       return;
     }
     try {
@@ -339,16 +335,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       // never leave a check unanswered: a fault after the decision is a transient rejection (a
       // second reply after one already sent is ignored by the requester)
       log.error({ err }, "delivery failed");
-      reply(msg, proto, {
-        order_id: "",
-        approved: false,
-        rejecting_gate: "engine",
-        rejection_code: "STATE_NOT_READY",
-        reason: "internal error",
-        details: {},
-        envelope_id: "",
-        decided_at: o.clock(),
-      });
+      internalError(msg, proto);
     }
   }
 

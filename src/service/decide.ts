@@ -5,7 +5,7 @@
  */
 import { GATE_OF_CODE } from "../contract/codes.js";
 import type { DecisionRecord, Reservation } from "../contract/records.js";
-import type { Order, RiskDecision } from "../contract/schemas.js";
+import { OrderSchema, type Order, type RiskDecision } from "../contract/schemas.js";
 import { NO_FUND } from "../contract/subjects.js";
 import {
   buildContext,
@@ -85,25 +85,8 @@ interface FinishArgs {
   order?: Record<string, unknown> | undefined;
 }
 
-/** The Order fields of the contract, in the order received (everything else is ignored, as the check ignores it). */
-const ORDER_FIELDS = [
-  "order_id",
-  "idempotency_key",
-  "fund_id",
-  "strategy_id",
-  "broker",
-  "symbol",
-  "asset_class",
-  "side",
-  "order_type",
-  "quantity",
-  "limit_price",
-  "stop_price",
-  "time_in_force",
-  "reduce_only",
-  "created_at",
-  "locate_id",
-] as const;
+/** The Order fields of the contract (everything else is ignored, as the check ignores it). */
+const ORDER_KEYS: readonly string[] = Object.keys(OrderSchema.shape);
 
 /**
  * The request as journaled for explain: only the contract's Order fields, with their values as
@@ -112,7 +95,7 @@ const ORDER_FIELDS = [
  */
 function asReceived(raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of ORDER_FIELDS) {
+  for (const k of ORDER_KEYS) {
     if (!Object.prototype.hasOwnProperty.call(raw, k)) continue;
     const v = raw[k];
     if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
