@@ -2,7 +2,7 @@
  * The operator commands (halt, resume, status <fund>, tail), run in-process (`main(argv)`) against
  * a real nats-server and an in-process engine.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -10,6 +10,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { NatsServerHandle } from "../src/bus/nats-server.js";
 import { expectOneLineError, run, type Run } from "./support/cli.js";
+import { CliError } from "../src/cli/common.js";
+import { publishEnvelope } from "../src/cli/commands/envelope-set.js";
 import { Subjects } from "../src/contract/index.js";
 import { canon, dec } from "../src/decimal/index.js";
 import type { Engine } from "../src/engine/index.js";
@@ -242,5 +244,86 @@ describe("mts-risk operator commands", () => {
     );
     expect(r.code).toBe(0);
     expect(lines(r.out)).toEqual([alert]);
+  });
+  describe("envelope set: concurrent updates (Nats-Expected-Last-Subject-Sequence)", () => {
+    const G = { timeout: 3000 };
+    /** An envelope file's content without a version: the command picks current + 1. */
+    const draft = (fund: string, capital: string) => {
+      const e = envelope(fund, { capital });
+      delete e["version"];
+      return e;
+    };
+    const lastVersion = async (fund: string) =>
+      (
+        await jsm.streams.getMessage("RISK_ENVELOPES", { last_by_subj: Subjects.envelopeUpdated(fund) })
+      )?.json<{
+        version: number;
+        capital: string;
+      }>();
+    const loss = (version: number, seq: number) =>
+      new RegExp(
+        `another envelope update was published concurrently; version ${version} \\(stream seq ${seq}\\) won`,
+      );
+
+    it("two updates racing: exactly one is stored, the other fails with exit 2 naming the version that won", async () => {
+      const fund = "race1";
+      const first = await bus.envelope(envelope(fund, { version: 1 }));
+      const other = await connectTest(server.url);
+      try {
+        const results = await Promise.allSettled([
+          publishEnvelope(nc, fund, draft(fund, "2000000"), G),
+          publishEnvelope(other, fund, draft(fund, "3000000"), G),
+        ]);
+        const ok = results.filter((r) => r.status === "fulfilled");
+        const failed = results.filter((r) => r.status === "rejected");
+        expect(ok).toHaveLength(1);
+        expect(failed).toHaveLength(1);
+        const won = (ok[0] as PromiseFulfilledResult<{ envelope_id: string; stream_seq: number }>).value;
+        expect(won.envelope_id).toBe(`${fund}@v2`);
+        expect(won.stream_seq).toBeGreaterThan(first);
+        const err = (failed[0] as PromiseRejectedResult).reason as CliError;
+        expect(err).toBeInstanceOf(CliError);
+        expect(err.exitCode).toBe(2);
+        expect(err.message).toMatch(loss(2, won.stream_seq));
+        expect(err.message).not.toContain("\n");
+        // the stream holds v1 then the winner's v2, nothing else
+        expect((await lastVersion(fund))?.version).toBe(2);
+        expect(
+          (await jsm.streams.info("RISK_ENVELOPES", { subjects_filter: Subjects.envelopeUpdated(fund) }))
+            .state.subjects,
+        ).toEqual({
+          [Subjects.envelopeUpdated(fund)]: 2,
+        });
+      } finally {
+        await other.close();
+      }
+    });
+
+    it("a stale read: a newer version published between read and write makes the update fail, not vanish", async () => {
+      const fund = "race2";
+      await bus.envelope(envelope(fund, { version: 1 }));
+      let newer = 0;
+      const attempt = publishEnvelope(nc, fund, draft(fund, "2000000"), G, {
+        // another operator publishes v5 (a different version: the stream's sequence check, not dedup)
+        afterRead: async () =>
+          void (newer = await bus.envelope(envelope(fund, { version: 5, capital: "5000000" }))),
+      });
+      const err = (await attempt.then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as CliError;
+      expect(err).toBeInstanceOf(CliError);
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toMatch(loss(5, newer));
+      expect(await lastVersion(fund)).toMatchObject({ version: 5, capital: "5000000" });
+
+      // read again (through the command itself): v6 goes through; the CLI prints one JSON line
+      const file = join(dir, "race2.json");
+      await writeFile(file, JSON.stringify(draft(fund, "6000000")));
+      await waitFor(() => engine.state.funds.get(fund)?.envelope?.envelope.version === 5);
+      const r = await run(["envelope", "set", fund, "--file", file, ...g]);
+      expect(r.err).toBe("");
+      expect(JSON.parse(r.out)).toMatchObject({ envelope_id: `${fund}@v6` });
+    });
   });
 });

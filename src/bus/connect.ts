@@ -6,6 +6,8 @@ export interface BusOptions {
   name: string;
   user?: string | undefined;
   pass?: string | undefined;
+  /** nats.js `inboxPrefix` (replies and consumer deliveries); undefined = `_INBOX`. */
+  inboxPrefix?: string | undefined;
   timeoutMs?: number;
 }
 
@@ -31,6 +33,7 @@ export async function connectBus(o: BusOptions): Promise<NatsConnection> {
       // Requests (every journal write is one) skip the stack trace nats.js would otherwise capture
       // for an error's async context: ~7 % of the engine's CPU at 1 000 checks/s (bench profile).
       noAsyncTraces: true,
+      ...(o.inboxPrefix !== undefined ? { inboxPrefix: o.inboxPrefix } : {}),
       ...(o.user !== undefined ? { user: o.user, pass: o.pass ?? "" } : {}),
     });
   } catch (cause) {

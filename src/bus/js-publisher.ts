@@ -56,7 +56,10 @@ interface Pending {
 }
 
 export function createJsPublisher(nc: NatsConnection, o: { timeoutMs: number }): JsPublisher {
-  const prefix = createInbox();
+  const prefix = createInbox(
+    // the connection's inbox prefix (nats.js keeps it on options; the interface does not say so)
+    (nc as unknown as { options?: { inboxPrefix?: string } }).options?.inboxPrefix,
+  );
   const pending = new Map<string, Pending>();
   let next = 0;
   let closed = false;

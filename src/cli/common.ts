@@ -73,6 +73,7 @@ export function connect(config: Config, g: GlobalOptions, what: string): Promise
     name: `${PROG}:${what}`,
     user: config.nats.user,
     pass: config.nats.pass,
+    inboxPrefix: config.nats.inbox_prefix,
     timeoutMs: g.timeout,
   });
 }

@@ -14,6 +14,11 @@
  * until the deadline, timeoutMs × (retries + 1). When no engine answered in time, the result is a
  * rejection with `rejecting_gate: "client"`, `rejection_code: "ENGINE_UNAVAILABLE"`.
  * A STATE_NOT_READY answer is returned as is (the engine did not record it: the OMS may retry).
+ *
+ * Connection: on a server run with deploy/nats-secure.conf, connect as the `oms` user with the OMS
+ * inbox prefix, `connect({ user: "oms", pass, inboxPrefix: "_INBOX_oms" })`: replies, JetStream
+ * acks and watch deliveries arrive under that prefix, the only inbox the role may subscribe to
+ * (the default `_INBOX` is refused there, and check() would then only ever time out).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders } from "@nats-io/transport-node";

@@ -30,6 +30,15 @@ const nats = z.strictObject({
   /** Credentials; optional (a server without auth needs none). */
   user: z.string().min(1).optional(),
   pass: z.string().min(1).optional(),
+  /**
+   * Inbox prefix for this connection's replies and consumer deliveries (nats.js `inboxPrefix`);
+   * unset = `_INBOX`. With deploy/nats-secure.conf each role has its own (`_INBOX_engine`,
+   * `_INBOX_operator`, ...) and may subscribe to nothing else under an inbox.
+   */
+  inbox_prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "tokens of letters, digits, _ and - separated by dots")
+    .optional(),
   /** JetStream replicas for the streams the engine owns. */
   replicas: z.number().int().min(1).max(5).default(1),
 });

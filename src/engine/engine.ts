@@ -146,6 +146,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     name: `riskengine:${instance}`,
     user: config.nats.user,
     pass: config.nats.pass,
+    inboxPrefix: config.nats.inbox_prefix,
   });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);

@@ -46,6 +46,7 @@ export async function rebuild(o: {
     name: "riskengine:rebuild",
     user: o.config.nats.user,
     pass: o.config.nats.pass,
+    inboxPrefix: o.config.nats.inbox_prefix,
   });
   try {
     const jsm = await jetstreamManager(nc);

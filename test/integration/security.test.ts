@@ -14,6 +14,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
+import { createRiskClient, type OrderRequest } from "../../src/client/index.js";
 import { connectTest, waitFor } from "../support/nats.js";
 import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
 
@@ -26,6 +27,8 @@ const PASS = Object.fromEntries(
 ) as Record<Role, string>;
 
 const FUND = "sec";
+/** Each role's inbox prefix (deploy/nats-secure.conf: subscribe under its own prefix only). */
+const inbox = (role: Role): string => `_INBOX_${role}`;
 const SHORT = { timeout: 1000 };
 
 /**
@@ -94,11 +97,21 @@ describe("security: per-role users and subject permissions (deploy/nats-secure.c
       args: ["-m", "-1"],
     });
     engine = await startTestEngine(server.url, {
-      flags: { "nats.user": "engine", "nats.pass": PASS.engine, "state.dir": join(dir, "state") },
+      flags: {
+        "nats.user": "engine",
+        "nats.pass": PASS.engine,
+        "nats.inbox_prefix": inbox("engine"),
+        "state.dir": join(dir, "state"),
+      },
     });
     admin = await jetstreamManager(engine.nc);
     for (const r of ["oms", "operator", "marketdata", "broker"] as const) {
-      nc[r] = await connectTest(server.url, { user: r, pass: PASS[r], name: `security-${r}` });
+      nc[r] = await connectTest(server.url, {
+        user: r,
+        pass: PASS[r],
+        name: `security-${r}`,
+        inboxPrefix: inbox(r),
+      });
       errors[r] = collectErrors(nc[r]);
     }
     const e = await new Bus(nc.operator).envelope(envelope(FUND));
@@ -312,5 +325,107 @@ describe("security: per-role users and subject permissions (deploy/nats-secure.c
     expect(await m2!.ackAck(SHORT)).toBe(true);
     await waitFor(async () => (await durable.info()).num_ack_pending === 0);
     await jsm.consumers.delete("OMS_INTENTS", "oms-sec");
+  });
+  it("the OMS, with its inbox prefix, reads decisions, halts, alerts and stops, live and from the streams", async () => {
+    const F = "secread";
+    const e = await new Bus(nc.operator).envelope(envelope(F));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", e));
+    // live, core subscriptions on the four subject families
+    const live: string[] = [];
+    const subs = ["decision", "halt", "alert", "stop"].map((k) =>
+      nc.oms.subscribe(`mts.v1.risk.${k}.>`, { callback: (_e, m) => void live.push(m.subject) }),
+    );
+    await nc.oms.flush();
+    // through the streams: the client library's watches (ordered consumers) and filtered consumers
+    const risk = createRiskClient(nc.oms, { timeoutMs: 2000 });
+    const decisions = risk.watchDecisions(F);
+    const alerts = risk.watchAlerts(F);
+    await decisions.ready;
+    await alerts.ready;
+    const js = jetstream(nc.oms, SHORT);
+    const halts = await js.consumers.get("RISK_CONTROL", { filter_subjects: Subjects.halt(F) });
+    const stops = await js.consumers.get("RISK_CONTROL", { filter_subjects: Subjects.stop("triggered", F) });
+
+    const o = order({ fund_id: F });
+    const d = await risk.check(o as unknown as OrderRequest); // the reply arrives under _INBOX_oms
+    expect(d.approved).toBe(true);
+    const h = await new Bus(nc.operator).control(Subjects.halt(F), { ...halt("MANUAL", "ops"), fund_id: F });
+    const alert = { kind: "test", fund_id: F, at: NOW, message: "secread" };
+    await engine.js.publish(Subjects.alert("test", F), JSON.stringify(alert));
+    await engine.js.publish(Subjects.stop("triggered", F), JSON.stringify({ fund_id: F, at: NOW }));
+
+    const it1 = decisions[Symbol.asyncIterator]();
+    const rec = (await it1.next()).value as Record<string, unknown>;
+    expect(JSON.stringify(rec)).toContain(String(o["order_id"]));
+    const it2 = alerts[Symbol.asyncIterator]();
+    expect((await it2.next()).value).toMatchObject({ fund_id: F, message: "secread" });
+    const hm = await halts.next({ expires: 2000 });
+    expect(hm?.seq).toBe(h);
+    expect(hm?.json()).toMatchObject({ fund_id: F, severity: "MANUAL" });
+    const sm = await stops.next({ expires: 2000 });
+    expect(sm?.subject).toBe(Subjects.stop("triggered", F));
+    await waitFor(
+      () =>
+        [
+          Subjects.decision(F),
+          Subjects.halt(F),
+          Subjects.alert("test", F),
+          Subjects.stop("triggered", F),
+        ].every((x) => live.includes(x)),
+      { message: `live messages, got ${live.join(",")}` },
+    );
+    await it1.return?.(undefined); // runs the watch's own stop()
+    await it2.return?.(undefined);
+    for (const x of subs) x.unsubscribe();
+    expect(errors.oms.filter((m) => /subscription/i.test(m))).toEqual([]);
+    await new Bus(nc.operator).control(Subjects.resume(F), { ...resume("ops"), fund_id: F });
+  });
+
+  it("the OMS cannot read another role's inbox, the shared _INBOX, resumes or baselines", async () => {
+    const watcher = await connectTest(server.url, { user: "oms", pass: PASS.oms, inboxPrefix: inbox("oms") });
+    const seen = collectErrors(watcher);
+    const got: string[] = [];
+    for (const subject of [
+      `${inbox("engine")}.>`,
+      `${inbox("operator")}.>`,
+      "_INBOX.>",
+      "mts.v1.risk.resume.>",
+    ]) {
+      watcher.subscribe(subject, { callback: (err, m) => void (err ? undefined : got.push(m.subject)) });
+    }
+    await watcher.flush();
+    for (const subject of [
+      `${inbox("engine")}.>`,
+      `${inbox("operator")}.>`,
+      "_INBOX.>",
+      "mts.v1.risk.resume.>",
+    ]) {
+      await waitFor(
+        () => seen.some((m) => /permissions violation for subscription/i.test(m) && m.includes(subject)),
+        { message: `subscription refused for ${subject}` },
+      );
+    }
+    // replies to other clients do not leak: the operator's check reply stays under its own prefix
+    expect((await new Bus(nc.operator).check(order({ fund_id: FUND }))).approved).toBe(true);
+    // a RISK_CONTROL consumer on resumes (or unfiltered) is refused
+    const js = jetstream(watcher, SHORT);
+    await expect(
+      js.consumers.get("RISK_CONTROL", { filter_subjects: Subjects.resume(FUND) }),
+    ).rejects.toThrow(/permission/i);
+    await expect(js.consumers.get("RISK_CONTROL")).rejects.toThrow(/permission/i);
+    await watcher.flush();
+    expect(got).toEqual([]);
+    await watcher.close();
+
+    // an OMS on the default _INBOX prefix gets no reply at all: the server refuses its inbox
+    const plain = await connectTest(server.url, { user: "oms", pass: PASS.oms });
+    const plainErrors = collectErrors(plain);
+    await expect(
+      plain.request(Subjects.check, JSON.stringify(order({ fund_id: FUND })), SHORT),
+    ).rejects.toThrow();
+    await waitFor(() =>
+      plainErrors.some((m) => /permissions violation for subscription/i.test(m) && m.includes("_INBOX.")),
+    );
+    await plain.close();
   });
 });

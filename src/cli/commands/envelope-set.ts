@@ -1,11 +1,17 @@
 /**
  * `mts-risk envelope set <fund> --file <envelope.json|yaml>`: validate and publish a new envelope
  * version to RISK_ENVELOPES (`Nats-Msg-Id` env:<fund>:<version>, so a retry is not stored twice).
+ *
+ * Concurrent updates: the command reads the last envelope stored on
+ * `mts.v1.risk.envelope.updated.<fund>` and publishes with `Nats-Expected-Last-Subject-Sequence` =
+ * its stream sequence (0 when there is none). If another update landed in between, the stream
+ * refuses the publish (or, for the same version, stores nothing: a duplicate with other content)
+ * and the command fails with exit 2, naming the version that won; nothing is silently dropped.
  */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Command } from "commander";
-import { EnvelopeSchema, Subjects, canonicalJson, firstIssue } from "../../contract/index.js";
+import { EnvelopeSchema, StreamName, Subjects, canonicalJson, firstIssue } from "../../contract/index.js";
 import {
   type CliContext,
   CliError,
@@ -46,12 +52,61 @@ async function nextVersion(nc: NatsConnection, fund: string, g: GlobalOptions): 
   return current + 1;
 }
 
-async function publish(
+/** The last envelope stored for the fund: its stream sequence (0: none) and version (if any). */
+async function lastStored(
+  nc: NatsConnection,
+  fund: string,
+  g: GlobalOptions,
+): Promise<{ seq: number; version: number | undefined }> {
+  const subject = Subjects.envelopeUpdated(fund);
+  let m;
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: g.timeout });
+    m = await jsm.streams.getMessage(StreamName.RISK_ENVELOPES, { last_by_subj: subject });
+  } catch (err) {
+    throw requestFailure(`${StreamName.RISK_ENVELOPES} ${subject}`, g.timeout, err);
+  }
+  if (!m) return { seq: 0, version: undefined };
+  let version: unknown;
+  try {
+    version = m.json<Record<string, unknown> | null>()?.version;
+  } catch {
+    version = undefined;
+  }
+  return { seq: m.seq, version: typeof version === "number" ? version : undefined };
+}
+
+/** The loser of a race: one line naming the version that won. */
+async function lostRace(nc: NatsConnection, fund: string, mine: number, g: GlobalOptions): Promise<CliError> {
+  const won = await lastStored(nc, fund, g).catch(() => undefined);
+  const what =
+    won && won.seq > 0 ? `version ${won.version ?? "?"} (stream seq ${won.seq}) won` : "another update won";
+  return new CliError(
+    `${fund}: another envelope update was published concurrently; ${what}; ` +
+      `${fund}@v${mine} was not published (read the envelope again and retry)`,
+    2,
+  );
+}
+
+/** Test seam: runs between reading the last stored envelope and publishing. */
+export interface EnvelopeSetHooks {
+  afterRead?: () => Promise<void>;
+}
+
+export async function publishEnvelope(
   nc: NatsConnection,
   fund: string,
   doc: Record<string, unknown>,
   g: GlobalOptions,
+  hooks: EnvelopeSetHooks = {},
 ): Promise<{ envelope_id: string; stream_seq: number }> {
+  const last = await lastStored(nc, fund, g);
+  if (doc.version === undefined || doc.version === null) {
+    // current + 1, of the engine's version or the stream's, whichever is ahead
+    doc.version = Math.max(await nextVersion(nc, fund, g), (last.version ?? 0) + 1);
+    validate(doc);
+  }
+  await hooks.afterRead?.();
   const version = doc.version as number;
   const subject = Subjects.envelopeUpdated(fund);
   const envelopeId = `${fund}@v${version}`;
@@ -59,9 +114,13 @@ async function publish(
   try {
     ack = await jetstream(nc, { timeout: g.timeout }).publish(subject, JSON.stringify(doc), {
       msgID: `env:${fund}:${version}`,
+      expect: { lastSubjectSequence: last.seq },
       timeout: g.timeout,
     });
   } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+      throw await lostRace(nc, fund, version, g);
+    }
     throw requestFailure(subject, g.timeout, err);
   }
   if (ack.duplicate) {
@@ -75,10 +134,8 @@ async function publish(
       same = false;
     }
     if (!same) {
-      throw new CliError(
-        `${envelopeId} was already published with different content (stream seq ${ack.seq}); use a new version`,
-        1,
-      );
+      // Two updates chose the same version (a race on "current + 1", or a reused version number).
+      throw await lostRace(nc, fund, version, g);
     }
   }
   return { envelope_id: envelopeId, stream_seq: ack.seq };
@@ -104,13 +161,9 @@ export function registerEnvelopeSet(envelope: Command, ctx: CliContext): void {
       const versionGiven = doc.version !== undefined && doc.version !== null;
       // Fail on the file's own mistakes before asking anything of the engine.
       validate(versionGiven ? doc : { ...doc, version: 1 });
-      const result = await withNats(config, globals, "envelope-set", async (nc) => {
-        if (!versionGiven) {
-          doc.version = await nextVersion(nc, fund, globals);
-          validate(doc);
-        }
-        return publish(nc, fund, doc, globals);
-      });
+      const result = await withNats(config, globals, "envelope-set", (nc) =>
+        publishEnvelope(nc, fund, doc, globals),
+      );
       printJson(result);
       ctx.exitCode = 0;
     });
