@@ -270,9 +270,20 @@ describe("mts-risk operator commands", () => {
       const first = await bus.envelope(envelope(fund, { version: 1 }));
       const other = await connectTest(server.url);
       try {
+        // both read the current version before either writes (a barrier, so the race is real on
+        // any machine: without it a slow scheduler could run them one after the other)
+        let reads = 0;
+        let release!: () => void;
+        const bothRead = new Promise<void>((r) => (release = r));
+        const barrier = {
+          afterRead: async () => {
+            if (++reads === 2) release();
+            await bothRead;
+          },
+        };
         const results = await Promise.allSettled([
-          publishEnvelope(nc, fund, draft(fund, "2000000"), G),
-          publishEnvelope(other, fund, draft(fund, "3000000"), G),
+          publishEnvelope(nc, fund, draft(fund, "2000000"), G, barrier),
+          publishEnvelope(other, fund, draft(fund, "3000000"), G, barrier),
         ]);
         const ok = results.filter((r) => r.status === "fulfilled");
         const failed = results.filter((r) => r.status === "rejected");
