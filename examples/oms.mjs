@@ -7,6 +7,9 @@
  *   npm run build && npm start &                           # an engine (and a local nats-server)
  *   npx mts-risk envelope set alpha --file deploy/examples/envelope-alpha.yaml
  *   node examples/oms.mjs [fund] [count]                   # NATS_URL, default nats://127.0.0.1:4222
+ *
+ * Against the role-secured server (deploy/nats-secure.conf) connect as the oms user with its own
+ * inbox prefix: NATS_USER=oms NATS_PASS=… NATS_INBOX_PREFIX=_INBOX_oms node examples/oms.mjs
  */
 import { connect } from "@nats-io/transport-node";
 import { randomUUID } from "node:crypto";
@@ -14,7 +17,13 @@ import { createRiskClient } from "mts1b-riskengine/client";
 
 const fund = process.argv[2] ?? "alpha";
 const count = Number(process.argv[3] ?? 5);
-const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222", name: "example-oms" });
+const nc = await connect({
+  servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+  name: "example-oms",
+  maxReconnectAttempts: -1,
+  ...(process.env.NATS_USER ? { user: process.env.NATS_USER, pass: process.env.NATS_PASS ?? "" } : {}),
+  ...(process.env.NATS_INBOX_PREFIX ? { inboxPrefix: process.env.NATS_INBOX_PREFIX } : {}),
+});
 const risk = createRiskClient(nc, { timeoutMs: 500, retries: 2 });
 
 const alerts = risk.watchAlerts(fund);
