@@ -9,6 +9,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Watch } from "./types.js";
 
 const td = new TextDecoder();
+const STOP_WAIT_MS = 2000;
 
 export function watchSubject<T>(
   nc: NatsConnection,
@@ -35,7 +36,16 @@ export function watchSubject<T>(
   const stop = async (): Promise<void> => {
     stopped = true;
     const m = messages ?? (await ready.catch(() => undefined));
-    await m?.close().catch(() => undefined);
+    if (!m) return;
+    // end the iteration first (an iterator paused mid-stream would otherwise keep close() waiting
+    // for messages nobody reads), then close the consumer, bounded: a stop always ends
+    m.stop();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      m.close().catch(() => undefined),
+      new Promise<void>((done) => (timer = setTimeout(done, STOP_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
   };
   async function* iterate(): AsyncGenerator<T> {
     const m = await ready;

@@ -197,6 +197,21 @@ describe("risk client", () => {
     await alerts.stop();
   });
 
+  it("a watch stops while its iterator is paused mid-stream, and the iterator then ends", async () => {
+    const decisions = risk.watchDecisions("alpha");
+    await decisions.ready;
+    await risk.check(ord());
+    await risk.check(ord());
+    const it = decisions[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false); // one read, the next one waiting: paused
+    const t0 = Date.now();
+    await decisions.stop();
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    // whatever was already buffered may still come out, then the iteration ends
+    for (let i = 0; i < 10; i++) if ((await it.next()).done) return;
+    throw new Error("the iterator did not end after stop()");
+  });
+
   it("the example OMS (examples/oms.mjs) routes what the engine approves", async () => {
     const r = await promisify(execFile)(process.execPath, ["examples/oms.mjs", "alpha", "2"], {
       env: { ...process.env, NATS_URL: server.url },
