@@ -81,7 +81,7 @@ interface FinishArgs {
   notional?: Dec | undefined;
   reservation?: Reservation | undefined;
   dupKey?: string | undefined;
-  /** The request as decoded, when schema-valid (journaled for explain). */
+  /** The request as decoded, when schema-valid (its Order fields are journaled for explain). */
   order?: Record<string, unknown> | undefined;
 }
 
@@ -146,7 +146,7 @@ export function createDecider(d: DeciderDeps): Decider {
       notional: p.notional,
       reservation: denial === undefined ? p.reservation : undefined,
       decision,
-      order: p.order,
+      order: p.order && asReceived(p.order),
       cursors: Object.fromEntries(state.cursors),
     };
     if (p.dupKey !== undefined) record.dup_key = p.dupKey;
@@ -192,7 +192,7 @@ export function createDecider(d: DeciderDeps): Decider {
       fields,
       schemaValid: true,
       envelopeId: "",
-      order: asReceived(raw),
+      order: raw,
     });
     const engineDenial = checkEngine(fund, order.fund_id, d.ready());
     if (engineDenial || !fund?.envelope) {

@@ -8,6 +8,7 @@ import { canon, dec } from "../../src/decimal/index.js";
 import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
 import { type CheckInput, type Evaluation, createDecider } from "../../src/service/decide.js";
 import { key2 } from "../../src/state/index.js";
+import { toWire } from "../../src/contract/wire.js";
 import { manualClock } from "../../src/time/clock.js";
 import { FUND, Feed, NOW, NOW_ISO, rawOrder } from "./fixtures.js";
 
@@ -200,6 +201,20 @@ describe("engine gate (transient, not recorded)", () => {
     const d = decide(raw);
     expect(d.decision).toMatchObject({ rejecting_gate: "engine", rejection_code: "STATE_NOT_READY" });
     expect(d.record.recorded).toBe(false);
+  });
+});
+
+describe("the order as journaled", () => {
+  it("given a conflicting retry with a deeply nested extra field, when decided, then the record keeps only the Order fields and serializes", () => {
+    const { decide } = setup();
+    const raw = rawOrder();
+    expect(decide(raw).decision.approved).toBe(true);
+    const deep = JSON.parse(`${"[".repeat(20_000)}${"]".repeat(20_000)}`) as unknown;
+    const retry = { ...raw, quantity: "7", x_deep: deep };
+    const e = decide(retry);
+    expect(e.decision.rejection_code).toBe("IDEMPOTENCY_CONFLICT");
+    expect(e.record.order).toEqual({ ...raw, quantity: "7" });
+    expect(() => JSON.stringify(toWire(e.record))).not.toThrow();
   });
 });
 
