@@ -216,7 +216,9 @@ describe("/readyz during catch-up", () => {
     const first = await startTestEngine(server.url);
     await first.close(); // streams provisioned; now a backlog no engine has applied
     // FILLS keeps every message (QUOTES keeps 10 per symbol)
-    const N = 20_000;
+    // large enough that folding it takes seconds on a quiet machine (20 000 was folded before the
+    // first request once): the probe below must land while the engine is still behind
+    const N = 80_000;
     for (let i = 0; i < N; i += 1000) {
       await Promise.all(
         Array.from({ length: 1000 }, (_, k) =>
