@@ -11,7 +11,7 @@
 import { type Dec, ZERO, approx, approxSign, canon, max, pct } from "../decimal/index.js";
 import { nav } from "../state/book.js";
 import type { Book } from "../state/model.js";
-import { fundShadow, navApprox, shadowOf } from "../state/shadow.js";
+import { type Shadow, fundShadow, navApprox, shadowOf } from "../state/shadow.js";
 import { type Denial, type GateContext, deny, type RiskGate } from "./types.js";
 
 function over(
@@ -86,8 +86,8 @@ function floatFigures(buy: boolean, book: Book | undefined, notional: Dec): void
 }
 
 /** Not certainly `sum ≤ limitPct × NAV` (in float, with its bound): the exact path decides. */
-function maybeOver(sum: number, sumM: number, limitPct: Dec): boolean {
-  const p = approx(limitPct);
+function maybeOver(sum: number, sumM: number, limitPct: Dec, slot: Shadow): boolean {
+  const p = shadowOf(slot, limitPct);
   return approxSign(sum - p * F.nav, sumM + Math.abs(p) * F.navM) >= 0;
 }
 
@@ -106,7 +106,7 @@ export const positionGate: RiskGate = {
     const ex = (): Exact => (exact ??= exactFigures(buy, ctx, notional, nav(ctx.fund)!));
     const a = ctx.fund.agg;
 
-    if (lim.max_position_pct !== undefined && maybeOver(F.res, F.resM, lim.max_position_pct)) {
+    if (lim.max_position_pct !== undefined && maybeOver(F.res, F.resM, lim.max_position_pct, sh.limits[0]!)) {
       const e = ex();
       const d = over(
         "MAX_POSITION_EXCEEDED",
@@ -119,7 +119,7 @@ export const positionGate: RiskGate = {
     }
     if (lim.max_gross_exposure_pct !== undefined) {
       const g = shadowOf(sh.gross, a.gross);
-      if (maybeOver(g + F.delta, Math.abs(g) + F.deltaM, lim.max_gross_exposure_pct)) {
+      if (maybeOver(g + F.delta, Math.abs(g) + F.deltaM, lim.max_gross_exposure_pct, sh.limits[1]!)) {
         const e = ex();
         const d = over(
           "GROSS_EXPOSURE_EXCEEDED",
@@ -133,7 +133,7 @@ export const positionGate: RiskGate = {
     }
     if (lim.max_net_exposure_pct !== undefined) {
       const side = buy ? shadowOf(sh.netLong, a.netLong) : shadowOf(sh.netShort, a.netShort);
-      if (maybeOver(Math.abs(side + F.o), Math.abs(side) + F.oM, lim.max_net_exposure_pct)) {
+      if (maybeOver(Math.abs(side + F.o), Math.abs(side) + F.oM, lim.max_net_exposure_pct, sh.limits[2]!)) {
         const e = ex();
         const net = (buy ? a.netLong : a.netShort).plus(e.o).abs();
         const d = over("NET_EXPOSURE_EXCEEDED", "net exposure", net, lim.max_net_exposure_pct, e.navValue);
@@ -149,7 +149,7 @@ export const positionGate: RiskGate = {
       }
       const cur = a.sector.get(sector) ?? ZERO;
       const sf = approx(cur);
-      if (maybeOver(sf + F.delta, Math.abs(sf) + F.deltaM, lim.max_sector_pct)) {
+      if (maybeOver(sf + F.delta, Math.abs(sf) + F.deltaM, lim.max_sector_pct, sh.limits[3]!)) {
         const e = ex();
         const sum = cur.plus(e.delta);
         const d = over(
@@ -177,7 +177,7 @@ export const positionGate: RiskGate = {
         const cf = approx(cur);
         const addF = same ? F.delta : F.after;
         const addM = same ? F.deltaM : F.afterM;
-        if (maybeOver(cf + addF, Math.abs(cf) + addM, limitPct)) {
+        if (maybeOver(cf + addF, Math.abs(cf) + addM, limitPct, sh.limits[4]!)) {
           const e = ex();
           const sum = cur.plus(same ? e.delta : e.exposureAfter);
           const d = over(

@@ -33,6 +33,8 @@ export interface FundShadow {
   gross: Shadow;
   netLong: Shadow;
   netShort: Shadow;
+  /** Limits read every order (the position gate's percentages), by the gate's own numbering. */
+  limits: Shadow[];
 }
 
 const shadows = new WeakMap<FundState, FundShadow>();
@@ -49,6 +51,7 @@ export function fundShadow(fund: FundState): FundShadow {
       gross: slot(),
       netLong: slot(),
       netShort: slot(),
+      limits: [slot(), slot(), slot(), slot(), slot()],
     };
     shadows.set(fund, s);
   }

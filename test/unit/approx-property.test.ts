@@ -167,6 +167,18 @@ function fundWith(capital: Dec): { fund: FundState; book: Book } {
   return { fund, book: getBook(state, fund, "AAPL") };
 }
 
+/**
+ * One fund reused across generated orders, its aggregates replaced each time: the float shadows
+ * (src/state/shadow.ts) must follow every change of the exact values they copy.
+ */
+const shared = fundWith(new Dec(1n, 0));
+function sharedFund(capital: Dec): { fund: FundState; book: Book } {
+  shared.fund.envelope = { envelope: { capital }, baseCurrency: "USD" } as unknown as EnvelopeEntry;
+  shared.fund.agg.sector.clear();
+  shared.fund.agg.assetClass.clear();
+  return shared;
+}
+
 function context(fund: FundState, book: Book | undefined, over: Partial<GateContext>): GateContext {
   return {
     state: createState(),
@@ -210,11 +222,12 @@ const positionScene = fc
     pct: pctArb,
     other: money(true),
     sameClass: fc.boolean(),
+    shared: fc.boolean(),
     how: offset,
     far: money(true),
   })
   .map((g): Scene => {
-    const { fund, book } = fundWith(g.capital);
+    const { fund, book } = g.shared ? sharedFund(g.capital) : fundWith(g.capital);
     const a = fund.agg;
     a.realized = g.realized;
     a.mv = g.mv;
