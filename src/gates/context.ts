@@ -64,7 +64,7 @@ export function buildContext(
   const instrument = state.instruments.get(order.symbol);
   const mark = state.marks.get(order.symbol);
   const maxAge = maxQuoteAgeMs(limits);
-  const fresh = freshMark(state, order.symbol, limits, now) !== undefined;
+  const fresh = mark !== undefined && isFresh(mark.ts, now, maxAge); // freshMark(), without a second lookup
   const multiplier = instrument?.multiplier ?? ONE;
   const book = fund.books.get(order.symbol);
   const buy = order.side === "BUY";
