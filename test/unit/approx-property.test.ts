@@ -445,7 +445,7 @@ describe("filtered exact comparisons (float64 with an error bound, exact Dec whe
     // the generators reach both sides of the limits (denials and passes)
     expect(decided).toBeGreaterThan(RUNS * 0.05);
     expect(decided).toBeLessThan(RUNS * 0.85);
-  });
+  }, 180_000);
 
   it("given the bound set to zero (a wrong filter), when judging values on the boundary, then some answer differs from the exact one", () => {
     configureApprox({ rel: 0, tiny: 0 });
