@@ -204,7 +204,17 @@ export function createRegistry(o: RegistryOptions): Registry {
       void (async () => {
         for await (const e of it) apply(e);
       })().catch((err: unknown) => log.error({ err }, "ownership watch failed"));
-      await heartbeat();
+      // the first write to a bucket just created on a fresh cluster may find no responders yet
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await heartbeat();
+          break;
+        } catch (err) {
+          if (!isTransientJsError(err) || mono() - startedAt > 30_000) throw err;
+          log.warn({ err: String(err), attempt }, "first heartbeat not stored yet; retrying");
+          await delay(Math.min(200 * attempt, 2000));
+        }
+      }
       lastAwake = mono();
       timer = setInterval(beat, o.heartbeatMs);
       awakeTimer = setInterval(awake, 100);
