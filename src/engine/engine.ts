@@ -66,6 +66,7 @@ import {
 } from "./scheduling.js";
 import { createReconnect, watchStatus } from "./reconnect.js";
 import { ownedFunds, waitSettled, waitSynced } from "./owning.js";
+import { type EngineObserver, createObserver } from "./observe.js";
 
 export type { Readiness } from "./readiness.js";
 
@@ -106,6 +107,8 @@ export interface Engine {
   activity: Activity;
   /** Ready, or why not (/readyz). */
   readiness(): Readiness;
+  /** Read-only, plain-data view of the state (./observe.ts): what tests in the same process may read. */
+  observe: EngineObserver;
   /** Writes the snapshot now (after any periodic flush under way). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -457,6 +460,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     metrics,
     activity,
     readiness: readiness.readiness,
+    observe: createObserver(state),
     flush,
     async close() {
       // A planned stop hands the funds over first (while this engine still answers what it owns);
