@@ -219,7 +219,6 @@ describe("issue 13 checks through the bus", () => {
       log: silentLogger,
     });
     expect(rebuilt.state_digest).toBe(live);
-    const book = engine.state.funds.get(F)!.books.get("IBM")!;
-    expect(book.pos.realized.toFixed()).toBe("4.5"); // USD, the instrument's currency
+    expect(engine.observe.book(F, "IBM")!.realized).toBe("4.5"); // USD, the instrument's currency
   });
 });

@@ -115,7 +115,7 @@ export class Bus {
 
 /** Resolves once the engine has applied everything up to `seq` on `stream`. */
 export function applied(engine: Engine, stream: string, seq: number): boolean {
-  return (engine.state.cursors.get(stream as never) ?? 0) >= seq;
+  return engine.observe.cursor(stream) >= seq;
 }
 
 /** Every message of a stream (optionally only subjects starting with a prefix), parsed; small streams only. */
