@@ -4,7 +4,7 @@
  * depend on its in-memory layout. What an operator or another process needs is on the bus instead
  * (`mts.v1.risk.status`, fund reports, the decision and alert streams) and over HTTP.
  */
-import type { Dec } from "../decimal/index.js";
+import { type Dec, canon } from "../decimal/index.js";
 import { type EngineState, key2, stateDigest } from "../state/index.js";
 
 /** A fund's book in one symbol: its position and what pending orders reserve. */
@@ -39,8 +39,8 @@ export interface FundView {
   /** Halts in force by severity. */
   halts: Record<string, HaltView>;
   lock: { since: string; reason: string; brokers: string[] } | undefined;
-  /** P&L periods with a baseline. */
-  baselines: string[];
+  /** P&L baselines by period (day, week, month): the start instant, equity and capital then. */
+  baselines: Record<string, { starts_at: string; equity: string; capital: string | undefined }>;
   /** Realized P&L over the fund's books. */
   realized: string;
   books: Record<string, BookView>;
@@ -77,7 +77,7 @@ export interface EngineObserver {
   digest(): string;
 }
 
-const s = (d: Dec): string => d.toFixed();
+const s = (d: Dec): string => canon(d);
 
 export function createObserver(state: EngineState): EngineObserver {
   const byBroker = (m: Map<string, Dec>) => Object.fromEntries([...m].map(([b, q]) => [b, s(q)]));
@@ -120,7 +120,12 @@ export function createObserver(state: EngineState): EngineObserver {
           ]),
         ),
         lock: f.lock && { since: f.lock.since, reason: f.lock.reason, brokers: [...f.lock.brokers] },
-        baselines: [...f.baselines.keys()],
+        baselines: Object.fromEntries(
+          [...f.baselines].map(([p, b]) => [
+            p,
+            { starts_at: b.startsAt, equity: s(b.equity), capital: b.capital && s(b.capital) },
+          ]),
+        ),
         realized: s(f.agg.realized),
         books: Object.fromEntries([...f.books.keys()].map((sym) => [sym, book(id, sym)!])),
       };

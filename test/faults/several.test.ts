@@ -31,7 +31,7 @@ describe("several engines, one service", () => {
     await h?.stop();
   });
 
-  it("2 h.engines, then a third joining mid-race: 1 000 racing orders over both subjects approve exactly N", async () => {
+  it("2 engines, then a third joining mid-race: 1 000 racing orders over both subjects approve exactly N", async () => {
     await h.startEngines(2);
     await h.publishEnvelope("r1", { max_position_pct: "0.10" });
     await h.publishEnvelope("r2", { max_position_pct: "0.10" });
@@ -52,7 +52,7 @@ describe("several engines, one service", () => {
     const v = await h.spread(3);
     expect(Math.max(...v.map((e) => e.owned))).toBeLessThanOrEqual(40); // spread: ~21 each
 
-    // every journaled approval of the fund, across h.engines: exactly N
+    // every journaled approval of the fund, across engines: exactly N
     const records = await readDecisions(jetstream(h.nc), h.jsm);
     for (const fund of ["r1", "r2"]) {
       const approvedKeys = new Set(
