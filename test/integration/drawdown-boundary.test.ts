@@ -6,11 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
+import {
+  Bus,
+  applied,
+  envelope,
+  publishedBaselines,
+  publishedHalts,
+  startTestEngine,
+} from "../support/engine.js";
 
 const EVE = "2026-11-30T23:59:59.900Z"; // a Monday; the next instant after midnight starts a day and a month
 
@@ -22,18 +28,8 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
   const clock = manualClock(EVE);
 
   const fundOf = (id: string) => engine.observe.fund(id)!;
-  const baselines = async (fund: string) =>
-    (
-      await readStream<{ period: string; starts_at: string; equity: string }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.pnlBaseline(fund),
-      )
-    ).map((m) => `${m.data.period}@${m.data.starts_at}=${m.data.equity}`);
-  const halts = async (fund: string) =>
-    (await readStream<{ severity: string }>(nc, "RISK_CONTROL", Subjects.halt(fund))).map(
-      (m) => m.data.severity,
-    );
+  const baselines = (fund: string) => publishedBaselines(nc, fund);
+  const halts = (fund: string) => publishedHalts(nc, fund);
 
   async function longFund(fund: string, symbol: string) {
     const e = await bus.envelope(

@@ -9,12 +9,19 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
 import { type Engine, rebuild } from "../../src/engine/index.js";
 import { silentLogger } from "../../src/obs/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, readStream, startTestEngine, testConfig } from "../support/engine.js";
+import {
+  Bus,
+  applied,
+  envelope,
+  publishedHalts,
+  settled,
+  startTestEngine,
+  testConfig,
+} from "../support/engine.js";
 
 const START = "2026-11-20T14:00:00.000Z";
 
@@ -25,10 +32,7 @@ describe("drawdown: capital changes are not trading P&L", () => {
   let engine: Engine;
   const clock = manualClock(START);
 
-  const halts = async (fund: string) =>
-    (await readStream<{ severity: string; reason: string }>(nc, "RISK_CONTROL", Subjects.halt(fund))).map(
-      (m) => `${m.data.severity}: ${m.data.reason}`,
-    );
+  const halts = (fund: string) => publishedHalts(nc, fund, true);
   const fundOf = (e: Engine, id: string) => e.observe.fund(id)!;
   /** The drawdown worker run on one fund now (it ticks every second; this decides at a known instant). */
   const evaluate = (e: Engine, id: string) => e.workers.drawdown.evaluate(e.state.funds.get(id)!);
@@ -50,14 +54,6 @@ describe("drawdown: capital changes are not trading P&L", () => {
     await waitFor(() => applied(engine, "FILLS", f));
     await mark(symbol, 100);
     await waitFor(() => Object.keys(fundOf(engine, fund).baselines).length === 3);
-  }
-  /** RISK_CONTROL fully applied: every baseline and halt the engine published is in its state. */
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_CONTROL", "FILLS", "RISK_ENVELOPES", "RISK_DECISIONS", "OMS_ORDERS"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
   }
 
   beforeAll(async () => {

@@ -13,7 +13,15 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+import {
+  Bus,
+  applied,
+  envelope,
+  order,
+  publishedBaselines,
+  publishedHalts,
+  startTestEngine,
+} from "../support/engine.js";
 
 const FUND = "dd";
 const START = "2026-11-20T14:00:00.000Z"; // a Friday; ISO week began Monday 2026-11-16
@@ -26,18 +34,8 @@ describe("drawdown monitor", () => {
   const clock = manualClock(START);
   const stateDir = mkdtempSync(join(tmpdir(), "mts-dd-"));
 
-  const halts = async () =>
-    (await readStream<{ severity: string }>(nc, "RISK_CONTROL", Subjects.halt(FUND))).map(
-      (m) => m.data.severity,
-    );
-  const baselines = async () =>
-    (
-      await readStream<{ period: string; starts_at: string; equity: string }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.pnlBaseline(FUND),
-      )
-    ).map((m) => `${m.data.period}@${m.data.starts_at}=${m.data.equity}`);
+  const halts = () => publishedHalts(nc, FUND);
+  const baselines = () => publishedBaselines(nc, FUND);
   async function mark(mid: number) {
     const seq = await bus.quote("AAPL", String(mid - 0.01), String(mid + 0.01), iso(clock.now()));
     await waitFor(() => applied(engine, "QUOTES", seq));
