@@ -17,3 +17,23 @@ export function isTransientJsError(err: unknown): boolean {
     )
   );
 }
+
+/**
+ * `fn` retried while it fails with a transient JetStream error, for at most `forMs` (then the last
+ * error is thrown); any other error at once.
+ */
+export async function retryTransient<T>(
+  fn: () => Promise<T>,
+  o: { forMs: number; onRetry?: (err: unknown, attempt: number) => void },
+): Promise<T> {
+  const started = performance.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransientJsError(err) || performance.now() - started > o.forMs) throw err;
+      o.onRetry?.(err, attempt);
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+    }
+  }
+}

@@ -13,6 +13,7 @@ import { CONSUMED_STREAMS, Subjects, streamCatalog } from "../contract/subjects.
 import { dec } from "../decimal/index.js";
 import { connectBus } from "../bus/connect.js";
 import { ensureStreams } from "../bus/streams.js";
+import { retryTransient } from "../bus/transient.js";
 import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate } from "../gates/index.js";
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
@@ -158,7 +159,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     pass: config.nats.pass,
     inboxPrefix: config.nats.inbox_prefix,
   });
-  const jsm = await jetstreamManager(nc);
+  // a cluster still electing its meta leader answers the API check with "no responders"
+  const jsm = await retryTransient(() => jetstreamManager(nc), {
+    forMs: 60_000,
+    onRetry: (err, attempt) =>
+      log.warn({ err: String(err), attempt }, "JetStream not available yet; retrying"),
+  });
   const js = jetstream(nc);
   const provisioned = await ensureStreams(
     jsm,
