@@ -457,7 +457,7 @@ export function markdown(r: Results): string {
       const found =
         s.sustainable_rate > 0 ? `${fmt(s.sustainable_rate)}/s` : `< ${fmt(s.steps[0]?.rate ?? 0)}/s`;
       out.push(
-        `- ${s.target}: **${found}** (stopped by ${s.stopped_by}); 5 ms floor ${fmt(s.floor_rate)}/s; ${steps}`,
+        `- ${s.target}: **${found}** (stopped by ${s.stopped_by}); 5 ms floor ${s.floor_rate > 0 ? `${fmt(s.floor_rate)}/s` : `< ${fmt(s.steps[0]?.rate ?? 0)}/s`}; ${steps}`,
       );
     }
   }

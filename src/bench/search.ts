@@ -13,8 +13,10 @@
  * is measured at each step (the order of the targets alternating from step to step). A failing
  * step is measured once more before it counts (one neighbour's burst on a shared machine should
  * not end a search). Then, per target, bisection (geometric midpoints) between its last passing and
- * first failing rate, the journaled baseline measured at every midpoint too. Beside it, the rate
- * at which the absolute floor (p99 ≤ floorMs) held over the same steps.
+ * first failing rate, the journaled baseline measured at every midpoint too. At and above the
+ * baseline's own first failing rate it is not measured again (its p99 there is past the bound, or
+ * it fails): the limit there is saturationMs. Beside it, the rate at which the absolute floor
+ * (p99 ≤ floorMs) held over the same steps.
  */
 
 export interface StepFigures {
@@ -136,8 +138,16 @@ export async function searchRates(
   );
   /** The journaled baseline's latest measurement at each rate: the reference of that rate. */
   const reference = new Map<number, StepFigures>();
+  /** At and above the baseline's first failing rate it is not measured again: the limit is the bound. */
+  const beyondJournal = (rate: number): boolean => {
+    const fail = st.get("journal")!.firstFail;
+    return fail !== undefined && rate >= fail && !reference.has(rate);
+  };
   const judged = (t: string, f: StepFigures, phase: Judged["phase"]): Judged => {
-    const j = judge(f, reference.get(f.rate)?.p99_ms ?? f.p99_ms, phase, c);
+    const ref = beyondJournal(f.rate)
+      ? Number.POSITIVE_INFINITY
+      : (reference.get(f.rate)?.p99_ms ?? f.p99_ms);
+    const j = judge(f, ref, phase, c);
     st.get(t)!.steps.push(j);
     say(t, j);
     return j;
@@ -160,7 +170,9 @@ export async function searchRates(
     const order = k++ % 2 === 0 ? targets : [...targets].reverse();
     // Everyone still ramping, and the journaled baseline (the reference) in its turn.
     const figures = new Map<string, StepFigures>();
-    for (const t of order) if (ramping.has(t) || t === "journal") figures.set(t, await run(t, rate));
+    for (const t of order) {
+      if (ramping.has(t) || (t === "journal" && !beyondJournal(rate))) figures.set(t, await run(t, rate));
+    }
     // Judged against the step's first measurement of the baseline: its own retry comes last.
     const judging = [...figures].sort(([a], [b]) => Number(a === "journal") - Number(b === "journal"));
     for (const [t, f] of judging) {
@@ -181,7 +193,9 @@ export async function searchRates(
     for (let i = 0; i < s.bisect && ts.firstFail !== undefined; i++) {
       const mid = midpoint(ts.lastPass, ts.firstFail);
       if (mid === undefined) break;
-      if (t !== "journal" && !reference.has(mid)) judged("journal", await run("journal", mid), "bisect");
+      if (t !== "journal" && !reference.has(mid) && !beyondJournal(mid)) {
+        judged("journal", await run("journal", mid), "bisect");
+      }
       settle(t, mid, judged(t, await run(t, mid), "bisect").pass);
     }
   }

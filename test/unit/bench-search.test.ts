@@ -102,6 +102,10 @@ describe("bench sustainable-rate search", () => {
     for (const c of calls.filter((x) => x.startsWith("engine@"))) {
       expect(calls).toContain(c.replace("engine", "journal"));
     }
+    // above the journal's own first failure it is not measured again: the limit is the 100 ms bound
+    expect(calls).toContain("noop@16000");
+    expect(calls).not.toContain("journal@16000");
+    expect(by.noop!.steps.find((j) => j.rate === 16000)!.limit_ms).toBe(100);
     // a failing ramp step is measured twice before it counts
     expect(calls.filter((x) => x === "engine@4000")).toHaveLength(2);
     expect(by.engine!.stopped_by).toMatch(/^3080\/s: /);
