@@ -296,7 +296,7 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
       const baseRate = search.find((s) => s.target === "journal")?.sustainable_rate ?? 0;
       if (!cfg.quick && baseRate > 0 && !cfg.rates.includes(baseRate)) {
         for (const t of TARGETS) {
-          const r = await measure(t, baseRate, cfg.scenarioSeconds);
+          const r = await measure(t, baseRate, cfg.scenarioSeconds * cfg.rounds);
           say(r);
           confirm.push(r);
         }

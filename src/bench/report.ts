@@ -260,7 +260,7 @@ function severalRows(s: SeveralResults): Row[] {
     }),
     row({
       metric: "issue 10: failures with two engines (forwarding, ownership)",
-      engine: `${two.failures} failed of ${fmt(two.sent)}, ${rejectedPct(two)} % rejected`,
+      engine: `${two.failures} failed of ${fmt(two.sent)}, ${rejectedPct(two)} % rejected (${JSON.stringify(two.rejection_codes)})`,
       baseline: `one: ${one.failures} failed, ${rejectedPct(one)} % rejected`,
       target: "≤ 0.1 %",
       result: verdict(two.failure_pct <= 0.1),

@@ -13,6 +13,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startNatsServer } from "../bus/nats-server.js";
 import { statusAll } from "../cli/commands/status.js";
+import { DEFAULTS } from "../config/schema.js";
 import { Subjects } from "../contract/subjects.js";
 import { SYMBOLS } from "./book.js";
 import { measureCpu } from "./cpu.js";
@@ -51,7 +52,10 @@ export interface SeveralResults {
 export const EXACTLY_N_PROOF =
   'test/faults/several.test.ts: "2 engines, then a third joining mid-race: 1 000 racing orders over both subjects approve exactly N" (and the kill -9 / SIGSTOP cases)';
 
-/** Until `n` engines answer status, all ready, every partition owned by one of them. */
+/** Messages an engine may still have to apply (≈ half a second of the quote stream). */
+const MAX_LAG = 1000;
+
+/** Until `n` engines answer status, all ready and caught up, every partition owned by one of them. */
 async function waitOwners(
   nc: Parameters<typeof statusAll>[0],
   n: number,
@@ -61,12 +65,11 @@ async function waitOwners(
   for (;;) {
     const all = await statusAll(nc, 700);
     const owned = Object.fromEntries(all.map((e) => [String(e.instance), Number(e.owned ?? 0)]));
-    const partitions = Number(all[0]?.partitions ?? 0);
     const total = Object.values(owned).reduce((a, v) => a + v, 0);
     const settled =
       all.length === n &&
-      all.every((e) => e.ready === true && Number(e.owned ?? 0) > 0) &&
-      (partitions === 0 || total === partitions);
+      all.every((e) => e.ready === true && Number(e.owned ?? 0) > 0 && Number(e.lag ?? 0) <= MAX_LAG) &&
+      total === DEFAULTS.ownership.partitions;
     if (settled) return owned;
     if (Date.now() > deadline)
       throw new Error(`${n} engines did not settle ownership: ${JSON.stringify(owned)}`);
@@ -141,6 +144,7 @@ export async function runSeveralPhase(cfg: SeveralSettings): Promise<SeveralResu
         p99_ms: r.latency_ms.p99,
         failures: r.failures,
         cpu_per_check_us: run.cpu_per_check_us,
+        rejection_codes: r.rejection_codes,
         error_codes: r.error_codes,
       });
     };
