@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--only apparatus,bus,several,quotefold,pipeline,scale,rss,soak,rebuild]
- *   [--engine-profile] [--keep] [--new-checks]`
+ *   [--engine-profile] [--keep] [--new-checks] [--restart-after <decisions>]`
  *
  * The check path against the physical limit, side by side in one run: the engine (its own
  * process) and two baselines (a no-op responder and a journaled one, in another process) under the
@@ -75,7 +75,7 @@ const S = {
     bisectSteps: quick ? 1 : 2,
     searchFrom: 500,
     timeoutMs: 2000,
-    restartAfterDecisions: quick ? 0 : 400_000,
+    restartAfterDecisions: Number(option("--restart-after") ?? (quick ? 0 : 400_000)),
     cpuProfileDir: profileDir,
   } satisfies BusSettings,
   pipeline: { decisions: quick ? 40_000 : 200_000, positions: 10_000 },
