@@ -262,6 +262,9 @@ function severalRows(s: SeveralResults): Row[] {
       metric: "issue 10: failures with two engines (forwarding, ownership)",
       engine: `${two.failures} failed of ${fmt(two.sent)}, ${rejectedPct(two)} % rejected (${JSON.stringify(two.rejection_codes)})`,
       baseline: `one: ${one.failures} failed, ${rejectedPct(one)} % rejected`,
+      noise: s.ownership_moved
+        ? `ownership CHANGED during the run (a takeover: ${JSON.stringify(s.owned)} → ${JSON.stringify(s.owned_after)}): not two engines sharing the load`
+        : `partitions ${JSON.stringify(s.owned)} before and after`,
       target: "≤ 0.1 %",
       result: verdict(two.failure_pct <= 0.1),
     }),

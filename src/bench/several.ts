@@ -46,6 +46,9 @@ export interface SeveralResults {
   runs: SeveralRun[];
   /** Partitions owned by each engine while two ran. */
   owned: Record<string, number>;
+  /** The same after the two-engine run; moved: it changed (a takeover during the run). */
+  owned_after: Record<string, number>;
+  ownership_moved: boolean;
   exactly_n: string;
 }
 
@@ -154,12 +157,26 @@ export async function runSeveralPhase(cfg: SeveralSettings): Promise<SeveralResu
     const owned = await waitOwners(nc, 2);
     progress("several: two engines own the partitions", owned);
     await measure("two engines");
+    // On a loaded machine a heartbeat may stall past 0.6 T and the other engine take over: then the
+    // "two engines" figure was one engine and a forwarder. Said, not hidden.
+    const after = Object.fromEntries(
+      (await statusAll(nc, 700)).map((e) => [String(e.instance), Number(e.owned ?? 0)]),
+    );
+    const moved = JSON.stringify(after) !== JSON.stringify(owned);
+    if (moved) progress("several: ownership CHANGED during the two-engine run", { before: owned, after });
     if (cfg.again) {
       await b.child.stop(); // SIGTERM: a planned handover back to the first
       await waitOwners(nc, 1);
       await measure("one engine");
     }
-    return { rate: cfg.rate, runs, owned, exactly_n: EXACTLY_N_PROOF };
+    return {
+      rate: cfg.rate,
+      runs,
+      owned,
+      owned_after: after,
+      ownership_moved: moved,
+      exactly_n: EXACTLY_N_PROOF,
+    };
   } finally {
     await gen.close().catch(() => undefined);
     await quotes?.stop();
