@@ -159,9 +159,10 @@ export async function runSeveralPhase(cfg: SeveralSettings): Promise<SeveralResu
     await measure("two engines");
     // On a loaded machine a heartbeat may stall past 0.6 T and the other engine take over: then the
     // "two engines" figure was one engine and a forwarder. Said, not hidden.
-    const after = Object.fromEntries(
-      (await statusAll(nc, 700)).map((e) => [String(e.instance), Number(e.owned ?? 0)]),
-    );
+    const status = await statusAll(nc, 700);
+    const after = Object.fromEntries(status.map((e) => [String(e.instance), Number(e.owned ?? 0)]));
+    const lagAfter = Object.fromEntries(status.map((e) => [String(e.instance), e.lag]));
+    progress("several: after the two-engine run", { owned: after, lag: lagAfter });
     const moved = JSON.stringify(after) !== JSON.stringify(owned);
     if (moved) progress("several: ownership CHANGED during the two-engine run", { before: owned, after });
     if (cfg.again) {

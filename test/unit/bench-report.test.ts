@@ -179,7 +179,7 @@ describe("bench report rows", () => {
   it("one vs two engines, and a failed phase reported as a row and a section", () => {
     expect(by("issue 10: two engines vs one, check p99")!.ratio).toBe("1.50×");
     expect(by("issue 10: engines' CPU per check")!.ratio).toBe("1.40×");
-    expect(by("issue 10: failures with two engines")!.noise).toContain("ownership CHANGED");
+    expect(by("issue 10: failures and rejections with two engines")!.noise).toContain("ownership CHANGED");
     expect(by("phase rebuild FAILED")!.engine).toBe("boom");
     const md = markdown({ ...results(), table });
     expect(md).toContain("| metric | engine | baseline | ratio | noise | target | result |");
