@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { BusResults, Measured } from "../../src/bench/bus.js";
-import { type Results, buildTable, markdown, noiseOf } from "../../src/bench/report.js";
+import { markdown } from "../../src/bench/markdown.js";
+import { type Results, buildTable, noiseOf } from "../../src/bench/report.js";
 import { judge } from "../../src/bench/search.js";
 import type { SeveralResults, SeveralRun } from "../../src/bench/several.js";
 
