@@ -108,21 +108,29 @@ export async function restartToReady(
 
 /**
  * `count` checks as fast as the target answers them (a window of requests in flight, closed loop):
- * decisions for the restart figure, which needs a snapshot holding ≥ 400 k of them.
+ * decisions for the restart figure, which needs a snapshot holding ≥ 400 k of them. At most
+ * `maxSeconds` (240 by default), so a slow engine cannot blow the full run's budget.
  */
 export async function topUp(
   nc: NatsConnection,
   subject: string,
   count: number,
-  window = 256,
-): Promise<{ answered: number; failed: number; seconds: number; per_s: number }> {
+  o: { window?: number; maxSeconds?: number } = {},
+): Promise<{ answered: number; failed: number; seconds: number; per_s: number; cut_short: boolean }> {
   const t0 = performance.now();
+  const window = o.window ?? 256;
+  const until = t0 + (o.maxSeconds ?? 240) * 1000;
+  let cutShort = false;
   let next = 0;
   let answered = 0;
   let failed = 0;
   const prefix = `topup-${Date.now().toString(36)}`;
   const lane = async (): Promise<void> => {
     while (next < count) {
+      if (performance.now() > until) {
+        cutShort = true; // the budget of a full run: the restart row then says how many it had
+        return;
+      }
       const i = next++;
       try {
         await nc.request(subject, JSON.stringify(order(prefix, i)), { timeout: 10_000 });
@@ -135,5 +143,11 @@ export async function topUp(
   };
   await Promise.all(Array.from({ length: window }, lane));
   const seconds = (performance.now() - t0) / 1000;
-  return { answered, failed, seconds: +seconds.toFixed(1), per_s: Math.round(answered / seconds) };
+  return {
+    answered,
+    failed,
+    seconds: +seconds.toFixed(1),
+    per_s: Math.round(answered / seconds),
+    cut_short: cutShort,
+  };
 }
