@@ -228,7 +228,7 @@ function sumInto(acc: KeyedSum, k: string | undefined, d: Dec): void {
     acc.sum = acc.sum.plus(d);
     return;
   }
-  const map = (acc.more ??= new Map());
+  const map = (acc.more ??= new Map<string, Dec>());
   const cur = map.get(key);
   map.set(key, cur === undefined ? d : cur.plus(d));
 }

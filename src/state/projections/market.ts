@@ -5,7 +5,7 @@
  * changes every valuation factor, and FX symbols are few).
  */
 import type { Instrument, Quote } from "../../contract/schemas.js";
-import { type Dec, HALF, ZERO } from "../../decimal/index.js";
+import { type Dec, HALF } from "../../decimal/index.js";
 import { markSymbol, revalueFx, revalueSymbol } from "../book.js";
 import { type EngineState, type Mark, touch } from "../model.js";
 
