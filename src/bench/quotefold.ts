@@ -9,9 +9,10 @@
  * settleAll() of conflated quotes, the drawdown monitor's evaluation). CPU is this process's
  * (process.cpuUsage) over the folding only.
  *
- * `node dist/bench/quotefold.js [--json] [--seconds 10] [--rate 2000] [--batch 10] [--stops] [--fx]`:
+ * `node dist/bench/quotefold.js [--json] [--seconds 10] [--rate 2000] [--batch 10] [--burst 1] [--stops] [--fx]`:
  * `--stops` arms a (far) synthetic stop on every position, `--fx` prices a quarter of the symbols in
- * EUR and quotes EUR-USD as one symbol of the stream. Prints {quotes, seconds_simulated, cpu_ms,
+ * EUR and quotes EUR-USD as one symbol of the stream; `--burst k` sends k consecutive quotes per symbol
+ * (each a new price) before the next symbol. Prints {quotes, seconds_simulated, cpu_ms,
  * core_pct_at_2000_per_s, us_per_quote} (and the settings) as JSON with `--json`, readable otherwise.
  */
 import type { PubAck } from "@nats-io/jetstream";
@@ -50,6 +51,8 @@ export interface QuoteFoldOptions {
   positions: number;
   stops: boolean;
   fx: boolean;
+  /** Consecutive quotes per symbol (a feed's burst): 1 cycles over the symbols one quote each. */
+  burst: number;
 }
 
 export interface QuoteFoldResult {
@@ -65,6 +68,7 @@ export interface QuoteFoldResult {
   symbols: number;
   stops: boolean;
   fx: boolean;
+  burst: number;
   /** Published by the workers while folding (halts, stop triggers, baselines): none expected. */
   published: number;
 }
@@ -149,11 +153,12 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
   const t0 = clock.now();
   for (let k = 0; k < total; k++) {
     const at = Math.floor(t0 + 1 + k * stepMs);
-    const fx = o.fx && k % SYMBOLS === SYMBOLS - 1; // the FX rate is one symbol of the stream
-    const s = k % SYMBOLS;
+    const slot = Math.floor(k / o.burst);
+    const fx = o.fx && slot % SYMBOLS === SYMBOLS - 1; // the FX rate is one symbol of the stream
+    const s = slot % SYMBOLS;
     const body = fx
       ? { ...fxQuote(iso(at)), bid: k % 2 ? "1.0001" : "1", ask: k % 2 ? "1.0003" : "1.0002" }
-      : quote(s, iso(at), Math.floor(k / SYMBOLS) + 1);
+      : quote(s, iso(at), k); // a new price each quote, within a burst too
     msgs.push({ subject: Subjects.quote(String(body.symbol)), data: te.encode(JSON.stringify(body)), at });
   }
   let pubs = 0;
@@ -202,6 +207,7 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
     symbols: SYMBOLS,
     stops: o.stops,
     fx: o.fx,
+    burst: o.burst,
     published: published + pubs,
   };
 }
@@ -221,6 +227,7 @@ export function parseArgs(argv: string[]): QuoteFoldOptions & { json: boolean } 
     positions: Math.floor(num("--positions", 10_000)),
     stops: argv.includes("--stops"),
     fx: argv.includes("--fx"),
+    burst: Math.floor(num("--burst", 1)),
   };
 }
 
