@@ -221,6 +221,12 @@ interface KeyedSum {
 
 const keyedSum = (): KeyedSum => ({ key: undefined, sum: ZERO, more: undefined });
 
+function resetSum(acc: KeyedSum): void {
+  acc.key = undefined;
+  acc.sum = ZERO;
+  acc.more?.clear();
+}
+
 function sumInto(acc: KeyedSum, k: string | undefined, d: Dec): void {
   const key = k ?? "";
   if (acc.key === undefined || acc.key === key) {
@@ -237,6 +243,15 @@ function applySums(map: Map<string, Dec>, acc: KeyedSum): void {
   if (acc.key !== undefined && acc.sum.units !== 0n) addTo(map, acc.key, acc.sum);
   if (acc.more) for (const [k, d] of acc.more) if (d.units !== 0n) addTo(map, k, d);
 }
+
+/** One accumulator, reused by every settle (settle is synchronous and never nested). */
+const ACC: FundDelta = {
+  mv: ZERO,
+  gross: ZERO,
+  sector: keyedSum(),
+  assetClass: keyedSum(),
+  currency: keyedSum(),
+};
 
 /**
  * Folds a new mark into a book valued at an earlier one: its market value becomes qm × mid (the
@@ -310,13 +325,12 @@ export function markSymbol(state: EngineState, symbol: string, mark: Mark): void
 export function settle(fund: FundState): void {
   const stale = fund.stale;
   if (stale.length === 0) return;
-  const acc: FundDelta = {
-    mv: ZERO,
-    gross: ZERO,
-    sector: keyedSum(),
-    assetClass: keyedSum(),
-    currency: keyedSum(),
-  };
+  const acc = ACC;
+  acc.mv = ZERO;
+  acc.gross = ZERO;
+  resetSum(acc.sector);
+  resetSum(acc.assetClass);
+  resetSum(acc.currency);
   for (let i = 0; i < stale.length; i++) {
     const b = stale[i]!;
     const q = b.quote;
