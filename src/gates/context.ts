@@ -1,7 +1,7 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
 import { DEFAULT_BASE_CURRENCY, type Order } from "../contract/schemas.js";
 import { type Dec, ONE, ZERO, approx, approxSign } from "../decimal/index.js";
-import { atBroker, fxSymbol, pendingAtBroker } from "../state/book.js";
+import { atBroker, fxSymbol, pendingAtBroker, settle } from "../state/book.js";
 import { duplicateKey } from "../state/duplicates.js";
 import type { Book, Effective, EngineState, FundState, Mark } from "../state/model.js";
 import type { GateContext } from "./types.js";
@@ -61,6 +61,7 @@ export function buildContext(
   now: number,
   ahead?: PendingAhead,
 ): GateContext {
+  settle(fund); // the fund's conflated quotes, folded in: the aggregates are exactly as of now
   const instrument = state.instruments.get(order.symbol);
   const mark = state.marks.get(order.symbol);
   const maxAge = maxQuoteAgeMs(limits);

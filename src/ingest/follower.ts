@@ -15,7 +15,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { StreamName } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import { isTransientJsError } from "../bus/transient.js";
-import { type EngineState, type ProjectResult, project } from "../state/index.js";
+import { type EngineState, type ProjectResult, project, settleAll } from "../state/index.js";
 
 /** How long `open` keeps retrying a consumer create that times out. */
 const OPEN_DEADLINE_MS = 30_000;
@@ -79,11 +79,26 @@ export function createFollower(o: FollowerOptions): Follower {
     l.pendingHint = Math.max(0, l.target - cursor);
   }
 
+  /**
+   * Quotes are conflated (see markSymbol): the marks move with each message, the aggregates of
+   * their holders once the burst the socket delivered is in (a reader settles its fund earlier).
+   */
+  let settleQueued = false;
+  const settleLater = (): void => {
+    if (settleQueued || o.state.staleFunds.size === 0) return;
+    settleQueued = true;
+    setImmediate(() => {
+      settleQueued = false;
+      settleAll(o.state);
+    });
+  };
+
   function handle(l: Lane, m: JsMsg): void {
     o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
     const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
     const r = project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);
+    if (storedMs !== undefined) settleLater();
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;
     if (!l.caught && (m.seq >= l.target || m.info.pending === 0)) {
