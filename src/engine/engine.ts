@@ -45,7 +45,6 @@ import {
   type StopsWorker,
   type WorkerContext,
   type WorkerHost,
-  changeOf,
   createDrawdownMonitor,
   createLimitWarnings,
   type LimitWarnings,
@@ -246,8 +245,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
       if (!isReady()) return;
       if (r.notice) alerter.alert(r.notice.kind, r.notice.fund, r.notice.message, r.notice.details);
-      const c = changeOf(stream, msg.subject, msg.seq, () => msg.json());
-      if (c) host.dispatch(c);
+      if (r.change) host.dispatch(r.change);
     },
   });
 

@@ -33,13 +33,9 @@ export interface WorkerContext {
   onReconcile?(report: ReconcileReport): void;
 }
 
-/** What changed in the state, as seen by the follower (only dispatched while the engine is live). */
-export type Change =
-  | { kind: "fill"; fund: string; symbol: string; seq?: number }
-  | { kind: "quote"; symbol: string }
-  | { kind: "order"; fund: string; orderId: string; event: string }
-  | { kind: "control"; fund: string; what: string; seq: number }
-  | { kind: "envelope"; fund: string };
+/** What changed in the state: the change the projection that applied a message returned. */
+import type { Change } from "../state/projections/table.js";
+export type { Change };
 
 export interface Worker {
   readonly name: string;
