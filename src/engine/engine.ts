@@ -237,6 +237,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     beforeProject() {
       if (isReady()) host.beforeApply();
     },
+    recognise: (stream, m) => several.journal.own.recognise(stream, m.subject, m.seq, m.data),
     onResult(stream, msg, r) {
       if (stream === "RISK_DECISIONS") {
         const fence = msg.headers?.get("Mts-Fence");

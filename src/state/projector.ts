@@ -62,21 +62,8 @@ export function project(
   if (seq <= prev) return { ok: true }; // already applied (replay is idempotent on sequence)
   state.cursors.set(stream, seq);
   const text = td.decode(data);
-  if (stream === "RISK_DECISIONS") {
-    if (subject.startsWith(DECISION_PREFIX))
-      state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
-    if (state.journaled.size > 0) {
-      // The engine's own record (or batch), byte for byte as it journaled it: parsing these bytes
-      // would give back these very records (the writer is toWire), so apply them without parsing.
-      const own = state.journaled.get(text);
-      const first = Array.isArray(own) ? own[0] : own;
-      if (own && (first === undefined || subject === Subjects.decision(first.fund_id))) {
-        state.journaled.delete(text);
-        for (const r of Array.isArray(own) ? own : [own]) applyDecision(state, r);
-        return { ok: true };
-      }
-    }
-  }
+  if (stream === "RISK_DECISIONS" && subject.startsWith(DECISION_PREFIX))
+    state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
