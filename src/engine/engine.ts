@@ -38,6 +38,7 @@ import {
   sweepReservations,
 } from "../state/index.js";
 import { type Clock, systemClock } from "../time/clock.js";
+import type { ReadBack } from "../facts/decisions.js";
 import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
 import {
   type DrawdownWorker,
@@ -73,6 +74,8 @@ export interface EngineOptions {
   extraGates?: RiskGate[];
   /** Wait until caught up before resolving (default true). */
   waitReady?: boolean;
+  /** What the owner does with its own acknowledged decisions on read-back (facts/decisions.ts). */
+  readBack?: ReadBack | (() => ReadBack);
 }
 
 export interface Engine {
@@ -243,6 +246,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
         const fence = msg.headers?.get("Mts-Fence");
         if (fence) several.ownership.noteFence(msg.subject.slice(DECISION_PREFIX.length), fence);
       }
+      if (wctx.facts?.tracking()) wctx.facts.readBack(msg.headers?.get("Nats-Msg-Id"));
       if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
       if (!isReady()) return;
       if (r.notice) alerter.alert(r.notice.kind, r.notice.fund, r.notice.message, r.notice.details);
@@ -310,6 +314,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     log,
     ready: () => isReady(),
     announce: (message, details) => alerter.alert("ownership", "_", message, details),
+    readBack: o.readBack,
     onGained: () => {
       if (isReady()) host.ready();
     },

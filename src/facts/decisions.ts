@@ -33,7 +33,7 @@ export type ReadBack = "skip" | "apply";
 export interface OwnDecisionsOptions {
   state: EngineState;
   /** What the owner does when its own acknowledged record comes back (default "skip"). */
-  readBack?: ReadBack;
+  readBack?: ReadBack | (() => ReadBack) | undefined;
 }
 
 export interface OwnDecisions {
@@ -43,8 +43,6 @@ export interface OwnDecisions {
   acked(text: string, seq: number): void;
   /** The engine's own message on RISK_DECISIONS, folded without parsing; undefined: not its own. */
   recognise(stream: StreamName, subject: string, seq: number, data: Uint8Array): ProjectResult | undefined;
-  /** The read-back mode (switchable at run time, for the measurement of both). */
-  readBack: ReadBack;
   /** Bodies pending (sent, not yet read back) and sequences acknowledged, not yet read back. */
   size(): { pending: number; acked: number };
 }
@@ -69,8 +67,9 @@ export function createOwnDecisions(o: OwnDecisionsOptions): OwnDecisions {
     }
   }
 
+  const rb = o.readBack;
+  const mode: () => ReadBack = typeof rb === "function" ? rb : () => rb ?? "skip";
   const self: OwnDecisions = {
-    readBack: o.readBack ?? "skip",
     pending(text, records) {
       if (byText.size >= MAX_PENDING) {
         byText.clear();
@@ -84,7 +83,7 @@ export function createOwnDecisions(o: OwnDecisionsOptions): OwnDecisions {
       for (const r of records) confirmDecision(state, r);
       // already read back (the follower was first): nothing left to recognise
       if (seq <= cursor()) byText.delete(text);
-      else if (self.readBack === "skip") bySeq.set(seq, text);
+      else if (mode() === "skip") bySeq.set(seq, text);
     },
     recognise(stream, subject, seq, data) {
       if (stream !== "RISK_DECISIONS" || byText.size === 0) return undefined;
