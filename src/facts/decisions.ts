@@ -27,6 +27,8 @@ import type { ProjectResult } from "../state/projector.js";
 
 /** Bodies awaiting acknowledgement or read-back (those of lost writes never are: then reset). */
 const MAX_PENDING = 100_000;
+/** Acknowledged sequences awaiting read-back beyond which those already passed are looked for. */
+const PRUNE_AT = 10_000;
 
 export type ReadBack = "skip" | "apply";
 
@@ -57,11 +59,12 @@ export function createOwnDecisions(o: OwnDecisionsOptions): OwnDecisions {
   /** Acknowledged sequence -> its body (in acknowledgement order: mostly ascending). */
   const bySeq = new Map<number, string>();
   const cursor = () => state.cursors.get("RISK_DECISIONS") ?? 0;
+  let pruneAt = PRUNE_AT;
 
   /** Forgets acknowledged sequences the follower has passed without delivering them (a purge). */
   function prune(upTo: number): void {
     for (const [seq, text] of bySeq) {
-      if (seq > upTo) break;
+      if (seq > upTo) continue;
       bySeq.delete(seq);
       byText.delete(text);
     }
@@ -83,7 +86,15 @@ export function createOwnDecisions(o: OwnDecisionsOptions): OwnDecisions {
       for (const r of records) confirmDecision(state, r);
       // already read back (the follower was first): nothing left to recognise
       if (seq <= cursor()) byText.delete(text);
-      else if (mode() === "skip") bySeq.set(seq, text);
+      else if (mode() === "skip") {
+        // sequences the follower passed without delivering (a purge) are forgotten now and then,
+        // not on every read-back (iterating a map from its start walks its deleted entries too)
+        if (bySeq.size >= pruneAt) {
+          prune(cursor());
+          pruneAt = Math.max(PRUNE_AT, 2 * bySeq.size); // amortized while the follower lags
+        }
+        bySeq.set(seq, text);
+      }
     },
     recognise(stream, subject, seq, data) {
       if (stream !== "RISK_DECISIONS" || byText.size === 0) return undefined;
@@ -96,7 +107,6 @@ export function createOwnDecisions(o: OwnDecisionsOptions): OwnDecisions {
         byText.delete(text);
         if (records && subject === Subjects.decision(records[0]?.fund_id ?? "")) {
           advance(seq, subject);
-          if (bySeq.size > 0) prune(seq);
           return OK;
         }
         return undefined;
