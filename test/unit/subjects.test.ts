@@ -1,6 +1,13 @@
 /** parseSubject: every subject of the contract parsed in one place; the projection table built on it. */
 import { describe, expect, it } from "vitest";
-import { Subjects, checkFundOf, parseSubject, streamCatalog } from "../../src/contract/subjects.js";
+import {
+  type StreamName,
+  Subjects,
+  checkFundOf,
+  parseSubject,
+  streamCatalog,
+} from "../../src/contract/subjects.js";
+import { type EngineState, createState, project } from "../../src/state/index.js";
 import { PROJECTIONS } from "../../src/state/projections/table.js";
 
 describe("parseSubject", () => {
@@ -66,5 +73,74 @@ describe("the table of projections", () => {
     }
     // one row per (stream, kind)
     expect(new Set(PROJECTIONS.map((p) => `${p.stream}:${p.kind}`)).size).toBe(PROJECTIONS.length);
+  });
+});
+
+describe("the projector over the table", () => {
+  const te = new TextEncoder();
+  const fold = (state: EngineState, stream: StreamName, subject: string, body: unknown, seq = 1) =>
+    project(state, stream, subject, te.encode(JSON.stringify(body)), seq);
+  const fill = {
+    fill_id: "f-1",
+    order_id: "o-1",
+    fund_id: "alpha",
+    broker: "paper",
+    symbol: "AAPL",
+    side: "BUY",
+    quantity: "10",
+    price: "100",
+    timestamp: "2026-11-21T14:30:00.000Z",
+  };
+
+  it("given a message its row applies, then the typed change is returned (what the workers receive)", () => {
+    const state = createState();
+    expect(fold(state, "FILLS", Subjects.fill("alpha", "AAPL"), fill, 3)).toEqual({
+      ok: true,
+      change: { kind: "fill", fund: "alpha", symbol: "AAPL", seq: 3 },
+    });
+    expect(
+      fold(state, "OMS_ORDERS", Subjects.orderEvent("accepted", "alpha"), {
+        order_id: "o-1",
+        fund_id: "alpha",
+        event: "accepted",
+        at: "2026-11-21T14:30:00.000Z",
+      }),
+    ).toMatchObject({
+      ok: true,
+      change: { kind: "order", fund: "alpha", orderId: "o-1", event: "accepted" },
+    });
+    expect(
+      fold(state, "RISK_CONTROL", Subjects.alert("drawdown", "alpha"), { kind: "drawdown", message: "m" }, 7),
+    ).toEqual({ ok: true, change: { kind: "control", what: "alert", fund: "alpha", seq: 7 } });
+  });
+
+  it("given a body naming another fund, an unknown stop event or an invalid envelope, then the reasons are the projector's", () => {
+    const state = createState();
+    expect(fold(state, "FILLS", Subjects.fill("beta", "AAPL"), fill)).toEqual({
+      ok: false,
+      reason: `subject ${Subjects.fill("beta", "AAPL")} does not match the body (alpha)`,
+      fund: "alpha",
+    });
+    expect(
+      fold(state, "RISK_CONTROL", "mts.v1.risk.stop.bogus.alpha", { fund_id: "alpha" }, 2),
+    ).toMatchObject({
+      ok: false,
+      reason: "unknown stop event bogus",
+    });
+    const r = fold(
+      state,
+      "RISK_ENVELOPES",
+      Subjects.envelopeUpdated("alpha"),
+      { fund_id: "alpha", version: 0 },
+      3,
+    );
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toMatch(/^envelope rejected whole: /);
+    // a duplicate fill: applied once, the notice names it
+    expect(fold(state, "FILLS", Subjects.fill("alpha", "AAPL"), fill, 4)).toMatchObject({ ok: true });
+    expect(fold(state, "FILLS", Subjects.fill("alpha", "AAPL"), fill, 5)).toMatchObject({
+      ok: true,
+      notice: { kind: "duplicate_fill", fund: "alpha" },
+    });
   });
 });
