@@ -153,4 +153,19 @@ describe("the engine's own decisions: pending → acknowledged → recognised", 
     follow(follower, undefined, owner.texts);
     expect(stateDigest(follower)).toBe(stateDigest(owner.state));
   });
+
+  it("given acknowledged sequences the follower passed without delivering (a purge), then they are forgotten once many wait", () => {
+    const state = new Feed().state;
+    const own = createOwnDecisions({ state });
+    const rec = (i: number) => ({ fund_id: "_", decision_id: `x-${i}` }) as unknown as DecisionRecord;
+    for (let i = 1; i <= 10_000; i++) {
+      own.pending(`t-${i}`, rec(i));
+      own.acked(`t-${i}`, i);
+    }
+    expect(own.size()).toEqual({ pending: 10_000, acked: 10_000 });
+    state.cursors.set("RISK_DECISIONS", 20_000); // the stream's messages up to here were purged
+    own.pending("t-next", rec(0));
+    own.acked("t-next", 20_001);
+    expect(own.size()).toEqual({ pending: 1, acked: 1 });
+  });
 });
