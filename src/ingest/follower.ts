@@ -14,19 +14,11 @@ import {
 import { setTimeout as delay } from "node:timers/promises";
 import type { StreamName } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
+import { isTransientJsError } from "../bus/transient.js";
 import { type EngineState, type ProjectResult, project } from "../state/index.js";
 
 /** How long `open` keeps retrying a consumer create that times out. */
 const OPEN_DEADLINE_MS = 30_000;
-
-function isTimeout(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown; message?: unknown };
-  return (
-    e?.name === "TimeoutError" ||
-    e?.code === "TIMEOUT" ||
-    (typeof e?.message === "string" && /timeout/i.test(e.message))
-  );
-}
 
 export interface FollowerOptions {
   js: JetStreamClient;
@@ -121,8 +113,8 @@ export function createFollower(o: FollowerOptions): Follower {
             : { deliver_policy: DeliverPolicy.All },
         );
       } catch (err) {
-        if (!isTimeout(err) || Date.now() >= deadline) throw err;
-        log.warn({ err, stream: l.stream, attempt }, "consumer create timed out; retrying");
+        if (!isTransientJsError(err) || Date.now() >= deadline) throw err;
+        log.warn({ err, stream: l.stream, attempt }, "consumer create failed (transient); retrying");
         await delay(Math.min(100 * attempt, 1000));
       }
     }
