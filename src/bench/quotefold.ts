@@ -3,7 +3,7 @@
  * (50 funds, 1 000 symbols, 10 000 open positions) through `project()`, makes the engine's workers
  * live (drawdown, limit warnings, stops, kill switch) on a manual clock, then folds `rate` quotes per
  * second of simulated time through the path the follower takes for each message: the workers'
- * `beforeApply`, `project()` (JSON, the quote fast path, the market projection), `changeOf` and the
+ * `beforeApply`, `project()` (JSON, the quote fast path, the market projection, the change it returns) and the
  * host's dispatch; between I/O batches (`batch` quotes, as one socket read delivers them) the event
  * loop turns, so what the engine defers to `setImmediate` runs and is counted (the follower's
  * settleAll() of conflated quotes, the drawdown monitor's evaluation). CPU is this process's
@@ -24,7 +24,7 @@ import { silentLogger } from "../obs/log.js";
 import { createState, project, settleAll, type EngineState } from "../state/index.js";
 import { iso, manualClock } from "../time/clock.js";
 import { createDrawdownMonitor } from "../workers/drawdown.js";
-import { changeOf, createWorkerHost } from "../workers/host.js";
+import { createWorkerHost } from "../workers/host.js";
 import { createKillSwitch } from "../workers/kill-switch.js";
 import { createLimitWarnings } from "../workers/limit-warnings.js";
 import { createStopsWorker } from "../workers/stops.js";
@@ -177,8 +177,7 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
         const seq = b.seq("QUOTES");
         const r = project(state, "QUOTES", m.subject, m.data, seq, m.at);
         if (!r.ok) throw new Error(`quote ${m.subject}: ${r.reason}`);
-        const c = changeOf("QUOTES", m.subject, seq);
-        if (c) host.dispatch(c);
+        if (r.change) host.dispatch(r.change);
       }
       await turn(); // the event loop turns between I/O batches: deferred work runs here
     }

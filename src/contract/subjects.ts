@@ -30,6 +30,106 @@ export const Subjects = {
   reconcile: (event: "lock" | "unlock", fund: string) => `${PREFIX}.risk.reconcile.${event}.${fund}`,
 } as const;
 
+/**
+ * A subject of the contract, by what it names. Tokens are taken by position (`mts.v1.<...>`); a
+ * subject with more tokens than its kind names still parses (the body is then compared with the
+ * tokens it does name, as the projections always did).
+ */
+export type ParsedSubject =
+  | { kind: "check"; fund: string | undefined }
+  | { kind: "fill"; fund: string; symbol: string }
+  | { kind: "quote"; symbol: string }
+  | { kind: "md_quote"; symbol: string }
+  | { kind: "instrument"; symbol: string }
+  | { kind: "envelope"; fund: string }
+  | { kind: "order_event"; event: string; fund: string }
+  | { kind: "order_submit"; fund: string }
+  | { kind: "cancel_all"; fund: string }
+  | { kind: "halt"; fund: string }
+  | { kind: "resume"; fund: string }
+  | { kind: "pnl_baseline"; fund: string }
+  | { kind: "stop"; event: string; fund: string }
+  | { kind: "reconcile"; event: string; fund: string }
+  | { kind: "alert"; alert: string; fund: string }
+  | { kind: "decision"; fund: string }
+  | { kind: "dlq"; stream: string };
+
+export type SubjectKind = ParsedSubject["kind"];
+
+const CHECK_PREFIX = `${PREFIX}.risk.check.`;
+
+/**
+ * The fund token of mts.v1.risk.check.<fund_id> (undefined on mts.v1.risk.check), without
+ * splitting the subject: it is parsed once per request.
+ */
+export function checkFundOf(subject: string): string | undefined {
+  return subject.length > CHECK_PREFIX.length && subject.startsWith(CHECK_PREFIX)
+    ? subject.slice(CHECK_PREFIX.length)
+    : undefined;
+}
+
+/** Parses a subject of the contract (undefined: not one, or a token it names is missing). */
+export function parseSubject(subject: string): ParsedSubject | undefined {
+  if (subject === Subjects.check || subject.startsWith(CHECK_PREFIX))
+    return { kind: "check", fund: checkFundOf(subject) };
+  if (!subject.startsWith("mts.v1.")) return undefined;
+  const t = subject.split(".");
+  const a = t[2];
+  const b = t[3];
+  const c = t[4];
+  const d = t[5];
+  switch (a) {
+    case "fill":
+      return b && c ? { kind: "fill", fund: b, symbol: c } : undefined;
+    case "quote":
+      return b ? { kind: "quote", symbol: b } : undefined;
+    case "md":
+      return b === "quote" && c ? { kind: "md_quote", symbol: c } : undefined;
+    case "refdata":
+      return b === "instrument" && c ? { kind: "instrument", symbol: c } : undefined;
+    case "oms":
+      if (b === "order") {
+        if (c === "submit") return d ? { kind: "order_submit", fund: d } : undefined;
+        return c && d ? { kind: "order_event", event: c, fund: d } : undefined;
+      }
+      return b === "cancel_all" && c ? { kind: "cancel_all", fund: c } : undefined;
+    case "risk":
+      return parseRisk(t, b, c, d);
+    default:
+      return undefined;
+  }
+}
+
+function parseRisk(
+  t: string[],
+  b: string | undefined,
+  c: string | undefined,
+  d: string | undefined,
+): ParsedSubject | undefined {
+  switch (b) {
+    case "envelope":
+      return c === "updated" && d ? { kind: "envelope", fund: d } : undefined;
+    case "halt":
+      return c ? { kind: "halt", fund: c } : undefined;
+    case "resume":
+      return c ? { kind: "resume", fund: c } : undefined;
+    case "decision":
+      return c !== undefined ? { kind: "decision", fund: c } : undefined;
+    case "pnl":
+      return c === "baseline" && d ? { kind: "pnl_baseline", fund: d } : undefined;
+    case "stop":
+      return c && d ? { kind: "stop", event: c, fund: d } : undefined;
+    case "reconcile":
+      return c && d ? { kind: "reconcile", event: c, fund: d } : undefined;
+    case "alert":
+      return c && d ? { kind: "alert", alert: c, fund: d } : undefined;
+    case "dlq":
+      return c ? { kind: "dlq", stream: c } : undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** The fund token used on subjects for a decision whose request had no usable fund_id. */
 export const NO_FUND = "_";
 

@@ -38,6 +38,7 @@ import {
   sweepReservations,
 } from "../state/index.js";
 import { type Clock, systemClock } from "../time/clock.js";
+import type { ReadBack } from "../facts/decisions.js";
 import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
 import {
   type DrawdownWorker,
@@ -45,7 +46,6 @@ import {
   type StopsWorker,
   type WorkerContext,
   type WorkerHost,
-  changeOf,
   createDrawdownMonitor,
   createLimitWarnings,
   type LimitWarnings,
@@ -89,6 +89,8 @@ export interface EngineOptions {
   waitReady?: boolean;
   /** The engine's timers (default: Node's). */
   timers?: Timers;
+  /** What the owner does with its own acknowledged decisions on read-back (facts/decisions.ts). */
+  readBack?: ReadBack | (() => ReadBack);
 }
 
 export interface Engine {
@@ -250,16 +252,17 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     beforeProject() {
       if (isReady()) host.beforeApply();
     },
+    recognise: (stream, m) => several.journal.own.recognise(stream, m.subject, m.seq, m.data),
     onResult(stream, msg, r) {
       if (stream === "RISK_DECISIONS") {
         const fence = msg.headers?.get("Mts-Fence");
         if (fence) several.ownership.noteFence(msg.subject.slice(DECISION_PREFIX.length), fence);
       }
+      if (wctx.facts?.tracking()) wctx.facts.readBack(msg.headers?.get("Nats-Msg-Id"));
       if (!r.ok) return alerter.deadLetter(stream, msg, r.reason, r.fund);
       if (!isReady()) return;
       if (r.notice) alerter.alert(r.notice.kind, r.notice.fund, r.notice.message, r.notice.details);
-      const c = changeOf(stream, msg.subject, msg.seq, () => msg.json());
-      if (c) host.dispatch(c);
+      if (r.change) host.dispatch(r.change);
     },
   });
 
@@ -311,6 +314,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     log,
     ready: () => isReady(),
     announce: (message, details) => alerter.alert("ownership", "_", message, details),
+    readBack: o.readBack,
     onGained: () => {
       if (isReady()) host.ready();
     },

@@ -16,6 +16,7 @@ import { createJsPublisher } from "../bus/js-publisher.js";
 import { type Ownership, createOwnership } from "../ownership/manager.js";
 import { type Registry, createRegistry } from "../ownership/registry.js";
 import { type FundJournal, createFundJournal } from "../service/fund-journal.js";
+import { type ReadBack, createOwnDecisions } from "../facts/decisions.js";
 import { type Forwarder, createForwarder } from "../service/forward.js";
 import type { EngineState } from "../state/model.js";
 import type { Clock } from "../time/clock.js";
@@ -63,6 +64,7 @@ export function createSeveral(o: {
   ready: () => boolean;
   announce: (message: string, details: Record<string, string>) => void;
   onGained: () => void;
+  readBack?: ReadBack | (() => ReadBack) | undefined;
 }): Several {
   const t = o.config.ownership.takeover_s * 1000;
   const subject = instanceSubject(o.instance);
@@ -71,6 +73,7 @@ export function createSeveral(o: {
     publisher,
     state: o.state,
     mayWrite: (fund) => own.mayWrite(fund), // called only once writes begin, after `own` exists
+    own: createOwnDecisions({ state: o.state, readBack: o.readBack }),
   });
   let scheduled = false;
   const schedule = () => {

@@ -28,6 +28,11 @@ export interface FollowerOptions {
   log: Logger;
   /** Called before each message is folded in (the workers' view of the state just before it). */
   beforeProject?: (stream: StreamName) => void;
+  /**
+   * Folds a message the engine itself originated, from memory (facts/decisions.ts); undefined:
+   * not its own, the projector folds it.
+   */
+  recognise?: (stream: StreamName, msg: JsMsg) => ProjectResult | undefined;
   /** Called after each message is folded in (alerts, dead letters, progress). */
   onResult?: (stream: StreamName, msg: JsMsg, result: ProjectResult) => void;
 }
@@ -97,7 +102,7 @@ export function createFollower(o: FollowerOptions): Follower {
     o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
     const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
-    const r = project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);
+    const r = o.recognise?.(l.stream, m) ?? project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);
     if (storedMs !== undefined) settleLater();
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;

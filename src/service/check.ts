@@ -21,7 +21,7 @@ import {
   protobufContentTypeOf,
 } from "../contract/codec.js";
 import type { RiskDecision } from "../contract/schemas.js";
-import { QUEUE_GROUP, Subjects } from "../contract/subjects.js";
+import { QUEUE_GROUP, Subjects, checkFundOf } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import type { JsAck } from "../bus/js-publisher.js";
 import { idempotencyKeyOf } from "../gates/idempotency.js";
@@ -33,7 +33,6 @@ import { FencedError, type FundJournal } from "./fund-journal.js";
 import { FORWARDED_SUBJECT_HEADER, type Forwarder } from "./forward.js";
 
 export const MAX_ORDER_BYTES = 64 * 1024;
-const CHECK_PREFIX = `${Subjects.check}.`;
 /**
  * How long an approval whose journal write timed out is re-published (same Nats-Msg-Id, so the
  * stream keeps one copy): well inside RISK_DECISIONS' 120 s duplicate window.
@@ -278,10 +277,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     // check forwarded by another engine names the subject it was sent on)
     const forwarded = o.instanceSubject !== undefined && msg.subject === o.instanceSubject;
     const subject = forwarded ? (msg.headers?.get(FORWARDED_SUBJECT_HEADER) ?? Subjects.check) : msg.subject;
-    const subjectFund =
-      subject.length > CHECK_PREFIX.length && subject.startsWith(CHECK_PREFIX)
-        ? subject.slice(CHECK_PREFIX.length)
-        : undefined;
+    const subjectFund = checkFundOf(subject);
     let raw: unknown;
     let decodeError: string | undefined;
     if (msg.data.length > MAX_ORDER_BYTES) {

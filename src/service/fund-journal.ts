@@ -13,9 +13,8 @@ import { NO_FUND, Subjects } from "../contract/subjects.js";
 import { toWire } from "../contract/wire.js";
 import { type JsAck, JsPublishError, type JsPublisher } from "../bus/js-publisher.js";
 import type { EngineState } from "../state/model.js";
+import { type OwnDecisions, createOwnDecisions } from "../facts/decisions.js";
 
-/** Records awaiting their read-back (those of lost writes never are: the map is then reset). */
-const MAX_JOURNALED = 100_000;
 const MAX_BATCH = 256;
 /** Well under the server's default max_payload (1 MiB). */
 const MAX_BATCH_BYTES = 512 * 1024;
@@ -37,6 +36,8 @@ export interface FundJournalOptions {
   state: EngineState;
   /** False when this engine is fenced for the fund (checked before every write). */
   mayWrite?: (fund: string) => boolean;
+  /** The engine's own records from sent to recognised (one is created when absent). */
+  own?: OwnDecisions;
 }
 
 export interface FundJournal {
@@ -49,6 +50,8 @@ export interface FundJournal {
   fence(fund: string, msgId: string, headers: Record<string, string>): Promise<JsAck>;
   /** Writes queued or in flight (for one fund, or all). */
   pending(fund?: string): number;
+  /** What it wrote, until the follower recognises it. */
+  readonly own: OwnDecisions;
 }
 
 interface Item {
@@ -71,6 +74,7 @@ interface Lane {
 
 export function createFundJournal(o: FundJournalOptions): FundJournal {
   const { state, publisher } = o;
+  const own = o.own ?? createOwnDecisions({ state });
   const lanes = new Map<string, Lane>();
   const applied = () => state.cursors.get("RISK_DECISIONS") ?? 0;
 
@@ -78,11 +82,6 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
     let l = lanes.get(fund);
     if (!l) lanes.set(fund, (l = { queue: [], inFlight: 0, lastAck: undefined }));
     return l;
-  }
-
-  function remember(text: string, records: DecisionRecord | DecisionRecord[]): void {
-    if (state.journaled.size >= MAX_JOURNALED) state.journaled.clear();
-    state.journaled.set(text, records);
   }
 
   function take(l: Lane): Item[] {
@@ -117,7 +116,7 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       : batch.length === 1
         ? batch[0]!.text
         : `[${batch.map((b) => b.text).join(",")}]`;
-    if (!fence) remember(body, batch.length === 1 ? records[0]! : records);
+    if (!fence) own.pending(body, records);
     const headers = fence
       ? batch[0]!.headers
       : batch.length > 1
@@ -149,6 +148,8 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       const got = await pending;
       // a duplicate of this very write: an earlier attempt that timed out had landed
       const ack = attempt > 0 && got.duplicate ? { ...got, duplicate: false } : got;
+      // a first-attempt duplicate is another message with this id: that sequence is not ours
+      if (!fence && !ack.duplicate) own.acked(body, ack.seq);
       l.lastAck = ack.seq;
       l.inFlight = 0;
       for (const it of batch) it.resolve(ack);
@@ -207,10 +208,14 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
     write(record) {
       const text = JSON.stringify(toWire(record));
       if (record.fund_id === NO_FUND) {
-        remember(text, record);
+        own.pending(text, record);
+        const ack = publisher.publish(Subjects.decision(NO_FUND), text, record.decision_id);
         return {
           sent: Promise.resolve(),
-          ack: publisher.publish(Subjects.decision(NO_FUND), text, record.decision_id),
+          ack: ack.then((a) => {
+            if (!a.duplicate) own.acked(text, a.seq);
+            return a;
+          }),
         };
       }
       return enqueue(record.fund_id, { text, record, msgId: record.decision_id, cursor: applied() });
@@ -233,5 +238,6 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       for (const l of lanes.values()) n += l.queue.length + l.inFlight;
       return n;
     },
+    own,
   };
 }

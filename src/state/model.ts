@@ -5,7 +5,7 @@
  */
 import type { AssetClass, HaltSeverity, Side } from "../contract/codes.js";
 import type { Envelope, Instrument, Limits, RiskDecision } from "../contract/schemas.js";
-import type { DecisionRecord, PnlPeriod } from "../contract/records.js";
+import type { PnlPeriod } from "../contract/records.js";
 import type { StreamName } from "../contract/subjects.js";
 import TinyQueue from "tinyqueue";
 import { type Dec, ZERO } from "../decimal/index.js";
@@ -260,12 +260,6 @@ export interface EngineState {
   dirty: Map<EntityKind, Set<string>>;
   deleted: Map<EntityKind, Set<string>>;
   /**
-   * Decision records this engine applied live and journaled, by their exact journal text, until
-   * read back: the same bytes then confirm the record already in memory instead of being parsed
-   * and validated again (the outcome is the same; see project()). Not part of the state proper.
-   */
-  journaled: Map<string, DecisionRecord | DecisionRecord[]>;
-  /**
    * The last RISK_DECISIONS sequence seen on each fund's decision subject (any message, fences and
    * unreadable ones included): what `Nats-Expected-Last-Subject-Sequence` compares with. Derived
    * from the journal as it is followed; not snapshotted (a write learns it from a failed condition).
@@ -308,7 +302,6 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     cursors: new Map(),
     dirty: new Map(),
     deleted: new Map(),
-    journaled: new Map(),
     decisionSeq: new Map(),
     staleFunds: new Set(),
     settings: { ...DEFAULT_SETTINGS, ...settings },

@@ -1,46 +1,29 @@
 /**
- * Folds one stream message into the state: decode, validate, apply, advance the cursor.
+ * Folds one stream message into the state: decode, validate, apply, advance the cursor — a loop
+ * over the table of projections (projections/table.ts), used live and by `mts-risk rebuild`.
  * Deterministic and free of I/O; a message that cannot be applied is reported, never thrown.
  */
 import type { z } from "zod";
-import {
-  DecisionRecordSchema,
-  EnvelopeSchema,
-  FillSchema,
-  HaltSchema,
-  InstrumentSchema,
-  OrderEventSchema,
-  PnlBaselineSchema,
-  QuoteSchema,
-  ReconcileEventSchema,
-  ResumeSchema,
-  StopSchema,
-  type StreamName,
-  firstIssue,
-  toWire,
-} from "../contract/index.js";
-import { Subjects } from "../contract/subjects.js";
-import { fastParseFill } from "../contract/fast-fill.js";
-import { fastParseQuote } from "../contract/fast-quote.js";
+import { DecisionRecordSchema, type StreamName, firstIssue } from "../contract/index.js";
+import { type ParsedSubject, Subjects, parseSubject } from "../contract/subjects.js";
 import type { DecisionRecord } from "../contract/records.js";
 import { type EngineState } from "./model.js";
-import { applyBaseline, applyHalt, applyReconcile, applyResume, applyStop } from "./projections/control.js";
 import { applyDecision } from "./projections/decisions.js";
-import { applyEnvelope } from "./projections/envelopes.js";
-import { applyFill } from "./projections/fills.js";
-import { applyInstrument, applyQuote } from "./projections/market.js";
-import { applyOrderEvent } from "./projections/orders.js";
+import {
+  ALERT_CHANGE,
+  CONTROL_KEYWORD,
+  type Change,
+  type Notice,
+  PROJECTIONS,
+  PROJECTION_BY_KIND,
+  type Projection,
+} from "./projections/table.js";
 
-/** Something the live engine should tell the world about (published as an alert when live). */
-export interface Notice {
-  kind: string; // alert kind
-  fund: string;
-  message: string;
-  details?: Record<string, string>;
-}
+export type { Change, Notice };
 
 export type ProjectResult =
-  { ok: true; notice?: Notice | undefined } | { ok: false; reason: string; fund: string };
+  | { ok: true; notice?: Notice | undefined; change?: Change | undefined }
+  | { ok: false; reason: string; fund: string };
 
 const td = new TextDecoder();
 
@@ -54,23 +37,16 @@ function parse<S extends z.ZodTypeAny>(
   return { ok: false, reason: `${i.path || "(root)"}: ${i.message}` };
 }
 
-/** The body must describe what its subject names: a publisher allowed on one fund's subjects cannot write another's. */
-function mismatch(
-  subject: string,
-  want: Record<number, string | undefined>,
-): { ok: false; reason: string } | undefined {
-  const t = subject.split(".");
-  for (const [i, v] of Object.entries(want)) {
-    if (v !== undefined && t[Number(i)] !== v) {
-      return { ok: false, reason: `subject ${subject} does not match the body (${v})` };
-    }
-  }
-  return undefined;
-}
-
 function fundOf(raw: unknown): string {
   const f = (raw as { fund_id?: unknown } | null)?.fund_id;
   return typeof f === "string" ? f : "_";
+}
+
+/** Streams folded by one projection: it takes their subjects that do not parse as its own. */
+const ONLY_BY_STREAM = new Map<string, Projection>();
+for (const p of PROJECTIONS) {
+  const n = PROJECTIONS.filter((q) => q.stream === p.stream).length;
+  if (n === 1) ONLY_BY_STREAM.set(p.stream, p);
 }
 
 export function project(
@@ -86,21 +62,8 @@ export function project(
   if (seq <= prev) return { ok: true }; // already applied (replay is idempotent on sequence)
   state.cursors.set(stream, seq);
   const text = td.decode(data);
-  if (stream === "RISK_DECISIONS") {
-    if (subject.startsWith(DECISION_PREFIX))
-      state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
-    if (state.journaled.size > 0) {
-      // The engine's own record (or batch), byte for byte as it journaled it: parsing these bytes
-      // would give back these very records (the writer is toWire), so apply them without parsing.
-      const own = state.journaled.get(text);
-      const first = Array.isArray(own) ? own[0] : own;
-      if (own && (first === undefined || subject === Subjects.decision(first.fund_id))) {
-        state.journaled.delete(text);
-        for (const r of Array.isArray(own) ? own : [own]) applyDecision(state, r);
-        return { ok: true };
-      }
-    }
-  }
+  if (stream === "RISK_DECISIONS" && subject.startsWith(DECISION_PREFIX))
+    state.decisionSeq.set(subject.slice(DECISION_PREFIX.length), seq);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -111,9 +74,45 @@ export function project(
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { ok: false, reason: "not a JSON object", fund: "_" };
   }
-  const r = dispatch(state, stream, subject, raw as Record<string, unknown>, seq, storedMs);
-  if (!r.ok) return { ok: false, reason: r.reason, fund: fundOf(raw) };
-  return r;
+  return fold(state, stream, subject, raw as Record<string, unknown>, seq, storedMs);
+}
+
+/** Finds the row of the table for a message and folds it in. */
+function fold(
+  state: EngineState,
+  stream: StreamName,
+  subject: string,
+  raw: Record<string, unknown>,
+  seq: number,
+  storedMs: number | undefined,
+): ProjectResult {
+  let parsed: ParsedSubject | undefined = parseSubject(subject);
+  let p = parsed ? PROJECTION_BY_KIND.get(`${stream}:${parsed.kind}`) : undefined;
+  if (!p) {
+    // a subject of the stream missing a token its kind names (the body is then found not to match)
+    const kind = stream === "RISK_CONTROL" ? CONTROL_KEYWORD[subject.split(".")[3] ?? ""] : undefined;
+    if (parsed?.kind === "alert" || kind === "alert") {
+      return { ok: true, change: ALERT_CHANGE(subject.slice(subject.lastIndexOf(".") + 1), seq) };
+    }
+    p = kind ? PROJECTION_BY_KIND.get(`${stream}:${kind}`) : ONLY_BY_STREAM.get(stream);
+    if (!p) return { ok: true }; // nothing the engine folds
+    parsed = undefined;
+  }
+  const fail = (reason: string): ProjectResult => ({ ok: false, reason, fund: fundOf(raw) });
+  const refused = p.refuse?.(parsed);
+  if (refused) return fail(refused);
+  const fast = p.fast?.(raw);
+  let value: unknown = fast;
+  if (fast === undefined) {
+    const r = parse(p.schema, raw);
+    if (!r.ok) return fail(`${p.invalid ?? ""}${r.reason}`);
+    value = r.value;
+  }
+  for (const [token, want] of p.names(parsed, value)) {
+    if (token !== want) return fail(`subject ${subject} does not match the body (${want})`);
+  }
+  const out = p.apply(state, value, { subject: parsed, raw, seq, storedMs });
+  return { ok: true, notice: out.notice, change: out.change };
 }
 
 const DECISION_PREFIX = Subjects.decision("");
@@ -128,160 +127,14 @@ function applyBatch(state: EngineState, subject: string, raw: unknown[]): Projec
   for (const [i, item] of raw.entries()) {
     const p = parse(DecisionRecordSchema, item);
     if (!p.ok) return { ok: false, reason: `batch record ${i}: ${p.reason}`, fund: fundOf(item) };
-    const bad = mismatch(subject, { 4: p.value.fund_id });
-    if (bad) return { ok: false, reason: bad.reason, fund: p.value.fund_id };
+    if (subject !== Subjects.decision(p.value.fund_id))
+      return {
+        ok: false,
+        reason: `subject ${subject} does not match the body (${p.value.fund_id})`,
+        fund: p.value.fund_id,
+      };
     records.push(p.value);
   }
   for (const r of records) applyDecision(state, r);
   return { ok: true };
-}
-
-function dispatch(
-  state: EngineState,
-  stream: StreamName,
-  subject: string,
-  raw: Record<string, unknown>,
-  seq: number,
-  storedMs: number | undefined,
-): ProjectResult | { ok: false; reason: string } {
-  switch (stream) {
-    case "FILLS": {
-      const fast = fastParseFill(raw);
-      const p = fast ? { ok: true as const, value: fast } : parse(FillSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 3: p.value.fund_id, 4: p.value.symbol });
-      if (bad) return bad;
-      const out = applyFill(state, p.value);
-      return out === "duplicate"
-        ? {
-            ok: true,
-            notice: {
-              kind: "duplicate_fill",
-              fund: p.value.fund_id,
-              message: `fill ${p.value.fill_id} seen twice; ignored`,
-            },
-          }
-        : { ok: true };
-    }
-    case "QUOTES": {
-      const fast = fastParseQuote(raw);
-      const p = fast ? { ok: true as const, value: fast } : parse(QuoteSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 3: p.value.symbol });
-      if (bad) return bad;
-      applyQuote(state, p.value, storedMs);
-      return { ok: true };
-    }
-    case "REFDATA": {
-      const p = parse(InstrumentSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 4: p.value.symbol });
-      if (bad) return bad;
-      applyInstrument(state, p.value);
-      return { ok: true };
-    }
-    case "RISK_ENVELOPES": {
-      const p = parse(EnvelopeSchema, raw);
-      if (!p.ok) return { ok: false, reason: `envelope rejected whole: ${p.reason}` };
-      const bad = mismatch(subject, { 5: p.value.fund_id });
-      if (bad) return bad;
-      // keep the validated form (unknown fields dropped), never the message as received
-      const out = applyEnvelope(state, p.value, toWire(p.value));
-      if (out.applied) return { ok: true };
-      return {
-        ok: true,
-        notice: {
-          kind: "envelope",
-          fund: p.value.fund_id,
-          message: `envelope ${p.value.fund_id}@v${p.value.version} ignored: version ${out.current} is in force`,
-          details: { version: String(p.value.version), current_version: String(out.current) },
-        },
-      };
-    }
-    case "OMS_ORDERS": {
-      const p = parse(OrderEventSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 4: p.value.event, 5: p.value.fund_id });
-      if (bad) return bad;
-      applyOrderEvent(state, p.value);
-      return { ok: true };
-    }
-    case "RISK_DECISIONS": {
-      const p = parse(DecisionRecordSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 4: p.value.fund_id });
-      if (bad) return bad;
-      applyDecision(state, p.value);
-      return { ok: true };
-    }
-    case "RISK_CONTROL":
-      return dispatchControl(state, subject, raw, seq);
-    default:
-      return { ok: true };
-  }
-}
-
-function dispatchControl(
-  state: EngineState,
-  subject: string,
-  raw: Record<string, unknown>,
-  seq: number,
-): ProjectResult | { ok: false; reason: string } {
-  const kind = subject.split(".")[3]; // mts.v1.risk.<kind>....
-  switch (kind) {
-    case "halt": {
-      const p = parse(HaltSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 4: p.value.fund_id });
-      if (bad) return bad;
-      applyHalt(state, p.value, raw as { at: string }, seq);
-      return { ok: true };
-    }
-    case "resume": {
-      const p = parse(ResumeSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 4: p.value.fund_id });
-      if (bad) return bad;
-      const lifted = applyResume(state, p.value, raw as { at: string }, seq);
-      if (lifted > 0) return { ok: true };
-      return {
-        ok: true,
-        notice: {
-          kind: "resume",
-          fund: p.value.fund_id,
-          message: "resume with no active halt; nothing lifted",
-        },
-      };
-    }
-    case "reconcile": {
-      const p = parse(ReconcileEventSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 5: p.value.fund_id });
-      if (bad) return bad;
-      applyReconcile(state, p.value, raw as { at: string });
-      return { ok: true };
-    }
-    case "pnl": {
-      const p = parse(PnlBaselineSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 5: p.value.fund_id });
-      if (bad) return bad;
-      applyBaseline(state, p.value, raw as { starts_at: string });
-      return { ok: true };
-    }
-    case "stop": {
-      const event = subject.split(".")[4];
-      if (event !== "armed" && event !== "triggered" && event !== "cleared") {
-        return { ok: false, reason: `unknown stop event ${event ?? ""}` };
-      }
-      const p = parse(StopSchema, raw);
-      if (!p.ok) return p;
-      const bad = mismatch(subject, { 5: p.value.fund_id });
-      if (bad) return bad;
-      applyStop(state, event, p.value, raw as { at: string });
-      return { ok: true };
-    }
-    default:
-      return { ok: true }; // alerts carry no state
-  }
 }

@@ -4,6 +4,7 @@
  * of the state: the stops worker and the tests share them.
  */
 import type { SynthStopConfig } from "../config/index.js";
+import type { OrderBody } from "../facts/emitters.js";
 import { type Dec, ZERO, canon, min } from "../decimal/index.js";
 import type { Book, ClosingLeg, EngineState, StopRecord } from "../state/model.js";
 import { isOrderDone, key2 } from "../state/index.js";
@@ -58,7 +59,7 @@ export function legsOf(s: StopRecord): ClosingLeg[] {
 }
 
 /** The Order a leg is sent as (MARKET, IOC, reduce-only), stamped `at`. */
-export function closingOrder(s: StopRecord, leg: ClosingLeg, at: string): Record<string, unknown> {
+export function closingOrder(s: StopRecord, leg: ClosingLeg, at: string): OrderBody {
   return {
     order_id: leg.orderId,
     idempotency_key: leg.key,

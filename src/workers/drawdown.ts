@@ -9,13 +9,13 @@
  */
 import type { HaltSeverity } from "../contract/codes.js";
 import type { PnlPeriod } from "../contract/records.js";
-import { Subjects } from "../contract/subjects.js";
 import { type Dec, ZERO, canon, pct } from "../decimal/index.js";
 import { nav, tradingPnl } from "../state/book.js";
 import type { Baseline, FundState } from "../state/model.js";
 import { iso } from "../time/clock.js";
 import { PERIODS, periodStarts } from "./periods.js";
-import type { Change, Worker, WorkerContext } from "./types.js";
+import { type Change, type Worker, type WorkerContext, factsOf } from "./types.js";
+import { FactIds } from "../facts/emitters.js";
 
 const SEVERITY: Record<PnlPeriod, HaltSeverity> = {
   day: "DAILY_LOSS",
@@ -45,6 +45,7 @@ export interface DrawdownWorker extends Worker {
 export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "drawdown" });
+  const facts = factsOf(ctx);
   /** Baselines published and halts published, keyed by fund/period/start, until the stream has them. */
   const baselines = new Map<string, Base>();
   const halted = new Set<string>();
@@ -59,11 +60,10 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     const next: Base = { startsAtMs: start, equity, capital };
     baselines.set(k, next);
     const startsAt = iso(start);
-    ctx
-      .publish(
-        Subjects.pnlBaseline(fund.id),
+    facts
+      .baseline(
         { fund_id: fund.id, period: p, starts_at: startsAt, equity: canon(equity), capital: canon(capital) },
-        `baseline:${fund.id}:${p}:${start}`,
+        FactIds.baseline(fund.id, p, start),
       )
       .catch((err: unknown) => log.error({ err, fund: fund.id, period: p }, "baseline publish failed"));
     return next;
@@ -124,11 +124,10 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       out.push(sev);
       const loss = pnl.neg().div(base.equity);
       const reason = `${p} loss ${pct(loss)} of equity ${canon(base.equity)} reached the ${pct(limit)} halt`;
-      ctx
-        .publish(
-          Subjects.halt(fund.id),
+      facts
+        .halt(
           { fund_id: fund.id, severity: sev, reason, at: iso(now), by: "drawdown-monitor" },
-          `halt:${fund.id}:${sev}:${start}`,
+          FactIds.halt(fund.id, sev, start),
         )
         .catch((err: unknown) => log.error({ err, fund: fund.id, severity: sev }, "halt publish failed"));
       ctx.alerter.alert("breach", fund.id, reason, {

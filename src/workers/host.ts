@@ -54,31 +54,3 @@ export function createWorkerHost(workers: Worker[], log: Logger): WorkerHost {
     },
   };
 }
-
-/** The change a stream message represents, from its subject (mts.v1.<...>). */
-export function changeOf(
-  stream: string,
-  subject: string,
-  seq: number,
-  raw?: () => unknown,
-): Change | undefined {
-  const t = subject.split(".");
-  switch (stream) {
-    case "FILLS":
-      return t[3] && t[4] ? { kind: "fill", fund: t[3], symbol: t[4], seq } : undefined;
-    case "QUOTES":
-      return t[3] ? { kind: "quote", symbol: t[3] } : undefined;
-    case "OMS_ORDERS": {
-      const body = raw?.() as { order_id?: unknown } | undefined;
-      return t[4] && t[5] && typeof body?.order_id === "string"
-        ? { kind: "order", fund: t[5], orderId: body.order_id, event: t[4] }
-        : undefined;
-    }
-    case "RISK_CONTROL":
-      return t[3] ? { kind: "control", what: t[3], fund: t[t.length - 1]!, seq } : undefined;
-    case "RISK_ENVELOPES":
-      return t[5] ? { kind: "envelope", fund: t[5] } : undefined;
-    default:
-      return undefined;
-  }
-}

@@ -6,10 +6,10 @@
  * kill_switch.verify_s after the engine applied that press (on the engine's clock, not the halt's
  * `at`), alerts with their ids (seed 002, RISK-001).
  */
-import { Subjects } from "../contract/subjects.js";
 import { isOpenOrder } from "../state/index.js";
 import { iso } from "../time/clock.js";
-import type { Change, Worker, WorkerContext } from "./types.js";
+import { type Change, type Worker, type WorkerContext, factsOf } from "./types.js";
+import { FactIds } from "../facts/emitters.js";
 
 export interface KillSwitchWorker extends Worker {
   /** Verifies every press whose time has come; returns the open order ids found per fund. */
@@ -17,11 +17,12 @@ export interface KillSwitchWorker extends Worker {
 }
 
 /** The Nats-Msg-Id of the cancel_all for the KILL_SWITCH Halt stored at `haltSeq` (one per press). */
-export const cancelAllMsgId = (fund: string, haltSeq: number): string => `cancel_all:${fund}:${haltSeq}`;
+export const cancelAllMsgId = (fund: string, haltSeq: number): string => FactIds.cancelAll(fund, haltSeq);
 
 export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "kill-switch" });
+  const facts = factsOf(ctx);
   const verifyMs = ctx.config.kill_switch.verify_s * 1000;
   /** Presses to verify, by `<fund>:<seq>`: when (engine clock), for which fund and press. */
   const due = new Map<string, { fund: string; seq: number; at: number }>();
@@ -36,9 +37,8 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
     if (!h || handled.has(k)) return;
     handled.add(k);
     due.set(k, { fund, seq, at: clock.now() + verifyMs });
-    ctx
-      .publish(
-        Subjects.cancelAll(fund),
+    facts
+      .cancelAll(
         { fund_id: fund, reason: `kill switch: ${h.reason}`, at: iso(clock.now()) },
         cancelAllMsgId(fund, seq),
       )

@@ -8,7 +8,8 @@ import { QuoteSchema } from "../contract/schemas.js";
 import { Subjects } from "../contract/subjects.js";
 import { isFresh } from "../gates/context.js";
 import type { StopRecord } from "../state/model.js";
-import type { WorkerContext } from "./types.js";
+import { type WorkerContext, factsOf } from "./types.js";
+import { FactIds, type QuoteBody } from "../facts/emitters.js";
 
 /** The poller: called with the armed stops, resolves with how many quotes it published. */
 export function createQuotePoller(ctx: WorkerContext): (armed: StopRecord[]) => Promise<number> {
@@ -45,7 +46,7 @@ export function createQuotePoller(ctx: WorkerContext): (armed: StopRecord[]) => 
           if (raw[k] !== undefined) body[k] = raw[k];
         try {
           // the mark everywhere (every engine, replays); the stop fires when it is applied
-          await ctx.publish(Subjects.quote(symbol), body, `poll:${symbol}:${q.data.timestamp}`);
+          await factsOf(ctx).polledQuote(body as QuoteBody, FactIds.polledQuote(symbol, q.data.timestamp));
           published++;
         } catch (err) {
           log.error({ err, symbol }, "polled quote publish failed");

@@ -14,7 +14,8 @@ import { Subjects } from "../contract/subjects.js";
 import { type Dec, DIV_DP, ZERO, canon, dec, div } from "../decimal/index.js";
 import type { FundState } from "../state/model.js";
 import { iso } from "../time/clock.js";
-import type { Worker, WorkerContext } from "./types.js";
+import { type Worker, type WorkerContext, factsOf } from "./types.js";
+import { FactIds } from "../facts/emitters.js";
 
 export type ReconcileAction = "none" | "alert" | "lock" | "unlock" | "adopt";
 
@@ -149,15 +150,15 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         fund_id: f,
         broker,
         symbol: d.symbol,
-        side: delta.gt(ZERO) ? "BUY" : "SELL",
+        side: delta.gt(ZERO) ? ("BUY" as const) : ("SELL" as const),
         quantity: canon(delta.abs()),
         price: canon(price),
         fees: "0",
         timestamp: iso(ctx.clock.now()),
-        kind: "ADJUSTMENT",
+        kind: "ADJUSTMENT" as const,
       };
       try {
-        await ctx.publish(Subjects.fill(f, d.symbol), fill, fillId);
+        await factsOf(ctx).adjustment(fill);
         pending.set(key, { fillId, at: passMs });
         streaks.delete(streakKey(f, broker, d.symbol)); // a further adoption needs a fresh confirmation
         done[`${d.symbol}.side`] = fill.side;
@@ -257,7 +258,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
     const ev = locked ? "lock" : "unlock";
     const body = { fund_id: f, locked, reason, at: iso(ctx.clock.now()), brokers };
     try {
-      await ctx.publish(Subjects.reconcile(ev, f), body, `reconcile:${ev}:${f}:${passMs}`);
+      await factsOf(ctx).reconcile(body, FactIds.reconcile(ev, f, passMs));
     } catch (err) {
       log.error({ err, fund: f }, `reconcile ${ev} publish failed`);
     }

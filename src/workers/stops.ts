@@ -12,7 +12,6 @@
  * mts.v1.md.quote.<symbol> and the answer is published to QUOTES (it is the mark everywhere).
  * Stop state lives in RISK_CONTROL (armed / triggered / cleared), so it is rebuilt like the rest.
  */
-import { Subjects } from "../contract/subjects.js";
 import { type Dec, ONE, ZERO, canon, div } from "../decimal/index.js";
 import { freshMark } from "../gates/context.js";
 import { type Book, type FundState, type StopRecord, key2 } from "../state/model.js";
@@ -27,7 +26,7 @@ import {
   retryBackoffMs,
 } from "./closing.js";
 import { createQuotePoller } from "./quote-poll.js";
-import type { Change, Worker, WorkerContext } from "./types.js";
+import { type Change, type Worker, type WorkerContext, factsOf } from "./types.js";
 
 export interface StopsWorker extends Worker {
   /** Arms, re-arms or clears the stop of one book to match its position; true when it published. */
@@ -73,6 +72,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "stops" });
   const cfg = ctx.config.synthetic_stop;
+  const facts = factsOf(ctx);
   /** Published but maybe not yet folded back from RISK_CONTROL. */
   const overlay = new Map<string, StopRecord>();
   /** Alerts raised, once per arm and cause: `${fund}\u0001${symbol}\u0001${armSeq}\u0001${cause}`. */
@@ -144,8 +144,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       ...(rec.attempt > 0 ? { attempt: rec.attempt, not_before: iso(rec.notBefore) } : {}),
       ...(reason ? { reason } : {}),
     };
-    ctx
-      .publish(Subjects.stop(event, rec.fund), body, `stop:${event}:${rec.fund}:${rec.symbol}:${rec.armSeq}`)
+    facts
+      .stop(event, body)
       .catch((err: unknown) =>
         log.error({ err, fund: rec.fund, symbol: rec.symbol }, `stop.${event} publish failed`),
       );
@@ -271,9 +271,9 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       else ahead.buy = ahead.buy.plus(legs[i]!.qty);
     }
     emit("triggered", trig, `quote ${crossing}`);
-    for (const [i, o] of orders.entries()) {
-      ctx
-        .publish(Subjects.orderSubmit(s.fund), o, legs[i]!.key)
+    for (const o of orders) {
+      facts
+        .order(o)
         .catch((err: unknown) => log.error({ err, order_id: o["order_id"] }, "closing order publish failed"));
     }
     log.warn(

@@ -8,6 +8,7 @@ import type { Logger } from "../obs/log.js";
 import type { EngineState } from "../state/model.js";
 import type { Clock } from "../time/clock.js";
 import type { ReconcileReport } from "./reconciler.js";
+import { type FactEmitters, createFactEmitters } from "../facts/emitters.js";
 
 export interface WorkerContext {
   state: EngineState;
@@ -22,8 +23,13 @@ export interface WorkerContext {
    * funds, so two engines never both emit a closing order, a halt or a baseline. Absent: all.
    */
   owns?: (fund: string) => boolean;
-  /** JetStream publish of a JSON body; `msgID` dedupes on the stream's duplicate window. */
+  /**
+   * JetStream publish of a JSON body; `msgID` dedupes on the stream's duplicate window. The
+   * transport under `facts`: workers emit through the typed emitters, not through this.
+   */
   publish(subject: string, body: unknown, msgID?: string): Promise<PubAck>;
+  /** Typed emitters of the facts the workers originate (absent: built on `publish`). */
+  facts?: FactEmitters;
   /**
    * What the engine's own check would answer for an order at this moment, applying nothing
    * (undefined: approved). Orders the engine emits are emitted only when it approves them.
@@ -33,13 +39,9 @@ export interface WorkerContext {
   onReconcile?(report: ReconcileReport): void;
 }
 
-/** What changed in the state, as seen by the follower (only dispatched while the engine is live). */
-export type Change =
-  | { kind: "fill"; fund: string; symbol: string; seq?: number }
-  | { kind: "quote"; symbol: string }
-  | { kind: "order"; fund: string; orderId: string; event: string }
-  | { kind: "control"; fund: string; what: string; seq: number }
-  | { kind: "envelope"; fund: string };
+/** What changed in the state: the change the projection that applied a message returned. */
+import type { Change } from "../state/projections/table.js";
+export type { Change };
 
 export interface Worker {
   readonly name: string;
@@ -52,4 +54,9 @@ export interface Worker {
   beforeApply?(): void;
   tick?(): unknown;
   stop?(): void;
+}
+
+/** The context's emitters (built once on its transport when the engine did not give them). */
+export function factsOf(ctx: WorkerContext): FactEmitters {
+  return (ctx.facts ??= createFactEmitters({ publish: (s, b, id) => ctx.publish(s, b, id) }));
 }

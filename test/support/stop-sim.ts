@@ -18,7 +18,6 @@ import { silentLogger } from "../../src/obs/log.js";
 import { createDecider, type Decider } from "../../src/service/decide.js";
 import { type EngineState, createState, project } from "../../src/state/index.js";
 import { type ManualClock, iso, manualClock } from "../../src/time/clock.js";
-import { changeOf } from "../../src/workers/host.js";
 import { type StopsWorker, createStopsWorker, createSweeper } from "../../src/workers/stops.js";
 import type { WorkerContext } from "../../src/workers/types.js";
 
@@ -108,7 +107,7 @@ export class StopSim {
       if (!m) return;
       const r = project(this.state, stream, m.subject, m.data, seq);
       if (!r.ok) throw new Error(`sim: ${stream} seq ${seq} not applied: ${r.reason}`);
-      const c = changeOf(stream, m.subject, seq, () => JSON.parse(new TextDecoder().decode(m.data)));
+      const c = r.change;
       if (c) this.worker.onChange!(c);
       this.checkEmitted();
     }

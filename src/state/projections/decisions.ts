@@ -56,6 +56,29 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
 }
 
 /**
+ * Confirms a decision applied live (`applyDecision(…, live = true)`) once the journal has stored
+ * it: what applying the journal's copy would do to it, without folding it again. Falls back to the
+ * full fold when the state no longer holds what the live apply left there.
+ */
+export function confirmDecision(state: EngineState, rec: DecisionRecord): void {
+  if (rec.idempotency_key === undefined || rec.fund_id === "_") return;
+  const k = key2(rec.fund_id, rec.idempotency_key);
+  if (rec.recorded && rec.fingerprint !== undefined) {
+    const cur = state.idem.get(k);
+    if (!cur) return applyDecision(state, rec);
+    if (!cur.confirmed) {
+      cur.confirmed = true;
+      touch(state, "idem", k);
+    }
+  }
+  const res = rec.reservation;
+  if (!rec.decision.approved || !res) return;
+  const order = state.orders.get(key2(rec.fund_id, res.order_id));
+  if (!order?.approvals.has(rec.idempotency_key)) return applyDecision(state, rec);
+  if (order.unconfirmed.delete(rec.idempotency_key)) touch(state, "order", key2(rec.fund_id, res.order_id));
+}
+
+/**
  * The decision that first used an order id owns it while its idempotency record lives; a
  * DUPLICATE_ORDER_ID decision (recorded under its own key) never does.
  */
