@@ -11,6 +11,7 @@ import TinyQueue from "tinyqueue";
 import { type Dec, ZERO } from "../decimal/index.js";
 import { type VelocityWindow, createVelocity } from "./velocity.js";
 import { type DuplicateIndex, createDuplicateIndex } from "./duplicates.js";
+import { type IdemStore, createIdemStore } from "./idem-store.js";
 
 export interface Mark {
   bid: Dec;
@@ -215,6 +216,8 @@ export interface IdemRecord {
   durable?: Promise<void> | undefined;
   /** Short per-field hashes of the order (see gates/idempotency.ts), to name a conflict's field. */
   fields?: string | undefined;
+  /** This record's decision owns its order id (see state/idem-store.ts); set by the store. */
+  owner?: boolean | undefined;
 }
 
 export type EntityKind =
@@ -240,13 +243,11 @@ export interface EngineState {
   fxHolders: Map<string, Set<Book>>;
   orders: Map<string, OrderRecord>; // `${fund}\u0001${orderId}`
   orderExpiry: TinyQueue<Due<OrderRecord>>; // min-heap by deadline (lazy: entries re-checked when due)
-  idem: Map<string, IdemRecord>; // `${fund}\u0001${key}`
-  idemExpiry: TinyQueue<Due<IdemRecord>>;
   /**
-   * `${fund}\u0001${orderId}` -> the idempotency record of the decision that first used that
-   * order id (derived from `idem`, forgotten with it): DUPLICATE_ORDER_ID for any other key.
+   * Idempotency records by `${fund}\u0001${key}`, and the order ids they own (the decision that
+   * first used an order id: DUPLICATE_ORDER_ID for any other key), on disk once snapshotted.
    */
-  orderIds: Map<string, IdemRecord>;
+  idem: IdemStore;
   fillIds: Map<string, number>; // fill_id -> fill timestamp (dedupe)
   fillWatermark: number;
   stops: Map<string, StopRecord>; // `${fund}\u0001${symbol}`
@@ -291,9 +292,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     fxHolders: new Map(),
     orders: new Map(),
     orderExpiry: dueQueue(),
-    idem: new Map(),
-    idemExpiry: dueQueue(),
-    orderIds: new Map(),
+    idem: createIdemStore(),
     fillIds: new Map(),
     fillWatermark: 0,
     stops: new Map(),
