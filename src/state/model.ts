@@ -274,6 +274,8 @@ export interface StateSettings {
   reservationTtlMs: number;
   envelopeVersionsKept: number;
   fillDedupeWindowMs: number;
+  /** Idempotency records read back from the snapshot kept in memory (the rest stay on disk). */
+  idempotencyCacheSize?: number | undefined;
 }
 
 export const DEFAULT_SETTINGS: StateSettings = {
@@ -281,9 +283,11 @@ export const DEFAULT_SETTINGS: StateSettings = {
   reservationTtlMs: 86_400_000,
   envelopeVersionsKept: 100,
   fillDedupeWindowMs: 86_400_000,
+  idempotencyCacheSize: 4096,
 };
 
 export function createState(settings: Partial<StateSettings> = {}): EngineState {
+  const s = { ...DEFAULT_SETTINGS, ...settings };
   return {
     funds: new Map(),
     instruments: new Map(),
@@ -292,7 +296,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     fxHolders: new Map(),
     orders: new Map(),
     orderExpiry: dueQueue(),
-    idem: createIdemStore(),
+    idem: createIdemStore({ cacheSize: s.idempotencyCacheSize }),
     fillIds: new Map(),
     fillWatermark: 0,
     stops: new Map(),
@@ -301,7 +305,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     deleted: new Map(),
     journaled: new Map(),
     decisionSeq: new Map(),
-    settings: { ...DEFAULT_SETTINGS, ...settings },
+    settings: s,
   };
 }
 
