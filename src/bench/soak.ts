@@ -60,6 +60,8 @@ export interface SoakResult {
   rss_bytes_per_decision: number;
   heap_bytes_per_decision: number;
   snapshot_mb: number;
+  /** Loading the snapshot into a fresh state (a restart before its tail). */
+  load_s: number;
 }
 
 const te = new TextEncoder();
@@ -155,6 +157,11 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
     }
     const seconds = (performance.now() - t0) / 1000;
     const large = point(decisions);
+    // a restart's load of this snapshot (what `serve` does before replaying the tail)
+    const l0 = performance.now();
+    const reloaded = snapshot.load();
+    const loadS = (performance.now() - l0) / 1000;
+    if (reloaded.idem.size !== state.idem.size) throw new Error("the reloaded snapshot differs");
     const s = smallPoint ?? large;
     const between = Math.max(1, large.decisions - s.decisions);
     let bytes = 0;
@@ -170,6 +177,7 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
       rss_bytes_per_decision: Math.round(((large.rss_mb - s.rss_mb) * 2 ** 20) / between),
       heap_bytes_per_decision: Math.round(((large.heap_used_mb - s.heap_used_mb) * 2 ** 20) / between),
       snapshot_mb: +(bytes / 2 ** 20).toFixed(1),
+      load_s: +loadS.toFixed(3),
     };
   } finally {
     snapshot.close();

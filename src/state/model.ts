@@ -335,6 +335,28 @@ export function markDeleted(state: EngineState, kind: EntityKind, key: string): 
   state.dirty.get(kind)?.delete(key);
 }
 
+/**
+ * A map or set shared by every record that has nothing in it (most books have no reservations,
+ * most order records no unconfirmed approval): an empty Map costs ≈ 190 bytes, a million books
+ * two of them. Never written: the holder replaces it with its own before adding (`own()`).
+ */
+class SharedEmptyMap<K, V> extends Map<K, V> {
+  override set(): this {
+    throw new Error("the shared empty map is never written: replace it first");
+  }
+}
+class SharedEmptySet<T> extends Set<T> {
+  override add(): this {
+    throw new Error("the shared empty set is never written: replace it first");
+  }
+}
+export const NO_PENDING: Map<string, Dec> = new SharedEmptyMap();
+export const NO_APPROVALS: Map<string, Dec> = new SharedEmptyMap();
+export const NO_KEYS: Set<string> = new SharedEmptySet();
+/** The map itself, or a new one when it is a shared empty one (the caller stores it). */
+export const own = <K, V>(m: Map<K, V>): Map<K, V> => (m instanceof SharedEmptyMap ? new Map() : m);
+export const ownSet = <T>(s: Set<T>): Set<T> => (s instanceof SharedEmptySet ? new Set() : s);
+
 export function emptyContribution(): Contribution {
   return {
     mv: ZERO,
