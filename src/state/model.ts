@@ -354,8 +354,8 @@ export const NO_PENDING: Map<string, Dec> = new SharedEmptyMap();
 export const NO_APPROVALS: Map<string, Dec> = new SharedEmptyMap();
 export const NO_KEYS: Set<string> = new SharedEmptySet();
 /** The map itself, or a new one when it is a shared empty one (the caller stores it). */
-export const own = <K, V>(m: Map<K, V>): Map<K, V> => (m instanceof SharedEmptyMap ? new Map() : m);
-export const ownSet = <T>(s: Set<T>): Set<T> => (s instanceof SharedEmptySet ? new Set() : s);
+export const own = <K, V>(m: Map<K, V>): Map<K, V> => (m instanceof SharedEmptyMap ? new Map<K, V>() : m);
+export const ownSet = <T>(s: Set<T>): Set<T> => (s instanceof SharedEmptySet ? new Set<T>() : s);
 
 export function emptyContribution(): Contribution {
   return {
