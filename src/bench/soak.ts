@@ -37,6 +37,8 @@ export interface SoakOptions {
    * what a retained decision costs without its order record (default false).
    */
   rejectAll?: boolean;
+  /** Keep the snapshot at this path (default: a temporary one, removed). */
+  out?: string;
 }
 
 export interface SoakPoint {
@@ -62,6 +64,8 @@ export interface SoakResult {
   snapshot_mb: number;
   /** Loading the snapshot into a fresh state (a restart before its tail). */
   load_s: number;
+  /** Its CPU time (the machine is shared: the wall time above includes waiting for a core). */
+  load_cpu_s: number;
 }
 
 const te = new TextEncoder();
@@ -75,7 +79,7 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("run with node --expose-gc");
   const dir = mkdtempSync(join(tmpdir(), "mts-soak-"));
-  const snapshot = openSnapshot(join(dir, "state.db"));
+  const snapshot = openSnapshot(o.out ?? join(dir, "state.db"));
   try {
     const clock = manualClock(BOOK_TIME);
     const state = snapshot.load();
@@ -159,8 +163,10 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
     const large = point(decisions);
     // a restart's load of this snapshot (what `serve` does before replaying the tail)
     const l0 = performance.now();
+    const c0 = process.cpuUsage();
     const reloaded = snapshot.load();
     const loadS = (performance.now() - l0) / 1000;
+    const loadCpu = process.cpuUsage(c0);
     if (reloaded.idem.size !== state.idem.size) throw new Error("the reloaded snapshot differs");
     const s = smallPoint ?? large;
     const between = Math.max(1, large.decisions - s.decisions);
@@ -178,6 +184,7 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
       heap_bytes_per_decision: Math.round(((large.heap_used_mb - s.heap_used_mb) * 2 ** 20) / between),
       snapshot_mb: +(bytes / 2 ** 20).toFixed(1),
       load_s: +loadS.toFixed(3),
+      load_cpu_s: +((loadCpu.user + loadCpu.system) / 1e6).toFixed(3),
     };
   } finally {
     snapshot.close();

@@ -391,13 +391,9 @@ export function openSnapshot(path: string): Snapshot {
     },
     load(settings) {
       const state = createState(settings);
-      const rows = db.prepare("SELECT kind, k, v FROM entities ORDER BY kind, k").all() as Row[];
-      const byKind = new Map<string, Row[]>();
-      for (const r of rows) {
-        let l = byKind.get(r.kind);
-        if (!l) byKind.set(r.kind, (l = []));
-        l.push(r);
-      }
+      // one kind at a time (in key order, as before): no array of every row of the snapshot
+      const ofKind = db.prepare("SELECT kind, k, v FROM entities WHERE kind = ? ORDER BY k");
+      const byKind = { get: (kind: EntityKind) => ofKind.all(kind) as Row[] };
       for (const r of byKind.get("instrument") ?? []) {
         state.instruments.set(r.k, InstrumentSchema.parse(JSON.parse(r.v)));
       }
