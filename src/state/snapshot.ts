@@ -285,6 +285,7 @@ export function openSnapshot(path: string): Snapshot {
       exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idem_exp ON idem (exp);
     CREATE INDEX IF NOT EXISTS idem_owner ON idem (ok) WHERE owner = 1;
+    CREATE INDEX IF NOT EXISTS idem_unconfirmed ON idem (k) WHERE conf = 0;
   `);
   const ver = db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined;
   if (ver && ver.v !== SCHEMA_VERSION) {
@@ -421,7 +422,9 @@ export function openSnapshot(path: string): Snapshot {
       const orders = (byKind.get("order") ?? []).map((r) => loadOrder(state, r.v, droppedOrders));
       for (const o of orders) {
         state.orderExpiry.push({ at: 0, item: o });
-        syncReservation(state, o);
+        // nothing reserved yet: one that can reserve nothing (no approval seen, ended, filled) is
+        // left as it is (syncReservation would only mark its row dirty)
+        if (o.side !== undefined && !o.terminal && o.filled.lt(o.approved)) syncReservation(state, o);
       }
       loadIdem(db, byKind.get("idem") ?? []);
       state.idem.attach(disk, keyRows());
@@ -590,7 +593,9 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
       if (ok !== null) orphans.add(ok);
     }
     db.prepare("DELETE FROM entities WHERE kind = 'idem'").run();
-    const stale = db.prepare("SELECT k, ok, owner FROM idem WHERE conf = 0").all() as {
+    const stale = db
+      .prepare("SELECT k, ok, owner FROM idem INDEXED BY idem_unconfirmed WHERE conf = 0")
+      .all() as {
       k: string;
       ok: string | null;
       owner: number;
