@@ -4,8 +4,8 @@
  * ordered consumer from the first message, `consume` with the same batch). `mts-risk rebuild`'s
  * events/s over this is the ratio the target is set on (≥ 0.6).
  *
- * `node dist/bench/bareread.js --json '{"url":"nats://127.0.0.1:4222","streams":["FILLS"]}'`
- * prints `{ events, seconds, per_s, bytes }` (`streams`: default every consumed stream).
+ * `node dist/bench/bareread.js --json '{"url":"nats://127.0.0.1:4222","streams":["FILLS"]}'` (or
+ * `node dist/bench/bareread.js <url>`) prints `{ events, seconds, per_s, bytes }` (`streams`: default every consumed stream).
  */
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -85,7 +85,12 @@ export async function bareRead(o: BareReadOptions): Promise<BareReadResult> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const opts = JSON.parse(process.argv[2] === "--json" ? (process.argv[3] ?? "{}") : "{}") as BareReadOptions;
+  // `--json '{…}'`, or the server's URL alone (as the bench's rebuild phase calls it)
+  const arg = process.argv[2];
+  const opts: BareReadOptions =
+    arg === "--json"
+      ? (JSON.parse(process.argv[3] ?? "{}") as BareReadOptions)
+      : { url: arg ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222" };
   opts.url ??= process.env.NATS_URL ?? "nats://127.0.0.1:4222";
   bareRead(opts).then(
     (r) => process.stdout.write(`${JSON.stringify(r)}\n`),

@@ -58,6 +58,10 @@ export interface SoakResult {
   approved: number;
   small: SoakPoint;
   large: SoakPoint;
+  /** The same as small/large's, flat (the bench's report reads these). */
+  first: number;
+  rss_first_mb: number;
+  rss_last_mb: number;
   /** (RSS at `decisions` − RSS at `small`) ÷ the decisions in between. */
   rss_bytes_per_decision: number;
   heap_bytes_per_decision: number;
@@ -180,6 +184,9 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
       approved,
       small: s,
       large,
+      first: s.decisions,
+      rss_first_mb: s.rss_mb,
+      rss_last_mb: large.rss_mb,
       rss_bytes_per_decision: Math.round(((large.rss_mb - s.rss_mb) * 2 ** 20) / between),
       heap_bytes_per_decision: Math.round(((large.heap_used_mb - s.heap_used_mb) * 2 ** 20) / between),
       snapshot_mb: +(bytes / 2 ** 20).toFixed(1),
