@@ -6,12 +6,12 @@ import {
   type Contribution,
   type EngineState,
   type FundState,
-  NO_PENDING,
   emptyContribution,
   getFund,
   key2,
   touch,
 } from "./model.js";
+import { NO_PENDING } from "./model.js"; // kept apart from the list above (a small diff to merge)
 
 export function multiplier(state: EngineState, symbol: string): Dec {
   return state.instruments.get(symbol)?.multiplier ?? ONE;

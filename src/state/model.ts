@@ -287,7 +287,6 @@ export const DEFAULT_SETTINGS: StateSettings = {
 };
 
 export function createState(settings: Partial<StateSettings> = {}): EngineState {
-  const s = { ...DEFAULT_SETTINGS, ...settings };
   return {
     funds: new Map(),
     instruments: new Map(),
@@ -296,7 +295,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     fxHolders: new Map(),
     orders: new Map(),
     orderExpiry: dueQueue(),
-    idem: createIdemStore({ cacheSize: s.idempotencyCacheSize }),
+    idem: createIdemStore({ cacheSize: settings.idempotencyCacheSize }),
     fillIds: new Map(),
     fillWatermark: 0,
     stops: new Map(),
@@ -305,7 +304,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     deleted: new Map(),
     journaled: new Map(),
     decisionSeq: new Map(),
-    settings: s,
+    settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }
 
