@@ -43,7 +43,7 @@ describe("mts-risk operator commands", () => {
   let dir: string;
   let g: string[];
 
-  const halts = (fund: string) => engine.state.funds.get(fund)?.halts;
+  const halts = (fund: string) => engine.observe.fund(fund)?.halts;
 
   beforeAll(async () => {
     vi.stubEnv("RISK_LOG__LEVEL", "warn");
@@ -59,7 +59,7 @@ describe("mts-risk operator commands", () => {
     const limits = { max_position_pct: "0.10", max_gross_exposure_pct: "1.5", daily_loss_halt_pct: "0.03" };
     await bus.envelope(envelope("alpha", limits));
     await bus.envelope(envelope("delta", limits));
-    const applied = () => ["alpha", "delta"].every((f) => engine.state.funds.get(f)?.envelope);
+    const applied = () => ["alpha", "delta"].every((f) => engine.observe.fund(f)?.envelope_id);
     await waitFor(applied, { message: "envelopes applied" });
   });
 
@@ -83,7 +83,7 @@ describe("mts-risk operator commands", () => {
     expect(halted).toMatchObject({ fund_id: "alpha", severity: "MANUAL" });
     expect(typeof halted.stream_seq).toBe("number");
 
-    const rec = await waitFor(() => halts("alpha")?.get("MANUAL"), { message: "halt applied" });
+    const rec = await waitFor(() => halts("alpha")?.["MANUAL"], { message: "halt applied" });
     expect(rec).toMatchObject({ reason: "desk review", by: "operator:tester", seq: halted.stream_seq });
     const d = await bus.check(order({ fund_id: "alpha" }));
     expect(d).toMatchObject({ approved: false, rejecting_gate: "drawdown", rejection_code: "FUND_HALTED" });
@@ -94,7 +94,7 @@ describe("mts-risk operator commands", () => {
     const resumed = JSON.parse(r.out) as Record<string, unknown>;
     expect(resumed.fund_id).toBe("alpha");
     expect(resumed.stream_seq).toBeGreaterThan(Number(halted.stream_seq));
-    await waitFor(() => halts("alpha")?.size === 0, { message: "halt lifted" });
+    await waitFor(() => Object.keys(halts("alpha") ?? { x: 1 }).length === 0, { message: "halt lifted" });
     expect((await bus.check(order({ fund_id: "alpha" }))).approved).toBe(true);
 
     expectOneLineError(await run(["resume", "alpha", "--operator", "ops", "--reason", "again", ...g]), 1);
@@ -121,7 +121,7 @@ describe("mts-risk operator commands", () => {
     });
     expect(again.duplicate).toBe(true);
     expect(await count()).toBe(1);
-    await waitFor(() => halts("gamma")?.has("KILL_SWITCH"), { message: "kill switch applied" });
+    await waitFor(() => halts("gamma")?.["KILL_SWITCH"], { message: "kill switch applied" });
   });
 
   it("halt --kill pressed again while killed puts a second cancel_all on OMS_INTENTS (one per press)", async () => {
@@ -138,7 +138,7 @@ describe("mts-risk operator commands", () => {
     // (`duplicate` may be true: the engine may have published this press's cancel_all first)
     expect(out.cancel_all).toMatchObject({ msg_id: `cancel_all:gamma:${out.stream_seq}` });
     // the engine handles the same press with the same id: still one more, not two
-    await waitFor(() => halts("gamma")?.get("KILL_SWITCH")?.lastSeq === out.stream_seq, {
+    await waitFor(() => halts("gamma")?.["KILL_SWITCH"]?.last_seq === out.stream_seq, {
       message: "second press applied",
     });
     const engineCopy = await bus.js.publish(
@@ -331,7 +331,7 @@ describe("mts-risk operator commands", () => {
       // read again (through the command itself): v6 goes through; the CLI prints one JSON line
       const file = join(dir, "race2.json");
       await writeFile(file, JSON.stringify(draft(fund, "6000000")));
-      await waitFor(() => engine.state.funds.get(fund)?.envelope?.envelope.version === 5);
+      await waitFor(() => engine.observe.fund(fund)?.envelope_version === 5);
       const r = await run(["envelope", "set", fund, "--file", file, ...g]);
       expect(r.err).toBe("");
       expect(JSON.parse(r.out)).toMatchObject({ envelope_id: `${fund}@v6` });

@@ -15,8 +15,9 @@ import { measureCpu } from "./cpu.js";
 import { type EngineProcess, quiesce, spawnEngine, waitStatus } from "./engineproc.js";
 import { LoadGenerator, type RawRun, type RunResult, mergeRuns } from "./loadgen.js";
 import { type NodeChild, scriptPath, spawnReady } from "./proc.js";
-import { publishBook, restartToReady } from "./setup.js";
-import { progress, sleep } from "./util.js";
+import { type TargetSearch, searchRates } from "./search.js";
+import { publishBook, restartToReady, topUp } from "./setup.js";
+import { describe, progress, sleep } from "./util.js";
 
 export interface BusSettings {
   quick: boolean;
@@ -29,11 +30,13 @@ export interface BusSettings {
   rounds: number;
   stepSeconds: number;
   stepFactor: number;
+  /** Bisection steps per target after the ramp of the sustainable-rate search. */
+  bisectSteps: number;
+  /** The restart-to-ready figure is taken after at least this many engine decisions (topped up). */
+  restartAfterDecisions: number;
   /** The first rate of the sustainable-rate search. */
   searchFrom: number;
   timeoutMs: number;
-  p99LimitMs: number;
-  maxFailurePct: number;
   cpuProfileDir?: string | undefined;
 }
 
@@ -51,26 +54,12 @@ export const TARGETS: Target[] = [
 export interface Measured extends RunResult {
   /** CPU ms used during the run by each process. */
   cpu_ms: Record<string, number>;
-  /** p99 of each round, when the scenario ran in rounds. */
+  /** p50 and p99 of each round, when the scenario ran in rounds (the noise of a ratio). */
+  round_p50_ms?: number[];
   round_p99_ms?: number[];
-}
-
-export interface SearchStep {
-  rate: number;
-  p50_ms: number;
-  p99_ms: number;
-  failure_pct: number;
-  lag_p99_ms: number;
-  rejected_pct: number;
-  pass: boolean;
-}
-
-export interface SearchResult {
-  target: string;
-  sustainable_rate: number;
-  /** Why the search stopped: the first failing criterion, or "cap". */
-  stopped_by: string;
-  steps: SearchStep[];
+  /** CPU ms of the target's own process in each round, and the requests sent in it. */
+  round_cpu_ms?: number[];
+  round_sent?: number[];
 }
 
 export interface BusResults {
@@ -78,17 +67,15 @@ export interface BusResults {
   book: Record<string, unknown>;
   quotes: Record<string, unknown>;
   scenarios: Measured[];
-  search: SearchResult[];
+  search: TargetSearch[];
   confirm: Measured[];
   restart: Record<string, unknown>;
+  /** Parts of the phase that failed (the others still ran): search, confirm, restart. */
+  errors: Record<string, string>;
 }
 
-const MAX_RATE = 100_000;
-/**
- * The book rejects 10 % of orders by design; more means the engine rejected for its own reasons
- * under load (e.g. STALE_MARKET_DATA when it falls behind the quote stream): not sustained.
- */
-const MAX_REJECTED_PCT = 15;
+/** The search stops here: on 2 cores the generator itself cannot send much more. */
+const MAX_RATE = 20_000;
 export const rejectedPct = (r: RunResult): number => +((r.rejected / Math.max(1, r.ok)) * 100).toFixed(1);
 
 export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
@@ -119,11 +106,30 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
     await waitStatus(nc, engine, { cursors: book.cursors });
     progress("engine caught up with the book", book.counts);
 
+    let quoteStats: Record<string, unknown> = {};
+    quotes = await spawnReady(
+      scriptPath("./quotes.js"),
+      [server.url, String(cfg.quoteRate), String(SYMBOLS)],
+      /^ready$/,
+      {
+        onStderr: (l) => {
+          if (l.startsWith("[quotes] ")) quoteStats = JSON.parse(l.slice(9)) as Record<string, unknown>;
+          else process.stderr.write(`${l}\n`);
+        },
+      },
+    );
     // A real decision and a real journal record, for the baselines to send back and to write.
-    const sample = await nc.request(Subjects.check, JSON.stringify(order("sample", 1)), { timeout: 5000 });
-    const decision = sample.string();
-    if (!sample.json<{ approved: boolean }>().approved)
-      throw new Error(`the sample order was rejected: ${decision}`);
+    // The quote stream runs first: on a busy machine the book's own quotes may be stale by now.
+    let decision = "";
+    for (let k = 1; ; k++) {
+      const sample = await nc.request(Subjects.check, JSON.stringify(order(`sample${k}`, 1)), {
+        timeout: 5000,
+      });
+      decision = sample.string();
+      if (sample.json<{ approved: boolean }>().approved) break;
+      if (k >= 10) throw new Error(`the sample order was rejected: ${decision}`);
+      await sleep(1000);
+    }
     const jsm = await jetstreamManager(nc);
     const rec = await jsm.streams.getMessage("RISK_DECISIONS", {
       last_by_subj: Subjects.decision(fundId(1)),
@@ -141,18 +147,6 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
         }),
       ],
       /^ready$/,
-    );
-    let quoteStats: Record<string, unknown> = {};
-    quotes = await spawnReady(
-      scriptPath("./quotes.js"),
-      [server.url, String(cfg.quoteRate), String(SYMBOLS)],
-      /^ready$/,
-      {
-        onStderr: (l) => {
-          if (l.startsWith("[quotes] ")) quoteStats = JSON.parse(l.slice(9)) as Record<string, unknown>;
-          else process.stderr.write(`${l}\n`);
-        },
-      },
     );
     progress("baselines and quote publisher up", {
       decision_bytes: decision.length,
@@ -184,6 +178,8 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
       await waitStatus(nc, engineProc, { cursors: { QUOTES: quotesInfo.state.last_seq } });
       await quiesce(nc, Subjects.check);
     };
+    let engineChecks = 1;
+    const errors: Record<string, string> = {};
     const runOnce = async (t: Target, rate: number, seconds: number) => {
       if (t.name === "engine") await resumeEngine();
       else pauseEngine();
@@ -198,6 +194,7 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
           abortTimeoutPct: 5,
         }),
       );
+      if (t.name === "engine") engineChecks += m.result.result.sent;
       await quiesce(nc, t.subject);
       await sleep(300);
       return m;
@@ -231,13 +228,14 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
     // machine is spread over all targets rather than landing on one.
     const scenarios: Measured[] = [];
     for (const rate of cfg.rates) {
-      const parts = new Map<string, { raws: RawRun[]; cpu: Record<string, number> }>();
+      const parts = new Map<string, { raws: RawRun[]; cpu: Record<string, number>; cpuRounds: number[] }>();
       for (let k = 0; k < cfg.rounds; k++) {
         for (const t of k % 2 === 0 ? TARGETS : [...TARGETS].reverse()) {
           const { result, cpu_ms } = await runOnce(t, rate, cfg.scenarioSeconds);
           say(result.result);
-          const p = parts.get(t.name) ?? { raws: [], cpu: {} };
+          const p = parts.get(t.name) ?? { raws: [], cpu: {}, cpuRounds: [] };
           p.raws.push(result);
+          p.cpuRounds.push(cpu_ms[t.name === "engine" ? "engine" : "baselines"] ?? 0);
           for (const [name, v] of Object.entries(cpu_ms)) p.cpu[name] = (p.cpu[name] ?? 0) + v;
           parts.set(t.name, p);
         }
@@ -247,76 +245,88 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
         scenarios.push({
           ...mergeRuns(p.raws),
           cpu_ms: p.cpu,
+          round_p50_ms: p.raws.map((r) => r.result.latency_ms.p50),
+          round_cpu_ms: p.cpuRounds,
+          round_sent: p.raws.map((r) => r.result.sent),
           round_p99_ms: p.raws.map((r) => r.result.latency_ms.p99),
         });
       }
     }
 
-    const search: SearchResult[] = [];
-    for (const t of TARGETS) {
-      const steps: SearchStep[] = [];
-      let rate = cfg.searchFrom;
-      let last = 0;
-      let stoppedBy = "cap";
-      while (rate <= MAX_RATE) {
-        const r = await measure(t, rate, cfg.stepSeconds);
-        const step: SearchStep = {
-          rate,
-          p50_ms: r.latency_ms.p50,
-          p99_ms: r.latency_ms.p99,
-          failure_pct: r.failure_pct,
-          lag_p99_ms: r.schedule_lag_ms.p99,
-          rejected_pct: rejectedPct(r),
-          pass:
-            r.latency_ms.p99 <= cfg.p99LimitMs &&
-            r.failure_pct <= cfg.maxFailurePct &&
-            rejectedPct(r) <= MAX_REJECTED_PCT,
-        };
-        steps.push(step);
-        progress(`search ${t.name} @ ${rate}/s: ${step.pass ? "pass" : "FAIL"}`, { ...step });
-        // A failing step is tried once more: on a shared machine one neighbour's burst should
-        // not end the search. Two failures in a row at one rate do.
-        const failedBefore = steps.length >= 2 && steps[steps.length - 2]!.rate === rate;
-        if (!step.pass && !failedBefore) continue;
-        if (!step.pass) {
-          stoppedBy =
-            r.failure_pct > cfg.maxFailurePct
-              ? `failures ${r.failure_pct}%`
-              : r.latency_ms.p99 > cfg.p99LimitMs
-                ? `p99 ${r.latency_ms.p99} ms > ${cfg.p99LimitMs} ms`
-                : `rejections ${step.rejected_pct}% (${JSON.stringify(r.rejection_codes)})`;
-          // The generator shares this machine: say so when it, too, was late.
-          if (r.schedule_lag_ms.p99 > 1) stoppedBy += ` (generator lag p99 ${r.schedule_lag_ms.p99} ms)`;
-          break;
-        }
-        last = rate;
-        rate = Math.round((rate * cfg.stepFactor) / 10) * 10;
-      }
-      search.push({ target: t.name, sustainable_rate: last, stopped_by: stoppedBy, steps });
+    // The sustainable rate of each target (search.ts): ramp, then bisection, every step judged
+    // against the journaled baseline measured at the same rate.
+    let search: TargetSearch[] = [];
+    try {
+      search = await searchRates(
+        TARGETS.map((t) => t.name),
+        async (name, rate) => {
+          const r = await measure(
+            TARGETS.find((t) => t.name === name)!,
+            rate,
+            cfg.stepSeconds,
+          );
+          return {
+            rate,
+            p50_ms: r.latency_ms.p50,
+            p99_ms: r.latency_ms.p99,
+            failure_pct: r.failure_pct,
+            rejected_pct: rejectedPct(r),
+            lag_p99_ms: r.schedule_lag_ms.p99,
+          };
+        },
+        { from: cfg.searchFrom, factor: cfg.stepFactor, cap: MAX_RATE, bisect: cfg.bisectSteps },
+        (t, j) =>
+          progress(`search ${t} @ ${j.rate}/s (${j.phase}): ${j.pass ? "pass" : `FAIL (${j.why})`}`, {
+            p50_ms: j.p50_ms,
+            p99_ms: j.p99_ms,
+            limit_ms: j.limit_ms,
+            failure_pct: j.failure_pct,
+            lag_p99_ms: j.lag_p99_ms,
+          }),
+      );
+    } catch (err) {
+      errors.search = describe(err);
+      progress(`sustainable-rate search FAILED: ${errors.search}`);
     }
 
-    // Full run: each target held at its sustainable rate, and everything at the journaled
-    // baseline's sustainable rate, for the scenario length (QUALITY.md: "for ≥ 20 s each").
+    // Full run: every target held at the journaled baseline's sustainable rate, for the scenario
+    // length (QUALITY.md: "the highest rate the baseline sustains, for ≥ 20 s each").
     const confirm: Measured[] = [];
-    if (!cfg.quick) {
+    try {
       const baseRate = search.find((s) => s.target === "journal")?.sustainable_rate ?? 0;
-      for (const t of TARGETS) {
-        const own = search.find((s) => s.target === t.name)?.sustainable_rate ?? 0;
-        for (const rate of new Set([own, baseRate])) {
-          if (rate <= 0 || cfg.rates.includes(rate)) continue;
-          const r = await measure(t, rate, cfg.scenarioSeconds);
+      if (!cfg.quick && baseRate > 0 && !cfg.rates.includes(baseRate)) {
+        for (const t of TARGETS) {
+          const r = await measure(t, baseRate, cfg.scenarioSeconds * cfg.rounds);
           say(r);
           confirm.push(r);
         }
       }
+    } catch (err) {
+      errors.confirm = describe(err);
+      progress(`runs at the baseline's sustainable rate FAILED: ${errors.confirm}`);
     }
 
     await resumeEngine();
     await quotes.stop();
     quotes = undefined;
-    const restart = await restartToReady(cfg, nc, engine, server.url, stateDir);
-    engine = restart.engine;
-    progress("restart to ready", restart.report);
+    let restartReport: Record<string, unknown> = {};
+    try {
+      // Restart with a snapshot after ≥ restartAfterDecisions decisions (issue 11): top up first.
+      const more = cfg.restartAfterDecisions - engineChecks;
+      if (more > 0) {
+        progress(`topping up the engine's decisions: ${more} more checks before the restart`);
+        const t = await topUp(nc, Subjects.check, more);
+        engineChecks += t.answered;
+        progress("topped up", t);
+      }
+      const restart = await restartToReady(cfg, nc, engine, server.url, stateDir);
+      engine = restart.engine;
+      restartReport = { ...restart.report, decisions_before: engineChecks };
+      progress("restart to ready", restartReport);
+    } catch (err) {
+      errors.restart = describe(err);
+      progress(`restart to ready FAILED: ${errors.restart}`);
+    }
     return {
       engine_paused_during_baseline_runs: true,
       book: book.counts,
@@ -324,7 +334,8 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
       scenarios,
       search,
       confirm,
-      restart: restart.report,
+      restart: restartReport,
+      errors,
     };
   } finally {
     engine?.child.proc.kill("SIGCONT"); // a stopped process would sit on the SIGTERM

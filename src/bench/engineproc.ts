@@ -17,6 +17,8 @@ export function spawnEngine(o: {
   stateDir: string;
   logFile: string;
   cpuProfileDir?: string | undefined;
+  /** The operations HTTP port: 0 (the default here) picks a free one, so engines never collide. */
+  httpPort?: number;
 }): EngineProcess {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -25,6 +27,7 @@ export function spawnEngine(o: {
   // No broker answers position requests here: the reconciler would only raise stale alerts.
   env.RISK_BROKER_EXIT_RECONCILER__ENABLED = "false";
   env.RISK_LOG__LEVEL = "info";
+  env.RISK_HTTP__PORT = String(o.httpPort ?? 0);
   const spawnedAt = Date.now();
   const child = spawnNode(
     scriptPath("../../bin/mts-risk.js"),

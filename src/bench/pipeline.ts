@@ -79,7 +79,7 @@ export interface RssResult {
 
 const te = new TextEncoder();
 
-function builder(state: EngineState) {
+export function builder(state: EngineState) {
   const seqs = new Map<string, number>();
   return (stream: Parameters<typeof project>[1], subject: string, body: unknown) => {
     const seq = (seqs.get(stream) ?? 0) + 1;
@@ -94,7 +94,7 @@ function progress(message: string): void {
 }
 
 /** Builds the state: instruments and quotes for every symbol, envelopes, then the opening fills. */
-function buildState(o: InProcessOptions, clock: ReturnType<typeof manualClock>) {
+export function buildState(o: InProcessOptions, clock: ReturnType<typeof manualClock>) {
   const oneFund = o.mode === "fund";
   const funds = oneFund ? 1 : FUNDS;
   const symbols = oneFund ? Math.max(o.positions, 10) : Math.max(SYMBOLS, Math.ceil(o.positions / FUNDS));

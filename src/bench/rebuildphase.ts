@@ -4,7 +4,7 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startNatsServer } from "../bus/nats-server.js";
 import { ensureStreams } from "../bus/streams.js";
@@ -23,6 +23,24 @@ export interface RebuildReport {
   events_per_s: number;
   state_digest: string;
   publish_per_s: number;
+  bare_read: BareRead & { runs_per_s: number[] };
+  /** events_per_s ÷ the bare read's rate (target ≥ 0.6). */
+  ratio_to_bare_read: number;
+}
+
+export interface BareRead {
+  events: number;
+  seconds: number;
+  per_s: number;
+  /** Which script measured it. */
+  by: string;
+}
+
+/** bareread.js when present (issue 11's memory work may supply it), else streamread.js. */
+async function bareRead(url: string): Promise<BareRead> {
+  const own = existsSync(scriptPath("./bareread.js")) ? "bareread.js" : "streamread.js";
+  const r = await runJson<Omit<BareRead, "by">>(scriptPath(`./${own}`), [url]);
+  return { events: r.events, seconds: r.seconds, per_s: r.per_s, by: own };
 }
 
 export async function runRebuildPhase(
@@ -66,36 +84,43 @@ export async function runRebuildPhase(
       { label: "rebuild fills", window: 4000 },
     );
     progress("rebuild: fills published", { per_s: pub.per_s, seconds: pub.seconds });
+    const first = await bareRead(server.url);
+    progress("rebuild: bare read + JSON.parse of the streams", { ...first });
     const stateDir = join(workDir, "rebuild-state");
     mkdirSync(stateDir, { recursive: true });
     const env: NodeJS.ProcessEnv = { ...process.env, RISK_LOG__LEVEL: "info" };
     delete env.NATS_URL;
     let lastShown = 0;
-    const r = await runJson<Omit<RebuildReport, "fills" | "publish_per_s">>(
-      scriptPath("../../bin/mts-risk.js"),
-      ["rebuild", "--nats-url", server.url, "--state-dir", stateDir],
-      {
-        env,
-        nodeArgs: cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfileDir] : [],
-        onStderr: (l) => {
-          try {
-            const rec = JSON.parse(l) as { msg?: string; applied?: number; behind?: number; stream?: string };
-            if (rec.msg === "rebuilding" && Date.now() - lastShown > 5000) {
-              lastShown = Date.now();
-              progress("rebuild: replaying", {
-                stream: rec.stream,
-                applied: rec.applied,
-                behind: rec.behind,
-              });
-            }
-          } catch {
-            process.stderr.write(`${l}\n`);
+    const r = await runJson<
+      Omit<RebuildReport, "fills" | "publish_per_s" | "bare_read" | "ratio_to_bare_read">
+    >(scriptPath("../../bin/mts-risk.js"), ["rebuild", "--nats-url", server.url, "--state-dir", stateDir], {
+      env,
+      nodeArgs: cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfileDir] : [],
+      onStderr: (l) => {
+        try {
+          const rec = JSON.parse(l) as { msg?: string; applied?: number; behind?: number; stream?: string };
+          if (rec.msg === "rebuilding" && Date.now() - lastShown > 5000) {
+            lastShown = Date.now();
+            progress("rebuild: replaying", {
+              stream: rec.stream,
+              applied: rec.applied,
+              behind: rec.behind,
+            });
           }
-        },
+        } catch {
+          process.stderr.write(`${l}\n`);
+        }
       },
-    );
+    });
+    // The physical limit, same server, same stream, same client library, nothing else: before and
+    // after the rebuild (the better of the two: the page cache is warm for the second).
+    const bare = [first, await bareRead(server.url)];
+    const best = bare.reduce((x, y) => (y.per_s > x.per_s ? y : x));
+    progress("rebuild: bare read + JSON.parse of the same streams", { per_s: bare.map((x) => x.per_s) });
     return {
       fills,
+      bare_read: { ...best, runs_per_s: bare.map((x) => x.per_s) },
+      ratio_to_bare_read: +(r.events_per_s / Math.max(1, best.per_s)).toFixed(2),
       events: r.events,
       invalid: r.invalid,
       seconds: +r.seconds.toFixed(2),

@@ -4,6 +4,8 @@
  * Coarse waits use a timer; the last stretch sleeps on a futex (Atomics.wait), so the schedule is
  * kept to tens of microseconds without spinning a core. Each send time is written into shared
  * memory; the main thread, which receives the replies, turns it into the schedule-lag histogram.
+ * It wakes at most every QUANTUM_MS and sends whatever came due in one batch (one socket write), so
+ * at 5 000/s it costs ≈ 2 000 wake-ups per second rather than 5 000.
  */
 import { connect } from "@nats-io/transport-node";
 import { parentPort, workerData } from "node:worker_threads";
@@ -38,6 +40,8 @@ if (!port) throw new Error("sender.js runs as a worker thread");
 const { url } = workerData as { url: string };
 const nc = await connect({ servers: url, name: "bench:sender", maxReconnectAttempts: -1 });
 const futex = new Int32Array(new SharedArrayBuffer(4));
+/** The shortest gap between two wake-ups of the sender, ms. */
+const QUANTUM_MS = 0.5;
 
 function run(c: SendCommand): Promise<SendReport> {
   const period = 1000 / c.rate;
@@ -46,7 +50,10 @@ function run(c: SendCommand): Promise<SendReport> {
   const make = (i: number) => order(c.prefix, i);
   return new Promise((done, fail) => {
     let i = 0;
+    let woke = -Infinity;
     const tick = (): void => {
+      const t = nowMs();
+      const before = i;
       try {
         while (i < c.count && c.startMs + i * period <= nowMs()) {
           const body = JSON.stringify(make(i));
@@ -58,6 +65,7 @@ function run(c: SendCommand): Promise<SendReport> {
         fail(err instanceof Error ? err : new Error(String(err)));
         return;
       }
+      if (i > before) woke = t;
       if (i >= c.count || Atomics.load(abort, 0) === 1) {
         nc.flush().then(
           () => done({ sent: i, firstMs: sent[0] ?? 0, lastMs: sent[i - 1] ?? 0 }),
@@ -65,13 +73,16 @@ function run(c: SendCommand): Promise<SendReport> {
         );
         return;
       }
-      const wait = c.startMs + i * period - nowMs();
+      // Batch: wake at most once per QUANTUM_MS, so at high rates each wake-up sends the few requests
+      // that came due meanwhile in one socket write (the generator must cost little next to what it
+      // measures); a request is never sent early, at most QUANTUM_MS late (see the schedule lag).
+      const wait = Math.max(c.startMs + i * period, woke + QUANTUM_MS) - nowMs();
       if (wait > 3) {
         setTimeout(tick, wait - 2);
       } else {
         // Return to the loop first: nats.js writes the batch to the socket in a microtask.
         setImmediate(() => {
-          const left = c.startMs + i * period - nowMs();
+          const left = Math.max(c.startMs + i * period, woke + QUANTUM_MS) - nowMs();
           if (left > 0.01) Atomics.wait(futex, 0, 0, left);
           tick();
         });

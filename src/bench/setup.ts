@@ -12,12 +12,14 @@ import {
   fundId,
   holding,
   instrument,
+  order,
   openingFill,
   quote,
   symbolId,
 } from "./book.js";
 import { type EngineProcess, spawnEngine, startupMarks, waitProbeReady, waitStatus } from "./engineproc.js";
 import { publishAll } from "./publish.js";
+import { progress } from "./util.js";
 
 export async function publishBook(nc: NatsConnection, positions: number) {
   const js = jetstream(nc);
@@ -101,5 +103,51 @@ export async function restartToReady(
       marks_ms: startupMarks(next),
       ready_confirmed_by_status: status.ready === true,
     },
+  };
+}
+
+/**
+ * `count` checks as fast as the target answers them (a window of requests in flight, closed loop):
+ * decisions for the restart figure, which needs a snapshot holding ≥ 400 k of them. At most
+ * `maxSeconds` (240 by default), so a slow engine cannot blow the full run's budget.
+ */
+export async function topUp(
+  nc: NatsConnection,
+  subject: string,
+  count: number,
+  o: { window?: number; maxSeconds?: number } = {},
+): Promise<{ answered: number; failed: number; seconds: number; per_s: number; cut_short: boolean }> {
+  const t0 = performance.now();
+  const window = o.window ?? 256;
+  const until = t0 + (o.maxSeconds ?? 240) * 1000;
+  let cutShort = false;
+  let next = 0;
+  let answered = 0;
+  let failed = 0;
+  const prefix = `topup-${Date.now().toString(36)}`;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      if (performance.now() > until) {
+        cutShort = true; // the budget of a full run: the restart row then says how many it had
+        return;
+      }
+      const i = next++;
+      try {
+        await nc.request(subject, JSON.stringify(order(prefix, i)), { timeout: 10_000 });
+        answered++;
+      } catch {
+        failed++;
+      }
+      if (i > 0 && i % 100_000 === 0) progress(`top-up: ${i} of ${count}`);
+    }
+  };
+  await Promise.all(Array.from({ length: window }, lane));
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    answered,
+    failed,
+    seconds: +seconds.toFixed(1),
+    per_s: Math.round(answered / seconds),
+    cut_short: cutShort,
   };
 }

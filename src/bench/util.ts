@@ -65,3 +65,10 @@ export function curve(h: Histogram, unit = 1000): [number, number][] {
 export function emit(result: unknown): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
+
+/** An error as one line, with its cause: what a failed phase or step reports. */
+export function describe(err: unknown): string {
+  const c = err instanceof Error ? err.cause : undefined;
+  const cause = c === undefined ? "" : ` (${c instanceof Error ? c.message : JSON.stringify(c)})`;
+  return `${err instanceof Error ? err.message : String(err)}${cause}`;
+}

@@ -9,8 +9,10 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from "@nats-io/jetstream";
+import { setTimeout as delay } from "node:timers/promises";
 import { OWNED_STREAMS, type StreamSpec } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
+import { isTransientJsError } from "./transient.js";
 
 export const MAX_MSG_BYTES = 1024 * 1024;
 
@@ -37,9 +39,49 @@ function isNotFound(err: unknown): boolean {
   );
 }
 
+/** Another engine created the stream between our lookup and our create (engines started together). */
+function isNameInUse(err: unknown): boolean {
+  const e = err as { message?: unknown; api_error?: { err_code?: number } };
+  return (
+    e?.api_error?.err_code === 10058 || (typeof e?.message === "string" && /already in use/i.test(e.message))
+  );
+}
+
 export type ProvisionResult = Record<string, "created" | "updated" | "unchanged" | "foreign">;
 
+export interface ProvisionOptions {
+  /** How long transient JetStream errors are retried before start-up fails (default 60 s). */
+  retryForMs?: number;
+}
+
+/**
+ * Provision every stream of the catalog. Several engines started at once on a fresh cluster race to
+ * create the same streams, and a cluster that is still electing its meta leader answers with
+ * timeouts or "jetstream is not enabled": both are retried (the loser of a create race reads the
+ * winner's stream), up to `retryForMs`; any other error fails at once.
+ */
 export async function ensureStreams(
+  jsm: JetStreamManager,
+  catalog: StreamSpec[],
+  replicas: number,
+  log: Logger,
+  opts: ProvisionOptions = {},
+): Promise<ProvisionResult> {
+  const retryForMs = opts.retryForMs ?? 60_000;
+  const started = performance.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await provision(jsm, catalog, replicas, log);
+    } catch (err) {
+      const retry = isNameInUse(err) || isTransientJsError(err);
+      if (!retry || performance.now() - started > retryForMs) throw err;
+      log.warn({ err: String(err), attempt }, "stream provisioning failed, retrying");
+      await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+}
+
+async function provision(
   jsm: JetStreamManager,
   catalog: StreamSpec[],
   replicas: number,

@@ -6,6 +6,7 @@
 import { Dec } from "./dec.js";
 
 export { Dec, DecimalError, Rounding, type DecLike } from "./dec.js";
+export { APPROX_REL, APPROX_TINY, approx, approxSign, configureApprox } from "./approx.js";
 
 export const DIV_DP = 18;
 const DECIMAL_RE = /^-?(?:0|[1-9]\d{0,29})(?:\.\d{1,18})?$/;

@@ -13,6 +13,7 @@ import { CONSUMED_STREAMS, Subjects, streamCatalog } from "../contract/subjects.
 import { dec } from "../decimal/index.js";
 import { connectBus } from "../bus/connect.js";
 import { ensureStreams } from "../bus/streams.js";
+import { retryTransient } from "../bus/transient.js";
 import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate } from "../gates/index.js";
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
@@ -31,7 +32,6 @@ import {
 } from "../service/index.js";
 import {
   type EngineState,
-  type FlushReport,
   type Snapshot,
   openSnapshot,
   sweepIdempotency,
@@ -57,6 +57,19 @@ import {
 import { type ReconcileReport, createReconciler } from "../workers/reconciler.js";
 import { iso } from "../time/clock.js";
 import { type Several, createSeveral } from "./several.js";
+import { type Readiness, createReadiness, lagOf } from "./readiness.js";
+import {
+  type Timers,
+  createFlusher,
+  createSchedule,
+  createStalenessSampler,
+  systemTimers,
+} from "./scheduling.js";
+import { createReconnect, watchStatus } from "./reconnect.js";
+import { ownedFunds, waitSettled, waitSynced } from "./owning.js";
+import { type EngineObserver, createObserver } from "./observe.js";
+
+export type { Readiness } from "./readiness.js";
 
 /** Bounds a shutdown step: a bus that does not answer must not keep the process from stopping. */
 const bounded = (p: Promise<unknown>, ms: number): Promise<unknown> =>
@@ -74,6 +87,8 @@ export interface EngineOptions {
   extraGates?: RiskGate[];
   /** Wait until caught up before resolving (default true). */
   waitReady?: boolean;
+  /** The engine's timers (default: Node's). */
+  timers?: Timers;
 }
 
 export interface Engine {
@@ -93,18 +108,13 @@ export interface Engine {
   activity: Activity;
   /** Ready, or why not (/readyz). */
   readiness(): Readiness;
+  /** Read-only, plain-data view of the state (./observe.ts): what tests in the same process may read. */
+  observe: EngineObserver;
   /** Writes the snapshot now (after any periodic flush under way). */
   flush(): Promise<void>;
   close(): Promise<void>;
   /** Stop as a crash would: no drain, no final snapshot flush (tests of crash safety). */
   abort(): Promise<void>;
-}
-
-export interface Readiness {
-  ready: boolean;
-  /** Why not ready: shutting_down, nats_disconnected, catching_up, stale. */
-  reason?: string;
-  detail?: Record<string, unknown>;
 }
 
 export interface EngineWorkers {
@@ -133,6 +143,7 @@ export function stateSettings(config: Config) {
 export async function startEngine(o: EngineOptions): Promise<Engine> {
   const config = o.config;
   const clock = o.clock ?? systemClock;
+  const timers = o.timers ?? systemTimers;
   const log = (o.log ?? silentLogger).child({ module: "engine" });
   const instance = config.engine.instance || `${hostname()}-${process.pid}`;
   const startedAt = clock.now();
@@ -148,7 +159,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     pass: config.nats.pass,
     inboxPrefix: config.nats.inbox_prefix,
   });
-  const jsm = await jetstreamManager(nc);
+  // a cluster still electing its meta leader answers the API check with "no responders"
+  const jsm = await retryTransient(() => jetstreamManager(nc), {
+    forMs: 60_000,
+    onRetry: (err, attempt) =>
+      log.warn({ err: String(err), attempt }, "JetStream not available yet; retrying"),
+  });
   const js = jetstream(nc);
   const provisioned = await ensureStreams(
     jsm,
@@ -175,10 +191,6 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     parked: await parkedUpTo(jsm),
     onAlert: (kind) => metrics.alert(kind),
   });
-  let caught = false; // caught up with the streams measured at start / reconnect
-  let connected = true;
-  let closing = false;
-
   // eslint-disable-next-line prefer-const -- assigned once the follower exists (it reads fences)
   let several: Several;
   const wctx: WorkerContext = {
@@ -257,23 +269,11 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     streams: CONSUMED_STREAMS,
     boundMs: config.engine.max_staleness_s * 1000,
   });
-  const isReady = () => caught && connected && !closing && !staleness.stale();
-  const readiness = (): Readiness => {
-    if (closing) return { ready: false, reason: "shutting_down" };
-    if (!connected) return { ready: false, reason: "nats_disconnected" };
-    if (!caught) return { ready: false, reason: "catching_up", detail: { behind: follower.behind() } };
-    if (staleness.stale())
-      return { ready: false, reason: "stale", detail: { lag: Object.fromEntries(lag()) } };
-    return { ready: true };
-  };
   /** Messages each stream holds beyond the cursor: latest staleness sample, else the start measure. */
-  const lag = (): Map<string, number> => {
-    const last = staleness.latest() ?? follower.targets();
-    const out = new Map<string, number>();
-    for (const s of CONSUMED_STREAMS)
-      out.set(s, Math.max(0, (last.get(s) ?? 0) - (state.cursors.get(s) ?? 0)));
-    return out;
-  };
+  const lag = (): Map<string, number> =>
+    lagOf(staleness.latest() ?? follower.targets(), state.cursors, CONSUMED_STREAMS);
+  const readiness = createReadiness({ stale: () => staleness.stale(), behind: () => follower.behind(), lag });
+  const isReady = readiness.isReady;
 
   const gates: RiskGate[] = [...DETERMINISTIC_GATES, ...(o.extraGates ?? [])];
   if (config.cro_veto.enabled) {
@@ -361,140 +361,92 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     fund: (id) => fundReport(state, id, clock.now()),
   });
 
-  const report = (r: FlushReport) => {
-    for (const f of r.failures)
-      log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
-  };
-  let background: Promise<void> | undefined;
-  /** The periodic flush: written by a worker thread, so SQLite never stalls the check path. */
-  const flushInBackground = () => {
-    background ??= snapshot
-      .flushInBackground(state)
-      .then(report, (err: unknown) => log.error({ err }, "snapshot flush failed"))
-      .finally(() => {
-        background = undefined;
+  const flusher = createFlusher({ snapshot, state, log });
+  const flush = flusher.flush;
+  const sampler = createStalenessSampler({
+    staleness,
+    caught: readiness.caught,
+    async onStale(r) {
+      const lag = r.lagging.map((l) => `${l.stream}@${l.cursor}<${l.behind_seq}`).join(",");
+      alerter.alert("lag", "_", `engine state staler than ${config.engine.max_staleness_s}s: not ready`, {
+        lagging: lag,
+        unmeasured_ms: String(r.unmeasured_ms),
       });
-  };
-  /** Everything applied so far, written before it resolves (after any background flush under way). */
-  const flush = async () => {
-    await background;
-    try {
-      report(snapshot.flush(state));
-    } catch (err) {
-      log.error({ err }, "snapshot flush failed");
-    }
-  };
-  const flushTimer = setInterval(flushInBackground, config.state.flush_interval_ms);
-  const sweepTimer = setInterval(() => {
-    const now = clock.now();
-    sweepReservations(state, now);
-    sweepIdempotency(state, now);
-  }, 1000);
-
-  let sampling = false;
-  const staleTimer = setInterval(() => {
-    if (sampling || !caught) return;
-    sampling = true;
-    const was = staleness.stale();
-    staleness
-      .sample()
-      .then(async (r) => {
-        if (r.stale && !was) {
-          const lag = r.lagging.map((l) => `${l.stream}@${l.cursor}<${l.behind_seq}`).join(",");
-          alerter.alert("lag", "_", `engine state staler than ${config.engine.max_staleness_s}s: not ready`, {
-            lagging: lag,
-            unmeasured_ms: String(r.unmeasured_ms),
-          });
-          for (const l of r.lagging) await follower.reopen(l.stream);
-        } else if (!r.stale && was) log.info("state fresh again: ready");
-      })
-      .catch((err: unknown) => log.error({ err }, "staleness sample failed"))
-      .finally(() => (sampling = false));
-  }, 1000);
+      for (const l of r.lagging) await follower.reopen(l.stream);
+    },
+    onFresh: () => log.info("state fresh again: ready"),
+    log,
+  });
+  const schedule = createSchedule({
+    timers,
+    clock,
+    flushIntervalMs: config.state.flush_interval_ms,
+    flush: flusher.background,
+    sweep(now) {
+      sweepReservations(state, now);
+      sweepIdempotency(state, now);
+    },
+    sample: () => void sampler.tick(),
+  });
 
   let readyPromise: Promise<void> = Promise.resolve();
   const becomeReady = async () => {
     const t0 = clock.now();
-    const progress = setInterval(() => log.info({ behind: follower.behind() }, "catching up"), 2000);
+    const progress = timers.every(2000, () => log.info({ behind: follower.behind() }, "catching up"));
     try {
       await follower.waitCaughtUp();
     } finally {
-      clearInterval(progress);
+      progress();
     }
-    if (closing) return;
-    caught = true;
+    if (!readiness.caughtUp()) return;
     log.info({ ms: clock.now() - t0, cursors: Object.fromEntries(state.cursors) }, "ready");
     several.setReady(isReady());
     host.ready();
     // and owning what this engine should own (bounded: a lease may be held by an engine not yet judged dead)
-    const until = performance.now() + config.ownership.takeover_s * 1000 + 2000;
-    while (!several.ownership.settled() && !closing && performance.now() < until) {
-      await Promise.race([several.ownership.changed(), delay(50)]);
-    }
-    if (!closing) check.listen();
+    await waitSettled(several.ownership, {
+      boundMs: config.ownership.takeover_s * 1000 + 2000,
+      closing: readiness.closing,
+    });
+    if (!readiness.closing()) check.listen();
   };
 
-  // After a reconnect JetStream may not answer yet (a cluster electing stream leaders after a node
-  // died), and the consumers may have lived on the node that went away: re-measure, then open
-  // every consumer again from its cursor, each step retried until it succeeds; then catch up.
-  // A later reconnect supersedes this one.
-  let reconnects = 0;
-  const retrying = async (gen: number, what: string, step: () => Promise<void>): Promise<boolean> => {
-    for (let attempt = 1; ; attempt++) {
-      if (gen !== reconnects || closing) return false;
-      try {
-        await step();
-        return true;
-      } catch (err) {
-        log.warn({ err, attempt }, `${what} after reconnect failed; retrying`);
-        await delay(Math.min(100 * attempt, 1000));
-      }
-    }
-  };
-  const catchUpAfterReconnect = async (gen: number): Promise<void> => {
-    if (!(await retrying(gen, "remeasure", () => follower.remeasure()))) return;
-    const reopened = await Promise.all(
-      CONSUMED_STREAMS.map((stream) => retrying(gen, `reopen ${stream}`, () => follower.reopen(stream))),
-    );
-    if (reopened.every(Boolean) && gen === reconnects) await becomeReady();
-  };
+  // After a reconnect: re-measure, reopen every consumer from its cursor, then catch up (./reconnect.ts).
+  const reconnect = createReconnect({
+    follower,
+    streams: CONSUMED_STREAMS,
+    closing: readiness.closing,
+    catchUp: becomeReady,
+    log,
+  });
 
   await several.start();
   // join the queue group once the ownership view is read: an engine that cannot yet tell who owns
   // a fund would only hold the checks it receives
-  const syncedBy = performance.now() + 10_000;
-  while (!several.registry.synced() && performance.now() < syncedBy) await delay(5);
+  await waitSynced(several.registry, { boundMs: 10_000 });
   check.listen();
   await follower.start();
   readyPromise = becomeReady();
 
-  (async () => {
-    for await (const s of nc.status()) {
-      if (closing) break;
-      if (s.type === "disconnect") {
-        if (isReady()) log.warn("disconnected from NATS: not ready");
-        connected = false;
-        caught = false;
-      } else if (s.type === "reconnect") {
-        log.info("reconnected to NATS: catching up");
-        connected = true;
-        readyPromise = catchUpAfterReconnect(++reconnects);
-      }
-    }
-  })().catch((err: unknown) => log.error({ err }, "status loop failed"));
+  watchStatus(nc.status(), {
+    closing: readiness.closing,
+    disconnected() {
+      if (isReady()) log.warn("disconnected from NATS: not ready");
+      readiness.disconnected();
+    },
+    reconnected() {
+      log.info("reconnected to NATS: catching up");
+      readiness.reconnected();
+      readyPromise = reconnect.reconnected();
+    },
+  }).catch((err: unknown) => log.error({ err }, "status loop failed"));
 
   metrics.bind({
     state,
     now: () => clock.now(),
     ready: isReady,
-    connected: () => connected,
+    connected: readiness.connected,
     lag,
-    owned: () => {
-      let n = 0;
-      // funds with an envelope whose partition this engine holds (several engines: its share)
-      for (const f of state.funds.values()) if (f.envelope && several.ownership.active(f.id)) n++;
-      return n;
-    },
+    owned: () => ownedFunds(state.funds.values(), (fund) => several.ownership.active(fund)),
     activity,
   });
 
@@ -513,19 +465,18 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     workers,
     metrics,
     activity,
-    readiness,
+    readiness: readiness.readiness,
+    observe: createObserver(state),
     flush,
     async close() {
       // A planned stop hands the funds over first (while this engine still answers what it owns);
       // every step that needs the bus is bounded, so a stop ends whatever the bus does.
       const takeoverMs = config.ownership.takeover_s * 1000;
-      if (connected) await bounded(several.leave(takeoverMs), takeoverMs + 1000);
-      closing = true;
+      if (readiness.connected()) await bounded(several.leave(takeoverMs), takeoverMs + 1000);
+      readiness.close();
       host.stop();
-      clearInterval(flushTimer);
-      clearInterval(sweepTimer);
-      clearInterval(staleTimer);
-      const step = connected ? 2500 : 500;
+      schedule.stop();
+      const step = readiness.connected() ? 2500 : 500;
       await bounded(check.stop(), step);
       await bounded(envelopeSvc.stop(), step);
       await bounded(statusSvc.stop(), step);
@@ -533,16 +484,14 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       await bounded(follower.stop(), step);
       await flush();
       snapshot.close();
-      if (connected) await bounded(nc.drain(), step);
+      if (readiness.connected()) await bounded(nc.drain(), step);
       await nc.close().catch(() => undefined);
     },
     async abort() {
-      closing = true;
+      readiness.close();
       void several.stop(false).catch(() => undefined);
       host.stop();
-      clearInterval(flushTimer);
-      clearInterval(sweepTimer);
-      clearInterval(staleTimer);
+      schedule.stop();
       await nc.close().catch(() => undefined);
       snapshot.close();
     },

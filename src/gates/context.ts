@@ -1,7 +1,7 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
 import { DEFAULT_BASE_CURRENCY, type Order } from "../contract/schemas.js";
-import { type Dec, ONE, ZERO } from "../decimal/index.js";
-import { atBroker, fxSymbol, pendingAtBroker } from "../state/book.js";
+import { type Dec, ONE, ZERO, approx, approxSign } from "../decimal/index.js";
+import { atBroker, fxSymbol, pendingAtBroker, settle } from "../state/book.js";
 import { duplicateKey } from "../state/duplicates.js";
 import type { Book, Effective, EngineState, FundState, Mark } from "../state/model.js";
 import type { GateContext } from "./types.js";
@@ -61,10 +61,11 @@ export function buildContext(
   now: number,
   ahead?: PendingAhead,
 ): GateContext {
+  settle(fund); // the fund's conflated quotes, folded in: the aggregates are exactly as of now
   const instrument = state.instruments.get(order.symbol);
   const mark = state.marks.get(order.symbol);
   const maxAge = maxQuoteAgeMs(limits);
-  const fresh = freshMark(state, order.symbol, limits, now) !== undefined;
+  const fresh = mark !== undefined && isFresh(mark.ts, now, maxAge); // freshMark(), without a second lookup
   const multiplier = instrument?.multiplier ?? ONE;
   const book = fund.books.get(order.symbol);
   const buy = order.side === "BUY";
@@ -114,6 +115,18 @@ export function buildContext(
  * is a short sale where it executes (see the short-side gate): it earns no exemption, and so runs
  * through the position, velocity, drawdown and reconciliation gates like any order.
  */
+/**
+ * pending + quantity ≤ room (room ≥ 0), a filtered exact comparison (src/decimal/approx.ts): in
+ * float when certain, else exactly.
+ */
+function fitsIn(pending: Dec, quantity: Dec, room: Dec): boolean {
+  const p = approx(pending);
+  const q = approx(quantity);
+  const r = approx(room);
+  const s = approxSign(p + q - r, Math.abs(p) + Math.abs(q) + Math.abs(r));
+  return s === 0 ? pending.plus(quantity).lte(room) : s < 0;
+}
+
 export function isReducing(
   book: Book,
   order: Order,
@@ -124,16 +137,16 @@ export function isReducing(
   const atB = atBroker(book.pos.brokers, order.broker);
   if (order.side === "BUY") {
     return (
-      q.lt(ZERO) &&
-      pendBuyQty.plus(order.quantity).lte(q.abs()) &&
-      atB.lt(ZERO) &&
-      pendingAtBroker(book.pendBuyByBroker, order.broker).plus(order.quantity).lte(atB.abs())
+      q.units < 0n &&
+      fitsIn(pendBuyQty, order.quantity, q.abs()) &&
+      atB.units < 0n &&
+      fitsIn(pendingAtBroker(book.pendBuyByBroker, order.broker), order.quantity, atB.abs())
     );
   }
   return (
-    q.gt(ZERO) &&
-    pendSellQty.plus(order.quantity).lte(q) &&
-    atB.gt(ZERO) &&
-    pendingAtBroker(book.pendSellByBroker, order.broker).plus(order.quantity).lte(atB)
+    q.units > 0n &&
+    fitsIn(pendSellQty, order.quantity, q) &&
+    atB.units > 0n &&
+    fitsIn(pendingAtBroker(book.pendSellByBroker, order.broker), order.quantity, atB)
   );
 }

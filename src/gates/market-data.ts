@@ -3,7 +3,7 @@
  * daily volume (max_adv_pct) and the FX rate of an order priced outside the fund's base currency.
  * Both fail closed: no `adv` while max_adv_pct is set, or no fresh FX rate, is a rejection.
  */
-import { type Dec, canon, pct } from "../decimal/index.js";
+import { type Dec, approx, approxSign, canon, pct } from "../decimal/index.js";
 import { type Denial, type GateContext, deny } from "./types.js";
 
 /** quantity <= pct × adv (exactly at the limit passes). */
@@ -21,6 +21,11 @@ export function checkAdv(
       limit_pct: canon(limitPct),
     });
   }
+  // filtered exact (src/decimal/approx.ts): quantity ≤ pct × adv, exactly when not certain
+  const q = approx(quantity);
+  const p = approx(limitPct);
+  const a = approx(adv);
+  if (approxSign(q - p * a, Math.abs(q) + Math.abs(p) * Math.abs(a)) < 0) return undefined;
   const limit = limitPct.times(adv);
   if (quantity.lte(limit)) return undefined;
   return deny(

@@ -3,10 +3,16 @@
  * position at its mark plus every open reservation on the order's side plus this order
  * (pending orders on the other side are not netted against it). Sums are kept incrementally
  * per fund, so the cost of a check does not grow with the number of positions.
+ *
+ * Every limit is a filtered exact comparison (src/decimal/approx.ts): judged in float64 with an
+ * error bound, and with exact `Dec` arithmetic (`over`, which also writes the denial's figures)
+ * only when the float result is not certainly within the limit.
  */
-import { type Dec, ZERO, canon, max, pct } from "../decimal/index.js";
+import { type Dec, ZERO, approx, approxSign, canon, max, pct } from "../decimal/index.js";
 import { nav } from "../state/book.js";
-import { type Denial, deny, type RiskGate } from "./types.js";
+import type { Book } from "../state/model.js";
+import { type Shadow, fundShadow, navApprox, shadowOf } from "../state/shadow.js";
+import { type Denial, type GateContext, deny, type RiskGate } from "./types.js";
 
 function over(
   code: Denial["code"],
@@ -25,49 +31,114 @@ function over(
   });
 }
 
+/** The exact figures of the order's effect, computed only when a float comparison is not certain. */
+interface Exact {
+  navValue: Dec;
+  o: Dec; // signed order notional
+  resulting: Dec;
+  exposureAfter: Dec;
+  delta: Dec;
+}
+
+function exactFigures(buy: boolean, ctx: GateContext, notional: Dec, navValue: Dec): Exact {
+  const o = buy ? notional : notional.neg();
+  const c = ctx.book?.contrib;
+  const longExt = c?.longExt ?? ZERO;
+  const shortExt = c?.shortExt ?? ZERO;
+  const exposure = c?.exposure ?? ZERO;
+  const L = buy ? longExt.plus(o) : longExt;
+  const S = buy ? shortExt : shortExt.plus(o);
+  const exposureAfter = max(L.abs(), S.abs());
+  return {
+    navValue,
+    o,
+    resulting: buy ? L.abs() : S.abs(),
+    exposureAfter,
+    delta: exposureAfter.minus(exposure),
+  };
+}
+
+/**
+ * The same figures in float64, each with its magnitude (the error bound's scale, see approx.ts).
+ * Module scratch: gates run synchronously, one at a time.
+ */
+const F = { nav: 0, navM: 0, o: 0, oM: 0, res: 0, resM: 0, after: 0, afterM: 0, delta: 0, deltaM: 0 };
+const navOut = { v: 0, m: 0 };
+
+function floatFigures(buy: boolean, book: Book | undefined, notional: Dec): void {
+  const n = approx(notional);
+  const c = book?.contrib;
+  const l = c ? approx(c.longExt) : 0;
+  const s = c ? approx(c.shortExt) : 0;
+  const e = c ? approx(c.exposure) : 0;
+  F.o = buy ? n : -n;
+  F.oM = Math.abs(n);
+  const L = buy ? l + F.o : l;
+  const LM = buy ? Math.abs(l) + F.oM : Math.abs(l);
+  const S = buy ? s : s + F.o;
+  const SM = buy ? Math.abs(s) : Math.abs(s) + F.oM;
+  F.res = buy ? Math.abs(L) : Math.abs(S);
+  F.resM = buy ? LM : SM;
+  F.after = Math.max(Math.abs(L), Math.abs(S));
+  F.afterM = Math.max(LM, SM);
+  F.delta = F.after - e;
+  F.deltaM = F.afterM + Math.abs(e);
+}
+
+/** Not certainly `sum ≤ limitPct × NAV` (in float, with its bound): the exact path decides. */
+function maybeOver(sum: number, sumM: number, limitPct: Dec, slot: Shadow): boolean {
+  const p = shadowOf(slot, limitPct);
+  return approxSign(sum - p * F.nav, sumM + Math.abs(p) * F.navM) >= 0;
+}
+
 export const positionGate: RiskGate = {
   name: "position",
   skipWhenReducing: true,
   check(order, lim, ctx) {
-    const navValue = nav(ctx.fund);
-    if (navValue === undefined || ctx.notional === undefined) return undefined; // engine/static gates cover these
+    const notional = ctx.notional;
+    const sh = fundShadow(ctx.fund);
+    if (notional === undefined || !navApprox(ctx.fund, sh, navOut)) return undefined; // engine/static gates cover these
     const buy = order.side === "BUY";
-    const o = buy ? ctx.notional : ctx.notional.neg();
-    const c = ctx.book?.contrib;
-    const longExt = c?.longExt ?? ZERO;
-    const shortExt = c?.shortExt ?? ZERO;
-    const exposure = c?.exposure ?? ZERO;
-    const L = buy ? longExt.plus(o) : longExt;
-    const S = buy ? shortExt : shortExt.plus(o);
-    const resulting = buy ? L.abs() : S.abs();
-    const exposureAfter = max(L.abs(), S.abs());
-    const delta = exposureAfter.minus(exposure);
+    F.nav = navOut.v;
+    F.navM = navOut.m;
+    floatFigures(buy, ctx.book, notional);
+    let exact: Exact | undefined;
+    const ex = (): Exact => (exact ??= exactFigures(buy, ctx, notional, nav(ctx.fund)!));
     const a = ctx.fund.agg;
 
-    if (lim.max_position_pct !== undefined) {
+    if (lim.max_position_pct !== undefined && maybeOver(F.res, F.resM, lim.max_position_pct, sh.limits[0]!)) {
+      const e = ex();
       const d = over(
         "MAX_POSITION_EXCEEDED",
         `position ${order.symbol}`,
-        resulting,
+        e.resulting,
         lim.max_position_pct,
-        navValue,
+        e.navValue,
       );
       if (d) return d;
     }
     if (lim.max_gross_exposure_pct !== undefined) {
-      const d = over(
-        "GROSS_EXPOSURE_EXCEEDED",
-        "gross exposure",
-        a.gross.plus(delta),
-        lim.max_gross_exposure_pct,
-        navValue,
-      );
-      if (d) return d;
+      const g = shadowOf(sh.gross, a.gross);
+      if (maybeOver(g + F.delta, Math.abs(g) + F.deltaM, lim.max_gross_exposure_pct, sh.limits[1]!)) {
+        const e = ex();
+        const d = over(
+          "GROSS_EXPOSURE_EXCEEDED",
+          "gross exposure",
+          a.gross.plus(e.delta),
+          lim.max_gross_exposure_pct,
+          e.navValue,
+        );
+        if (d) return d;
+      }
     }
     if (lim.max_net_exposure_pct !== undefined) {
-      const net = (buy ? a.netLong : a.netShort).plus(o).abs();
-      const d = over("NET_EXPOSURE_EXCEEDED", "net exposure", net, lim.max_net_exposure_pct, navValue);
-      if (d) return d;
+      const side = buy ? shadowOf(sh.netLong, a.netLong) : shadowOf(sh.netShort, a.netShort);
+      if (maybeOver(Math.abs(side + F.o), Math.abs(side) + F.oM, lim.max_net_exposure_pct, sh.limits[2]!)) {
+        const e = ex();
+        const net = (buy ? a.netLong : a.netShort).plus(e.o).abs();
+        const d = over("NET_EXPOSURE_EXCEEDED", "net exposure", net, lim.max_net_exposure_pct, e.navValue);
+        if (d) return d;
+      }
     }
     if (lim.max_sector_pct !== undefined) {
       const sector = ctx.instrument?.sector;
@@ -76,9 +147,20 @@ export const positionGate: RiskGate = {
           sector: "",
         });
       }
-      const sum = (a.sector.get(sector) ?? ZERO).plus(delta);
-      const d = over("SECTOR_CONCENTRATION_EXCEEDED", `sector ${sector}`, sum, lim.max_sector_pct, navValue);
-      if (d) return { ...d, details: { ...d.details, sector } };
+      const cur = a.sector.get(sector) ?? ZERO;
+      const sf = approx(cur);
+      if (maybeOver(sf + F.delta, Math.abs(sf) + F.deltaM, lim.max_sector_pct, sh.limits[3]!)) {
+        const e = ex();
+        const sum = cur.plus(e.delta);
+        const d = over(
+          "SECTOR_CONCENTRATION_EXCEEDED",
+          `sector ${sector}`,
+          sum,
+          lim.max_sector_pct,
+          e.navValue,
+        );
+        if (d) return { ...d, details: { ...d.details, sector } };
+      }
     }
     const classLimits = lim.max_asset_class_pct;
     if (classLimits !== undefined && Object.keys(classLimits).length > 0) {
@@ -90,10 +172,23 @@ export const positionGate: RiskGate = {
       }
       const limitPct = (classLimits as Record<string, Dec | undefined>)[ac];
       if (limitPct !== undefined) {
-        const bookClass = c?.assetClass;
-        const sum = (a.assetClass.get(ac) ?? ZERO).plus(bookClass === ac ? delta : exposureAfter);
-        const d = over("ASSET_CLASS_CONCENTRATION_EXCEEDED", `asset class ${ac}`, sum, limitPct, navValue);
-        if (d) return { ...d, details: { ...d.details, asset_class: ac } };
+        const same = ctx.book?.contrib.assetClass === ac;
+        const cur = a.assetClass.get(ac) ?? ZERO;
+        const cf = approx(cur);
+        const addF = same ? F.delta : F.after;
+        const addM = same ? F.deltaM : F.afterM;
+        if (maybeOver(cf + addF, Math.abs(cf) + addM, limitPct, sh.limits[4]!)) {
+          const e = ex();
+          const sum = cur.plus(same ? e.delta : e.exposureAfter);
+          const d = over(
+            "ASSET_CLASS_CONCENTRATION_EXCEEDED",
+            `asset class ${ac}`,
+            sum,
+            limitPct,
+            e.navValue,
+          );
+          if (d) return { ...d, details: { ...d.details, asset_class: ac } };
+        }
       }
     }
     return undefined;

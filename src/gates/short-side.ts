@@ -6,7 +6,7 @@
  * or a locate (`locate_id` on the order). Position and pending sells per broker are kept
  * incrementally in the book: no scan per order.
  */
-import { ZERO, canon } from "../decimal/index.js";
+import { ZERO, approx, approxSign, canon } from "../decimal/index.js";
 import { atBroker, pendingAtBroker } from "../state/book.js";
 import { deny, type RiskGate } from "./types.js";
 
@@ -16,7 +16,12 @@ export const shortSideGate: RiskGate = {
     if (order.side !== "SELL") return undefined;
     const held = ctx.book ? atBroker(ctx.book.pos.brokers, order.broker) : ZERO;
     const pending = ctx.book ? pendingAtBroker(ctx.book.pendSellByBroker, order.broker) : ZERO;
-    if (held.minus(pending).minus(order.quantity).gte(ZERO)) return undefined;
+    // filtered exact (src/decimal/approx.ts): held − pending − quantity ≥ 0, exactly when not certain
+    const h = approx(held);
+    const p = approx(pending);
+    const q = approx(order.quantity);
+    const s = approxSign(h - p - q, Math.abs(h) + Math.abs(p) + Math.abs(q));
+    if (s > 0 || (s === 0 && held.minus(pending).minus(order.quantity).gte(ZERO))) return undefined;
     if (lim.enable_shorting !== true) {
       return deny(
         "SHORTING_DISABLED",

@@ -2,7 +2,7 @@
  * Gate 3, static limits: brokers, order types, asset classes, restricted symbols, size (quantity,
  * share of ADV, notional), collar, stale data (the order's mark, its FX rate).
  */
-import { canon, pct } from "../decimal/index.js";
+import { approx, approxSign, canon, pct } from "../decimal/index.js";
 import { checkAdv, checkFx } from "./market-data.js";
 import { deny, type RiskGate } from "./types.js";
 
@@ -60,9 +60,15 @@ export const staticGate: RiskGate = {
     const collar = lim.price_collar_pct;
     if (collar !== undefined && order.limit_price !== undefined && ctx.fresh && ctx.mark) {
       const mid = ctx.mark.mid;
-      const band = collar.times(mid);
-      const off = order.limit_price.minus(mid).abs();
-      if (off.gt(band)) {
+      // filtered exact (src/decimal/approx.ts): |limit − mid| > collar × mid, exactly when not certain
+      const l = approx(order.limit_price);
+      const m = approx(mid);
+      const c = approx(collar);
+      const inBand =
+        approxSign(Math.abs(l - m) - c * m, Math.abs(l) + Math.abs(m) + Math.abs(c) * Math.abs(m)) < 0;
+      const band = inBand ? undefined : collar.times(mid);
+      const off = inBand ? undefined : order.limit_price.minus(mid).abs();
+      if (band !== undefined && off !== undefined && off.gt(band)) {
         return deny(
           "PRICE_COLLAR_BREACHED",
           `limit ${canon(order.limit_price)} is ${canon(off)} from mark ${canon(mid)}, collar ${pct(collar)}`,

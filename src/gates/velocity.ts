@@ -3,7 +3,7 @@
  * order of the fund counts (approved or not), this one included. Before the rates: duplicates
  * (duplicate_window_ms) and the count of open orders (max_open_orders), see order-flow.ts.
  */
-import { ZERO, canon } from "../decimal/index.js";
+import { ZERO, approx, approxSign, canon } from "../decimal/index.js";
 import { velocityUsage } from "../state/velocity.js";
 import { checkDuplicate, checkOpenOrders } from "./order-flow.js";
 import { deny, type RiskGate } from "./types.js";
@@ -25,6 +25,11 @@ export const velocityGate: RiskGate = {
       });
     }
     if (v.max_notional !== undefined) {
+      // filtered exact (src/decimal/approx.ts): used + this order ≤ the limit, exactly when not certain
+      const u = approx(used.notional);
+      const n = ctx.notional === undefined ? 0 : approx(ctx.notional);
+      const m = approx(v.max_notional);
+      if (approxSign(u + n - m, Math.abs(u) + Math.abs(n) + Math.abs(m)) < 0) return undefined;
       const total = used.notional.plus(ctx.notional ?? ZERO);
       if (total.gt(v.max_notional)) {
         return deny(

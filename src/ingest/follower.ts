@@ -14,22 +14,14 @@ import {
 import { setTimeout as delay } from "node:timers/promises";
 import type { StreamName } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
-import { type EngineState, type ProjectResult, project } from "../state/index.js";
+import { isTransientJsError } from "../bus/transient.js";
+import { type EngineState, type ProjectResult, project, settleAll } from "../state/index.js";
 
 /** Messages a pull request asks for (the rebuild's limit measurement, bench/bareread.ts, uses it too). */
 export const FOLLOW_BATCH = 1000;
 
 /** How long `open` keeps retrying a consumer create that times out. */
 const OPEN_DEADLINE_MS = 30_000;
-
-function isTimeout(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown; message?: unknown };
-  return (
-    e?.name === "TimeoutError" ||
-    e?.code === "TIMEOUT" ||
-    (typeof e?.message === "string" && /timeout/i.test(e.message))
-  );
-}
 
 export interface FollowerOptions {
   js: JetStreamClient;
@@ -90,11 +82,26 @@ export function createFollower(o: FollowerOptions): Follower {
     l.pendingHint = Math.max(0, l.target - cursor);
   }
 
+  /**
+   * Quotes are conflated (see markSymbol): the marks move with each message, the aggregates of
+   * their holders once the burst the socket delivered is in (a reader settles its fund earlier).
+   */
+  let settleQueued = false;
+  const settleLater = (): void => {
+    if (settleQueued || o.state.staleFunds.size === 0) return;
+    settleQueued = true;
+    setImmediate(() => {
+      settleQueued = false;
+      settleAll(o.state);
+    });
+  };
+
   function handle(l: Lane, m: JsMsg): void {
     o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
     const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
     const r = project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);
+    if (storedMs !== undefined) settleLater();
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;
     if (!l.caught && (m.seq >= l.target || m.info.pending === 0)) {
@@ -119,8 +126,8 @@ export function createFollower(o: FollowerOptions): Follower {
             : { deliver_policy: DeliverPolicy.All },
         );
       } catch (err) {
-        if (!isTimeout(err) || Date.now() >= deadline) throw err;
-        log.warn({ err, stream: l.stream, attempt }, "consumer create timed out; retrying");
+        if (!isTransientJsError(err) || Date.now() >= deadline) throw err;
+        log.warn({ err, stream: l.stream, attempt }, "consumer create failed (transient); retrying");
         await delay(Math.min(100 * attempt, 1000));
       }
     }

@@ -19,12 +19,15 @@ import {
   usableOrderId,
   schemaDenial,
   type Denial,
+  type GateContext,
   type GateRejection,
   type PendingAhead,
   type Pipeline,
 } from "../gates/index.js";
 import {
+  type Effective,
   type EngineState,
+  type FundState,
   type IdemRecord,
   applyDecision,
   effectiveLimits,
@@ -103,6 +106,16 @@ function asReceived(raw: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The stream cursors as a plain object, in the map's order: what Object.fromEntries(map) gives, at
+ * a fraction of its cost (≈ 0.2 against ≈ 1.5–2.5 µs for four streams here, on every decision).
+ */
+function cursorsOf(m: ReadonlyMap<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of m) out[k] = v;
+  return out;
+}
+
 function orderIdOf(raw: unknown): string {
   const v = (raw as { order_id?: unknown } | null)?.order_id;
   return typeof v === "string" ? v.slice(0, 128) : "";
@@ -147,7 +160,7 @@ export function createDecider(d: DeciderDeps): Decider {
       reservation: denial === undefined ? p.reservation : undefined,
       decision,
       order: p.order && asReceived(p.order),
-      cursors: Object.fromEntries(state.cursors),
+      cursors: cursorsOf(state.cursors),
     };
     if (p.dupKey !== undefined) record.dup_key = p.dupKey;
     applyDecision(state, record, true);
@@ -175,6 +188,63 @@ export function createDecider(d: DeciderDeps): Decider {
     return { decision, record, replayOf: rec };
   }
 
+  /** The arguments every decision of a schema-valid order starts from. */
+  function baseArgs(
+    order: Order,
+    key: string,
+    fp: string,
+    fields: string,
+    raw: Record<string, unknown>,
+  ): FinishArgs {
+    return {
+      orderId: order.order_id,
+      fund: order.fund_id,
+      key,
+      fp,
+      fields,
+      schemaValid: true,
+      envelopeId: "",
+      order: raw,
+    };
+  }
+
+  /** The synchronous gates at `at` (the context is kept for the decision record). */
+  function runGates(at: number, fund: FundState, order: Order, limits: Effective): GateContext {
+    pruneFundVelocity(state, fund, at);
+    return buildContext(state, fund, order, limits, at);
+  }
+
+  function complete(
+    at: number,
+    a: FinishArgs,
+    order: Order,
+    limits: Effective,
+    rejection: GateRejection | undefined,
+    ctx: GateContext,
+  ): Evaluation {
+    const reservation: Reservation | undefined =
+      rejection === undefined && ctx.price !== undefined
+        ? {
+            order_id: order.order_id,
+            symbol: order.symbol,
+            broker: order.broker,
+            side: order.side,
+            quantity: order.quantity,
+            price: ctx.price,
+            asset_class: (ctx.assetClass as Reservation["asset_class"]) ?? undefined,
+            expires_at_ms: at + ttl(),
+          }
+        : undefined;
+    a.gate = rejection?.gate;
+    a.denial = rejection?.denial;
+    a.envelopeId = limits.envelope_id;
+    a.notional = ctx.notional;
+    a.reservation = reservation;
+    // the duplicate index counts every order decided past the engine gate, but a duplicate itself
+    if (rejection?.denial.code !== "DUPLICATE_ORDER") a.dupKey = ctx.dupKey;
+    return finish(at, a);
+  }
+
   function evaluate(
     now: number,
     order: Order,
@@ -184,77 +254,35 @@ export function createDecider(d: DeciderDeps): Decider {
     raw: Record<string, unknown>,
   ): Evaluation | Promise<Evaluation> {
     const fund = state.funds.get(order.fund_id);
-    const base = (): FinishArgs => ({
-      orderId: order.order_id,
-      fund: order.fund_id,
-      key,
-      fp,
-      fields,
-      schemaValid: true,
-      envelopeId: "",
-      order: raw,
-    });
     const engineDenial = checkEngine(fund, order.fund_id, d.ready());
     if (engineDenial || !fund?.envelope) {
-      const a = base();
+      const a = baseArgs(order, key, fp, fields, raw);
       a.denial = engineDenial;
       a.envelopeId = envelopeIdOf(order.fund_id);
       return finish(now, a);
     }
     const entry = fund.envelope;
     const limits = effectiveLimits(entry, order.strategy_id);
-    const run = (
-      at: number,
-    ): { rejection: GateRejection | undefined; ctx: ReturnType<typeof buildContext> } => {
-      pruneFundVelocity(state, fund, at);
-      const ctx = buildContext(state, fund, order, limits, at);
-      return { rejection: pipeline.runSync(order, limits, ctx), ctx };
-    };
-    const complete = (
-      at: number,
-      rejection: GateRejection | undefined,
-      ctx: ReturnType<typeof buildContext>,
-    ) => {
-      const reservation: Reservation | undefined =
-        rejection === undefined && ctx.price !== undefined
-          ? {
-              order_id: order.order_id,
-              symbol: order.symbol,
-              broker: order.broker,
-              side: order.side,
-              quantity: order.quantity,
-              price: ctx.price,
-              asset_class: (ctx.assetClass as Reservation["asset_class"]) ?? undefined,
-              expires_at_ms: at + ttl(),
-            }
-          : undefined;
-      const a = base();
-      a.gate = rejection?.gate;
-      a.denial = rejection?.denial;
-      a.envelopeId = limits.envelope_id;
-      a.notional = ctx.notional;
-      a.reservation = reservation;
-      // the duplicate index counts every order decided past the engine gate, but a duplicate itself
-      if (rejection?.denial.code !== "DUPLICATE_ORDER") a.dupKey = ctx.dupKey;
-      return finish(at, a);
-    };
-    const first = run(now);
-    if (first.rejection || !pipeline.hasAsync) return complete(now, first.rejection, first.ctx);
-    return pipeline.runAsync(order, limits, first.ctx).then((rejection) => {
+    const ctx = runGates(now, fund, order, limits);
+    const first = pipeline.runSync(order, limits, ctx);
+    if (first || !pipeline.hasAsync) {
+      return complete(now, baseArgs(order, key, fp, fields, raw), order, limits, first, ctx);
+    }
+    return pipeline.runAsync(order, limits, ctx).then((rejection) => {
       const at = clock.now();
       // Decided meanwhile: this key (a concurrent retry), or this order id under another key.
       const idem = checkIdempotency(state, order.fund_id, key, fp, fields, order.order_id, order);
       if (idem.kind === "replay") return replay(at, order.fund_id, idem.record);
+      const a = baseArgs(order, key, fp, fields, raw);
       if (idem.kind === "conflict") {
-        const a = base();
         a.denial = idem.denial;
         a.envelopeId = limits.envelope_id;
         return finish(at, a);
       }
-      if (rejection) return complete(at, rejection, first.ctx);
+      if (rejection) return complete(at, a, order, limits, rejection, ctx);
       // Re-check the synchronous gates against the state as it is now (orders decided meanwhile).
-      const again = run(at);
-      return complete(at, again.rejection, again.ctx);
+      const again = runGates(at, fund, order, limits);
+      return complete(at, a, order, limits, pipeline.runSync(order, limits, again), again);
     });
   }
 

@@ -6,6 +6,7 @@ import {
   type Contribution,
   type EngineState,
   type FundState,
+  type Mark,
   emptyContribution,
   getFund,
   key2,
@@ -33,6 +34,7 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
       assetClassHint: undefined,
       contrib: emptyContribution(),
       fx: undefined,
+      quote: undefined,
     };
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
@@ -49,7 +51,7 @@ export function bookOf(state: EngineState, fundId: string, symbol: string): Book
 function addTo(map: Map<string, Dec>, k: string | undefined, d: Dec): void {
   const key = k ?? "";
   const next = (map.get(key) ?? ZERO).plus(d);
-  if (next.eq(ZERO)) map.delete(key);
+  if (next.units === 0n) map.delete(key);
   else map.set(key, next);
 }
 
@@ -133,7 +135,9 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   const prev = b.contrib;
   const signedCost = p.qty.s < 0 ? p.cost.neg() : p.cost;
   const mark = state.marks.get(b.symbol);
-  const mv = p.qty.eq(ZERO) ? ZERO : times(mark ? p.qty.times(mark.mid) : signedCost);
+  // qty × m × mid is (qty × mid) × m exactly (same units and scale): a later quote needs one product
+  const qm = p.qty.eq(ZERO) ? ZERO : m === undefined ? p.qty : p.qty.times(m);
+  const mv = p.qty.eq(ZERO) ? ZERO : mark ? qm.times(mark.mid) : times(signedCost);
   const longExt = b.pendBuyValue.eq(ZERO) ? mv : mv.plus(times(b.pendBuyValue));
   const shortExt = b.pendSellValue.eq(ZERO) ? mv : mv.minus(times(b.pendSellValue));
   const la = longExt.abs();
@@ -150,7 +154,15 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
     assetClass: inst?.asset_class ?? b.assetClassHint,
     currency: ccy,
     unpriced,
+    qm,
   };
+  b.quote = undefined; // valued at the mark in force: nothing left to fold
+  applyContribution(fund, prev, next);
+  b.contrib = next;
+}
+
+/** Applies the difference between a book's previous and next contribution to its fund's aggregates. */
+function applyContribution(fund: FundState, prev: Contribution, next: Contribution): void {
   const a = fund.agg;
   const delta = (x: Dec, y: Dec): Dec | undefined => (x === y || x.eq(y) ? undefined : x.minus(y));
   let d = delta(next.mv, prev.mv);
@@ -189,7 +201,162 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
     if (prev.unpriced) addCount(a.unpriced, prev.currency, -1);
     if (next.unpriced) addCount(a.unpriced, next.currency, 1);
   }
-  b.contrib = next;
+}
+
+// zero tests read the units: Dec.eq(ZERO) would rescale a bigint to compare
+/** A settle's sums of deltas for one fund, applied to its aggregates once. */
+interface FundDelta {
+  mv: Dec; // Σ Δmv: also Δ netLong and Δ netShort (both extremes move with the mark)
+  gross: Dec; // Σ Δexposure
+  sector: KeyedSum;
+  assetClass: KeyedSum;
+  currency: KeyedSum;
+}
+
+/** Sums by key: the first key in a slot (a fund's books mostly share it), the others in a map. */
+interface KeyedSum {
+  key: string | undefined;
+  sum: Dec;
+  more: Map<string, Dec> | undefined;
+}
+
+const keyedSum = (): KeyedSum => ({ key: undefined, sum: ZERO, more: undefined });
+
+function resetSum(acc: KeyedSum): void {
+  acc.key = undefined;
+  acc.sum = ZERO;
+  acc.more?.clear();
+}
+
+function sumInto(acc: KeyedSum, k: string | undefined, d: Dec): void {
+  const key = k ?? "";
+  if (acc.key === undefined || acc.key === key) {
+    acc.key = key;
+    acc.sum = acc.sum.plus(d);
+    return;
+  }
+  const map = (acc.more ??= new Map<string, Dec>());
+  const cur = map.get(key);
+  map.set(key, cur === undefined ? d : cur.plus(d));
+}
+
+function applySums(map: Map<string, Dec>, acc: KeyedSum): void {
+  if (acc.key !== undefined && acc.sum.units !== 0n) addTo(map, acc.key, acc.sum);
+  if (acc.more) for (const [k, d] of acc.more) if (d.units !== 0n) addTo(map, k, d);
+}
+
+/** One accumulator, reused by every settle (settle is synchronous and never nested). */
+const ACC: FundDelta = {
+  mv: ZERO,
+  gross: ZERO,
+  sector: keyedSum(),
+  assetClass: keyedSum(),
+  currency: keyedSum(),
+};
+
+/**
+ * Folds a new mark into a book valued at an earlier one: its market value becomes qm × mid (the
+ * product revalue() forms), and both extremes move by the same Δmv (reservations are valued at
+ * their order prices); nothing else the book contributes depends on the mark. The book's
+ * contribution is updated in place, its fund's share of the change summed into `acc`. Exact.
+ */
+function foldMark(b: Book, mark: Mark, acc: FundDelta): void {
+  const c = b.contrib;
+  const mv = c.qm.units === 0n ? ZERO : c.qm.times(mark.mid);
+  const d = mv.minus(c.mv);
+  if (d.units === 0n) return;
+  // no reservation on either side: both extremes are the market value itself (revalue() shares it)
+  const flat = c.longExt === c.mv && c.shortExt === c.mv;
+  let exposure: Dec;
+  if (flat) {
+    c.longExt = mv;
+    c.shortExt = mv;
+    exposure = mv.abs();
+  } else {
+    c.longExt = c.longExt.plus(d);
+    c.shortExt = c.shortExt.plus(d);
+    const la = c.longExt.abs();
+    const sa = c.shortExt.abs();
+    exposure = la.gte(sa) ? la : sa;
+  }
+  // a long (short) book that stays long (short) changes its exposure by Δmv (−Δmv)
+  const dExp =
+    flat && c.mv.s === mv.s && c.mv.units !== 0n && mv.units !== 0n
+      ? mv.s > 0
+        ? d
+        : d.neg()
+      : exposure.minus(c.exposure);
+  c.mv = mv;
+  acc.mv = acc.mv.plus(d);
+  if (dExp.units !== 0n) {
+    c.exposure = exposure;
+    acc.gross = acc.gross.plus(dExp);
+    sumInto(acc.sector, c.sector, dExp);
+    sumInto(acc.assetClass, c.assetClass, dExp);
+    sumInto(acc.currency, c.currency, dExp);
+  }
+}
+
+/**
+ * A new mark of `symbol` (quote conflation): each open book holding it notes the mark, and its
+ * fund's aggregates fold it in at the next settle() (a check or worker reading the fund, or the
+ * follower once the current burst of messages is in). A burst of quotes for a symbol revalues each
+ * holder once, at the last mark; what a reader sees after settle() is exactly what eager
+ * revaluation would have given (aggregates are exact sums of the books' contributions).
+ */
+export function markSymbol(state: EngineState, symbol: string, mark: Mark): void {
+  const holders = state.holders.get(symbol);
+  if (!holders) return;
+  for (const fund of holders) {
+    const b = fund.books.get(symbol);
+    if (!b || (b.pos.qty.units === 0n && b.contrib.mv.units === 0n)) continue;
+    if (b.quote === undefined) {
+      if (fund.stale.length >= fund.books.size) settle(fund); // revalue() left entries behind: bounded
+      fund.stale.push(b);
+      state.staleFunds.add(fund);
+    }
+    b.quote = mark;
+  }
+}
+
+/**
+ * Folds the fund's pending marks into its aggregates (before anything reads them): one product and
+ * a few sums per book, the aggregates moved once per fund by the sums of the books' deltas.
+ */
+export function settle(fund: FundState): void {
+  const stale = fund.stale;
+  if (stale.length === 0) return;
+  const acc = ACC;
+  acc.mv = ZERO;
+  acc.gross = ZERO;
+  resetSum(acc.sector);
+  resetSum(acc.assetClass);
+  resetSum(acc.currency);
+  for (let i = 0; i < stale.length; i++) {
+    const b = stale[i]!;
+    const q = b.quote;
+    if (q === undefined) continue; // revalued since (a fill, a reservation, refdata)
+    b.quote = undefined;
+    foldMark(b, q, acc);
+  }
+  stale.length = 0;
+  const a = fund.agg;
+  if (acc.mv.units !== 0n) {
+    a.mv = a.mv.plus(acc.mv);
+    a.netLong = a.netLong.plus(acc.mv);
+    a.netShort = a.netShort.plus(acc.mv);
+  }
+  if (acc.gross.units !== 0n) a.gross = a.gross.plus(acc.gross);
+  applySums(a.sector, acc.sector);
+  applySums(a.assetClass, acc.assetClass);
+  applySums(a.currency, acc.currency);
+}
+
+/** Folds every pending mark (the follower, once a burst of messages is in). */
+export function settleAll(state: EngineState): void {
+  if (state.staleFunds.size === 0) return;
+  for (const f of state.staleFunds) settle(f);
+  state.staleFunds.clear();
 }
 
 /** Revalue every book valued through an FX symbol (after its mark changed). */
@@ -216,6 +383,7 @@ export function revalueSymbol(state: EngineState, symbol: string, onlyOpen: bool
 
 /** Trading P&L since inception: realized + unrealized (at marks) − fees. Capital is not part of it. */
 export function tradingPnl(fund: FundState): Dec {
+  settle(fund);
   const a = fund.agg;
   return a.realized.plus(a.mv).minus(a.cost).minus(a.fees);
 }

@@ -45,6 +45,8 @@ export interface Contribution {
   currency: string;
   /** In a foreign currency with no FX mark ever seen while it holds something: valued at 0, blocks orders. */
   unpriced: boolean;
+  /** Quantity × multiplier × FX rate: `mv` at a mark is `qm × mid` (a quote revalues with one product). */
+  qm: Dec;
 }
 
 /** Position and open reservations of one fund in one symbol. */
@@ -67,6 +69,8 @@ export interface Book {
   contrib: Contribution;
   /** The FX symbol (`<CCY>-<BASE>`) the book is valued through, when not in the fund's base currency. */
   fx: string | undefined;
+  /** A mark not yet folded into `contrib` (quotes are conflated; see settle() in book.ts). */
+  quote?: Mark | undefined;
 }
 
 /** An approved order's reservation, merged from decisions, fills and OMS events (order-independent). */
@@ -186,6 +190,8 @@ export interface FundState {
   dups: DuplicateIndex;
   /** Approved orders of the fund still reserving (max_open_orders), kept by syncReservation. */
   openOrders: number;
+  /** Books with a mark not yet folded into the aggregates (see settle() in book.ts). */
+  stale: Book[];
   // aggregates (derived)
   agg: {
     mv: Dec;
@@ -266,6 +272,8 @@ export interface EngineState {
    * from the journal as it is followed; not snapshotted (a write learns it from a failed condition).
    */
   decisionSeq: Map<string, number>;
+  /** Funds with books whose latest mark is not yet folded into their aggregates (see settleAll()). */
+  staleFunds: Set<FundState>;
   settings: StateSettings;
 }
 
@@ -304,6 +312,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     deleted: new Map(),
     journaled: new Map(),
     decisionSeq: new Map(),
+    staleFunds: new Set(),
     settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }
@@ -369,6 +378,7 @@ export function emptyContribution(): Contribution {
     assetClass: undefined,
     currency: "",
     unpriced: false,
+    qm: ZERO,
   };
 }
 
@@ -387,6 +397,7 @@ export function getFund(state: EngineState, fundId: string): FundState {
       velocity: createVelocity(),
       dups: createDuplicateIndex(),
       openOrders: 0,
+      stale: [],
       agg: {
         mv: ZERO,
         cost: ZERO,

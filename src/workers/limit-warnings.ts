@@ -9,7 +9,7 @@
  * engine's alone (alerts carry no state): after a restart a measure above its share warns once more.
  */
 import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
-import { nav } from "../state/book.js";
+import { nav, settle } from "../state/book.js";
 import type { FundState } from "../state/model.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
@@ -66,6 +66,7 @@ export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
   function evaluate(fund: FundState, symbol: string | undefined, eventId: string): string[] {
     const share = fund.envelope?.envelope.warn_at_pct;
     if (share === undefined) return [];
+    settle(fund); // conflated quotes folded in before the measures are read
     const navValue = nav(fund);
     if (navValue === undefined || !navValue.gt(ZERO)) return [];
     let set = above.get(fund.id);

@@ -422,7 +422,13 @@ describe("crash safety: kill -9 of the engine process", () => {
   it("a decision flushed to the snapshot but never journaled is not loaded after the crash", async () => {
     const rng = seededRng(SEED ^ 0x728394);
     const BURST = 40_000;
-    const h = await harness("unjournaled", { RISK_STATE__FLUSH_INTERVAL_MS: "20" });
+    // A lone engine stops deciding 0.4 × takeover_s after its last acknowledged heartbeat (it
+    // cannot know nobody took its funds): with the bus paused below, a loaded machine may not decide
+    // `atLeast` orders within the default 2 s. This test is about the snapshot, not ownership.
+    const h = await harness("unjournaled", {
+      RISK_STATE__FLUSH_INTERVAL_MS: "20",
+      RISK_OWNERSHIP__TAKEOVER_S: "60",
+    });
     h.engine.start();
     await waitEngineReady(h.nc, h.engine);
     await publish(

@@ -257,7 +257,7 @@ describe("fuzz: hostile input on a real nats-server and engine", () => {
   async function publish(m: StreamMsg): Promise<number> {
     return (await bus.js.publish(m.subject, m.data, m.msgID ? { msgID: m.msgID } : undefined)).seq;
   }
-  const currentEnvelope = () => engine.state.funds.get(ENVELOPE_FUND)!.envelope!.id;
+  const currentEnvelope = () => engine.observe.fund(ENVELOPE_FUND)!.envelope_id!;
 
   it.each(MESSAGE_DEFS.map((d) => [`${d.stream} ${d.label}`, d] as const))(
     "%s: garbage is parked, valid messages around it are applied",
@@ -313,21 +313,21 @@ describe("fuzz: hostile input on a real nats-server and engine", () => {
       });
     }
     await waitFor(() => applied(engine, "RISK_ENVELOPES", last));
-    expect(engine.state.funds.get(fund)!.envelope!.id).toBe(`${fund}@v1`);
+    expect(engine.observe.fund(fund)!.envelope_id).toBe(`${fund}@v1`);
     const v2 = await publish({
       subject: Subjects.envelopeUpdated(fund),
       data: JSON.stringify(envelope(fund, { version: 2 })),
     });
     await waitFor(() => applied(engine, "RISK_ENVELOPES", v2));
-    expect(engine.state.funds.get(fund)!.envelope!.id).toBe(`${fund}@v2`);
+    expect(engine.observe.fund(fund)!.envelope_id).toBe(`${fund}@v2`);
   });
 
   it("no consumer stalls; every invalid message is parked once on RISK_DLQ with its reason and sequence, and alerted", async () => {
     for (const s of CONSUMED_STREAMS) {
-      await waitFor(
-        async () => (engine.state.cursors.get(s) ?? 0) >= (await jsm.streams.info(s)).state.last_seq,
-        { message: `${s} cursor reaches the stream's last sequence`, timeoutMs: 60_000 },
-      );
+      await waitFor(async () => engine.observe.cursor(s) >= (await jsm.streams.info(s)).state.last_seq, {
+        message: `${s} cursor reaches the stream's last sequence`,
+        timeoutMs: 60_000,
+      });
     }
     const missing = async () => {
       const have = new Set(
@@ -406,7 +406,7 @@ describe("fuzz: hostile input on a real nats-server and engine", () => {
       await waitFor(
         () =>
           engine.status().state_digest === rebuilt.status().state_digest &&
-          CONSUMED_STREAMS.every((s) => engine.state.cursors.get(s) === rebuilt.state.cursors.get(s)),
+          CONSUMED_STREAMS.every((s) => engine.observe.cursor(s) === rebuilt.observe.cursor(s)),
         { message: "restarted and rebuilt engines agree", timeoutMs: 20_000 },
       );
       expect(engine.status().state_digest).toBe(rebuilt.status().state_digest);

@@ -91,7 +91,7 @@ describe("NATS faults", () => {
     }
     for (const id of acked.keys()) expect(stored.has(id)).toBe(true);
     const expected = [...stored.values()].reduce((a, b) => a + b, 0);
-    expect(engine.state.funds.get("nf")!.books.get("AAPL")!.pos.qty.toFixed()).toBe(String(expected));
+    expect(engine.observe.book("nf", "AAPL")!.qty).toBe(String(expected));
     const rebuilt = await rebuild({
       config: testConfig(server.url),
       out: join(mkdtempSync(join(tmpdir(), "mts-nf-")), "r.sqlite"),

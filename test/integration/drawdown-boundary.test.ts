@@ -6,11 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
+import {
+  Bus,
+  applied,
+  envelope,
+  publishedBaselines,
+  publishedHalts,
+  startTestEngine,
+} from "../support/engine.js";
 
 const EVE = "2026-11-30T23:59:59.900Z"; // a Monday; the next instant after midnight starts a day and a month
 
@@ -21,19 +27,9 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
   let engine: Engine;
   const clock = manualClock(EVE);
 
-  const fundOf = (id: string) => engine.state.funds.get(id)!;
-  const baselines = async (fund: string) =>
-    (
-      await readStream<{ period: string; starts_at: string; equity: string }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.pnlBaseline(fund),
-      )
-    ).map((m) => `${m.data.period}@${m.data.starts_at}=${m.data.equity}`);
-  const halts = async (fund: string) =>
-    (await readStream<{ severity: string }>(nc, "RISK_CONTROL", Subjects.halt(fund))).map(
-      (m) => m.data.severity,
-    );
+  const fundOf = (id: string) => engine.observe.fund(id)!;
+  const baselines = (fund: string) => publishedBaselines(nc, fund);
+  const halts = (fund: string) => publishedHalts(nc, fund);
 
   async function longFund(fund: string, symbol: string) {
     const e = await bus.envelope(
@@ -44,7 +40,7 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
     await waitFor(() => applied(engine, "FILLS", f));
     const q = await bus.quote(symbol, "99.99", "100.01", iso(clock.now()));
     await waitFor(() => applied(engine, "QUOTES", q));
-    await waitFor(() => fundOf(fund).baselines.size === 3);
+    await waitFor(() => Object.keys(fundOf(fund).baselines).length === 3);
     // The monitor evaluates a quote burst on the next turn of the event loop (setImmediate); the
     // engine runs in this process, so one turn of ours lets that evaluation run before the clock moves.
     await new Promise((r) => setImmediate(r));
@@ -67,7 +63,10 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
     clock.set(Date.parse("2026-12-01T00:00:00.060Z"));
     const q = await bus.quote("MQ", "84.99", "85.01", iso(clock.now())); // −150 000: 15 %
     await waitFor(() => applied(engine, "QUOTES", q));
-    await waitFor(() => fundOf("mid").halts.has("DAILY_LOSS") && fundOf("mid").halts.has("MONTHLY_LOSS"));
+    await waitFor(
+      () =>
+        fundOf("mid").halts["DAILY_LOSS"] !== undefined && fundOf("mid").halts["MONTHLY_LOSS"] !== undefined,
+    );
     await waitFor(async () => (await baselines("mid")).length === 5);
     expect((await baselines("mid")).filter((b) => b.includes("2026-12-01"))).toEqual([
       "day@2026-12-01T00:00:00.000Z=1000000",
@@ -90,9 +89,9 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
       timestamp: iso(clock.now()),
     });
     await waitFor(() => applied(engine, "FILLS", f));
-    await waitFor(() => fundOf("fillday").halts.has("DAILY_LOSS"));
-    expect(fundOf("fillday").baselines.get("day")!.equity.toFixed()).toBe("1000000");
-    expect(fundOf("fillday").halts.has("MONTHLY_LOSS")).toBe(false); // 4 % of the month: below 10 %
+    await waitFor(() => fundOf("fillday").halts["DAILY_LOSS"] !== undefined);
+    expect(fundOf("fillday").baselines["day"]!.equity).toBe("1000000");
+    expect(fundOf("fillday").halts["MONTHLY_LOSS"] !== undefined).toBe(false); // 4 % of the month: below 10 %
   });
 
   it("a fund with no event since the boundary keeps the boundary's equity (timer roll)", async () => {
@@ -100,7 +99,7 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
     await longFund("quiet", "QQ");
     clock.set(Date.parse("2026-12-03T00:00:00.500Z"));
     engine.workers.drawdown.evaluateAll();
-    expect(fundOf("quiet").halts.size).toBe(0);
+    expect(fundOf("quiet").halts).toEqual({});
     await waitFor(async () => (await baselines("quiet")).includes("day@2026-12-03T00:00:00.000Z=1000000"));
   });
 });

@@ -9,12 +9,19 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
 import { type Engine, rebuild } from "../../src/engine/index.js";
 import { silentLogger } from "../../src/obs/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, readStream, startTestEngine, testConfig } from "../support/engine.js";
+import {
+  Bus,
+  applied,
+  envelope,
+  publishedHalts,
+  settled,
+  startTestEngine,
+  testConfig,
+} from "../support/engine.js";
 
 const START = "2026-11-20T14:00:00.000Z";
 
@@ -25,11 +32,10 @@ describe("drawdown: capital changes are not trading P&L", () => {
   let engine: Engine;
   const clock = manualClock(START);
 
-  const halts = async (fund: string) =>
-    (await readStream<{ severity: string; reason: string }>(nc, "RISK_CONTROL", Subjects.halt(fund))).map(
-      (m) => `${m.data.severity}: ${m.data.reason}`,
-    );
-  const fundOf = (e: Engine, id: string) => e.state.funds.get(id)!;
+  const halts = (fund: string) => publishedHalts(nc, fund, true);
+  const fundOf = (e: Engine, id: string) => e.observe.fund(id)!;
+  /** The drawdown worker run on one fund now (it ticks every second; this decides at a known instant). */
+  const evaluate = (e: Engine, id: string) => e.workers.drawdown.evaluate(e.state.funds.get(id)!);
 
   async function setEnvelope(fund: string, version: number, capital: string) {
     const seq = await bus.envelope(
@@ -47,15 +53,7 @@ describe("drawdown: capital changes are not trading P&L", () => {
     const f = await bus.fill({ fund_id: fund, symbol, quantity: "10000", price: "100", timestamp: START });
     await waitFor(() => applied(engine, "FILLS", f));
     await mark(symbol, 100);
-    await waitFor(() => fundOf(engine, fund).baselines.size === 3);
-  }
-  /** RISK_CONTROL fully applied: every baseline and halt the engine published is in its state. */
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_CONTROL", "FILLS", "RISK_ENVELOPES", "RISK_DECISIONS", "OMS_ORDERS"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
+    await waitFor(() => Object.keys(fundOf(engine, fund).baselines).length === 3);
   }
 
   beforeAll(async () => {
@@ -73,19 +71,19 @@ describe("drawdown: capital changes are not trading P&L", () => {
   it("lowering capital with no trade is no loss; a later 3 % trading loss still halts", async () => {
     await fundWithPosition("capdown", "CD");
     await setEnvelope("capdown", 2, "900000"); // NAV 900 000: not a 10 % loss
-    expect(engine.workers.drawdown.evaluate(fundOf(engine, "capdown"))).toEqual([]);
+    expect(evaluate(engine, "capdown")).toEqual([]);
     await mark("CD", 97.01); // −29 900 of trading: 2.99 % of 1 000 000
-    expect(engine.workers.drawdown.evaluate(fundOf(engine, "capdown"))).toEqual([]);
+    expect(evaluate(engine, "capdown")).toEqual([]);
     await settled(engine);
-    expect(fundOf(engine, "capdown").halts.size).toBe(0);
+    expect(fundOf(engine, "capdown").halts).toEqual({});
     await mark("CD", 97); // −30 000: 3 % of the day's starting equity
-    await waitFor(() => fundOf(engine, "capdown").halts.has("DAILY_LOSS"));
+    await waitFor(() => fundOf(engine, "capdown").halts["DAILY_LOSS"] !== undefined);
     await waitFor(async () => (await halts("capdown")).length === 1);
     expect(await halts("capdown")).toEqual([
       "DAILY_LOSS: day loss 3.0% of equity 1000000 reached the 3.0% halt",
     ]);
-    const b = fundOf(engine, "capdown").baselines.get("day")!;
-    expect({ equity: b.equity.toFixed(), capital: b.capital?.toFixed() }).toEqual({
+    const b = fundOf(engine, "capdown").baselines["day"]!;
+    expect({ equity: b.equity, capital: b.capital }).toEqual({
       equity: "1000000",
       capital: "1000000",
     });
@@ -94,9 +92,9 @@ describe("drawdown: capital changes are not trading P&L", () => {
   it("raising capital does not hide a 10 % trading loss", async () => {
     await fundWithPosition("capup", "CU");
     await setEnvelope("capup", 2, "2000000"); // NAV 2 000 000: not a gain
-    expect(engine.workers.drawdown.evaluate(fundOf(engine, "capup"))).toEqual([]);
+    expect(evaluate(engine, "capup")).toEqual([]);
     await mark("CU", 90); // −100 000 of trading: 10 % of the day's starting equity (NAV 1 900 000)
-    await waitFor(() => fundOf(engine, "capup").halts.has("DAILY_LOSS"));
+    await waitFor(() => fundOf(engine, "capup").halts["DAILY_LOSS"] !== undefined);
     expect(await halts("capup")).toEqual([
       "DAILY_LOSS: day loss 10.0% of equity 1000000 reached the 3.0% halt",
     ]);
@@ -106,7 +104,7 @@ describe("drawdown: capital changes are not trading P&L", () => {
     await fundWithPosition("caprb", "CR");
     await setEnvelope("caprb", 2, "900000");
     await mark("CR", 98); // −20 000 of trading: 2 %, with NAV at 880 000
-    expect(engine.workers.drawdown.evaluate(fundOf(engine, "caprb"))).toEqual([]);
+    expect(evaluate(engine, "caprb")).toEqual([]);
     await settled(engine);
     const live = engine.status().state_digest;
     const rebuilt = await rebuild({
@@ -122,12 +120,11 @@ describe("drawdown: capital changes are not trading P&L", () => {
     engine = await startTestEngine(server.url, { clock });
     await settled(engine);
     expect(engine.status().state_digest).toBe(live);
-    const fresh = fundOf(engine, "caprb");
-    expect(fresh.baselines.get("day")?.capital?.toFixed()).toBe("1000000");
+    expect(fundOf(engine, "caprb").baselines["day"]?.capital).toBe("1000000");
     expect(engine.workers.drawdown.evaluateAll()).toEqual([]);
     await settled(engine);
-    expect(fresh.halts.size).toBe(0);
+    expect(fundOf(engine, "caprb").halts).toEqual({});
     expect(await halts("caprb")).toEqual([]);
-    expect(fundOf(engine, "capup").halts.has("DAILY_LOSS")).toBe(true);
+    expect(fundOf(engine, "capup").halts["DAILY_LOSS"] !== undefined).toBe(true);
   });
 });

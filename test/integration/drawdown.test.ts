@@ -13,7 +13,15 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+import {
+  Bus,
+  applied,
+  envelope,
+  order,
+  publishedBaselines,
+  publishedHalts,
+  startTestEngine,
+} from "../support/engine.js";
 
 const FUND = "dd";
 const START = "2026-11-20T14:00:00.000Z"; // a Friday; ISO week began Monday 2026-11-16
@@ -26,23 +34,13 @@ describe("drawdown monitor", () => {
   const clock = manualClock(START);
   const stateDir = mkdtempSync(join(tmpdir(), "mts-dd-"));
 
-  const halts = async () =>
-    (await readStream<{ severity: string }>(nc, "RISK_CONTROL", Subjects.halt(FUND))).map(
-      (m) => m.data.severity,
-    );
-  const baselines = async () =>
-    (
-      await readStream<{ period: string; starts_at: string; equity: string }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.pnlBaseline(FUND),
-      )
-    ).map((m) => `${m.data.period}@${m.data.starts_at}=${m.data.equity}`);
+  const halts = () => publishedHalts(nc, FUND);
+  const baselines = () => publishedBaselines(nc, FUND);
   async function mark(mid: number) {
     const seq = await bus.quote("AAPL", String(mid - 0.01), String(mid + 0.01), iso(clock.now()));
     await waitFor(() => applied(engine, "QUOTES", seq));
   }
-  const fund = () => engine.state.funds.get(FUND)!;
+  const fund = () => engine.observe.fund(FUND)!;
 
   beforeAll(async () => {
     server = await startTestNats();
@@ -67,7 +65,7 @@ describe("drawdown monitor", () => {
     });
     await waitFor(() => applied(engine, "FILLS", f));
     await mark(100);
-    await waitFor(() => fund().baselines.size === 3);
+    await waitFor(() => Object.keys(fund().baselines).length === 3);
   });
   afterAll(async () => {
     await nc?.close();
@@ -88,9 +86,9 @@ describe("drawdown monitor", () => {
     expect(await halts()).toEqual([]);
     for (let i = 0; i < 50; i++) await bus.quote("AAPL", "96.99", "97.01", iso(clock.now())); // −30 000: 3 %
     await mark(97);
-    await waitFor(() => fund().halts.has("DAILY_LOSS"));
+    await waitFor(() => fund().halts["DAILY_LOSS"] !== undefined);
     expect(await halts()).toEqual(["DAILY_LOSS"]);
-    expect(fund().halts.get("DAILY_LOSS")!.by).toBe("drawdown-monitor");
+    expect(fund().halts["DAILY_LOSS"]!.by).toBe("drawdown-monitor");
   });
 
   it("rejects risk-increasing orders and passes risk-reducing ones while halted", async () => {
@@ -105,12 +103,12 @@ describe("drawdown monitor", () => {
 
   it("adds the weekly halt at 6 %, and keeps both across an engine restart without publishing again", async () => {
     await mark(94);
-    await waitFor(() => fund().halts.has("WEEKLY_LOSS"));
+    await waitFor(() => fund().halts["WEEKLY_LOSS"] !== undefined);
     await engine.close();
     engine = await startTestEngine(server.url, { clock, stateDir });
     await mark(93.5);
     engine.workers.drawdown.evaluateAll();
-    expect([...fund().halts.keys()].sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
+    expect(Object.keys(fund().halts).sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
     expect((await halts()).sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
   });
 
@@ -122,7 +120,7 @@ describe("drawdown monitor", () => {
       at: iso(clock.now()),
     });
     await waitFor(() => applied(engine, "RISK_CONTROL", r));
-    expect(fund().halts.size).toBe(0);
+    expect(fund().halts).toEqual({});
     await mark(93);
     engine.workers.drawdown.evaluateAll();
     expect((await halts()).sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
@@ -134,8 +132,8 @@ describe("drawdown monitor", () => {
     await mark(93); // equity at the start of the day: 1 000 000 − 70 000
     await waitFor(async () => (await baselines()).includes("day@2026-11-21T00:00:00.000Z=930000"));
     await mark(90.21); // −27 900 today: 3.0 % of 930 000
-    await waitFor(() => fund().halts.has("DAILY_LOSS"));
-    expect(fund().halts.has("WEEKLY_LOSS")).toBe(false); // the week's breach was resumed
+    await waitFor(() => fund().halts["DAILY_LOSS"] !== undefined);
+    expect(fund().halts["WEEKLY_LOSS"] !== undefined).toBe(false); // the week's breach was resumed
     expect((await halts()).filter((h) => h === "DAILY_LOSS")).toHaveLength(2);
   });
 

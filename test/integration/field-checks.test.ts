@@ -139,13 +139,13 @@ describe("issue 13 checks through the bus", () => {
     await bus.quote("EUR-USD", "1", "1", now());
     await until("QUOTES", await bus.quote("BMW", "100", "100", now()));
     await until("FILLS", await bus.fill({ fund_id: F, symbol: "BMW", quantity: "10000", price: "100" }));
-    await waitFor(() => engine.state.funds.get(F)?.baselines.has("day"));
+    await waitFor(() => engine.observe.fund(F)?.baselines["day"]);
     // a loss of 25 000 EUR in the price (2.5 % at EUR-USD 1): no halt
     await until("QUOTES", await bus.quote("BMW", "97.5", "97.5", now()));
     await until("QUOTES", await bus.quote("EUR-USD", "1.19", "1.19", now())); // −29 750 USD: 2.975 %
     expect(engine.workers.drawdown.evaluate(engine.state.funds.get(F)!)).toEqual([]);
     await until("QUOTES", await bus.quote("EUR-USD", "1.2", "1.2", now())); // −30 000 USD: 3 %
-    await waitFor(() => engine.state.funds.get(F)!.halts.has("DAILY_LOSS"));
+    await waitFor(() => engine.observe.fund(F)!.halts["DAILY_LOSS"]);
     const halts = await readStream<{ severity: string }>(nc, "RISK_CONTROL", Subjects.halt(F));
     expect(halts.map((h) => h.data.severity)).toEqual(["DAILY_LOSS"]);
   });
@@ -219,7 +219,6 @@ describe("issue 13 checks through the bus", () => {
       log: silentLogger,
     });
     expect(rebuilt.state_digest).toBe(live);
-    const book = engine.state.funds.get(F)!.books.get("IBM")!;
-    expect(book.pos.realized.toFixed()).toBe("4.5"); // USD, the instrument's currency
+    expect(engine.observe.book(F, "IBM")!.realized).toBe("4.5"); // USD, the instrument's currency
   });
 });

@@ -241,7 +241,7 @@ describe("every gate through the bus", () => {
         await bus.instrument({ symbol: "TECH2", asset_class: "equity", sector: "tech" });
       });
       await fills("pos4", [{ symbol: "TECH1", quantity: "2000", price: "100" }]);
-      await waitFor(() => engine.state.instruments.has("TECH2"));
+      await waitFor(() => engine.observe.instrument("TECH2"));
       expect((await bus.check(order({ fund_id: "pos4", symbol: "TECH2", quantity: "1000" }))).approved).toBe(
         true,
       );
@@ -346,7 +346,7 @@ describe("every gate through the bus", () => {
           borrow_fee_bps: "300.01",
         });
       });
-      await waitFor(() => engine.state.instruments.has("HTB"));
+      await waitFor(() => engine.observe.instrument("HTB"));
       expectRejected(
         await bus.check(order({ fund_id: "sh2", side: "SELL", symbol: "HTB" })),
         "short_side",
@@ -362,7 +362,7 @@ describe("every gate through the bus", () => {
           borrow_fee_bps: "300",
         });
       });
-      await waitFor(() => engine.state.instruments.has("NSH"));
+      await waitFor(() => engine.observe.instrument("NSH"));
       expectRejected(
         await bus.check(order({ fund_id: "sh3", side: "SELL", symbol: "NSH" })),
         "short_side",

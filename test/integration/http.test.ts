@@ -4,6 +4,7 @@
  * going away and coming back, /api/dashboard, and two listeners on one port.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { DEFAULTS } from "../../src/config/index.js";
@@ -216,9 +217,7 @@ describe("/readyz during catch-up", () => {
     const first = await startTestEngine(server.url);
     await first.close(); // streams provisioned; now a backlog no engine has applied
     // FILLS keeps every message (QUOTES keeps 10 per symbol)
-    // large enough that folding it takes seconds on a quiet machine (20 000 was folded before the
-    // first request once): the probe below must land while the engine is still behind
-    const N = 80_000;
+    const N = 20_000;
     for (let i = 0; i < N; i += 1000) {
       await Promise.all(
         Array.from({ length: 1000 }, (_, k) =>
@@ -226,12 +225,25 @@ describe("/readyz during catch-up", () => {
         ),
       );
     }
+    const target = (await (await jetstream(nc).jetstreamManager()).streams.info("FILLS")).state.last_seq;
     engine = await startTestEngine(server.url, { waitReady: false });
-    web = (await http(engine))!;
-    const early = await get(`${web.url}/readyz`);
-    expect(early.status).toBe(503);
-    expect(JSON.parse(early.text)).toMatchObject({ ready: false, reason: "catching_up" });
+    // Hold the catch-up: the server is frozen (SIGSTOP) as soon as the engine has measured the
+    // streams and opened its consumers. It can then fold only what it had already received: at most
+    // one pull batch (1 000, refilled at half) beyond what it had folded, so it is still behind.
+    // A frozen server is a timeout, not a disconnect, for the client's first pings (~6 s).
+    server.pause();
+    try {
+      const folded = engine.observe.cursor("FILLS");
+      expect(target - folded).toBeGreaterThan(2000); // the engine cannot catch up while the server is frozen
+      web = (await http(engine))!;
+      const early = await get(`${web.url}/readyz`);
+      expect(early.status).toBe(503);
+      expect(JSON.parse(early.text)).toMatchObject({ ready: false, reason: "catching_up" });
+    } finally {
+      server.resume();
+    }
     await engine.whenReady();
+    expect(engine.observe.cursor("FILLS")).toBeGreaterThanOrEqual(target);
     const late = await get(`${web.url}/readyz`);
     expect(late.status).toBe(200);
   }, 120_000);

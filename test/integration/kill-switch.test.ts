@@ -132,8 +132,8 @@ describe("kill switch", () => {
     const h2 = await kill("k4"); // pressed again: the fund is still killed
     await waitFor(() => applied(engine, "RISK_CONTROL", h2));
     await waitFor(async () => (await cancelAlls("k4")) === 2, { message: "a second cancel_all" });
-    const k4 = engine.state.funds.get("k4")!.halts.get("KILL_SWITCH")!;
-    expect({ seq: k4.seq, lastSeq: k4.lastSeq }).toEqual({ seq: h1, lastSeq: h2 }); // the halt is still the first
+    const k4 = engine.observe.fund("k4")!.halts["KILL_SWITCH"]!;
+    expect({ seq: k4.seq, lastSeq: k4.last_seq }).toEqual({ seq: h1, lastSeq: h2 }); // the halt is still the first
     clock.advance(29_999);
     expect(engine.workers.killSwitch.verify()).toEqual({});
     clock.advance(1);

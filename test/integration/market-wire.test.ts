@@ -51,9 +51,9 @@ describe("market data and wire cases (issue 8)", () => {
       await setEnvelope("zf", { max_position_pct: "0.10" });
       await until("QUOTES", await bus.quote("ZF1", "99", "101"));
       await until("FILLS", await bus.fill({ fund_id: "zf", symbol: "ZF1", quantity: "1000", price: "0" }));
-      const pos = engine.state.funds.get("zf")?.books.get("ZF1")?.pos;
-      expect(pos?.qty.toFixed()).toBe("1000");
-      expect(pos?.cost.toFixed()).toBe("0");
+      const pos = engine.observe.book("zf", "ZF1");
+      expect(pos?.qty).toBe("1000");
+      expect(pos?.cost).toBe("0");
       // NAV = 1 000 000 + 100 000 (at mark, cost 0) = 1 100 000; limit 110 000; 100 000 held
       const d = await bus.check(order({ fund_id: "zf", symbol: "ZF1", quantity: "200", limit_price: "100" }));
       expect(decision(d)).toEqual({ approved: false, gate: "position", code: "MAX_POSITION_EXCEEDED" });
@@ -63,7 +63,7 @@ describe("market data and wire cases (issue 8)", () => {
         "FILLS",
         await bus.fill({ fund_id: "zf", symbol: "ZF1", side: "SELL", quantity: "500", price: "100" }),
       );
-      expect(engine.state.funds.get("zf")?.books.get("ZF1")?.pos.realized.toFixed()).toBe("50000");
+      expect(engine.observe.book("zf", "ZF1")?.realized).toBe("50000");
     });
   });
 
@@ -72,7 +72,7 @@ describe("market data and wire cases (issue 8)", () => {
       await setEnvelope("os", { enable_shorting: true, max_position_pct: "0.01" });
       await until("REFDATA", await bus.instrument({ symbol: "OS1", asset_class: "option", shortable: true }));
       await until("QUOTES", await bus.quote("OS1", "0", "0.05"));
-      expect(engine.state.marks.get("OS1")?.mid.toFixed()).toBe("0.025");
+      expect(engine.observe.mark("OS1")?.mid).toBe("0.025");
       const buy = await bus.check(
         order({
           fund_id: "os",
@@ -103,7 +103,7 @@ describe("market data and wire cases (issue 8)", () => {
 
     it("given ask 0 (no offer), then the mark is the bid", async () => {
       await until("QUOTES", await bus.quote("OS2", "1.5", "0"));
-      expect(engine.state.marks.get("OS2")?.mid.toFixed()).toBe("1.5");
+      expect(engine.observe.mark("OS2")?.mid).toBe("1.5");
       const buy = await bus.check(
         order({ fund_id: "os", symbol: "OS2", order_type: "MARKET", limit_price: undefined, quantity: "10" }),
       );
@@ -116,7 +116,7 @@ describe("market data and wire cases (issue 8)", () => {
       await setEnvelope("oo", { max_order_notional: "8000" });
       await until("QUOTES", await bus.quote("OO1", "100", "102", NOW));
       await until("QUOTES", await bus.quote("OO1", "50", "52", EARLIER));
-      expect(engine.state.marks.get("OO1")?.mid.toFixed()).toBe("101");
+      expect(engine.observe.mark("OO1")?.mid).toBe("101");
       // priced at the newer ask (102): 10 200 > 8 000; at the late quote's 52 it would pass
       const d = await bus.check(
         order({
@@ -130,7 +130,7 @@ describe("market data and wire cases (issue 8)", () => {
       expect(decision(d)).toEqual({ approved: false, gate: "static", code: "MAX_ORDER_NOTIONAL_EXCEEDED" });
       // a quote with the same timestamp replaces it (stream order), a newer one too
       await until("QUOTES", await bus.quote("OO1", "60", "62", NOW));
-      expect(engine.state.marks.get("OO1")?.mid.toFixed()).toBe("61");
+      expect(engine.observe.mark("OO1")?.mid).toBe("61");
     });
   });
 
@@ -139,14 +139,14 @@ describe("market data and wire cases (issue 8)", () => {
       await setEnvelope("hb", { daily_loss_halt_pct: "0.03" });
       await until("FILLS", await bus.fill({ fund_id: "hb", symbol: "HB1", quantity: "10000", price: "100" }));
       await until("QUOTES", await bus.quote("HB1", "99.99", "100.01"));
-      const fund = () => engine.state.funds.get("hb")!;
-      await waitFor(() => fund().baselines.get("day")?.equity.toFixed() === "1000000");
+      const fund = () => engine.observe.fund("hb")!;
+      await waitFor(() => fund().baselines["day"]?.equity === "1000000");
       // mid 97.000000000000000001: loss 29 999.99999999999999 (0.03 × 1 000 000 = 30 000)
       await until("QUOTES", await bus.quote("HB1", "96.999999999999999999", "97.000000000000000003"));
-      expect(engine.workers.drawdown.evaluate(fund())).toEqual([]);
-      expect(fund().halts.has("DAILY_LOSS")).toBe(false);
+      expect(engine.workers.drawdown.evaluate(engine.state.funds.get("hb")!)).toEqual([]);
+      expect(fund().halts["DAILY_LOSS"] !== undefined).toBe(false);
       await until("QUOTES", await bus.quote("HB1", "96.99", "97.01")); // mid 97: loss 30 000, exactly 3 %
-      await waitFor(() => fund().halts.has("DAILY_LOSS"));
+      await waitFor(() => fund().halts["DAILY_LOSS"] !== undefined);
     });
   });
 

@@ -13,7 +13,6 @@ import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
 import { type Engine, rebuild } from "../../src/engine/index.js";
 import { silentLogger } from "../../src/obs/log.js";
-import { key2 } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, NOW, applied, envelope, order, startTestEngine, testConfig } from "../support/engine.js";
@@ -67,8 +66,8 @@ describe("order identity, velocity history, reserved fund, acknowledged reservat
   const approved = { approved: true, gate: "", code: "" };
   const rejected = (gate: string, code: string) => ({ approved: false, gate, code });
   const pending = (fund: string, symbol: string) => {
-    const b = engine.state.funds.get(fund)?.books.get(symbol);
-    return { buy: b?.pendBuyQty.toFixed() ?? "0", sell: b?.pendSellQty.toFixed() ?? "0" };
+    const b = engine.observe.book(fund, symbol);
+    return { buy: b?.pend_buy ?? "0", sell: b?.pend_sell ?? "0" };
   };
 
   describe("case 1: an order id used again under a new key", () => {
@@ -161,7 +160,7 @@ describe("order identity, velocity history, reserved fund, acknowledged reservat
     it("an order for `_` is SCHEMA_INVALID, and an envelope for `_` is not applied", async () => {
       const seq = await bus.envelope(envelope("_", {}));
       await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
-      expect(engine.state.funds.get("_")?.envelope).toBeUndefined();
+      expect(engine.observe.fund("_")?.envelope_id).toBeUndefined();
       const d = await bus.check(order({ fund_id: "_" }));
       expect(outcome(d)).toEqual(rejected("schema", "SCHEMA_INVALID"));
       expect(d.details["path"]).toBe("fund_id");
@@ -248,7 +247,7 @@ describe("order identity, velocity history, reserved fund, acknowledged reservat
       await bus.orderEvent("cancelled", "gtc", String(a["order_id"]));
       await settled();
       expect(pending("gtc", "GTC").buy).toBe("0");
-      expect(engine.state.orders.get(key2("gtc", String(a["order_id"])))?.reserved.toFixed()).toBe("0");
+      expect(engine.observe.reserved("gtc", String(a["order_id"]))).toBe("0");
     });
   });
 });

@@ -10,7 +10,6 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
-import { canon } from "../../src/decimal/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, applied, envelope, startTestEngine } from "../support/engine.js";
 
@@ -58,7 +57,7 @@ async function setup(held: { positions: Record<string, string> }, flags: Record<
   return current;
 }
 
-const qty = (s: Setup) => canon(s.engine.state.funds.get("r1")!.books.get("AAPL")!.pos.qty);
+const qty = (s: Setup) => s.engine.observe.book("r1", "AAPL")!.qty;
 const adjustments = async (s: Setup) =>
   (await s.jsm.streams.info("FILLS", { subjects_filter: Subjects.fill("r1", "AAPL") })).state.messages;
 /** Every fill published so far applied (an adjustment included). */
@@ -137,6 +136,6 @@ describe("reconciler adopt: confirm_passes", () => {
       { "broker_exit_reconciler.on_drift": "lock", "broker_exit_reconciler.confirm_passes": 3 },
     );
     expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("lock");
-    await waitFor(() => s.engine.state.funds.get("r1")?.lock !== undefined, { message: "locked at once" });
+    await waitFor(() => s.engine.observe.fund("r1")?.lock !== undefined, { message: "locked at once" });
   });
 });

@@ -4,7 +4,6 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
-import { canon } from "../../src/decimal/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
 
@@ -95,8 +94,8 @@ async function seed(s: Setup, fund: string, fills: Record<string, unknown>[], al
   await waitFor(() => applied(s.engine, "RISK_ENVELOPES", env) && applied(s.engine, "FILLS", seq));
 }
 
-const book = (s: Setup, fund: string, symbol: string) =>
-  s.engine.state.funds.get(fund)?.books.get(symbol)?.pos;
+const book = (s: Setup, fund: string, symbol: string) => s.engine.observe.book(fund, symbol);
+const fund = (s: Setup, id: string) => s.engine.observe.fund(id);
 
 describe("broker-exit reconciler", () => {
   it("a matching broker: clean pass, no alert, no action", async () => {
@@ -147,8 +146,8 @@ describe("broker-exit reconciler", () => {
       "MSFT.engine": "0",
       "MSFT.broker": "5",
     });
-    expect(canon(book(s, "a1", "AAPL")!.qty)).toBe("100");
-    expect(s.engine.state.funds.get("a1")?.lock).toBeUndefined();
+    expect(book(s, "a1", "AAPL")!.qty).toBe("100");
+    expect(fund(s, "a1")?.lock).toBeUndefined();
   });
 
   it("alert_threshold: fewer differing symbols than the threshold raise no drift alert", async () => {
@@ -172,7 +171,7 @@ describe("broker-exit reconciler", () => {
     await broker(s.nc, "paper", positions);
 
     expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("lock");
-    await waitFor(() => s.engine.state.funds.get("l1")?.lock, { message: "lock applied" });
+    await waitFor(() => fund(s, "l1")?.lock, { message: "lock applied" });
     const denied = await s.bus.check(order({ fund_id: "l1" }));
     expect(denied).toMatchObject({ approved: false, rejection_code: "RECONCILIATION_LOCK" });
     // A reducing order still passes.
@@ -190,7 +189,7 @@ describe("broker-exit reconciler", () => {
     positions.l1.AAPL = "100";
     const r = await s.engine.workers.reconciler.pass();
     expect(r.funds[0]).toMatchObject({ action: "unlock", clean: true });
-    await waitFor(() => !s.engine.state.funds.get("l1")?.lock, { message: "unlock applied" });
+    await waitFor(() => !fund(s, "l1")?.lock, { message: "unlock applied" });
     expect(await s.bus.check(order({ fund_id: "l1" }))).toMatchObject({ approved: true });
   });
 
@@ -205,8 +204,7 @@ describe("broker-exit reconciler", () => {
     ]);
     const q = await s.bus.quote("MSFT", "200", "201");
     await waitFor(() => applied(s.engine, "QUOTES", q));
-    const aapl = book(s, "d1", "AAPL")!;
-    const realized = canon(aapl.realized);
+    const realized = book(s, "d1", "AAPL")!.realized;
     expect(realized).not.toBe("0");
     await broker(s.nc, "paper", { d1: { AAPL: "120", NVDA: "6", MSFT: "-7", TSLA: "5" } });
 
@@ -215,16 +213,17 @@ describe("broker-exit reconciler", () => {
     expect(first.funds[0]?.action).toBe("alert");
     const r = await s.engine.workers.reconciler.pass();
     expect(r.funds[0]?.action).toBe("adopt");
-    await waitFor(() => book(s, "d1", "AAPL")?.qty.eq(120) && book(s, "d1", "MSFT")?.qty.eq(-7), {
+    await waitFor(() => book(s, "d1", "AAPL")?.qty === "120" && book(s, "d1", "MSFT")?.qty === "-7", {
       message: "adjustments applied",
     });
-    await waitFor(() => book(s, "d1", "NVDA")?.qty.eq(6), { message: "NVDA adjusted" });
-    expect(canon(aapl.realized)).toBe(realized);
-    expect(canon(aapl.cost)).toBe("12600"); // 120 × 105: the average is unchanged
-    expect(canon(book(s, "d1", "NVDA")!.cost)).toBe("61.5");
-    expect(canon(book(s, "d1", "MSFT")!.cost)).toBe("1403.5"); // 7 × mid 200.5
-    expect(canon(s.engine.state.funds.get("d1")!.agg.realized)).toBe(realized);
-    expect(canon(aapl.brokers.get("paper")!)).toBe("120");
+    await waitFor(() => book(s, "d1", "NVDA")?.qty === "6", { message: "NVDA adjusted" });
+    const aapl = book(s, "d1", "AAPL")!;
+    expect(aapl.realized).toBe(realized);
+    expect(aapl.cost).toBe("12600"); // 120 × 105: the average is unchanged
+    expect(book(s, "d1", "NVDA")!.cost).toBe("61.5");
+    expect(book(s, "d1", "MSFT")!.cost).toBe("1403.5"); // 7 × mid 200.5
+    expect(fund(s, "d1")!.realized).toBe(realized);
+    expect(aapl.brokers["paper"]).toBe("120");
 
     const adopt = await alertAt(s, "adopt", "d1");
     expect(adopt.details).toMatchObject({
@@ -243,7 +242,7 @@ describe("broker-exit reconciler", () => {
     // TSLA has no position and no mark: not adopted, and said so.
     const unpriced = await alertAt(s, "drift", "d1", 3);
     expect(unpriced.details).toMatchObject({ broker: "paper", symbols: "TSLA" });
-    expect(book(s, "d1", "TSLA")?.qty.eq(0) ?? true).toBe(true);
+    expect(book(s, "d1", "TSLA")?.qty ?? "0").toBe("0");
 
     const again = await s.engine.workers.reconciler.pass();
     expect(again.funds[0]?.brokers[0]?.differences).toEqual([{ symbol: "TSLA", engine: "0", broker: "5" }]);
@@ -275,7 +274,7 @@ describe("broker-exit reconciler", () => {
     ]);
     expect((await alertAt(s, "stale", "s1")).details).toMatchObject({ broker: "ibkr" });
     expect((await s.jsm.streams.info("FILLS")).state.messages).toBe(fills);
-    expect(canon(book(s, "s1", "AAPL")!.brokers.get("ibkr")!)).toBe("50");
+    expect(book(s, "s1", "AAPL")!.brokers["ibkr"]).toBe("50");
   });
 
   it("a locked fund stays locked while a broker does not answer", async () => {
@@ -289,7 +288,7 @@ describe("broker-exit reconciler", () => {
     await silentBroker(s.nc, "ibkr");
 
     expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("lock");
-    await waitFor(() => s.engine.state.funds.get("s2")?.lock, { message: "lock applied" });
+    await waitFor(() => fund(s, "s2")?.lock, { message: "lock applied" });
     positions.s2.AAPL = "100";
     const r = await s.engine.workers.reconciler.pass();
     expect(r.funds[0]).toMatchObject({ action: "none", clean: false });
@@ -297,7 +296,7 @@ describe("broker-exit reconciler", () => {
     const unlock = Subjects.reconcile("unlock", "s2");
     const info = await s.jsm.streams.info("RISK_CONTROL", { subjects_filter: unlock });
     expect(info.state.subjects?.[unlock] ?? 0).toBe(0);
-    expect(s.engine.state.funds.get("s2")?.lock).toBeDefined();
+    expect(fund(s, "s2")?.lock).toBeDefined();
     expect(await s.bus.check(order({ fund_id: "s2" }))).toMatchObject({
       rejection_code: "RECONCILIATION_LOCK",
     });

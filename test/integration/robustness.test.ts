@@ -134,8 +134,8 @@ describe("hostile and malformed requests", () => {
     const good = await bus.fill({ fund_id: "alpha", symbol: "AAPL", quantity: "1", price: "1" });
     await waitFor(() => applied(engine, "FILLS", good));
     await waitFor(async () => (await jsm.streams.info("RISK_DLQ")).state.messages >= 2);
-    expect(engine.state.funds.get("alpha")!.envelope?.id).toBe("alpha@v2"); // the invalid v3 is rejected whole
-    expect(engine.state.funds.get("alpha")!.books.get("AAPL")!.pos.qty.toFixed()).toBe("1");
+    expect(engine.observe.fund("alpha")!.envelope_id).toBe("alpha@v2"); // the invalid v3 is rejected whole
+    expect(engine.observe.book("alpha", "AAPL")!.qty).toBe("1");
   });
 
   it("a replay after a restart (even from an empty snapshot) does not park the same messages again", async () => {
@@ -147,6 +147,6 @@ describe("hostile and malformed requests", () => {
     await waitFor(() => applied(engine, "FILLS", good));
     await bus.js.publish(Subjects.fill("alpha", "AAPL"), "still not json");
     await waitFor(async () => (await jsm.streams.info("RISK_DLQ")).state.messages === parked + 1);
-    expect(engine.state.funds.get("alpha")!.books.get("AAPL")!.pos.qty.toFixed()).toBe("2");
+    expect(engine.observe.book("alpha", "AAPL")!.qty).toBe("2");
   });
 });

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { Engine } from "../../src/engine/index.js";
-import { stateDigest } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
@@ -63,12 +62,11 @@ describe("short sales across brokers (issue 8 case 7)", () => {
   });
 
   it("given a restart from the snapshot, then ibkr's pending sell still counts at ibkr, and the digest is the same", async () => {
-    const before = stateDigest(engine.state);
+    const before = engine.observe.digest();
     await engine.close();
     engine = await startTestEngine(server.url, { clock, stateDir });
-    expect(stateDigest(engine.state)).toBe(before);
-    const book = engine.state.funds.get(FUND)?.books.get("AAA");
-    expect(book?.pendSellByBroker.get("ibkr")?.toFixed()).toBe("100");
+    expect(engine.observe.digest()).toBe(before);
+    expect(engine.observe.book(FUND, "AAA")?.pend_sell_by_broker["ibkr"]).toBe("100");
     expect(outcome(await sell("ibkr", "1"))).toBe("short_side/SHORTING_DISABLED");
   });
 });

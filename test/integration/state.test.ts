@@ -131,13 +131,13 @@ describe("state from streams", () => {
   });
 
   it("has the state the streams describe", () => {
-    const alpha = engine.state.funds.get("alpha")!;
-    expect(alpha.envelope?.id).toBe("alpha@v2");
-    const book = alpha.books.get("AAPL")!;
-    expect(book.pos.qty.toFixed()).toBe("220"); // 300 − 100 (the duplicate f2 ignored) + 20
-    expect(book.pendBuyQty.toFixed()).toBe("30"); // o1: 50 approved, 20 filled
-    expect(book.pendSellQty.toFixed()).toBe("0"); // o2 cancelled
-    expect(engine.state.funds.get("beta")!.halts.has("DAILY_LOSS")).toBe(true);
+    const alpha = engine.observe.fund("alpha")!;
+    expect(alpha.envelope_id).toBe("alpha@v2");
+    const book = alpha.books["AAPL"]!;
+    expect(book.qty).toBe("220"); // 300 − 100 (the duplicate f2 ignored) + 20
+    expect(book.pend_buy).toBe("30"); // o1: 50 approved, 20 filled
+    expect(book.pend_sell).toBe("0"); // o2 cancelled
+    expect(Object.keys(engine.observe.fund("beta")!.halts)).toContain("DAILY_LOSS");
   });
 
   it("live digest equals a rebuild's, and a second rebuild gives the same", async () => {

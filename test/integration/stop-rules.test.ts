@@ -12,7 +12,7 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
 
 type Closing = {
   order_id: string;
@@ -40,47 +40,31 @@ describe("synthetic stop rules", () => {
       Subjects.alert("stop", fund),
     );
   const stop = (fund: string, symbol: string) => engine.workers.stops.stopOf(fund, symbol);
-  async function quote(symbol: string, bid: string, ask: string, ageMs = 0) {
-    const seq = await bus.quote(symbol, bid, ask, iso(clock.now() - ageMs));
-    await waitFor(() => applied(engine, "QUOTES", seq));
-  }
-  async function setupFund(fund: string, extra: Record<string, unknown> = {}) {
-    const seq = await bus.envelope(
+  let feed: Feeder;
+  const quote = (symbol: string, bid: string, ask: string, ageMs = 0) => feed.quote(symbol, bid, ask, ageMs);
+  const setupFund = (fund: string, extra: Record<string, unknown> = {}) =>
+    feed.envelope(
       envelope(fund, { synthetic_stop_pct: "0.10", allowed_order_types: ["MARKET", "LIMIT"], ...extra }),
     );
-    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
-  }
-  async function fill(fund: string, symbol: string, side: string, quantity: string, price: string, o = {}) {
-    const seq = await bus.fill({
-      fund_id: fund,
-      symbol,
-      side,
-      quantity,
-      price,
-      timestamp: iso(clock.now()),
-      ...o,
-    });
-    await waitFor(() => applied(engine, "FILLS", seq));
-  }
+  const fill = (fund: string, symbol: string, side: string, quantity: string, price: string, o = {}) =>
+    feed.fill(fund, symbol, side, quantity, price, o);
   async function armed(fund: string, symbol: string, armSeq = 1) {
     await waitFor(
       () => {
-        const s = engine.state.stops.get(`${fund}\u0001${symbol}`);
-        return s?.state === "armed" && s.armSeq === armSeq;
+        const s = engine.observe.stop(fund, symbol);
+        return s?.state === "armed" && s.arm_seq === armSeq;
       },
       { message: `${fund} ${symbol} armed #${armSeq}` },
     );
   }
-  async function orderEvent(event: string, fund: string, orderId: string) {
-    const seq = await bus.orderEvent(event, fund, orderId, iso(clock.now()));
-    await waitFor(() => applied(engine, "OMS_ORDERS", seq));
-  }
+  const orderEvent = (event: string, fund: string, orderId: string) => feed.orderEvent(event, fund, orderId);
 
   beforeAll(async () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
     engine = await startTestEngine(server.url, { clock });
+    feed = new Feeder(bus, () => engine, clock);
   });
   afterAll(async () => {
     await nc?.close();
@@ -134,7 +118,7 @@ describe("synthetic stop rules", () => {
         await engine.workers.stops.poll();
         return (await readStream(nc, "QUOTES", Subjects.quote(symbol))).length > 0;
       });
-      await waitFor(() => engine.state.marks.get(symbol)?.bid.toFixed() === "80");
+      await waitFor(() => engine.observe.mark(symbol)?.bid === "80");
       await waitFor(async () => (await closing("r2")).length === 1, { message: "r2 closing order" });
       expect(await bus.check((await closing("r2"))[0])).toMatchObject({ approved: true });
     } finally {
@@ -160,7 +144,7 @@ describe("synthetic stop rules", () => {
     // fully filled at both brokers: the stop is cleared
     for (const o of orders)
       await fill("r3", "NVDA", "SELL", o.quantity, "89", { broker: o.broker, order_id: o.order_id });
-    await waitFor(() => engine.state.stops.get("r3\u0001NVDA")?.state === "cleared");
+    await waitFor(() => engine.observe.stop("r3", "NVDA")?.state === "cleared");
   });
 
   it("4. a closing order fully filled with no OMS event is closed: cleared, and the next position is armed and fires", async () => {
@@ -171,7 +155,7 @@ describe("synthetic stop rules", () => {
     await waitFor(async () => (await closing("r4")).length === 1);
     const [c] = await closing("r4");
     await fill("r4", "AMD", "SELL", "100", "449", { order_id: c!.order_id }); // no check, no OMS event
-    await waitFor(() => engine.state.stops.get("r4\u0001AMD")?.state === "cleared", {
+    await waitFor(() => engine.observe.stop("r4", "AMD")?.state === "cleared", {
       message: "stop cleared after its closing order filled",
     });
     await fill("r4", "AMD", "BUY", "50", "400");

@@ -10,7 +10,7 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
 
 type Closing = {
   order_id: string;
@@ -30,12 +30,10 @@ describe("synthetic stops", () => {
 
   const closing = (fund: string) => readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund));
   const stop = (fund: string, symbol: string) => engine.workers.stops.stopOf(fund, symbol);
-  async function quote(symbol: string, bid: string, ask: string) {
-    const seq = await bus.quote(symbol, bid, ask, iso(clock.now()));
-    await waitFor(() => applied(engine, "QUOTES", seq));
-  }
-  async function setupFund(fund: string, extra: Record<string, unknown> = {}) {
-    const seq = await bus.envelope(
+  let feed: Feeder;
+  const quote = (symbol: string, bid: string, ask: string) => feed.quote(symbol, bid, ask);
+  const setupFund = (fund: string, extra: Record<string, unknown> = {}) =>
+    feed.envelope(
       envelope(fund, {
         synthetic_stop_pct: "0.10",
         allowed_order_types: ["MARKET", "LIMIT"],
@@ -43,18 +41,15 @@ describe("synthetic stops", () => {
         ...extra,
       }),
     );
-    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
-  }
-  async function fill(fund: string, symbol: string, side: string, quantity: string, price: string) {
-    const seq = await bus.fill({ fund_id: fund, symbol, side, quantity, price, timestamp: iso(clock.now()) });
-    await waitFor(() => applied(engine, "FILLS", seq));
-  }
+  const fill = (fund: string, symbol: string, side: string, quantity: string, price: string) =>
+    feed.fill(fund, symbol, side, quantity, price);
 
   beforeAll(async () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
     engine = await startTestEngine(server.url, { clock });
+    feed = new Feeder(bus, () => engine, clock);
   });
   afterAll(async () => {
     await nc?.close();
@@ -65,7 +60,7 @@ describe("synthetic stops", () => {
   it("arms a long at entry × 0.9 and fires one MARKET reduce-only SELL when the bid reaches it", async () => {
     await setupFund("s1");
     await fill("s1", "AAPL", "BUY", "100", "500");
-    await waitFor(() => engine.state.stops.get("s1\u0001AAPL")?.state === "armed");
+    await waitFor(() => engine.observe.stop("s1", "AAPL")?.state === "armed");
     expect(stop("s1", "AAPL")).toMatchObject({ side: "LONG", armSeq: 1 });
     expect(stop("s1", "AAPL")!.stopPrice.toFixed()).toBe("450");
     await quote("AAPL", "450.01", "450.5");
@@ -80,7 +75,7 @@ describe("synthetic stops", () => {
       order_type: "MARKET",
       reduce_only: true,
     });
-    await waitFor(() => engine.state.stops.get("s1\u0001AAPL")?.state === "triggered");
+    await waitFor(() => engine.observe.stop("s1", "AAPL")?.state === "triggered");
   });
 
   it("arms a short at entry × 1.1 on the ask, and a gap far through the stop fires once under a burst of 1 000 quotes", async () => {
@@ -92,7 +87,7 @@ describe("synthetic stops", () => {
     for (let i = 0; i < 1000; i++) pubs.push(bus.quote("TSLA", "299", "300", iso(clock.now())));
     const last = Math.max(...(await Promise.all(pubs)));
     await waitFor(() => applied(engine, "QUOTES", last));
-    await waitFor(() => engine.state.stops.get("s2\u0001TSLA")?.state === "triggered");
+    await waitFor(() => engine.observe.stop("s2", "TSLA")?.state === "triggered");
     const orders = await closing("s2");
     expect(orders).toHaveLength(1);
     expect(orders[0]!.data).toMatchObject({ side: "BUY", quantity: "50", idempotency_key: "stop:s2:TSLA:1" });
@@ -103,10 +98,10 @@ describe("synthetic stops", () => {
     await fill("s3", "MSFT", "BUY", "100", "500");
     await waitFor(() => stop("s3", "MSFT")?.armSeq === 1);
     await fill("s3", "MSFT", "BUY", "100", "600"); // average 550 → stop 495
-    await waitFor(() => engine.state.stops.get("s3\u0001MSFT")?.armSeq === 2);
+    await waitFor(() => engine.observe.stop("s3", "MSFT")?.arm_seq === 2);
     expect(stop("s3", "MSFT")!.stopPrice.toFixed()).toBe("495");
     await fill("s3", "MSFT", "SELL", "200", "580");
-    await waitFor(() => engine.state.stops.get("s3\u0001MSFT")?.state === "cleared");
+    await waitFor(() => engine.observe.stop("s3", "MSFT")?.state === "cleared");
     await quote("MSFT", "100", "101");
     expect(await closing("s3")).toHaveLength(0);
   });
@@ -171,7 +166,7 @@ describe("synthetic stops", () => {
     await fill("s11", "OPTX", "BUY", "10", "2");
     await waitFor(() => stop("s11", "OPTX")?.state === "armed");
     await quote("OPTX", "0", "0.05");
-    expect(engine.state.marks.get("OPTX")?.bid.toFixed()).toBe("0");
+    expect(engine.observe.mark("OPTX")?.bid).toBe("0");
     expect(engine.workers.stops.evaluate("OPTX")).toBe(0);
     expect(await closing("s11")).toHaveLength(0);
     await quote("OPTX", "0.01", "0.05");
@@ -186,7 +181,7 @@ describe("synthetic stops", () => {
       envelope("s5", { version: 2, synthetic_stop_pct: "0.05", allowed_order_types: ["MARKET"] }),
     );
     await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
-    await waitFor(() => engine.state.stops.get("s5\u0001AMD")?.state === "armed");
+    await waitFor(() => engine.observe.stop("s5", "AMD")?.state === "armed");
     expect(stop("s5", "AMD")!.stopPrice.toFixed()).toBe("95");
   });
 
@@ -216,8 +211,8 @@ describe("synthetic stops", () => {
     // armed on start by the sweep, with no fill or quote to trigger it
     await waitFor(
       () =>
-        engine.state.stops.get("s7\u0001INTC")?.state === "armed" &&
-        engine.state.stops.get("s7\u0001IBM")?.state === "armed",
+        engine.observe.stop("s7", "INTC")?.state === "armed" &&
+        engine.observe.stop("s7", "IBM")?.state === "armed",
     );
     expect(engine.workers.sweeper.sweep()).toBe(0); // nothing left to arm
   });
@@ -254,7 +249,7 @@ describe("synthetic stops", () => {
       await fill(fund, symbol, "BUY", "100", "500");
       await waitFor(() => stop(fund, symbol)?.state === "armed");
       await quote(symbol, "450", "450.5");
-      await waitFor(() => engine.state.stops.get(`${fund}\u0001${symbol}`)?.state === "triggered");
+      await waitFor(() => engine.observe.stop(fund, symbol)?.state === "triggered");
     }
     const ack = await bus.orderEvent("accepted", "s9", "stop-s9-AMD-1", iso(clock.now()));
     await waitFor(() => applied(engine, "OMS_ORDERS", ack));

@@ -50,7 +50,7 @@ export interface TestCluster {
 }
 
 /** `count` distinct ports that were free on 127.0.0.1 a moment ago (all held open at once). */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const servers: Server[] = [];
   try {
     for (let i = 0; i < count; i++) {

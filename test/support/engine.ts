@@ -8,7 +8,8 @@ import { type Config, loadConfig } from "../../src/config/index.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import { type Engine, type EngineOptions, startEngine } from "../../src/engine/index.js";
-import type { Clock } from "../../src/time/clock.js";
+import { type Clock, iso } from "../../src/time/clock.js";
+import { waitFor } from "./nats.js";
 
 export function testConfig(url: string, flags: Record<string, unknown> = {}, stateDir?: string): Config {
   return loadConfig({
@@ -115,7 +116,7 @@ export class Bus {
 
 /** Resolves once the engine has applied everything up to `seq` on `stream`. */
 export function applied(engine: Engine, stream: string, seq: number): boolean {
-  return (engine.state.cursors.get(stream as never) ?? 0) >= seq;
+  return engine.observe.cursor(stream) >= seq;
 }
 
 /** Every message of a stream (optionally only subjects starting with a prefix), parsed; small streams only. */
@@ -133,4 +134,80 @@ export async function readStream<T = Record<string, unknown>>(
     out.push({ subject: m.subject, seq, data: m.json<T>() });
   }
   return out;
+}
+
+/** RISK_CONTROL's halts of a fund, as published: `SEVERITY` each (with `: reason` when `withReason`). */
+export async function publishedHalts(
+  nc: NatsConnection,
+  fund: string,
+  withReason = false,
+): Promise<string[]> {
+  const halts = await readStream<{ severity: string; reason: string }>(
+    nc,
+    "RISK_CONTROL",
+    Subjects.halt(fund),
+  );
+  return halts.map((m) => (withReason ? `${m.data.severity}: ${m.data.reason}` : m.data.severity));
+}
+
+/** RISK_CONTROL's P&L baselines of a fund, as published: `period@starts_at=equity` each. */
+export async function publishedBaselines(nc: NatsConnection, fund: string): Promise<string[]> {
+  const b = await readStream<{ period: string; starts_at: string; equity: string }>(
+    nc,
+    "RISK_CONTROL",
+    Subjects.pnlBaseline(fund),
+  );
+  return b.map((m) => `${m.data.period}@${m.data.starts_at}=${m.data.equity}`);
+}
+
+/** Until the engine has applied each of `streams` up to its last sequence now. */
+export async function settled(
+  engine: Engine,
+  streams: readonly string[] = ["RISK_CONTROL", "FILLS", "RISK_ENVELOPES", "RISK_DECISIONS", "OMS_ORDERS"],
+): Promise<void> {
+  const jsm = await engine.js.jetstreamManager();
+  for (const s of streams) {
+    const last = (await jsm.streams.info(s)).state.last_seq;
+    await waitFor(() => applied(engine, s, last), { message: `${s} not applied up to ${last}` });
+  }
+}
+
+/**
+ * Publishes stream messages and waits until the engine applied each one; timestamps from `clock`.
+ * `engine` is a getter: tests that restart their engine keep one of these.
+ */
+export class Feeder {
+  constructor(
+    readonly bus: Bus,
+    private readonly engine: () => Engine,
+    private readonly clock: Clock,
+  ) {}
+  until(stream: string, seq: number): Promise<boolean> {
+    return waitFor(() => applied(this.engine(), stream, seq), { message: `${stream} applied up to ${seq}` });
+  }
+  async envelope(e: Record<string, unknown>): Promise<void> {
+    await this.until("RISK_ENVELOPES", await this.bus.envelope(e));
+  }
+  /** A quote stamped `ageMs` before the clock's now. */
+  async quote(symbol: string, bid: string, ask: string, ageMs = 0): Promise<void> {
+    await this.until("QUOTES", await this.bus.quote(symbol, bid, ask, iso(this.clock.now() - ageMs)));
+  }
+  /** A quote 0.01 either side of `mid`. */
+  async mark(symbol: string, mid: number): Promise<void> {
+    await this.quote(symbol, String(mid - 0.01), String(mid + 0.01));
+  }
+  async fill(
+    fund: string,
+    symbol: string,
+    side: string,
+    quantity: string,
+    price: string,
+    o: Record<string, unknown> = {},
+  ): Promise<void> {
+    const body = { fund_id: fund, symbol, side, quantity, price, timestamp: iso(this.clock.now()), ...o };
+    await this.until("FILLS", await this.bus.fill(body));
+  }
+  async orderEvent(event: string, fund: string, orderId: string): Promise<void> {
+    await this.until("OMS_ORDERS", await this.bus.orderEvent(event, fund, orderId, iso(this.clock.now())));
+  }
 }

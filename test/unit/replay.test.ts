@@ -21,6 +21,7 @@ import {
   stateDigest,
   sweepIdempotency,
   sweepReservations,
+  settleAll,
 } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { FUND, Feed, NOW, envelope, isoAt, rawOrder } from "./fixtures.js";
@@ -364,8 +365,9 @@ function fold(steps: Iterable<Step>, state: EngineState = createState()): Engine
   return state;
 }
 
-/** The derived per-fund aggregates the gates read (not part of the digest). */
+/** The derived per-fund aggregates the gates read (not part of the digest), conflated quotes folded in. */
 function aggregates(state: EngineState): string {
+  settleAll(state);
   const fmt = (m: Map<string, Dec>) =>
     [...m]
       .filter(([, v]) => !v.eq(0))

@@ -1,7 +1,12 @@
-/** QUOTES and REFDATA: marks and instruments; both revalue the books that hold the symbol. */
+/**
+ * QUOTES and REFDATA: marks and instruments; both revalue the books that hold the symbol. A quote
+ * replaces the mark at once and is conflated for the aggregates: its holders fold it in as a delta
+ * (qty × m × Δmid) at the next settle() (see book.ts); an FX rate revalues its books at once (it
+ * changes every valuation factor, and FX symbols are few).
+ */
 import type { Instrument, Quote } from "../../contract/schemas.js";
-import { type Dec, HALF, ZERO } from "../../decimal/index.js";
-import { revalueFx, revalueSymbol } from "../book.js";
+import { type Dec, HALF } from "../../decimal/index.js";
+import { markSymbol, revalueFx, revalueSymbol } from "../book.js";
 import { type EngineState, type Mark, touch } from "../model.js";
 
 /**
@@ -10,7 +15,7 @@ import { type EngineState, type Mark, touch } from "../model.js";
  * the instrument is worth at least its bid, never half of it, so the mark is the bid.
  */
 export function midOf(bid: Dec, ask: Dec): Dec {
-  return ask.eq(ZERO) ? bid : bid.plus(ask).times(HALF);
+  return ask.units === 0n ? bid : bid.plus(ask).times(HALF);
 }
 
 export function toMark(bid: Dec, ask: Dec, ts: number, rank = ts): Mark {
@@ -36,9 +41,10 @@ export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boo
   const rank = storedMs === undefined ? q.timestamp : Math.min(q.timestamp, storedMs + QUOTE_LEAD_MS);
   const cur = state.marks.get(q.symbol);
   if (cur && rank < cur.rank) return false;
-  state.marks.set(q.symbol, toMark(q.bid, q.ask, q.timestamp, rank));
+  const mark = toMark(q.bid, q.ask, q.timestamp, rank);
+  state.marks.set(q.symbol, mark);
   touch(state, "mark", q.symbol);
-  revalueSymbol(state, q.symbol, true);
+  markSymbol(state, q.symbol, mark);
   if (state.fxHolders.has(q.symbol)) revalueFx(state, q.symbol); // an FX rate: revalue what is priced in it
   return true;
 }

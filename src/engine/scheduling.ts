@@ -1,0 +1,122 @@
+/**
+ * Scheduling: what the engine does on timers. The snapshot flush (periodic, in the background, and
+ * on demand), the sweeps of expired reservations and idempotency records (at the injected clock's
+ * time), and the staleness sample. Timers are injected (`Timers`), so the logic runs in tests
+ * without waiting; the engine uses `systemTimers`.
+ */
+import type { StaleReport, StalenessMonitor } from "../ingest/staleness.js";
+import type { Logger } from "../obs/log.js";
+import type { EngineState, FlushReport, Snapshot } from "../state/index.js";
+import type { Clock } from "../time/clock.js";
+
+/** Runs `fn` every `ms`; the returned function cancels it. */
+export interface Timers {
+  every(ms: number, fn: () => void): () => void;
+}
+
+export const systemTimers: Timers = {
+  every(ms, fn) {
+    const t = setInterval(fn, ms);
+    return () => clearInterval(t);
+  },
+};
+
+export interface Flusher {
+  /** Starts a background flush unless one is under way (the periodic flush). */
+  background: () => void;
+  /** Everything applied so far, written before it resolves (after any background flush under way). */
+  flush: () => Promise<void>;
+}
+
+/** The periodic flush is written by a worker thread, so SQLite never stalls the check path. */
+export function createFlusher(o: {
+  snapshot: Pick<Snapshot, "flush" | "flushInBackground">;
+  state: EngineState;
+  log: Logger;
+}): Flusher {
+  const { snapshot, state, log } = o;
+  const report = (r: FlushReport) => {
+    for (const f of r.failures)
+      log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
+  };
+  let background: Promise<void> | undefined;
+  return {
+    background() {
+      background ??= snapshot
+        .flushInBackground(state)
+        .then(report, (err: unknown) => log.error({ err }, "snapshot flush failed"))
+        .finally(() => {
+          background = undefined;
+        });
+    },
+    async flush() {
+      await background;
+      try {
+        report(snapshot.flush(state));
+      } catch (err) {
+        log.error({ err }, "snapshot flush failed");
+      }
+    },
+  };
+}
+
+export interface StalenessSampler {
+  /** Takes one sample unless one is under way or the engine is not caught up (then undefined). */
+  tick(): Promise<void> | undefined;
+}
+
+/**
+ * One staleness sample a tick, never two at once, only once caught up. The first stale sample of an
+ * episode calls `onStale` (the engine alerts and reopens the lagging consumers); the first fresh one
+ * after it calls `onFresh`.
+ */
+export function createStalenessSampler(o: {
+  staleness: Pick<StalenessMonitor, "stale" | "sample">;
+  caught: () => boolean;
+  onStale: (r: StaleReport) => Promise<void>;
+  onFresh: () => void;
+  log: Logger;
+}): StalenessSampler {
+  let sampling = false;
+  return {
+    tick() {
+      if (sampling || !o.caught()) return undefined;
+      sampling = true;
+      const was = o.staleness.stale();
+      return o.staleness
+        .sample()
+        .then(async (r) => {
+          if (r.stale && !was) await o.onStale(r);
+          else if (!r.stale && was) o.onFresh();
+        })
+        .catch((err: unknown) => o.log.error({ err }, "staleness sample failed"))
+        .finally(() => (sampling = false));
+    },
+  };
+}
+
+export interface Schedule {
+  /** Cancels every timer (idempotent). */
+  stop(): void;
+}
+
+/** The engine's timers: flush every `flushIntervalMs`; sweep and staleness sample every second. */
+export function createSchedule(o: {
+  timers: Timers;
+  clock: Clock;
+  flushIntervalMs: number;
+  flush: () => void;
+  sweep: (now: number) => void;
+  sample: () => void;
+}): Schedule {
+  const cancels = [
+    o.timers.every(o.flushIntervalMs, o.flush),
+    o.timers.every(1000, () => o.sweep(o.clock.now())),
+    o.timers.every(1000, o.sample),
+  ];
+  return {
+    stop() {
+      for (const c of cancels.splice(0)) c();
+    },
+  };
+}
