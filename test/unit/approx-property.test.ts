@@ -189,7 +189,7 @@ const shortScene = fc
   .map((g): Scene => {
     const { fund, book } = fundWith(new Dec(1_000_000n, 0));
     book.pos.brokers.set("paper", g.held);
-    book.pendSellByBroker.set("paper", g.pending);
+    book.pendSellByBroker = new Map([["paper", g.pending]]); // a book starts with the shared empty map
     const room = g.held.minus(g.pending);
     let qty = near(room, g.how, Math.max(room.scale, 8), g.far);
     if (qty.units <= 0n) qty = new Dec(1n, 8);
