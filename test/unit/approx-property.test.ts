@@ -230,7 +230,7 @@ const reducingScene = fc
     book.pos.qty = sign(q);
     book.pos.brokers.set("paper", sign(atB));
     const pend = g.buy ? "pendBuyByBroker" : "pendSellByBroker";
-    book[pend].set("paper", g.pendingB);
+    book[pend] = new Map([["paper", g.pendingB]]); // a book starts with the shared empty map
     if (g.buy) book.pendBuyQty = g.pending;
     else book.pendSellQty = g.pending;
     const room = g.onBroker ? atB.minus(g.pendingB) : q.minus(g.pending);
