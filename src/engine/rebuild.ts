@@ -95,10 +95,12 @@ export async function rebuild(o: {
     sweepReservations(state, now);
     sweepIdempotency(state, now);
     snapshot.flush(state);
+    // the idempotency records are read back from the snapshot: the digest before it is closed
+    const digest = stateDigest(state);
     snapshot.close();
     const seconds = (performance.now() - t0) / 1000;
     return {
-      state_digest: stateDigest(state),
+      state_digest: digest,
       events,
       invalid,
       seconds,

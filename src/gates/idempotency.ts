@@ -209,7 +209,7 @@ export function checkIdempotency(
  */
 function checkOrderId(state: EngineState, fund: string, orderId: string): IdempotencyOutcome {
   const k = key2(fund, orderId);
-  const owner = state.orderIds.get(k);
+  const owner = state.idem.owner(k);
   if (owner) {
     return {
       kind: "conflict",

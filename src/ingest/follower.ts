@@ -17,6 +17,9 @@ import type { Logger } from "../obs/log.js";
 import { isTransientJsError } from "../bus/transient.js";
 import { type EngineState, type ProjectResult, project, settleAll } from "../state/index.js";
 
+/** Messages a pull request asks for (the rebuild's limit measurement, bench/bareread.ts, uses it too). */
+export const FOLLOW_BATCH = 1000;
+
 /** How long `open` keeps retrying a consumer create that times out. */
 const OPEN_DEADLINE_MS = 30_000;
 
@@ -138,7 +141,7 @@ export function createFollower(o: FollowerOptions): Follower {
   async function open(l: Lane): Promise<void> {
     const c = await createConsumer(l);
     l.sub = await c.consume({
-      max_messages: 1000,
+      max_messages: FOLLOW_BATCH,
       callback: (m) => {
         try {
           handle(l, m);

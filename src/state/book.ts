@@ -12,6 +12,7 @@ import {
   key2,
   touch,
 } from "./model.js";
+import { NO_PENDING } from "./model.js"; // kept apart from the list above (a small diff to merge)
 
 export function multiplier(state: EngineState, symbol: string): Dec {
   return state.instruments.get(symbol)?.multiplier ?? ONE;
@@ -28,8 +29,8 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
       pendBuyValue: ZERO,
       pendSellQty: ZERO,
       pendSellValue: ZERO,
-      pendBuyByBroker: new Map(),
-      pendSellByBroker: new Map(),
+      pendBuyByBroker: NO_PENDING,
+      pendSellByBroker: NO_PENDING,
       assetClassHint: undefined,
       contrib: emptyContribution(),
       fx: undefined,

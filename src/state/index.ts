@@ -7,10 +7,10 @@ export { sweepReservations, isOpenOrder, isOrderDone } from "./projections/reser
 export {
   sweepIdempotency,
   applyDecision,
-  claimOrderId,
   pruneFundVelocity,
   velocityHorizonMs,
 } from "./projections/decisions.js";
 export * from "./velocity.js";
 export { effectiveLimits, envelopeId } from "./projections/envelopes.js";
 export * from "./duplicates.js";
+export { type IdemStore, type IdemDisk, createIdemStore, IDEM_CACHE_DEFAULT } from "./idem-store.js";

@@ -16,11 +16,12 @@ import {
   type EngineState,
   type EntityKind,
   type HaltRecord,
-  type IdemRecord,
   type LiftedHalt,
   type OrderRecord,
   type StopRecord,
   type StateSettings,
+  NO_APPROVALS,
+  NO_KEYS,
   createState,
   getFund,
   key2,
@@ -32,7 +33,7 @@ import { toMark } from "./projections/market.js";
 import { addVelocity, velocityBucket, velocityBucketEntries, velocityEntries } from "./velocity.js";
 import { duplicateEntries, recordDuplicate } from "./duplicates.js";
 import { syncReservation } from "./projections/reservations.js";
-import { claimOrderId } from "./projections/decisions.js";
+import { type IdemChange, type IdemDisk, type IdemRow, fromRow, ownableKey } from "./idem-store.js";
 import type { PnlPeriod } from "../contract/records.js";
 
 const SCHEMA_VERSION = "1";
@@ -67,15 +68,19 @@ export interface FlushReport {
   failures: Failure[];
 }
 
-/** What one flush writes, serialized at one instant: entity rows (v undefined: delete) and cursors. */
+/**
+ * What one flush writes, serialized at one instant: entity rows (v undefined: delete), idempotency
+ * rows (row undefined: delete) and cursors.
+ */
 interface Capture {
   rows: { kind: EntityKind; k: string; v: string | undefined }[];
+  idem: { k: string; row: IdemRow | undefined }[];
   cursors: [string, number][];
   watermark: number;
   failures: Failure[];
 }
 
-function capture(state: EngineState): Capture {
+function capture(state: EngineState, idem: IdemChange[]): Capture {
   const rows: Capture["rows"] = [];
   const failures: Failure[] = [];
   for (const [kind, keys] of state.deleted) {
@@ -92,7 +97,13 @@ function capture(state: EngineState): Capture {
     }
     keys.clear();
   }
-  return { rows, cursors: [...state.cursors], watermark: state.fillWatermark, failures };
+  return {
+    rows,
+    idem: idem.map((c) => ({ k: c.k, row: c.row })),
+    cursors: [...state.cursors],
+    watermark: state.fillWatermark,
+    failures,
+  };
 }
 
 function serialize(state: EngineState, kind: EntityKind, k: string): string | undefined {
@@ -150,19 +161,8 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
         touchedAt: r.touchedAt,
       });
     }
-    case "idem": {
-      const r = state.idem.get(k);
-      if (!r) return undefined;
-      return JSON.stringify({
-        fund: r.fund,
-        key: r.key,
-        fingerprint: r.fingerprint,
-        decision: r.decision,
-        expiresAt: r.expiresAt,
-        confirmed: r.confirmed,
-        fields: r.fields,
-      });
-    }
+    case "idem":
+      return undefined; // the idem table, written from the store's own changes (state/idem-store.ts)
     case "instrument": {
       const i = state.instruments.get(k);
       return i ? JSON.stringify(toWire(i)) : undefined;
@@ -191,6 +191,8 @@ interface BackgroundWriter {
   stop(): Promise<number>;
 }
 
+const PUT_IDEM = "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v) VALUES (?, ?, ?, ?, ?, ?)";
+
 /**
  * The background writer: a worker thread with its own SQLite connection. Its code is evaluated
  * from this string (CommonJS, so it can `require` better-sqlite3), which works the same from the
@@ -207,10 +209,16 @@ const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (
 const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
 const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
 const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+const putIdem = db.prepare(${JSON.stringify(PUT_IDEM)});
+const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
 const write = db.transaction((c) => {
   for (const r of c.rows) {
     if (r.v === undefined) del.run(r.kind, r.k);
     else upsert.run(r.kind, r.k, r.v);
+  }
+  for (const i of c.idem) {
+    if (i.row === undefined) delIdem.run(i.k);
+    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
   }
   for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
   putMeta.run("fill_watermark", String(c.watermark));
@@ -273,6 +281,11 @@ export function openSnapshot(path: string): Snapshot {
     CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL,
       PRIMARY KEY (kind, k)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, ok TEXT, owner INTEGER NOT NULL,
+      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS idem_exp ON idem (exp);
+    CREATE INDEX IF NOT EXISTS idem_owner ON idem (ok) WHERE owner = 1;
+    CREATE INDEX IF NOT EXISTS idem_unconfirmed ON idem (k) WHERE conf = 0;
   `);
   const ver = db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined;
   if (ver && ver.v !== SCHEMA_VERSION) {
@@ -284,12 +297,18 @@ export function openSnapshot(path: string): Snapshot {
   const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
   const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
   const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+  const putIdem = db.prepare(PUT_IDEM);
+  const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
 
   /** The same transaction as the background writer's (WRITER_SOURCE), on this connection. */
   const flushTx = db.transaction((c: Capture): void => {
     for (const r of c.rows) {
       if (r.v === undefined) del.run(r.kind, r.k);
       else upsert.run(r.kind, r.k, r.v);
+    }
+    for (const i of c.idem) {
+      if (i.row === undefined) delIdem.run(i.k);
+      else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
     }
     for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
     putMeta.run("fill_watermark", String(c.watermark));
@@ -301,51 +320,81 @@ export function openSnapshot(path: string): Snapshot {
   let committedTail = "";
   const tailOf = (c: Capture) => `${JSON.stringify(c.cursors)}|${c.watermark}`;
 
-  async function writeInBackground(state: EngineState, c: Capture): Promise<FlushReport> {
+  const getIdem = db.prepare("SELECT v, owner FROM idem WHERE k = ?");
+  const ownerIdem = db.prepare("SELECT k FROM idem WHERE ok = ? AND owner = 1 LIMIT 1").pluck();
+  const dueIdem = db.prepare("SELECT k, ok, owner FROM idem WHERE exp <= ?");
+  const allIdem = db.prepare("SELECT k, v FROM idem");
+  const disk: IdemDisk = {
+    get: (k) => getIdem.get(k) as { v: string; owner: number } | undefined,
+    ownerOf: (ok) => ownerIdem.get(ok) as string | undefined,
+    due: (now) => dueIdem.all(now) as { k: string; ok: string | null; owner: number }[],
+    values: () => allIdem.iterate() as IterableIterator<{ k: string; v: string }>,
+  };
+  const keyRows = () =>
+    db.prepare("SELECT k, ok, owner FROM idem").iterate() as IterableIterator<{
+      k: string;
+      ok: string | null;
+      owner: number;
+    }>;
+  /** The store reads the records this snapshot holds (a state built in memory, at its first flush). */
+  const attach = (state: EngineState) => {
+    if (!state.idem.attached) state.idem.attach(disk, keyRows());
+  };
+  const rowCount = (c: Capture) => c.rows.length + c.idem.length;
+
+  async function writeInBackground(
+    state: EngineState,
+    c: Capture,
+    changes: IdemChange[],
+  ): Promise<FlushReport> {
     const tail = tailOf(c);
-    if (c.rows.length === 0 && tail === committedTail) return { rows: 0, failures: c.failures };
+    if (rowCount(c) === 0 && tail === committedTail) return { rows: 0, failures: c.failures };
     writer ??= startWriter(path);
     try {
       await writer.write(c);
     } catch (err) {
       for (const r of c.rows) touch(state, r.kind, r.k); // written next time (deleted if absent)
+      state.idem.retry(changes);
       throw err;
     }
     committedTail = tail;
-    return { rows: c.rows.length, failures: c.failures };
+    state.idem.committed(changes);
+    return { rows: rowCount(c), failures: c.failures };
   }
 
   return {
     path,
     flush(state) {
       if (background) throw new SnapshotError("a background flush is in progress");
-      const c = capture(state);
+      attach(state);
+      const changes = state.idem.capture();
+      const c = capture(state, changes);
       try {
         flushTx(c);
       } catch (err) {
         for (const r of c.rows) touch(state, r.kind, r.k);
+        state.idem.retry(changes);
         throw err;
       }
       committedTail = tailOf(c);
-      return { rows: c.rows.length, failures: c.failures };
+      state.idem.committed(changes);
+      return { rows: rowCount(c), failures: c.failures };
     },
     flushInBackground(state) {
       if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
       if (background) return background;
-      background = writeInBackground(state, capture(state)).finally(() => {
+      attach(state);
+      const changes = state.idem.capture();
+      background = writeInBackground(state, capture(state, changes), changes).finally(() => {
         background = undefined;
       });
       return background;
     },
     load(settings) {
       const state = createState(settings);
-      const rows = db.prepare("SELECT kind, k, v FROM entities ORDER BY kind, k").all() as Row[];
-      const byKind = new Map<string, Row[]>();
-      for (const r of rows) {
-        let l = byKind.get(r.kind);
-        if (!l) byKind.set(r.kind, (l = []));
-        l.push(r);
-      }
+      // one kind at a time (in key order, as before): no array of every row of the snapshot
+      const ofKind = db.prepare("SELECT kind, k, v FROM entities WHERE kind = ? ORDER BY k");
+      const byKind = { get: (kind: EntityKind) => ofKind.all(kind) as Row[] };
       for (const r of byKind.get("instrument") ?? []) {
         state.instruments.set(r.k, InstrumentSchema.parse(JSON.parse(r.v)));
       }
@@ -373,26 +422,12 @@ export function openSnapshot(path: string): Snapshot {
       const orders = (byKind.get("order") ?? []).map((r) => loadOrder(state, r.v, droppedOrders));
       for (const o of orders) {
         state.orderExpiry.push({ at: 0, item: o });
-        syncReservation(state, o);
+        // nothing reserved yet: one that can reserve nothing (no approval seen, ended, filled) is
+        // left as it is (syncReservation would only mark its row dirty)
+        if (o.side !== undefined && !o.terminal && o.filled.lt(o.approved)) syncReservation(state, o);
       }
-      const idem = (byKind.get("idem") ?? []).map((r) => JSON.parse(r.v) as IdemRecord);
-      const stale: string[] = [];
-      for (const r of idem) {
-        const k = key2(r.fund, r.key);
-        // applied live but never read back from the journal: the tail replay restores it if it was journaled
-        if (r.confirmed === false) {
-          stale.push(k);
-          continue;
-        }
-        const rec: IdemRecord = { ...r, decision: r.decision, confirmed: true };
-        state.idem.set(k, rec);
-        state.idemExpiry.push({ at: rec.expiresAt, item: rec });
-      }
-      // the order ids in use, derived from the idempotency records: the first decision owns one
-      const byTime = [...state.idem.values()].sort((a, b) =>
-        a.expiresAt !== b.expiresAt ? a.expiresAt - b.expiresAt : a.key < b.key ? -1 : 1,
-      );
-      for (const r of byTime) claimOrderId(state, r);
+      loadIdem(db, byKind.get("idem") ?? []);
+      state.idem.attach(disk, keyRows());
       const fids = (byKind.get("fill_id") ?? []).map((r) => [r.k, Number(r.v)] as const);
       fids.sort((a, b) => a[1] - b[1]);
       for (const [k, t] of fids) state.fillIds.set(k, t);
@@ -422,7 +457,6 @@ export function openSnapshot(path: string): Snapshot {
       state.fillWatermark = wm ? Number(wm.v) : 0;
       state.dirty.clear();
       state.deleted.clear();
-      for (const k of stale) markDeleted(state, "idem", k);
       for (const k of droppedOrders) touch(state, "order", k);
       for (const fundId of legacyVelocity) {
         markDeleted(state, "velocity", fundId);
@@ -523,9 +557,9 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     side: o.side,
     broker: o.broker,
     price: dec(o.price),
-    approvals: new Map(kept.map(([a, q]) => [a, dec(q)])),
+    approvals: kept.length === 0 ? NO_APPROVALS : new Map(kept.map(([a, q]) => [a, dec(q)])),
     approved: kept.reduce((sum, [, q]) => sum.plus(dec(q)), ZERO),
-    unconfirmed: new Set(),
+    unconfirmed: NO_KEYS,
     filled: dec(o.filled),
     terminal: o.terminal,
     accepted: o.accepted === true,
@@ -538,4 +572,41 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
   state.orders.set(key2(o.fund, o.orderId), r);
   if (dropped.size > 0) droppedOrders.push(key2(o.fund, o.orderId));
   return r;
+}
+
+/**
+ * Prepares the idem table for a load: moves the rows of a snapshot written before it (entities of
+ * kind `idem`) into it, owners derived as they were (earliest expiry, then key, first), and drops
+ * the records applied live but never read back from the journal (the tail replay restores them if
+ * they were journaled), passing the order ids they owned to the next record in that order.
+ */
+function loadIdem(db: Database.Database, legacy: Row[]): void {
+  const put = db.prepare(PUT_IDEM);
+  const setOwner = db.prepare("UPDATE idem SET owner = 1 WHERE k = ?");
+  const nextOwner = db.prepare("SELECT k FROM idem WHERE ok = ? ORDER BY exp, k LIMIT 1").pluck();
+  db.transaction(() => {
+    const orphans = new Set<string>();
+    for (const r of legacy) {
+      const rec = fromRow(r.v, 0);
+      const ok = ownableKey(rec);
+      put.run(r.k, ok, 0, rec.expiresAt, rec.confirmed === false ? 0 : 1, r.v);
+      if (ok !== null) orphans.add(ok);
+    }
+    db.prepare("DELETE FROM entities WHERE kind = 'idem'").run();
+    const stale = db
+      .prepare("SELECT k, ok, owner FROM idem INDEXED BY idem_unconfirmed WHERE conf = 0")
+      .all() as {
+      k: string;
+      ok: string | null;
+      owner: number;
+    }[];
+    db.prepare("DELETE FROM idem WHERE conf = 0").run();
+    for (const r of stale) if (r.owner === 1 && r.ok !== null) orphans.add(r.ok);
+    const owned = db.prepare("SELECT 1 FROM idem WHERE ok = ? AND owner = 1").pluck();
+    for (const ok of orphans) {
+      if (owned.get(ok) !== undefined) continue;
+      const k = nextOwner.get(ok) as string | undefined;
+      if (k !== undefined) setOwner.run(k);
+    }
+  })();
 }

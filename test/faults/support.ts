@@ -502,7 +502,12 @@ export function snapshotRows(path: string, kind: string): number {
   if (!existsSync(path)) return 0;
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    const row = db.prepare("SELECT count(*) AS n FROM entities WHERE kind = ?").get(kind) as { n: number };
+    // idempotency records have their own table (state/idem-store.ts); other kinds are entities
+    const row = (
+      kind === "idem"
+        ? db.prepare("SELECT count(*) AS n FROM idem").get()
+        : db.prepare("SELECT count(*) AS n FROM entities WHERE kind = ?").get(kind)
+    ) as { n: number };
     return row.n;
   } catch {
     return 0;

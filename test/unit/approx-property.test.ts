@@ -189,7 +189,7 @@ const shortScene = fc
   .map((g): Scene => {
     const { fund, book } = fundWith(new Dec(1_000_000n, 0));
     book.pos.brokers.set("paper", g.held);
-    book.pendSellByBroker.set("paper", g.pending);
+    book.pendSellByBroker = new Map([["paper", g.pending]]); // a book starts with the shared empty map
     const room = g.held.minus(g.pending);
     let qty = near(room, g.how, Math.max(room.scale, 8), g.far);
     if (qty.units <= 0n) qty = new Dec(1n, 8);
@@ -230,7 +230,7 @@ const reducingScene = fc
     book.pos.qty = sign(q);
     book.pos.brokers.set("paper", sign(atB));
     const pend = g.buy ? "pendBuyByBroker" : "pendSellByBroker";
-    book[pend].set("paper", g.pendingB);
+    book[pend] = new Map([["paper", g.pendingB]]); // a book starts with the shared empty map
     if (g.buy) book.pendBuyQty = g.pending;
     else book.pendSellQty = g.pending;
     const room = g.onBroker ? atB.minus(g.pendingB) : q.minus(g.pending);

@@ -182,7 +182,7 @@ describe("idempotency gate: DUPLICATE_ORDER_ID", () => {
     expect(dup.record).toMatchObject({ recorded: true, counted: true });
     expect(dup.record.reservation).toBeUndefined();
     expect(feed.fund.books.get("MSFT")?.pendSellQty.toFixed() ?? "0").toBe("0");
-    expect(feed.state.orderIds.get(key2(FUND, "X"))?.key).toBe("k1");
+    expect(feed.state.idem.owner(key2(FUND, "X"))?.key).toBe("k1");
     // k2 replays its rejection; k2 with another order id is a conflict, not a new claim
     expect(
       decide(rawOrder({ order_id: "X", idempotency_key: "k2", symbol: "MSFT", side: "SELL" })).decision,
@@ -190,7 +190,7 @@ describe("idempotency gate: DUPLICATE_ORDER_ID", () => {
     expect(code(decide(rawOrder({ order_id: "Y", idempotency_key: "k2" })))).toBe(
       "idempotency/IDEMPOTENCY_CONFLICT",
     );
-    expect(feed.state.orderIds.has(key2(FUND, "Y"))).toBe(false);
+    expect(feed.state.idem.owner(key2(FUND, "Y")) !== undefined).toBe(false);
   });
 
   it("given a reused order id on a schema-invalid request, then the idempotency gate answers first", () => {
@@ -224,7 +224,7 @@ describe("idempotency gate: DUPLICATE_ORDER_ID", () => {
     );
     sweepIdempotency(feed.state, NOW + DAY);
     clock.set(NOW + DAY);
-    expect(feed.state.orderIds.has(key2(FUND, "R"))).toBe(false);
+    expect(feed.state.idem.owner(key2(FUND, "R")) !== undefined).toBe(false);
     expect(decide(rawOrder({ order_id: "R", idempotency_key: "k3", quantity: "1" })).decision.approved).toBe(
       true,
     );
@@ -272,7 +272,7 @@ describe("idempotency gate: DUPLICATE_ORDER_ID", () => {
     try {
       snap.flush(feed.state);
       const loaded = snap.load();
-      expect(loaded.orderIds.get(key2(FUND, "A"))?.key).toBe("k1");
+      expect(loaded.idem.owner(key2(FUND, "A"))?.key).toBe("k1");
       expect(stateDigest(loaded)).toBe(stateDigest(feed.state));
     } finally {
       snap.close();

@@ -3,15 +3,7 @@ import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
 import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, velocityBucket } from "../velocity.js";
 import { pruneDuplicates, recordDuplicate } from "../duplicates.js";
-import {
-  type EngineState,
-  type FundState,
-  type IdemRecord,
-  getFund,
-  key2,
-  markDeleted,
-  touch,
-} from "../model.js";
+import { type EngineState, type FundState, getFund, key2, touch } from "../model.js";
 import { applyApproval, revokeApproval } from "./reservations.js";
 
 /**
@@ -26,7 +18,7 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
     const k = key2(rec.fund_id, rec.idempotency_key);
     const cur = state.idem.get(k);
     if (!cur) {
-      const r: IdemRecord = {
+      state.idem.put(k, {
         fund: rec.fund_id,
         key: rec.idempotency_key,
         fingerprint: rec.fingerprint,
@@ -34,14 +26,9 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
         expiresAt: rec.at_ms + state.settings.idempotencyWindowMs,
         confirmed: !live,
         fields: rec.fields,
-      };
-      state.idem.set(k, r);
-      state.idemExpiry.push({ at: r.expiresAt, item: r });
-      claimOrderId(state, r);
-      touch(state, "idem", k);
+      });
     } else if (!live && !cur.confirmed) {
-      cur.confirmed = true;
-      touch(state, "idem", k);
+      state.idem.confirm(k);
     }
   }
   if (!fundKnown) return;
@@ -56,6 +43,7 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
 }
 
 /**
+/**
  * Confirms a decision applied live (`applyDecision(…, live = true)`) once the journal has stored
  * it: what applying the journal's copy would do to it, without folding it again. Falls back to the
  * full fold when the state no longer holds what the live apply left there.
@@ -66,27 +54,13 @@ export function confirmDecision(state: EngineState, rec: DecisionRecord): void {
   if (rec.recorded && rec.fingerprint !== undefined) {
     const cur = state.idem.get(k);
     if (!cur) return applyDecision(state, rec);
-    if (!cur.confirmed) {
-      cur.confirmed = true;
-      touch(state, "idem", k);
-    }
+    if (!cur.confirmed) state.idem.confirm(k);
   }
   const res = rec.reservation;
   if (!rec.decision.approved || !res) return;
   const order = state.orders.get(key2(rec.fund_id, res.order_id));
   if (!order?.approvals.has(rec.idempotency_key)) return applyDecision(state, rec);
   if (order.unconfirmed.delete(rec.idempotency_key)) touch(state, "order", key2(rec.fund_id, res.order_id));
-}
-
-/**
- * The decision that first used an order id owns it while its idempotency record lives; a
- * DUPLICATE_ORDER_ID decision (recorded under its own key) never does.
- */
-export function claimOrderId(state: EngineState, r: IdemRecord): void {
-  const d = r.decision;
-  if (d.order_id === "" || d.rejection_code === "DUPLICATE_ORDER_ID") return;
-  const k = key2(r.fund, d.order_id);
-  if (!state.orderIds.has(k)) state.orderIds.set(k, r);
 }
 
 /**
@@ -118,21 +92,9 @@ function countDuplicate(state: EngineState, fund: FundState, dupKey: string, key
   touch(state, "dup", fund.id);
 }
 
+/** Forgets the idempotency records expired at `now` (and the order ids they owned). */
 export function sweepIdempotency(state: EngineState, now: number): number {
-  const q = state.idemExpiry;
-  let n = 0;
-  for (let top = q.peek(); top !== undefined && top.at <= now; top = q.peek()) {
-    q.pop();
-    const r = top.item;
-    const k = key2(r.fund, r.key);
-    if (state.idem.get(k) !== r) continue;
-    state.idem.delete(k);
-    const ok = key2(r.fund, r.decision.order_id);
-    if (state.orderIds.get(ok) === r) state.orderIds.delete(ok);
-    markDeleted(state, "idem", k);
-    n++;
-  }
-  return n;
+  return state.idem.sweep(now);
 }
 
 /**
@@ -144,10 +106,7 @@ export function revokeLive(state: EngineState, rec: DecisionRecord): void {
   if (rec.idempotency_key === undefined) return;
   const k = key2(rec.fund_id, rec.idempotency_key);
   const idem = state.idem.get(k);
-  if (idem && !idem.confirmed && idem.fingerprint === rec.fingerprint) {
-    state.idem.delete(k);
-    markDeleted(state, "idem", k);
-  }
+  if (idem && !idem.confirmed && idem.fingerprint === rec.fingerprint) state.idem.delete(k);
   const res = rec.reservation;
   if (!rec.decision.approved || !res) return;
   revokeApproval(state, rec.fund_id, rec.idempotency_key, res.order_id);

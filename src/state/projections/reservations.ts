@@ -8,7 +8,19 @@
 import { type Dec, ZERO, max } from "../../decimal/index.js";
 import type { Reservation } from "../../contract/records.js";
 import { getBook, revalue, touchBook } from "../book.js";
-import { type EngineState, type OrderRecord, getFund, key2, markDeleted, touch } from "../model.js";
+import {
+  type EngineState,
+  type OrderRecord,
+  NO_APPROVALS,
+  NO_KEYS,
+  NO_PENDING,
+  getFund,
+  key2,
+  markDeleted,
+  own,
+  ownSet,
+  touch,
+} from "../model.js";
 
 export function getOrderRecord(
   state: EngineState,
@@ -26,9 +38,9 @@ export function getOrderRecord(
       side: undefined,
       broker: undefined,
       price: ZERO,
-      approvals: new Map(),
+      approvals: NO_APPROVALS,
       approved: ZERO,
-      unconfirmed: new Set(),
+      unconfirmed: NO_KEYS,
       filled: ZERO,
       terminal: false,
       accepted: false,
@@ -69,11 +81,11 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   if (r.side === "BUY") {
     b.pendBuyQty = b.pendBuyQty.plus(delta);
     b.pendBuyValue = b.pendBuyQty.eq(ZERO) ? ZERO : b.pendBuyValue.plus(value);
-    addPending(b.pendBuyByBroker, r.broker ?? "", delta);
+    b.pendBuyByBroker = addPending(b.pendBuyByBroker, r.broker ?? "", delta);
   } else {
     b.pendSellQty = b.pendSellQty.plus(delta);
     b.pendSellValue = b.pendSellQty.eq(ZERO) ? ZERO : b.pendSellValue.plus(value);
-    addPending(b.pendSellByBroker, r.broker ?? "", delta);
+    b.pendSellByBroker = addPending(b.pendSellByBroker, r.broker ?? "", delta);
   }
   // max_open_orders: an order is open while it reserves (released exactly as its reservation is)
   const wasOpen = r.reserved.gt(ZERO);
@@ -83,10 +95,16 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }
 
-function addPending(m: Map<string, Dec>, broker: string, delta: Dec): void {
+/** The pending map with `delta` added at `broker` (a new map in place of the shared empty one). */
+function addPending(m: Map<string, Dec>, broker: string, delta: Dec): Map<string, Dec> {
   const next = (m.get(broker) ?? ZERO).plus(delta);
-  if (next.eq(ZERO)) m.delete(broker);
-  else m.set(broker, next);
+  if (next.eq(ZERO)) {
+    m.delete(broker);
+    return m.size === 0 ? NO_PENDING : m;
+  }
+  const out = own(m);
+  out.set(broker, next);
+  return out;
 }
 
 export function applyApproval(
@@ -103,14 +121,14 @@ export function applyApproval(
     if (!live && r.unconfirmed.delete(idemKey)) touch(state, "order", key2(fund, res.order_id));
     return;
   }
-  if (live) r.unconfirmed.add(idemKey);
+  if (live) (r.unconfirmed = ownSet(r.unconfirmed)).add(idemKey);
   if (r.side === undefined) {
     r.side = res.side;
     r.broker = res.broker;
     r.price = res.price;
     r.symbol = res.symbol;
   }
-  r.approvals.set(idemKey, res.quantity);
+  (r.approvals = own(r.approvals)).set(idemKey, res.quantity);
   r.approved = r.approved.plus(res.quantity);
   r.expiresAt = Math.max(r.expiresAt, res.expires_at_ms);
   r.touchedAt = Math.max(r.touchedAt, atMs);

@@ -1,0 +1,350 @@
+/**
+ * The idempotency records of the window (24 h by default), kept off the heap: a record lives in
+ * memory only until the snapshot has it (`pending`, a flush interval's worth), then on disk (the
+ * snapshot's `idem` table, found by key), with a bounded LRU cache of the records read back. What
+ * stays in memory for every retained decision is two compact hash sets (32-bit hashes of the
+ * record's key and of the order id it owns, open addressing in typed arrays, ≈ 16 bytes a
+ * decision): a new key or order id is known to be new without touching the disk, and a hash hit
+ * is confirmed against the exact key on disk (a hash collision costs one read, never a wrong
+ * answer).
+ *
+ * Without a disk (a state built in memory: unit tests, a rebuild before its first flush) every
+ * record stays pending, which is today's in-memory map. The snapshot attaches the disk when it
+ * loads or first flushes the state.
+ *
+ * The order ids in use are part of the same store: the decision that first used an order id (not
+ * a DUPLICATE_ORDER_ID rejection) owns it while its record lives (`owner`, a column on disk).
+ */
+import type { IdemRecord } from "./model.js";
+
+/** A row of the snapshot's `idem` table. `ok`: key2(fund, order id) when the record may own it. */
+export interface IdemRow {
+  k: string;
+  ok: string | null;
+  owner: number;
+  exp: number;
+  conf: number;
+  v: string;
+}
+
+/** What the store reads from the snapshot (the main thread's connection). */
+export interface IdemDisk {
+  get(k: string): { v: string; owner: number } | undefined;
+  /** The key of the record owning this order id, if any. */
+  ownerOf(ok: string): string | undefined;
+  /** Records expiring at or before `now`. */
+  due(now: number): { k: string; ok: string | null; owner: number }[];
+  /** Every record's value (for the digest and tests). */
+  values(): Iterable<{ k: string; v: string }>;
+}
+
+/** A change captured for the snapshot: the record as written, or null for a delete. */
+export interface IdemChange {
+  k: string;
+  row: IdemRow | undefined;
+  ref: IdemRecord | null;
+}
+
+export interface IdemStore {
+  readonly size: number;
+  get(k: string): IdemRecord | undefined;
+  has(k: string): boolean;
+  /** A new record (the key must be absent); it claims its order id when nobody owns it. */
+  put(k: string, r: IdemRecord): void;
+  /** Marks a record confirmed (read back from the journal); written again. */
+  confirm(k: string): void;
+  /** Forgets a record (revoked, or swept). */
+  delete(k: string): boolean;
+  /** The record owning the fund's order id (key2(fund, orderId)), if any. */
+  owner(ok: string): IdemRecord | undefined;
+  /** Forgets every record expired at `now`; returns how many. */
+  sweep(now: number): number;
+  /** Every live record (pending and on disk): O(window), for the digest and tests. */
+  values(): IterableIterator<IdemRecord>;
+  /** The changes since the last capture, for one snapshot transaction. */
+  capture(): IdemChange[];
+  /** The captured changes are committed: what the disk now has leaves memory. */
+  committed(changes: IdemChange[]): void;
+  /** The captured changes were not written: captured again next time. */
+  retry(changes: IdemChange[]): void;
+  /** Reads the records from this disk from now on; `rows`: the keys it holds, for the index. */
+  attach(disk: IdemDisk, rows: Iterable<{ k: string; ok: string | null; owner: number }>): void;
+  readonly attached: boolean;
+  /** Records held in memory (pending + cache), for measurements. */
+  readonly resident: number;
+}
+
+export const IDEM_CACHE_DEFAULT = 4096;
+
+/** FNV-1a, 32 bits, over the UTF-16 code units; never 0 or 1 (the table's empty and deleted marks). */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h >>>= 0;
+  return h < 2 ? h + 2 : h;
+}
+
+const EMPTY = 0;
+const GONE = 1;
+
+/** A multiset of 32-bit hashes: open addressing, linear probing, tombstones, ≈ 4–8 bytes an entry. */
+export class HashSet32 {
+  private t = new Uint32Array(1024);
+  private used = 0; // live + tombstones
+  size = 0;
+
+  add(h: number): void {
+    if ((this.used + 1) * 4 > this.t.length * 3) this.rehash();
+    const m = this.t.length - 1;
+    let i = h & m;
+    while (this.t[i] !== EMPTY && this.t[i] !== GONE) i = (i + 1) & m;
+    if (this.t[i] === EMPTY) this.used++;
+    this.t[i] = h;
+    this.size++;
+  }
+
+  has(h: number): boolean {
+    const m = this.t.length - 1;
+    for (let i = h & m; this.t[i] !== EMPTY; i = (i + 1) & m) if (this.t[i] === h) return true;
+    return false;
+  }
+
+  /** Removes one occurrence. */
+  remove(h: number): boolean {
+    const m = this.t.length - 1;
+    for (let i = h & m; this.t[i] !== EMPTY; i = (i + 1) & m) {
+      if (this.t[i] === h) {
+        this.t[i] = GONE;
+        this.size--;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  get bytes(): number {
+    return this.t.byteLength;
+  }
+
+  /** A table at most half full of live entries, without tombstones. */
+  private rehash(): void {
+    const old = this.t;
+    let n = 1024;
+    while (n < (this.size + 1) * 2) n *= 2;
+    this.t = new Uint32Array(n);
+    this.used = 0;
+    this.size = 0;
+    for (const h of old) if (h !== EMPTY && h !== GONE) this.add(h);
+  }
+}
+
+/** The order id key a record may own (a DUPLICATE_ORDER_ID rejection or an empty id owns none). */
+export function ownableKey(r: IdemRecord): string | null {
+  const d = r.decision;
+  if (d.order_id === "" || d.rejection_code === "DUPLICATE_ORDER_ID") return null;
+  return `${r.fund}\u0001${d.order_id}`;
+}
+
+export function toRow(k: string, r: IdemRecord): IdemRow {
+  return {
+    k,
+    ok: ownableKey(r),
+    owner: r.owner === true ? 1 : 0,
+    exp: r.expiresAt,
+    conf: r.confirmed ? 1 : 0,
+    v: JSON.stringify({
+      fund: r.fund,
+      key: r.key,
+      fingerprint: r.fingerprint,
+      decision: r.decision,
+      expiresAt: r.expiresAt,
+      confirmed: r.confirmed,
+      fields: r.fields,
+    }),
+  };
+}
+
+export function fromRow(v: string, owner: number): IdemRecord {
+  const r = JSON.parse(v) as IdemRecord;
+  r.owner = owner === 1;
+  return r;
+}
+
+export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
+  const cacheSize = Math.max(0, o.cacheSize ?? IDEM_CACHE_DEFAULT);
+  /** Changed since the disk last had them (null: deleted); all records when no disk is attached. */
+  const pending = new Map<string, IdemRecord | null>();
+  /** Pending owners by order id key (records not yet on disk). */
+  const pendingOwner = new Map<string, string>();
+  /** Keys changed since the last capture. */
+  const dirty = new Set<string>();
+  /** Records read back from disk, least recently used first. */
+  const cache = new Map<string, IdemRecord>();
+  const keys = new HashSet32();
+  const owned = new HashSet32();
+  let disk: IdemDisk | undefined;
+  let minPendingExp = Infinity;
+
+  const remember = (k: string, r: IdemRecord) => {
+    if (cacheSize === 0) return;
+    cache.delete(k);
+    cache.set(k, r);
+    if (cache.size > cacheSize) cache.delete(cache.keys().next().value as string);
+  };
+
+  function get(k: string): IdemRecord | undefined {
+    const p = pending.get(k);
+    if (p !== undefined) return p ?? undefined;
+    if (!disk || !keys.has(hash32(k))) return undefined;
+    const c = cache.get(k);
+    if (c) {
+      remember(k, c);
+      return c;
+    }
+    const row = disk.get(k);
+    if (!row) return undefined;
+    const r = fromRow(row.v, row.owner);
+    remember(k, r);
+    return r;
+  }
+
+  function owner(ok: string): IdemRecord | undefined {
+    const pk = pendingOwner.get(ok);
+    if (pk !== undefined) return pending.get(pk) ?? undefined;
+    if (!disk || !owned.has(hash32(ok))) return undefined;
+    const k = disk.ownerOf(ok);
+    return k === undefined ? undefined : get(k);
+  }
+
+  function change(k: string, r: IdemRecord | null): void {
+    pending.set(k, r);
+    dirty.add(k);
+    if (r) {
+      cache.delete(k);
+      if (r.expiresAt < minPendingExp) minPendingExp = r.expiresAt;
+    }
+  }
+
+  function forget(k: string, r: IdemRecord): void {
+    keys.remove(hash32(k));
+    if (r.owner === true) {
+      const ok = ownableKey(r);
+      if (ok !== null) {
+        owned.remove(hash32(ok));
+        if (pendingOwner.get(ok) === k) pendingOwner.delete(ok);
+      }
+    }
+    cache.delete(k);
+    change(k, null);
+  }
+
+  function* values(): IterableIterator<IdemRecord> {
+    for (const r of pending.values()) if (r) yield r;
+    if (!disk) return;
+    for (const { k, v } of disk.values()) {
+      if (pending.has(k)) continue;
+      yield fromRow(v, 0);
+    }
+  }
+
+  return {
+    get size() {
+      return keys.size;
+    },
+    get attached() {
+      return disk !== undefined;
+    },
+    get resident() {
+      return pending.size + cache.size;
+    },
+    get,
+    has: (k) => get(k) !== undefined,
+    owner,
+    put(k, r) {
+      const ok = ownableKey(r);
+      r.owner = ok !== null && owner(ok) === undefined;
+      keys.add(hash32(k));
+      if (r.owner && ok !== null) {
+        owned.add(hash32(ok));
+        pendingOwner.set(ok, k);
+      }
+      change(k, r);
+    },
+    confirm(k) {
+      const r = get(k);
+      if (!r || r.confirmed) return;
+      r.confirmed = true;
+      change(k, r);
+      const ok = r.owner === true ? ownableKey(r) : null;
+      if (ok !== null) pendingOwner.set(ok, k);
+    },
+    delete(k) {
+      const r = get(k);
+      if (!r) return false;
+      forget(k, r);
+      return true;
+    },
+    sweep(now) {
+      let n = 0;
+      if (minPendingExp <= now) {
+        let min = Infinity;
+        for (const [k, r] of pending) {
+          if (!r) continue;
+          if (r.expiresAt <= now) {
+            forget(k, r);
+            n++;
+          } else if (r.expiresAt < min) min = r.expiresAt;
+        }
+        minPendingExp = min;
+      }
+      if (disk) {
+        for (const d of disk.due(now)) {
+          if (pending.has(d.k)) continue; // deleted already, or pending (handled above)
+          keys.remove(hash32(d.k));
+          if (d.owner === 1 && d.ok !== null) owned.remove(hash32(d.ok));
+          cache.delete(d.k);
+          change(d.k, null);
+          n++;
+        }
+      }
+      return n;
+    },
+    values,
+    capture() {
+      const out: IdemChange[] = [];
+      for (const k of dirty) {
+        const r = pending.get(k);
+        if (r === undefined) continue;
+        out.push({ k, row: r ? toRow(k, r) : undefined, ref: r });
+      }
+      dirty.clear();
+      return out;
+    },
+    committed(changes) {
+      if (!disk) return;
+      for (const c of changes) {
+        if (dirty.has(c.k) || pending.get(c.k) !== c.ref) continue;
+        pending.delete(c.k);
+        if (c.ref) {
+          const ok = c.ref.owner === true ? ownableKey(c.ref) : null;
+          if (ok !== null && pendingOwner.get(ok) === c.k) pendingOwner.delete(ok);
+          remember(c.k, c.ref);
+        }
+      }
+    },
+    retry(changes) {
+      for (const c of changes) if (pending.has(c.k)) dirty.add(c.k);
+    },
+    attach(d, rows) {
+      disk = d;
+      for (const r of rows) {
+        if (pending.has(r.k)) continue;
+        keys.add(hash32(r.k));
+        if (r.owner === 1 && r.ok !== null) owned.add(hash32(r.ok));
+      }
+    },
+  };
+}
