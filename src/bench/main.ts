@@ -24,7 +24,7 @@ import { svg } from "./plot.js";
 import { markdown } from "./markdown.js";
 import { type QuoteFold, type Results, buildTable } from "./report.js";
 import { type SeveralSettings, runSeveralPhase } from "./several.js";
-import type { SoakOptions, SoakResult } from "./soakrun.js";
+import type { SoakOptions, SoakResult } from "./soak.js";
 import { describe, nowMs, progress } from "./util.js";
 
 const PHASES = [
@@ -95,7 +95,7 @@ const S = {
     again: !quick,
     timeoutMs: 2000,
   } satisfies SeveralSettings,
-  soak: { decisions: quick ? 60_000 : 1_000_000, first: 10_000 } satisfies SoakOptions,
+  soak: { decisions: quick ? 60_000 : 1_000_000, small: 10_000 } satisfies SoakOptions,
 };
 
 /**
@@ -214,13 +214,10 @@ await phase("rss", async () => {
   }
 });
 await phase("soak", async () => {
-  // The soak of issue 11's memory work (soak.js) when this build has it, else soakrun.js.
-  const own = existsSync(scriptPath("./soak.js")) ? "./soak.js" : "./soakrun.js";
-  const args = own === "./soak.js" ? ["--json"] : [JSON.stringify(S.soak)];
-  const r = await runJson<Record<string, unknown>>(scriptPath(own), args, {
+  const r = await runJson<SoakResult>(scriptPath("./soak.js"), ["--json", JSON.stringify(S.soak)], {
     nodeArgs: ["--expose-gc", "--max-old-space-size=16384"],
   });
-  results.soak = { ...(r as unknown as SoakResult), by: own.slice(2) };
+  results.soak = { ...r, by: "soak.js" };
   progress("soak", results.soak);
 });
 await phase("rebuild", async () => {

@@ -4,7 +4,7 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startNatsServer } from "../bus/nats-server.js";
 import { ensureStreams } from "../bus/streams.js";
@@ -36,11 +36,10 @@ export interface BareRead {
   by: string;
 }
 
-/** bareread.js when present (issue 11's memory work may supply it), else streamread.js. */
+/** The bare read + JSON.parse limit (bareread.js), in its own process. */
 async function bareRead(url: string): Promise<BareRead> {
-  const own = existsSync(scriptPath("./bareread.js")) ? "bareread.js" : "streamread.js";
-  const r = await runJson<Omit<BareRead, "by">>(scriptPath(`./${own}`), [url]);
-  return { events: r.events, seconds: r.seconds, per_s: r.per_s, by: own };
+  const r = await runJson<Omit<BareRead, "by">>(scriptPath("./bareread.js"), [url]);
+  return { events: r.events, seconds: r.seconds, per_s: r.per_s, by: "bareread.js" };
 }
 
 export async function runRebuildPhase(

@@ -19,7 +19,7 @@ export interface QuoteFold {
   us_per_quote: number;
 }
 
-/** The soak's figures (soakrun.js, or soak.js with at least the bytes per decision). */
+/** The soak's figures (soak.js). */
 export interface SoakFigures {
   by: string;
   decisions?: number;
