@@ -101,7 +101,7 @@ wait_settled() {
       tail -n 20 "$(log_file "$n")" >&2 || true
       return 1
     fi
-    sleep 0.5
+    sleep 1 # each poll makes every engine compute its state digest: not too often
     pid=$(running_pid "$n")
   done
   echo "$n: ready (pid $pid, http 127.0.0.1:$(port_of "$n"))"
