@@ -51,9 +51,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
   function pendingBaseline(fund: string, p: PnlPeriod): Base | undefined {
     if (!facts.tracking()) return undefined;
     const f = facts.latest("baseline", FactKeys.baseline(fund, p));
-    if (!f) return undefined;
-    // a publish that failed keeps its body (the equity at the period's start): published again
-    if (f.state === "failed") facts.resend(f);
+    if (!f) return undefined; // a failed publish is kept with its body: `retry` sends it again
     let b = parsed.get(f.body);
     if (!b) {
       b = {
@@ -87,14 +85,22 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
 
   /**
    * A halt of this severity for the period starting at `start` published and not read back yet
-   * (one that failed to publish is published again with its body: it was decided and alerted).
+   * (or kept after a failed publish: `retry` sends it again as it was decided and alerted).
    */
   function haltInFlight(fund: string, sev: HaltSeverity, start: number): boolean {
     if (!facts.tracking()) return false;
     const f = facts.latest("halt", FactKeys.halt(fund, sev));
-    if (!f || f.msgId !== FactIds.halt(fund, sev, start)) return false;
-    if (f.state === "failed") facts.resend(f);
-    return true;
+    return f !== undefined && f.msgId === FactIds.halt(fund, sev, start);
+  }
+
+  /**
+   * Sends again, once a tick, the baselines and halts of owned funds whose publish failed, with
+   * their bodies (a baseline is the equity at its period's start; a halt was decided and alerted).
+   */
+  function retry(): void {
+    if (!facts.tracking()) return;
+    for (const f of [...facts.latestOf("baseline"), ...facts.latestOf("halt")])
+      if (f.state === "failed" && (ctx.owns?.(f.body.fund_id) ?? true)) facts.resend(f);
   }
 
   /**
@@ -215,7 +221,10 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       rolled = periodStarts(clock.now()).day;
       evaluateAll();
     },
-    tick: () => evaluateAll(),
+    tick() {
+      retry();
+      return evaluateAll();
+    },
     onChange(c: Change) {
       if (c.kind === "fill" || c.kind === "envelope") {
         const f = state.funds.get(c.fund);

@@ -145,7 +145,7 @@ describe("the drawdown monitor's view: folded baselines and halts + those in fli
     return { feed, sent, alerts, ctx, monitor, of, readBack };
   }
 
-  it("given baselines published and not read back, when evaluated again, then none is published twice; when the day's publish failed, then it is sent again with the same body and identity", async () => {
+  it("given baselines published and not read back, when evaluated again, then none is published twice; when the day's publish failed, then the next tick sends it again with the same body and identity", async () => {
     const { feed, sent, monitor, of } = setup();
     const w = monitor();
     w.evaluateAll();
@@ -159,9 +159,11 @@ describe("the drawdown monitor's view: folded baselines and halts + those in fli
     await settle();
     feed.quote("AAPL", "99", "99"); // equity now 999 000: the day's baseline stays the start's
     w.evaluateAll();
+    expect(sent).toHaveLength(3); // kept with its body, not taken again from the state
+    w.tick!(); // the retry, once a tick
     expect(sent).toHaveLength(4);
     expect(sent[3]).toMatchObject({ subject: day.subject, msgID: day.msgID, body: day.body });
-    w.evaluateAll(); // sent again, in flight: not a third time
+    w.tick!(); // sent again, in flight: not a third time
     expect(sent).toHaveLength(4);
   });
 
@@ -186,7 +188,7 @@ describe("the drawdown monitor's view: folded baselines and halts + those in fli
     expect(of(Subjects.halt(FUND))).toHaveLength(1);
   });
 
-  it("given the halt's publish failed, then it is sent again with its body and identity, and not alerted again", async () => {
+  it("given the halt's publish failed, then the next tick sends it again with its body and identity, and it is not decided or alerted again", async () => {
     const { feed, sent, alerts, monitor, of } = setup();
     const w = monitor();
     w.evaluateAll();
@@ -197,7 +199,9 @@ describe("the drawdown monitor's view: folded baselines and halts + those in fli
     first.reject(new Error("timeout"));
     await settle();
     feed.quote("AAPL", "30", "30");
-    expect(w.evaluateAll()).toEqual([]);
+    expect(w.evaluateAll()).toEqual([]); // kept: not decided (nor alerted) again
+    expect(of(Subjects.halt(FUND))).toHaveLength(1);
+    expect(w.tick!()).toEqual([]); // the retry sends it as it was
     const halts = of(Subjects.halt(FUND));
     expect(halts).toHaveLength(2);
     expect(halts[1]).toMatchObject({ msgID: first.msgID, body: first.body });
