@@ -26,6 +26,8 @@ import { Subjects } from "../contract/subjects.js";
 
 /** The acknowledgement of a JetStream publish (what the workers' transport returns). */
 export interface FactAck {
+  /** The stream that holds the message (with `duplicate`: the sequence of the copy it held). */
+  stream?: string;
   seq: number;
   duplicate?: boolean;
 }
@@ -64,11 +66,57 @@ export const FactIds = {
     `halt:${fund}:${severity}:${periodStartMs}`,
   reconcile: (event: "lock" | "unlock", fund: string, passMs: number) =>
     `reconcile:${event}:${fund}:${passMs}`,
+  /** An adjustment fill (its fill_id): the fund, broker, symbol and the reconciliation pass. */
+  adjustment: (fund: string, broker: string, symbol: string, passMs: number) =>
+    `adj:${fund}:${broker}:${symbol}:${passMs}`,
   cancelAll: (fund: string, haltSeq: number) => `cancel_all:${fund}:${haltSeq}`,
   polledQuote: (symbol: string, timestampMs: number) => `poll:${symbol}:${timestampMs}`,
 } as const;
 
 export type FactState = "pending" | "acknowledged";
+
+/**
+ * What a fact is about (its key: one stop per fund/symbol, one baseline per fund/period, one halt
+ * per fund/severity, one adjustment per fund/broker/symbol): the workers ask for the latest fact
+ * they emitted about it that the state does not hold yet.
+ */
+export const FactKeys = {
+  stop: (fund: string, symbol: string) => `stop\u0001${fund}\u0001${symbol}`,
+  baseline: (fund: string, period: string) => `baseline\u0001${fund}\u0001${period}`,
+  halt: (fund: string, severity: string) => `halt\u0001${fund}\u0001${severity}`,
+  adjustment: (fund: string, broker: string, symbol: string) =>
+    `adjustment\u0001${fund}\u0001${broker}\u0001${symbol}`,
+} as const;
+
+/** The bodies of the facts that have a key. */
+export interface KeyedBodies {
+  stop: StopBody & { event: StopEvent };
+  baseline: BaselineBody;
+  halt: HaltBody;
+  adjustment: FillBody;
+}
+export type KeyedKind = keyof KeyedBodies;
+
+/**
+ * A fact this engine emitted that the state does not hold yet: sent (`pending`), stored by the
+ * stream (`acknowledged`), or — for the kinds whose body must not be re-derived (baselines, halts:
+ * `RETRY_BODY`) — `failed` to publish and kept with its body until `resend` lands it.
+ */
+export interface PendingFact<K extends KeyedKind = KeyedKind> {
+  readonly kind: K;
+  readonly msgId: string;
+  readonly body: KeyedBodies[K];
+  readonly state: FactState | "failed";
+}
+
+/**
+ * Kinds whose failed publish keeps the fact, body and all, until it is re-sent: a baseline is the
+ * equity at a period's start (taken again later it would be another number), a halt was decided
+ * and alerted once. Any other failed fact is forgotten: its worker derives it again from the state.
+ */
+const RETRY_BODY: ReadonlySet<KeyedKind> = new Set(["baseline", "halt"]);
+/** Bound on the facts remembered per key (a consumer that never reads back, e.g. a unit test). */
+const MAX_PER_KEY = 16;
 
 export interface FactEmitters {
   stop(event: StopEvent, body: StopBody): Promise<FactAck>;
@@ -87,6 +135,18 @@ export interface FactEmitters {
   readBack(msgId: string | undefined): void;
   /** Sent or acknowledged, not yet read back (undefined: not in flight). */
   inFlight(msgId: string): FactState | undefined;
+  /**
+   * The latest fact about `key` (FactKeys) this engine emitted and has not read back: the worker's
+   * view is the folded state plus this. Undefined: nothing in flight (a failed publish of a kind not
+   * in RETRY_BODY, a read-back, a restart).
+   */
+  latest<K extends KeyedKind>(kind: K, key: string): PendingFact<K> | undefined;
+  /** Every fact about `key` not read back yet, oldest first (as `latest`: the last of them). */
+  pendingOf<K extends KeyedKind>(kind: K, key: string): PendingFact<K>[];
+  /** The latest fact of every key of this kind (as `latest`). */
+  latestOf<K extends KeyedKind>(kind: K): PendingFact<K>[];
+  /** Publishes a `failed` fact again with its body and message id (no-op for any other). */
+  resend(fact: PendingFact): void;
   /** Facts in flight, by state. */
   counts(): Record<FactState, number>;
 }
@@ -101,25 +161,93 @@ function check<S extends z.ZodTypeAny>(kind: string, schema: S, body: unknown): 
   throw new InvalidFactError(kind, `${i.path || "(root)"}: ${i.message}`);
 }
 
-export function createFactEmitters(o: { publish: Transport }): FactEmitters {
-  const flight = new Map<string, FactState>();
+interface Entry {
+  kind: KeyedKind | undefined;
+  key: string | undefined;
+  subject: string;
+  body: unknown;
+  /** What `latest` answers (the body, or the body with what the subject says, e.g. a stop's event). */
+  view: unknown;
+  msgId: string;
+  followed: boolean;
+  state: FactState | "failed";
+}
 
-  /** `followed`: the engine folds the fact's stream (else the acknowledgement is the end of it). */
-  function send(subject: string, body: unknown, msgId: string, followed = true): Promise<FactAck> {
-    if (flight.size >= MAX_IN_FLIGHT) flight.clear();
-    flight.set(msgId, "pending");
-    return o.publish(subject, body, msgId).then(
+export function createFactEmitters(o: {
+  publish: Transport;
+  /**
+   * The follower has folded this stream up to `seq` (a duplicate acknowledgement names the copy
+   * the stream held: folded, it will not be read back again; not yet, it will). Absent: a
+   * duplicate ends the fact at once.
+   */
+  folded?: (stream: string, seq: number) => boolean;
+}): FactEmitters {
+  const flight = new Map<string, Entry>();
+  /** Facts about each key, oldest first (pending, acknowledged, failed-kept). */
+  const byKey = new Map<string, Entry[]>();
+
+  function forget(e: Entry): void {
+    if (flight.get(e.msgId) === e) flight.delete(e.msgId);
+    if (e.key === undefined) return;
+    const list = byKey.get(e.key);
+    const i = list ? list.indexOf(e) : -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) byKey.delete(e.key);
+  }
+
+  function transmit(e: Entry): Promise<FactAck> {
+    e.state = "pending";
+    return o.publish(e.subject, e.body, e.msgId).then(
       (ack) => {
+        if (flight.get(e.msgId) !== e) return ack; // read back before its acknowledgement
         // a duplicate: the stream held it already (read back, or on its way)
-        if (ack.duplicate || !followed) flight.delete(msgId);
-        else if (flight.get(msgId) === "pending") flight.set(msgId, "acknowledged");
+        const unfolded =
+          ack.duplicate && ack.stream !== undefined && o.folded?.(ack.stream, ack.seq) === false;
+        if (!e.followed || (ack.duplicate && !unfolded)) forget(e);
+        else e.state = "acknowledged";
         return ack;
       },
       (err: unknown) => {
-        flight.delete(msgId);
+        if (flight.get(e.msgId) === e) {
+          if (e.kind !== undefined && RETRY_BODY.has(e.kind)) e.state = "failed";
+          else forget(e);
+        }
         throw err;
       },
     );
+  }
+
+  /** `followed`: the engine folds the fact's stream (else the acknowledgement is the end of it). */
+  function send(
+    subject: string,
+    body: unknown,
+    msgId: string,
+    followed = true,
+    kind?: KeyedKind,
+    key?: string,
+    view: unknown = body,
+  ): Promise<FactAck> {
+    if (flight.size >= MAX_IN_FLIGHT) {
+      flight.clear();
+      byKey.clear();
+    }
+    const prev = flight.get(msgId);
+    if (prev) forget(prev); // sent again (a retry): the newer copy is the one in flight
+    const e: Entry = { kind, key, subject, body, view, msgId, followed, state: "pending" };
+    flight.set(msgId, e);
+    if (key !== undefined) {
+      const list = byKey.get(key);
+      // a newer fact about the key supersedes one kept after a failed publish (an older period's)
+      for (const old of list?.filter((x) => x.state === "failed") ?? []) forget(old);
+      const rest = byKey.get(key);
+      if (!rest) byKey.set(key, [e]);
+      else {
+        rest.push(e);
+        if (rest.length > MAX_PER_KEY) forget(rest[0]!);
+      }
+    }
+    return transmit(e);
   }
 
   function emit<S extends z.ZodTypeAny>(
@@ -129,13 +257,14 @@ export function createFactEmitters(o: { publish: Transport }): FactEmitters {
     body: unknown,
     msgId: string,
     followed = true,
+    keyed?: { kind: KeyedKind; key: string; view?: unknown },
   ): Promise<FactAck> {
     try {
       check(kind, schema, body);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return send(subject, body, msgId, followed);
+    return send(subject, body, msgId, followed, keyed?.kind, keyed?.key, keyed?.view ?? body);
   }
 
   return {
@@ -146,9 +275,19 @@ export function createFactEmitters(o: { publish: Transport }): FactEmitters {
         Subjects.stop(event, b.fund_id),
         b,
         FactIds.stop(event, b.fund_id, b.symbol, b.arm_seq),
+        true,
+        { kind: "stop", key: FactKeys.stop(b.fund_id, b.symbol), view: { ...b, event } },
       ),
-    baseline: (b, id) => emit("baseline", PnlBaselineSchema, Subjects.pnlBaseline(b.fund_id), b, id),
-    halt: (b, id) => emit("halt", HaltSchema, Subjects.halt(b.fund_id), b, id),
+    baseline: (b, id) =>
+      emit("baseline", PnlBaselineSchema, Subjects.pnlBaseline(b.fund_id), b, id, true, {
+        kind: "baseline",
+        key: FactKeys.baseline(b.fund_id, b.period),
+      }),
+    halt: (b, id) =>
+      emit("halt", HaltSchema, Subjects.halt(b.fund_id), b, id, true, {
+        kind: "halt",
+        key: FactKeys.halt(b.fund_id, b.severity),
+      }),
     reconcile: (b, id) =>
       emit(
         "reconcile",
@@ -157,7 +296,11 @@ export function createFactEmitters(o: { publish: Transport }): FactEmitters {
         b,
         id,
       ),
-    adjustment: (b) => emit("adjustment", FillSchema, Subjects.fill(b.fund_id, b.symbol), b, b.fill_id),
+    adjustment: (b) =>
+      emit("adjustment", FillSchema, Subjects.fill(b.fund_id, b.symbol), b, b.fill_id, true, {
+        kind: "adjustment",
+        key: FactKeys.adjustment(b.fund_id, b.broker, b.symbol),
+      }),
     cancelAll(b, id) {
       if (!b.fund_id) return Promise.reject(new InvalidFactError("cancel_all", "fund_id: required"));
       return send(Subjects.cancelAll(b.fund_id), b, id, false); // OMS_INTENTS: not followed
@@ -174,12 +317,44 @@ export function createFactEmitters(o: { publish: Transport }): FactEmitters {
     polledQuote: (b, id) => emit("quote", QuoteSchema, Subjects.quote(b.symbol), b, id),
     tracking: () => flight.size > 0,
     readBack(msgId) {
-      if (msgId !== undefined && flight.size > 0) flight.delete(msgId);
+      if (msgId === undefined || flight.size === 0) return;
+      const e = flight.get(msgId);
+      if (e) forget(e);
     },
-    inFlight: (msgId) => flight.get(msgId),
+    inFlight(msgId) {
+      const s = flight.get(msgId)?.state;
+      return s === "failed" ? undefined : s;
+    },
+    latest<K extends KeyedKind>(kind: K, key: string): PendingFact<K> | undefined {
+      const list = byKey.get(key);
+      const e = list?.[list.length - 1];
+      if (!e || e.kind !== kind) return undefined;
+      return { kind, msgId: e.msgId, body: e.view as KeyedBodies[K], state: e.state };
+    },
+    pendingOf<K extends KeyedKind>(kind: K, key: string): PendingFact<K>[] {
+      const list = byKey.get(key);
+      if (!list) return [];
+      return list
+        .filter((e) => e.kind === kind)
+        .map((e) => ({ kind, msgId: e.msgId, body: e.view as KeyedBodies[K], state: e.state }));
+    },
+    latestOf<K extends KeyedKind>(kind: K): PendingFact<K>[] {
+      const out: PendingFact<K>[] = [];
+      for (const list of byKey.values()) {
+        const e = list[list.length - 1]!;
+        if (e.kind === kind)
+          out.push({ kind, msgId: e.msgId, body: e.view as KeyedBodies[K], state: e.state });
+      }
+      return out;
+    },
+    resend(fact) {
+      const e = flight.get(fact.msgId);
+      if (!e || e.state !== "failed") return;
+      transmit(e).catch(() => undefined); // failed again: kept, resent at the next ask
+    },
     counts() {
       const c: Record<FactState, number> = { pending: 0, acknowledged: 0 };
-      for (const s of flight.values()) c[s]++;
+      for (const e of flight.values()) if (e.state !== "failed") c[e.state]++;
       return c;
     },
   };

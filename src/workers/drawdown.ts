@@ -9,13 +9,13 @@
  */
 import type { HaltSeverity } from "../contract/codes.js";
 import type { PnlPeriod } from "../contract/records.js";
-import { type Dec, ZERO, canon, pct } from "../decimal/index.js";
+import { type Dec, ZERO, canon, dec, pct } from "../decimal/index.js";
 import { nav, tradingPnl } from "../state/book.js";
 import type { Baseline, FundState } from "../state/model.js";
 import { iso } from "../time/clock.js";
 import { PERIODS, periodStarts } from "./periods.js";
 import { type Change, type Worker, type WorkerContext, factsOf } from "./types.js";
-import { FactIds } from "../facts/emitters.js";
+import { FactIds, FactKeys } from "../facts/emitters.js";
 
 const SEVERITY: Record<PnlPeriod, HaltSeverity> = {
   day: "DAILY_LOSS",
@@ -46,19 +46,33 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
   const { state, clock } = ctx;
   const log = ctx.log.child({ module: "drawdown" });
   const facts = factsOf(ctx);
-  /** Baselines published and halts published, keyed by fund/period/start, until the stream has them. */
-  const baselines = new Map<string, Base>();
-  const halted = new Set<string>();
+  /** A baseline fact in flight, as the worker uses it (parsed once per fact). */
+  const parsed = new WeakMap<object, Base>();
+  function pendingBaseline(fund: string, p: PnlPeriod): Base | undefined {
+    if (!facts.tracking()) return undefined;
+    const f = facts.latest("baseline", FactKeys.baseline(fund, p));
+    if (!f) return undefined; // a failed publish is kept with its body: `retry` sends it again
+    let b = parsed.get(f.body);
+    if (!b) {
+      b = {
+        startsAtMs: Date.parse(f.body.starts_at),
+        equity: dec(f.body.equity),
+        capital: dec(f.body.capital!),
+      };
+      parsed.set(f.body, b);
+    }
+    return b;
+  }
 
-  /** The fund's baseline for the period starting at `start`; journaled from its state now if none. */
+  /**
+   * The fund's baseline for the period starting at `start`: the folded one, else the one this
+   * engine published and has not read back yet; journaled from its state now if neither.
+   */
   function baseline(fund: FundState, p: PnlPeriod, start: number, equity: Dec, capital: Dec): Base {
     const b = fund.baselines.get(p);
     if (b && b.startsAtMs >= start) return b;
-    const k = `${fund.id}|${p}`;
-    const pending = baselines.get(k);
+    const pending = pendingBaseline(fund.id, p);
     if (pending && pending.startsAtMs >= start) return pending;
-    const next: Base = { startsAtMs: start, equity, capital };
-    baselines.set(k, next);
     const startsAt = iso(start);
     facts
       .baseline(
@@ -66,7 +80,27 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
         FactIds.baseline(fund.id, p, start),
       )
       .catch((err: unknown) => log.error({ err, fund: fund.id, period: p }, "baseline publish failed"));
-    return next;
+    return pendingBaseline(fund.id, p) ?? { startsAtMs: start, equity, capital };
+  }
+
+  /**
+   * A halt of this severity for the period starting at `start` published and not read back yet
+   * (or kept after a failed publish: `retry` sends it again as it was decided and alerted).
+   */
+  function haltInFlight(fund: string, sev: HaltSeverity, start: number): boolean {
+    if (!facts.tracking()) return false;
+    const f = facts.latest("halt", FactKeys.halt(fund, sev));
+    return f !== undefined && f.msgId === FactIds.halt(fund, sev, start);
+  }
+
+  /**
+   * Sends again, once a tick, the baselines and halts of owned funds whose publish failed, with
+   * their bodies (a baseline is the equity at its period's start; a halt was decided and alerted).
+   */
+  function retry(): void {
+    if (!facts.tracking()) return;
+    for (const f of [...facts.latestOf("baseline"), ...facts.latestOf("halt")])
+      if (f.state === "failed" && (ctx.owns?.(f.body.fund_id) ?? true)) facts.resend(f);
   }
 
   /**
@@ -116,11 +150,9 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       if (pnlNow.gt(floorOf(base, limit, capitalNow))) continue; // loss below the threshold
       const pnl = pnlNow.minus(base.equity.minus(base.capital ?? capitalNow));
       const sev = SEVERITY[p];
-      const k = `${fund.id}|${sev}|${start}`;
-      if (fund.halts.has(sev) || halted.has(k)) continue;
+      if (fund.halts.has(sev) || haltInFlight(fund.id, sev, start)) continue;
       // a breach the operator resumed does not halt again within the same period
       if (fund.lifted.some((l) => l.severity === sev && Date.parse(l.since) >= start)) continue;
-      halted.add(k);
       out.push(sev);
       const loss = pnl.neg().div(base.equity);
       const reason = `${p} loss ${pct(loss)} of equity ${canon(base.equity)} reached the ${pct(limit)} halt`;
@@ -189,7 +221,10 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       rolled = periodStarts(clock.now()).day;
       evaluateAll();
     },
-    tick: () => evaluateAll(),
+    tick() {
+      retry();
+      return evaluateAll();
+    },
     onChange(c: Change) {
       if (c.kind === "fill" || c.kind === "envelope") {
         const f = state.funds.get(c.fund);

@@ -15,7 +15,10 @@ import { type Dec, DIV_DP, ZERO, canon, dec, div } from "../decimal/index.js";
 import type { FundState } from "../state/model.js";
 import { iso } from "../time/clock.js";
 import { type Worker, type WorkerContext, factsOf } from "./types.js";
-import { FactIds } from "../facts/emitters.js";
+import { FactIds, FactKeys } from "../facts/emitters.js";
+
+/** The pass an adjustment fill id names (its last token: FactIds.adjustment). */
+const passOf = (fillId: string) => Number(fillId.slice(fillId.lastIndexOf(":") + 1));
 
 export type ReconcileAction = "none" | "alert" | "lock" | "unlock" | "adopt";
 
@@ -50,11 +53,10 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
   const threshold = Math.max(1, cfg.alert_threshold);
   let running: Promise<ReconcileReport> | undefined;
   let stopped = false;
-  /** Adjustments published but not yet folded into the state: not adopted again meanwhile. */
-  const pending = new Map<string, { fillId: string; at: number }>();
   /** Consecutive passes each differing symbol was seen with the same quantities, by fund/broker/symbol. */
   const streaks = new Map<string, { engine: string; broker: string; passes: number }>();
   const confirmPasses = cfg.confirm_passes;
+  const facts = factsOf(ctx);
   const streakKey = (fund: string, broker: string, symbol: string) => `${fund}\u0001${broker}\u0001${symbol}`;
 
   /** Updates the streaks of one broker of a fund from this pass; returns the confirmed differences. */
@@ -123,13 +125,18 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
     const done: Record<string, string> = {};
     const failed: Record<string, string> = {};
     for (const d of diffs) {
-      const key = `${f}\u0001${broker}\u0001${d.symbol}`;
-      const prev = pending.get(key);
-      if (prev && !ctx.state.fillIds.has(prev.fillId) && passMs - prev.at < cfg.interval_s * 1000) {
-        log.info({ fund: f, broker, symbol: d.symbol, fill_id: prev.fillId }, "adjustment still in flight");
+      // an adjustment this engine published and has not read back: not adopted again meanwhile
+      // (for at most one interval: the pass that follows it looks again)
+      const prev = facts.latest("adjustment", FactKeys.adjustment(f, broker, d.symbol));
+      if (
+        prev &&
+        prev.state !== "failed" &&
+        !ctx.state.fillIds.has(prev.msgId) &&
+        passMs - passOf(prev.msgId) < cfg.interval_s * 1000
+      ) {
+        log.info({ fund: f, broker, symbol: d.symbol, fill_id: prev.msgId }, "adjustment still in flight");
         continue;
       }
-      pending.delete(key);
       const now = fund.books.get(d.symbol)?.pos.brokers.get(broker) ?? ZERO;
       if (!now.eq(dec(d.engine))) {
         // a fill reached the engine during this pass: the difference is stale; the next passes decide
@@ -143,7 +150,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         continue;
       }
       const delta = dec(d.broker).minus(dec(d.engine));
-      const fillId = `adj:${f}:${broker}:${d.symbol}:${passMs}`;
+      const fillId = FactIds.adjustment(f, broker, d.symbol, passMs);
       const fill = {
         fill_id: fillId,
         order_id: fillId,
@@ -158,8 +165,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         kind: "ADJUSTMENT" as const,
       };
       try {
-        await factsOf(ctx).adjustment(fill);
-        pending.set(key, { fillId, at: passMs });
+        await facts.adjustment(fill);
         streaks.delete(streakKey(f, broker, d.symbol)); // a further adoption needs a fresh confirmation
         done[`${d.symbol}.side`] = fill.side;
         done[`${d.symbol}.quantity`] = fill.quantity;

@@ -15,6 +15,10 @@
 import { type Dec, ONE, ZERO, canon, div } from "../decimal/index.js";
 import { freshMark } from "../gates/context.js";
 import { type Book, type FundState, type StopRecord, key2 } from "../state/model.js";
+import { foldStop } from "../state/projections/control.js";
+import { StopSchema } from "../contract/index.js";
+import type { Stop } from "../contract/records.js";
+import { FactKeys } from "../facts/emitters.js";
 import { effectiveLimits } from "../state/index.js";
 import { iso } from "../time/clock.js";
 import {
@@ -73,8 +77,6 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   const log = ctx.log.child({ module: "stops" });
   const cfg = ctx.config.synthetic_stop;
   const facts = factsOf(ctx);
-  /** Published but maybe not yet folded back from RISK_CONTROL. */
-  const overlay = new Map<string, StopRecord>();
   /** Alerts raised, once per arm and cause: `${fund}\u0001${symbol}\u0001${armSeq}\u0001${cause}`. */
   const raised = new Set<string>();
   /** Armed stops crossed on a fresh mark that a rule held back (backoff, kill switch, the check). */
@@ -85,23 +87,41 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   };
   const mine = (fund: string) => ctx.owns?.(fund) ?? true;
 
+  /** Stop facts in flight, parsed once each (the projection's own form). */
+  const parsed = new WeakMap<object, Stop>();
+  const parse = (body: object): Stop => {
+    let p = parsed.get(body);
+    if (!p) parsed.set(body, (p = StopSchema.parse(body)));
+    return p;
+  };
+
+  /**
+   * The stop as the worker sees it: the folded one, moved on by the stop facts this engine
+   * published and has not read back yet, in the order it published them (the projection's own
+   * rule, foldStop: a newer arm, or a later state of the same arm). A publish that failed is not
+   * in flight: the stop is derived again from the state, and published again.
+   */
   function stopOf(fund: string, symbol: string): StopRecord | undefined {
-    const k = key2(fund, symbol);
-    const s = state.stops.get(k);
-    const o = overlay.get(k);
-    if (!o) return s;
-    if (s && (s.armSeq > o.armSeq || (s.armSeq === o.armSeq && s.state === o.state))) {
-      overlay.delete(k);
-      return s;
+    let s = state.stops.get(key2(fund, symbol));
+    if (!facts.tracking()) return s;
+    for (const f of facts.pendingOf("stop", FactKeys.stop(fund, symbol))) {
+      if (f.state === "failed") continue;
+      s = foldStop(s, f.body.event, parse(f.body), f.body) ?? s;
     }
-    return o;
+    return s;
   }
 
   /** Every stop as the worker sees it (journaled, or only published so far). */
   function allStops(): StopRecord[] {
     const out: StopRecord[] = [];
-    for (const [k, s] of state.stops) out.push(overlay.has(k) ? (stopOf(s.fund, s.symbol) ?? s) : s);
-    for (const [k, o] of overlay) if (!state.stops.has(k)) out.push(stopOf(o.fund, o.symbol) ?? o);
+    const tracking = facts.tracking();
+    for (const s of state.stops.values()) out.push(tracking ? (stopOf(s.fund, s.symbol) ?? s) : s);
+    if (!tracking) return out;
+    for (const f of facts.latestOf("stop")) {
+      if (state.stops.has(key2(f.body.fund_id, f.body.symbol))) continue;
+      const v = stopOf(f.body.fund_id, f.body.symbol);
+      if (v) out.push(v);
+    }
     return out;
   }
 
@@ -121,7 +141,6 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   }
 
   function emit(event: "armed" | "triggered" | "cleared", rec: StopRecord, reason?: string): void {
-    overlay.set(key2(rec.fund, rec.symbol), rec);
     const body = {
       fund_id: rec.fund,
       symbol: rec.symbol,

@@ -9,6 +9,7 @@ import type { EngineState } from "../state/model.js";
 import type { Clock } from "../time/clock.js";
 import type { ReconcileReport } from "./reconciler.js";
 import { type FactEmitters, createFactEmitters } from "../facts/emitters.js";
+import type { StreamName } from "../contract/subjects.js";
 
 export interface WorkerContext {
   state: EngineState;
@@ -58,5 +59,8 @@ export interface Worker {
 
 /** The context's emitters (built once on its transport when the engine did not give them). */
 export function factsOf(ctx: WorkerContext): FactEmitters {
-  return (ctx.facts ??= createFactEmitters({ publish: (s, b, id) => ctx.publish(s, b, id) }));
+  return (ctx.facts ??= createFactEmitters({
+    publish: (s, b, id) => ctx.publish(s, b, id),
+    folded: (stream, seq) => (ctx.state.cursors.get(stream as StreamName) ?? 0) >= seq,
+  }));
 }

@@ -24,6 +24,7 @@ import type { WorkerContext } from "../../src/workers/types.js";
 export interface Msg {
   subject: string;
   data: Uint8Array;
+  msgID?: string;
 }
 
 export interface Emitted {
@@ -50,7 +51,8 @@ export class StopSim {
   readonly clock: ManualClock;
   readonly config: Config;
   readonly logs = new Map<StreamName, Msg[]>();
-  private readonly ids = new Map<StreamName, Set<string>>();
+  private readonly ids = new Map<StreamName, Map<string, number>>();
+  private ctx!: WorkerContext;
   state!: EngineState;
   worker!: StopsWorker;
   private sweeperTick!: () => unknown;
@@ -63,6 +65,8 @@ export class StopSim {
   private nextTick = 0;
   private nextSweep = 0;
   restarts = 0;
+  /** The worker's publishes to a subject it says yes to fail (nothing reaches the stream). */
+  failPublish: ((subject: string) => boolean) | undefined;
 
   /** `precheck: false` takes away the worker's safety net (the engine's check before emitting). */
   constructor(
@@ -74,23 +78,33 @@ export class StopSim {
     this.sweepMs = this.config.position_arm_sweeper.interval_s * 1000;
     for (const s of [...CONSUMED_STREAMS, "OMS_INTENTS" as const]) {
       this.logs.set(s, []);
-      this.ids.set(s, new Set());
+      this.ids.set(s, new Map());
     }
     this.boot();
   }
 
   /** JetStream publish: appended to its stream's log (deduped by msgID), delivered later. */
   publish(subject: string, body: unknown, msgID?: string): void {
+    this.append(subject, body, msgID);
+  }
+
+  /** `publish`, answering its acknowledgement: the stream and sequence (of the copy held, for a duplicate). */
+  private append(
+    subject: string,
+    body: unknown,
+    msgID?: string,
+  ): { stream: string; seq: number; duplicate: boolean } {
     const stream = streamOf(subject);
     const ids = this.ids.get(stream)!;
+    const log = this.logs.get(stream)!;
     if (msgID !== undefined) {
-      if (ids.has(msgID)) return;
-      ids.add(msgID);
+      const held = ids.get(msgID);
+      if (held !== undefined) return { stream, seq: held, duplicate: true };
+      ids.set(msgID, log.length + 1);
     }
-    this.logs
-      .get(stream)!
-      .push({ subject, data: te.encode(typeof body === "string" ? body : JSON.stringify(body)) });
+    log.push({ subject, data: te.encode(typeof body === "string" ? body : JSON.stringify(body)), msgID });
     if (stream === "OMS_INTENTS") this.pendingChecks.push(body as Record<string, unknown>);
+    return { stream, seq: log.length, duplicate: false };
   }
 
   /** Messages of a stream not yet folded into the engine's state. */
@@ -107,6 +121,8 @@ export class StopSim {
       if (!m) return;
       const r = project(this.state, stream, m.subject, m.data, seq);
       if (!r.ok) throw new Error(`sim: ${stream} seq ${seq} not applied: ${r.reason}`);
+      // the engine's follower: a fact of its own read back is no longer in flight
+      if (this.ctx.facts?.tracking()) this.ctx.facts.readBack(m.msgID);
       const c = r.change;
       if (c) this.worker.onChange!(c);
       this.checkEmitted();
@@ -186,7 +202,6 @@ export class StopSim {
       ready: () => true,
       nextId: () => `${instance}-${++this.seq}`,
     });
-    const ack = Promise.resolve({ stream: "x", seq: 1, duplicate: false, domain: "" } as unknown as PubAck);
     const alerter: Alerter = {
       alert: (kind, fund, message, details, msgID) => {
         this.alerts.push({ fund, message, details: details ?? {} });
@@ -207,13 +222,14 @@ export class StopSim {
       config: this.config,
       nc: undefined as never, // poll() is not driven in-process (no quote service)
       js: undefined as never,
-      publish: (subject, body, msgID) => {
-        this.publish(subject, body, msgID);
-        return ack;
-      },
+      publish: (subject, body, msgID) =>
+        this.failPublish?.(subject)
+          ? Promise.reject(new Error(`sim: publish to ${subject} failed`))
+          : Promise.resolve({ ...this.append(subject, body, msgID), domain: "" } as unknown as PubAck),
       precheck: (order, ahead) =>
         this.flags.precheck === false ? undefined : this.decider.preview(order, ahead),
     };
+    this.ctx = ctx;
     this.worker = createStopsWorker(ctx);
     const sweeper = createSweeper(ctx, this.worker);
     this.sweeperTick = () => sweeper.tick!();

@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { Subjects } from "../../src/contract/subjects.js";
-import { type FactAck, FactIds, InvalidFactError, createFactEmitters } from "../../src/facts/emitters.js";
+import {
+  type FactAck,
+  FactIds,
+  FactKeys,
+  InvalidFactError,
+  createFactEmitters,
+} from "../../src/facts/emitters.js";
 
 function transport() {
   const sent: {
@@ -114,6 +120,117 @@ describe("typed fact emitters", () => {
       }),
     ).rejects.toMatchObject({ code: "INVALID_FACT" });
     expect(t.sent).toHaveLength(0);
+    expect(facts.tracking()).toBe(false);
+  });
+});
+
+describe("what the workers see in flight (latest / pendingOf / resend)", () => {
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+  const key = FactKeys.stop("alpha", "AAPL");
+
+  it("given an arm acknowledged and its trigger sent, when the trigger fails, then the arm is what is in flight about the stop, until read back", async () => {
+    const t = transport();
+    const facts = createFactEmitters({ publish: t.publish });
+    void facts.stop("armed", stop);
+    const trig = facts.stop("triggered", { ...stop, closing_order_id: "stop-alpha-AAPL-3" });
+    expect(facts.pendingOf("stop", key).map((f) => f.body.event)).toEqual(["armed", "triggered"]);
+    expect(facts.latest("stop", key)).toMatchObject({ state: "pending", body: { event: "triggered" } });
+    t.sent[0]!.resolve({ stream: "RISK_CONTROL", seq: 5 });
+    t.sent[1]!.reject(new Error("timeout"));
+    await expect(trig).rejects.toThrow("timeout");
+    expect(facts.latest("stop", key)).toMatchObject({
+      state: "acknowledged",
+      msgId: FactIds.stop("armed", "alpha", "AAPL", 3),
+      body: { event: "armed", arm_seq: 3 },
+    });
+    expect(facts.latestOf("stop")).toHaveLength(1);
+    facts.readBack(FactIds.stop("armed", "alpha", "AAPL", 3));
+    expect(facts.latest("stop", key)).toBeUndefined();
+    expect(facts.latestOf("stop")).toEqual([]);
+    expect(facts.tracking()).toBe(false);
+  });
+
+  it("given a duplicate acknowledgement, when the follower has not folded that copy yet, then the fact stays in flight until read back; when it has, the fact ends", async () => {
+    const t = transport();
+    const cursor = { seq: 10 };
+    const facts = createFactEmitters({ publish: t.publish, folded: (_s, seq) => seq <= cursor.seq });
+    const a = facts.stop("armed", stop);
+    const b = facts.stop("armed", { ...stop, symbol: "MSFT" });
+    t.sent[0]!.resolve({ stream: "RISK_CONTROL", seq: 12, duplicate: true }); // on its way
+    t.sent[1]!.resolve({ stream: "RISK_CONTROL", seq: 9, duplicate: true }); // folded already
+    await Promise.all([a, b]);
+    expect(facts.inFlight(FactIds.stop("armed", "alpha", "AAPL", 3))).toBe("acknowledged");
+    expect(facts.inFlight(FactIds.stop("armed", "alpha", "MSFT", 3))).toBeUndefined();
+    expect(facts.latest("stop", FactKeys.stop("alpha", "MSFT"))).toBeUndefined();
+    facts.readBack(FactIds.stop("armed", "alpha", "AAPL", 3));
+    expect(facts.tracking()).toBe(false);
+  });
+
+  it("given a fact read back before its acknowledgement, when the acknowledgement comes, then it stays ended", async () => {
+    const t = transport();
+    const facts = createFactEmitters({ publish: t.publish });
+    const p = facts.stop("armed", stop);
+    facts.readBack(FactIds.stop("armed", "alpha", "AAPL", 3));
+    t.sent[0]!.resolve({ stream: "RISK_CONTROL", seq: 1 });
+    await p;
+    expect(facts.latest("stop", key)).toBeUndefined();
+    expect(facts.tracking()).toBe(false);
+  });
+
+  it("given a baseline whose publish failed, then it is kept with its body (not in flight), and resend publishes the same body and identity once", async () => {
+    const t = transport();
+    const facts = createFactEmitters({ publish: t.publish });
+    const body = {
+      fund_id: "alpha",
+      period: "day" as const,
+      starts_at: stop.at,
+      equity: "100",
+      capital: "90",
+    };
+    const id = FactIds.baseline("alpha", "day", Date.parse(stop.at));
+    const p = facts.baseline(body, id);
+    t.sent[0]!.reject(new Error("no responders"));
+    await expect(p).rejects.toThrow("no responders");
+    const f = facts.latest("baseline", FactKeys.baseline("alpha", "day"));
+    expect(f).toMatchObject({ state: "failed", msgId: id, body });
+    expect(facts.inFlight(id)).toBeUndefined();
+    expect(facts.counts()).toEqual({ pending: 0, acknowledged: 0 });
+    facts.resend(f!);
+    facts.resend(f!); // pending again: not sent twice
+    expect(t.sent.map((x) => [x.subject, x.msgID, x.body])).toEqual([
+      [Subjects.pnlBaseline("alpha"), id, body],
+      [Subjects.pnlBaseline("alpha"), id, body],
+    ]);
+    expect(facts.inFlight(id)).toBe("pending");
+    t.sent[1]!.resolve({ stream: "RISK_CONTROL", seq: 3 });
+    await settle();
+    expect(facts.inFlight(id)).toBe("acknowledged");
+    facts.readBack(id);
+    expect(facts.latest("baseline", FactKeys.baseline("alpha", "day"))).toBeUndefined();
+  });
+
+  it("given an adjustment whose publish failed, then nothing about it is kept (the reconciler decides again)", async () => {
+    const t = transport();
+    const facts = createFactEmitters({ publish: t.publish });
+    const fill = {
+      fill_id: FactIds.adjustment("alpha", "paper", "AAPL", 7),
+      order_id: FactIds.adjustment("alpha", "paper", "AAPL", 7),
+      fund_id: "alpha",
+      broker: "paper",
+      symbol: "AAPL",
+      side: "BUY" as const,
+      quantity: "5",
+      price: "1",
+      timestamp: stop.at,
+    };
+    const p = facts.adjustment(fill);
+    expect(facts.latest("adjustment", FactKeys.adjustment("alpha", "paper", "AAPL"))).toMatchObject({
+      msgId: "adj:alpha:paper:AAPL:7",
+      state: "pending",
+    });
+    t.sent[0]!.reject(new Error("no stream"));
+    await expect(p).rejects.toThrow("no stream");
+    expect(facts.latest("adjustment", FactKeys.adjustment("alpha", "paper", "AAPL"))).toBeUndefined();
     expect(facts.tracking()).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 /** RISK_CONTROL: halts, resumes, reconciliation locks and P&L baselines. Alerts carry no state. */
 import type { Halt, Resume } from "../../contract/schemas.js";
 import type { PnlBaseline, ReconcileEvent, Stop, StopEvent } from "../../contract/records.js";
-import { type EngineState, getFund, key2, touch } from "../model.js";
+import { type EngineState, type StopRecord, getFund, key2, touch } from "../model.js";
 
 export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq: number): void {
   const fund = getFund(state, h.fund_id);
@@ -58,14 +58,21 @@ export function applyBaseline(state: EngineState, b: PnlBaseline, raw: { starts_
   touch(state, "fund", fund.id);
 }
 
-/** A stop's newer arm sequence replaces the older; within one sequence armed → triggered → cleared. */
-export function applyStop(state: EngineState, event: StopEvent, s: Stop, raw: { at: string }): void {
-  const k = key2(s.fund_id, s.symbol);
-  const cur = state.stops.get(k);
+/**
+ * A stop record after `event` (pure): a newer arm sequence replaces the older; within one sequence
+ * armed → triggered → cleared. Undefined when the event does not move the stop on.
+ */
+export function foldStop(
+  cur: StopRecord | undefined,
+  event: StopEvent,
+  s: Stop,
+  raw: { at: string },
+): StopRecord | undefined {
   const rank = { armed: 0, triggered: 1, cleared: 2 } as const;
-  if (cur && (s.arm_seq < cur.armSeq || (s.arm_seq === cur.armSeq && rank[event] <= rank[cur.state]))) return;
+  if (cur && (s.arm_seq < cur.armSeq || (s.arm_seq === cur.armSeq && rank[event] <= rank[cur.state])))
+    return undefined;
   const same = s.arm_seq === cur?.armSeq;
-  state.stops.set(k, {
+  return {
     fund: s.fund_id,
     symbol: s.symbol,
     side: s.side,
@@ -84,6 +91,14 @@ export function applyStop(state: EngineState, event: StopEvent, s: Stop, raw: { 
     attempt: s.attempt ?? 0,
     notBefore: s.not_before ?? 0,
     at: raw.at,
-  });
+  };
+}
+
+/** A stop's newer arm sequence replaces the older; within one sequence armed → triggered → cleared. */
+export function applyStop(state: EngineState, event: StopEvent, s: Stop, raw: { at: string }): void {
+  const k = key2(s.fund_id, s.symbol);
+  const next = foldStop(state.stops.get(k), event, s, raw);
+  if (!next) return;
+  state.stops.set(k, next);
   touch(state, "stop", k);
 }
