@@ -422,12 +422,14 @@ describe("crash safety: kill -9 of the engine process", () => {
   it("a decision flushed to the snapshot but never journaled is not loaded after the crash", async () => {
     const rng = seededRng(SEED ^ 0x728394);
     const BURST = 40_000;
-    // A lone engine stops deciding 0.4 × takeover_s after its last acknowledged heartbeat (it
-    // cannot know nobody took its funds): with the bus paused below, a loaded machine may not decide
-    // `atLeast` orders within the default 2 s. This test is about the snapshot, not ownership.
+    // With the bus paused below, a lone engine stops deciding 0.4 × takeover_s after its last
+    // acknowledged heartbeat (it cannot know nobody took its funds), and once it cannot measure the
+    // streams for max_staleness_s it is stale (not ready): a loaded machine may not decide `atLeast`
+    // orders within the defaults (2 s, 10 s). This test is about the snapshot, not those guards.
     const h = await harness("unjournaled", {
       RISK_STATE__FLUSH_INTERVAL_MS: "20",
       RISK_OWNERSHIP__TAKEOVER_S: "60",
+      RISK_ENGINE__MAX_STALENESS_S: "120",
     });
     h.engine.start();
     await waitEngineReady(h.nc, h.engine);
