@@ -28,18 +28,12 @@ export interface OrderRequest {
   [field: string]: unknown;
 }
 
-/** The reply to a check (and what the client returns when it decides locally). */
-export interface RiskDecision {
-  order_id: string;
-  approved: boolean;
-  /** "" when approved; "client" when the client fails closed (ENGINE_UNAVAILABLE). */
-  rejecting_gate: string;
-  rejection_code: string;
-  reason: string;
-  details: Record<string, string>;
-  envelope_id: string;
-  decided_at: string;
-}
+/**
+ * The reply to a check (and what the client returns when it decides locally: `rejecting_gate`
+ * "client", ENGINE_UNAVAILABLE): the contract's own type, defined once in src/contract.
+ */
+import type { RiskDecision } from "../contract/schemas.js";
+export type { RiskDecision };
 
 export interface RiskEnvelope {
   fund_id: string;
