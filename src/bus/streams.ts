@@ -9,10 +9,9 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import { setTimeout as delay } from "node:timers/promises";
 import { OWNED_STREAMS, type StreamSpec } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
-import { isTransientJsError } from "./transient.js";
+import { retryTransient } from "./transient.js";
 
 export const MAX_MSG_BYTES = 1024 * 1024;
 
@@ -67,18 +66,12 @@ export async function ensureStreams(
   log: Logger,
   opts: ProvisionOptions = {},
 ): Promise<ProvisionResult> {
-  const retryForMs = opts.retryForMs ?? 60_000;
-  const started = performance.now();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await provision(jsm, catalog, replicas, log);
-    } catch (err) {
-      const retry = isNameInUse(err) || isTransientJsError(err);
-      if (!retry || performance.now() - started > retryForMs) throw err;
-      log.warn({ err: String(err), attempt }, "stream provisioning failed, retrying");
-      await delay(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
-    }
-  }
+  return retryTransient(() => provision(jsm, catalog, replicas, log), {
+    forMs: opts.retryForMs ?? 60_000,
+    retryable: isNameInUse,
+    onRetry: (err, attempt) =>
+      log.warn({ err: String(err), attempt }, "stream provisioning failed, retrying"),
+  });
 }
 
 async function provision(

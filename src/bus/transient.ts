@@ -19,19 +19,25 @@ export function isTransientJsError(err: unknown): boolean {
 }
 
 /**
- * `fn` retried while it fails with a transient JetStream error, for at most `forMs` (then the last
- * error is thrown); any other error at once.
+ * `fn` retried while it fails with a transient JetStream error (or one `retryable` accepts), for at
+ * most `forMs` (then the last error is thrown); any other error at once. Backoff 200 ms doubling
+ * to 2 s.
  */
 export async function retryTransient<T>(
   fn: () => Promise<T>,
-  o: { forMs: number; onRetry?: (err: unknown, attempt: number) => void },
+  o: {
+    forMs: number;
+    onRetry?: (err: unknown, attempt: number) => void;
+    retryable?: (err: unknown) => boolean;
+  },
 ): Promise<T> {
   const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (!isTransientJsError(err) || performance.now() - started > o.forMs) throw err;
+      const retry = isTransientJsError(err) || (o.retryable?.(err) ?? false);
+      if (!retry || performance.now() - started > o.forMs) throw err;
       o.onRetry?.(err, attempt);
       await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
     }

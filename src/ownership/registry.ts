@@ -8,8 +8,7 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type KV, type KvWatchEntry, Kvm } from "@nats-io/kv";
-import { setTimeout as delay } from "node:timers/promises";
-import { isTransientJsError } from "../bus/transient.js";
+import { retryTransient } from "../bus/transient.js";
 import type { Logger } from "../obs/log.js";
 import { type Clock, iso } from "../time/clock.js";
 
@@ -184,15 +183,14 @@ export function createRegistry(o: RegistryOptions): Registry {
 
   /** The bucket, created by the first engine; a cluster still settling is retried for 30 s. */
   async function openBucket(): Promise<KV> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await new Kvm(o.js).create(OWNERSHIP_BUCKET, { history: 1, replicas: o.replicas });
-      } catch (err) {
-        if (!isTransientJsError(err) || mono() - startedAt > 30_000) throw err;
-        log.warn({ err: String(err), attempt }, "ownership bucket not available yet; retrying");
-        await delay(Math.min(200 * attempt, 2000));
-      }
-    }
+    return retryTransient(
+      () => new Kvm(o.js).create(OWNERSHIP_BUCKET, { history: 1, replicas: o.replicas }),
+      {
+        forMs: 30_000,
+        onRetry: (err, attempt) =>
+          log.warn({ err: String(err), attempt }, "ownership bucket not available yet; retrying"),
+      },
+    );
   }
 
   return {
@@ -205,16 +203,11 @@ export function createRegistry(o: RegistryOptions): Registry {
         for await (const e of it) apply(e);
       })().catch((err: unknown) => log.error({ err }, "ownership watch failed"));
       // the first write to a bucket just created on a fresh cluster may find no responders yet
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await heartbeat();
-          break;
-        } catch (err) {
-          if (!isTransientJsError(err) || mono() - startedAt > 30_000) throw err;
-          log.warn({ err: String(err), attempt }, "first heartbeat not stored yet; retrying");
-          await delay(Math.min(200 * attempt, 2000));
-        }
-      }
+      await retryTransient(heartbeat, {
+        forMs: 30_000,
+        onRetry: (err, attempt) =>
+          log.warn({ err: String(err), attempt }, "first heartbeat not stored yet; retrying"),
+      });
       lastAwake = mono();
       timer = setInterval(beat, o.heartbeatMs);
       awakeTimer = setInterval(awake, 100);
