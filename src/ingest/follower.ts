@@ -105,7 +105,9 @@ export function createFollower(o: FollowerOptions): Follower {
     o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
     const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
-    const r = o.recognise?.(l.stream, m) ?? project(o.state, l.stream, m.subject, m.data, m.seq, storedMs);
+    const batch = l.stream === "RISK_DECISIONS" ? m.headers?.get("Mts-Batch") || null : undefined;
+    const r =
+      o.recognise?.(l.stream, m) ?? project(o.state, l.stream, m.subject, m.data, m.seq, storedMs, batch);
     if (storedMs !== undefined) settleLater();
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;

@@ -57,6 +57,12 @@ export function project(
   seq: number,
   /** When the stream stored the message (epoch ms), if known: bounds a quote's rank (applyQuote). */
   storedMs?: number,
+  /**
+   * The message's `Mts-Batch` header when the caller read the headers (null: the message has
+   * none); undefined when it did not. A JSON array on a decision subject is a group commit only
+   * with a `Mts-Batch` equal to its length (`0` for a fence, CONTRACT.md "Subjects").
+   */
+  batchHeader?: string | null,
 ): ProjectResult {
   const prev = state.cursors.get(stream) ?? 0;
   if (seq <= prev) return { ok: true }; // already applied (replay is idempotent on sequence)
@@ -70,7 +76,15 @@ export function project(
   } catch {
     return { ok: false, reason: "not JSON", fund: "_" };
   }
-  if (stream === "RISK_DECISIONS" && Array.isArray(raw)) return applyBatch(state, subject, raw);
+  if (stream === "RISK_DECISIONS" && Array.isArray(raw)) {
+    if (batchHeader !== undefined && (batchHeader === null || Number(batchHeader) !== raw.length))
+      return {
+        ok: false,
+        reason: `a JSON array of ${raw.length} without a matching Mts-Batch header (${batchHeader ?? "none"})`,
+        fund: "_",
+      };
+    return applyBatch(state, subject, raw);
+  }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     return { ok: false, reason: "not a JSON object", fund: "_" };
   }
