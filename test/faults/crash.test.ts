@@ -64,8 +64,11 @@ describe("crash safety: kill -9 of the engine process", () => {
     h = undefined;
   });
 
-  const harness = (name: string, env: Record<string, string> = {}): Promise<Harness> =>
-    startHarness(name, env).then((x) => (h = x));
+  const harness = (
+    name: string,
+    env: Record<string, string> = {},
+    server: { serverConfig?: string } = {},
+  ): Promise<Harness> => startHarness(name, env, server).then((x) => (h = x));
 
   it("survives ≥ 20 kills while 100 000 events stream in: digest = rebuild, no fill lost or doubled", async () => {
     const t0 = Date.now();
@@ -425,12 +428,19 @@ describe("crash safety: kill -9 of the engine process", () => {
     // With the bus paused below, a lone engine stops deciding 0.4 × takeover_s after its last
     // acknowledged heartbeat (it cannot know nobody took its funds), and once it cannot measure the
     // streams for max_staleness_s it is stale (not ready): a loaded machine may not decide `atLeast`
-    // orders within the defaults (2 s, 10 s). This test is about the snapshot, not those guards.
-    const h = await harness("unjournaled", {
-      RISK_STATE__FLUSH_INTERVAL_MS: "20",
-      RISK_OWNERSHIP__TAKEOVER_S: "60",
-      RISK_ENGINE__MAX_STALENESS_S: "120",
-    });
+    // orders within the defaults (2 s, 10 s). And the server drops a client that reads nothing for
+    // its write_deadline (10 s by default) as a slow consumer: on a loaded machine the frozen engine
+    // can stay full that long before the thaw below, and would thaw disconnected (it failed so in
+    // CI). This test is about the snapshot, not those guards.
+    const h = await harness(
+      "unjournaled",
+      {
+        RISK_STATE__FLUSH_INTERVAL_MS: "20",
+        RISK_OWNERSHIP__TAKEOVER_S: "60",
+        RISK_ENGINE__MAX_STALENESS_S: "120",
+      },
+      { serverConfig: "write_deadline: \"600s\"\n" },
+    );
     h.engine.start();
     await waitEngineReady(h.nc, h.engine);
     await publish(
@@ -470,6 +480,7 @@ describe("crash safety: kill -9 of the engine process", () => {
     // NATS stops reading; the engine thaws, decides its backlog and flushes its snapshot while its
     // journal writes pile up unsent; it is killed once the snapshot holds some of those decisions
     const atLeast = rng.int(1, 200);
+    await delay(Number(process.env["CRASH_FROZEN_MS"] ?? 0)); // CRASH_FROZEN_MS: a loaded machine's delay
     h.server.pause();
     try {
       h.engine.thaw();

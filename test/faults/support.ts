@@ -15,6 +15,7 @@ import {
   readlinkSync,
   rmSync,
   watch,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -639,11 +640,24 @@ export interface Harness {
   dispose(keep?: boolean): Promise<void>;
 }
 
-export async function startHarness(name: string, env: Record<string, string> = {}): Promise<Harness> {
+/**
+ * A test's server and its engine child process. `serverConfig`: nats-server config text (its own
+ * file in the harness directory; host, port and JetStream are still set by flags).
+ */
+export async function startHarness(
+  name: string,
+  env: Record<string, string> = {},
+  opts: { serverConfig?: string } = {},
+): Promise<Harness> {
   assertBuilt();
-  const server = await startTestNats();
-  const nc = await connectTest(server.url);
   const dir = mkdtempSync(join(tmpdir(), `mts-fault-${name}-`));
+  let configFile: string | undefined;
+  if (opts.serverConfig !== undefined) {
+    configFile = join(dir, "nats-server.conf");
+    writeFileSync(configFile, opts.serverConfig);
+  }
+  const server = await startTestNats(configFile !== undefined ? { configFile } : {});
+  const nc = await connectTest(server.url);
   const stateDir = join(dir, "state");
   const engine = new EngineProcess({ natsUrl: server.url, stateDir, logFile: join(dir, "engine.log"), env });
   return {
