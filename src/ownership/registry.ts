@@ -82,6 +82,12 @@ export function createRegistry(o: RegistryOptions): Registry {
   let kv: KV | undefined;
   let myRevision: number | undefined;
   let firstRevision: number | undefined;
+  /**
+   * The highest revision of this engine's own key the watch has delivered. The watch may deliver
+   * the first heartbeat before its put is acknowledged (two subjects, no order between them): the
+   * view is synced whichever of the two comes second.
+   */
+  let selfSeen = 0;
   let isSynced = false;
   let startedAt = Number.POSITIVE_INFINITY;
   let lastAckSentAt = Number.NEGATIVE_INFINITY;
@@ -107,8 +113,10 @@ export function createRegistry(o: RegistryOptions): Registry {
           members.delete(instance);
         }
       }
-      if (instance === o.self.instance && firstRevision !== undefined && e.revision >= firstRevision)
-        isSynced = true;
+      if (instance === o.self.instance) {
+        selfSeen = Math.max(selfSeen, e.revision);
+        if (firstRevision !== undefined && selfSeen >= firstRevision) isSynced = true;
+      }
     } else if (e.key.startsWith("lease.")) {
       const p = Number(e.key.slice("lease.".length));
       if (!Number.isInteger(p)) return;
@@ -155,6 +163,7 @@ export function createRegistry(o: RegistryOptions): Registry {
       throw err;
     }
     firstRevision ??= myRevision;
+    if (selfSeen >= firstRevision) isSynced = true;
     lastAckSentAt = Math.max(lastAckSentAt, sentAt);
   }
 

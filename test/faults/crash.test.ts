@@ -438,8 +438,9 @@ describe("crash safety: kill -9 of the engine process", () => {
         RISK_STATE__FLUSH_INTERVAL_MS: "20",
         RISK_OWNERSHIP__TAKEOVER_S: "60",
         RISK_ENGINE__MAX_STALENESS_S: "120",
+        RISK_LOG__LEVEL: process.env["CRASH_LOG_LEVEL"] ?? "warn",
       },
-      { serverConfig: "write_deadline: \"600s\"\n" },
+      { serverConfig: 'write_deadline: "600s"\n' },
     );
     h.engine.start();
     await waitEngineReady(h.nc, h.engine);
