@@ -237,6 +237,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       ...(config.broker_exit_reconciler.enabled ? [reconciler] : []),
     ],
     log,
+    timers,
   );
   const workers: EngineWorkers = { stops, sweeper, drawdown, warnings, killSwitch, reconciler, host };
 
@@ -390,13 +391,15 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       sweepReservations(state, now);
       sweepIdempotency(state, now);
     },
-    sample: () => void sampler.tick(),
+    sample: () => sampler.tick(),
   });
 
   let readyPromise: Promise<void> = Promise.resolve();
   const becomeReady = async () => {
     const t0 = clock.now();
-    const progress = timers.every(2000, () => log.info({ behind: follower.behind() }, "catching up"));
+    const progress = timers.every(2000, () => log.info({ behind: follower.behind() }, "catching up"), {
+      name: "catching-up",
+    });
     try {
       await follower.waitCaughtUp();
     } finally {
