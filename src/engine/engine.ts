@@ -14,6 +14,7 @@ import { dec } from "../decimal/index.js";
 import { connectBus } from "../bus/connect.js";
 import { ensureStreams } from "../bus/streams.js";
 import { retryTransient } from "../bus/transient.js";
+import { createInFlight } from "../bus/in-flight.js";
 import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate } from "../gates/index.js";
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
@@ -185,6 +186,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   log.info({ cursors: Object.fromEntries(state.cursors), funds: state.funds.size }, "snapshot loaded");
 
   const metrics = createMetrics();
+  /** What the workers and the alerter publish, until acknowledged: a worker's tick ends after it. */
+  const published = createInFlight();
   const activity = createActivity();
   const alerter = createAlerter({
     js,
@@ -192,6 +195,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     log,
     parked: await parkedUpTo(jsm),
     onAlert: (kind) => metrics.alert(kind),
+    inFlight: published,
   });
   // eslint-disable-next-line prefer-const -- assigned once the follower exists (it reads fences)
   let several: Several;
@@ -205,7 +209,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     alerter,
     config,
     publish: (subject, body, msgID) =>
-      js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined),
+      published.track(js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined)),
     // the decider is created below; workers only run once the engine is live
     precheck: (order, ahead) => decider.preview(order, ahead),
     onReconcile(report) {
@@ -238,6 +242,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     ],
     log,
     timers,
+    published.settled,
   );
   const workers: EngineWorkers = { stops, sweeper, drawdown, warnings, killSwitch, reconciler, host };
 

@@ -16,10 +16,16 @@ export interface WorkerHost {
 export const tickName = (worker: string): string => `worker:${worker}`;
 
 /**
- * Each worker with `intervalMs` and `tick` ticks on the injected timers, under `tickName(w.name)`;
- * a tick's async work is returned (guarded), so a test that fires it can wait for it.
+ * Each worker with `intervalMs` and `tick` ticks on the injected timers, under `tickName(w.name)`.
+ * A tick's run returns its async work (guarded) and then `settled` (what the tick published,
+ * acknowledged), so a test that fires it can wait for its effects to be on the streams.
  */
-export function createWorkerHost(workers: Worker[], log: Logger, timers: Timers = systemTimers): WorkerHost {
+export function createWorkerHost(
+  workers: Worker[],
+  log: Logger,
+  timers: Timers = systemTimers,
+  settled?: () => Promise<void>,
+): WorkerHost {
   const cancels: (() => void)[] = [];
   const before = workers.filter((w) => w.beforeApply !== undefined);
   let live = false;
@@ -45,9 +51,12 @@ export function createWorkerHost(workers: Worker[], log: Logger, timers: Timers 
       for (const w of workers) {
         if (w.intervalMs && w.tick) {
           const tick = w.tick.bind(w);
-          cancels.push(
-            timers.every(w.intervalMs, () => guard(w, "tick", tick), { name: tickName(w.name), unref: true }),
-          );
+          const run = () => {
+            const work = guard(w, "tick", tick);
+            if (!settled) return work;
+            return (work ?? Promise.resolve()).then(settled);
+          };
+          cancels.push(timers.every(w.intervalMs, run, { name: tickName(w.name), unref: true }));
         }
       }
     },
