@@ -181,6 +181,8 @@ describe("synthetic stops", () => {
   it("an envelope that turns stops on arms the open positions", async () => {
     await setupFund("s5", { synthetic_stop_pct: undefined });
     await fill("s5", "AMD", "BUY", "10", "100");
+    await stopsTick(); // what the fill set off is on the streams by now: no arm
+    expect(await readStream(nc, "RISK_CONTROL", Subjects.stop("armed", "s5"))).toHaveLength(0);
     expect(stop("s5", "AMD")).toBeUndefined();
     const seq = await bus.envelope(
       envelope("s5", { version: 2, synthetic_stop_pct: "0.05", allowed_order_types: ["MARKET"] }),
@@ -210,7 +212,9 @@ describe("synthetic stops", () => {
       timestamp: iso(clock.now()),
     });
     engine = await startTestEngine(server.url, { clock, timers, flags: { "synthetic_stop.enabled": false } });
-    expect(stop("s7", "INTC")).toBeUndefined(); // stops disabled: nothing armed on start
+    await stopsTick(); // stops disabled: nothing armed on start (nor by the tick)
+    expect(await readStream(nc, "RISK_CONTROL", Subjects.stop("armed", "s7"))).toHaveLength(0);
+    expect(stop("s7", "INTC")).toBeUndefined();
     await engine.close();
     engine = await startTestEngine(server.url, {
       clock,
