@@ -68,7 +68,7 @@ import {
 } from "./scheduling.js";
 import { createReconnect, watchStatus } from "./reconnect.js";
 import { ownedFunds, waitSettled, waitSynced } from "./owning.js";
-import { type EngineObserver, createObserver } from "./observe.js";
+import { type EngineObserver, type ReconciliationView, createObserver } from "./observe.js";
 
 export type { Readiness } from "./readiness.js";
 
@@ -197,6 +197,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     onAlert: (kind) => metrics.alert(kind),
     inFlight: published,
   });
+  /** Each fund's last reconciliation pass (Engine.observe). */
+  const reconciled = new Map<string, ReconciliationView>();
   // eslint-disable-next-line prefer-const -- assigned once the follower exists (it reads fences)
   let several: Several;
   const wctx: WorkerContext = {
@@ -214,6 +216,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     precheck: (order, ahead) => decider.preview(order, ahead),
     onReconcile(report) {
       for (const f of report.funds) {
+        reconciled.set(f.fund, { at: report.at, action: f.action, clean: f.clean, brokers: f.brokers });
         const drifting = f.brokers.filter((b) => b.differences.length > 0);
         activity.drift(f.fund, {
           at: report.at,
@@ -478,7 +481,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     metrics,
     activity,
     readiness: readiness.readiness,
-    observe: createObserver(state),
+    observe: createObserver(state, { reconciliation: (fund) => reconciled.get(fund) }),
     flush,
     async close() {
       // A planned stop hands the funds over first (while this engine still answers what it owns);

@@ -62,6 +62,20 @@ export interface MarkView {
   mid: string;
 }
 
+/** The last reconciliation pass that looked at a fund (what the dashboard's drift shows, in full). */
+export interface ReconciliationView {
+  at: string;
+  /** What the pass did: none, alert, lock, unlock or adopt. */
+  action: string;
+  /** Every broker answered and nothing differs. */
+  clean: boolean;
+  brokers: {
+    broker: string;
+    answered: boolean;
+    differences: { symbol: string; engine: string; broker: string }[];
+  }[];
+}
+
 export interface EngineObserver {
   /** The last sequence applied from `stream` (0 before any). */
   cursor(stream: string): number;
@@ -75,11 +89,18 @@ export interface EngineObserver {
   reserved(fund: string, orderId: string): string | undefined;
   /** The state digest (`mts-risk status`, `rebuild`). */
   digest(): string;
+  /** The last reconciliation pass over the fund (undefined: none yet). */
+  reconciliation(fund: string): ReconciliationView | undefined;
+}
+
+/** What the engine keeps beside the state that the observer shows. */
+export interface ObservedExtras {
+  reconciliation?: (fund: string) => ReconciliationView | undefined;
 }
 
 const s = (d: Dec): string => canon(d);
 
-export function createObserver(state: EngineState): EngineObserver {
+export function createObserver(state: EngineState, extras: ObservedExtras = {}): EngineObserver {
   const byBroker = (m: Map<string, Dec>) => Object.fromEntries([...m].map(([b, q]) => [b, s(q)]));
   const book = (fund: string, symbol: string): BookView | undefined => {
     const b = state.funds.get(fund)?.books.get(symbol);
@@ -155,5 +176,9 @@ export function createObserver(state: EngineState): EngineObserver {
       return o && s(o.reserved);
     },
     digest: () => stateDigest(state),
+    reconciliation(fund) {
+      const r = extras.reconciliation?.(fund);
+      return r && structuredClone(r);
+    },
   };
 }
