@@ -42,20 +42,15 @@ import { type Clock, systemClock } from "../time/clock.js";
 import type { ReadBack } from "../facts/decisions.js";
 import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
 import {
-  type DrawdownWorker,
-  type KillSwitchWorker,
-  type StopsWorker,
   type WorkerContext,
-  type WorkerHost,
   createDrawdownMonitor,
   createLimitWarnings,
-  type LimitWarnings,
   createKillSwitch,
   createStopsWorker,
   createSweeper,
   createWorkerHost,
 } from "../workers/index.js";
-import { type ReconcileReport, createReconciler } from "../workers/reconciler.js";
+import { createReconciler } from "../workers/reconciler.js";
 import { iso } from "../time/clock.js";
 import { type Several, createSeveral } from "./several.js";
 import { type Readiness, createReadiness, lagOf } from "./readiness.js";
@@ -104,7 +99,6 @@ export interface Engine {
   whenReady(): Promise<void>;
   status(): EngineStatus;
   check: CheckService;
-  workers: EngineWorkers;
   /** Prometheus registry and the check-path hooks (src/obs/metrics.ts). */
   metrics: EngineMetrics;
   /** Recent rejections and drift per fund (dashboard). */
@@ -118,16 +112,6 @@ export interface Engine {
   close(): Promise<void>;
   /** Stop as a crash would: no drain, no final snapshot flush (tests of crash safety). */
   abort(): Promise<void>;
-}
-
-export interface EngineWorkers {
-  stops: StopsWorker;
-  sweeper: { sweep(): number };
-  drawdown: DrawdownWorker;
-  warnings: LimitWarnings;
-  killSwitch: KillSwitchWorker;
-  reconciler: { pass(): Promise<ReconcileReport> };
-  host: WorkerHost;
 }
 
 export function snapshotPath(config: Config): string {
@@ -245,9 +229,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     ],
     log,
     timers,
-    published.settled,
+    () => published.settled(),
   );
-  const workers: EngineWorkers = { stops, sweeper, drawdown, warnings, killSwitch, reconciler, host };
 
   // The follower's JetStream API calls time out fast: after a node dies, a 2.9 cluster may place a
   // new consumer on that node, and the create is never answered (the follower retries it).
@@ -477,7 +460,6 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     whenReady: () => readyPromise,
     status,
     check,
-    workers,
     metrics,
     activity,
     readiness: readiness.readiness,
