@@ -31,13 +31,7 @@ import {
   type CheckService,
   type EngineStatus,
 } from "../service/index.js";
-import {
-  type EngineState,
-  type Snapshot,
-  openSnapshot,
-  sweepIdempotency,
-  sweepReservations,
-} from "../state/index.js";
+import { type Snapshot, openSnapshot, sweepIdempotency, sweepReservations } from "../state/index.js";
 import { type Clock, systemClock } from "../time/clock.js";
 import type { ReadBack } from "../facts/decisions.js";
 import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
@@ -91,7 +85,6 @@ export interface EngineOptions {
 
 export interface Engine {
   readonly instance: string;
-  readonly state: EngineState;
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly alerter: Alerter;
@@ -452,7 +445,6 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
 
   return {
     instance,
-    state,
     nc,
     js,
     alerter,
