@@ -2,6 +2,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { StreamName } from "../contract/subjects.js";
 import { CONSUMED_STREAMS, Subjects } from "../contract/subjects.js";
+import type { InFlight } from "../bus/in-flight.js";
 import type { Logger } from "../obs/log.js";
 import { type Clock, iso } from "../time/clock.js";
 
@@ -41,6 +42,8 @@ export function createAlerter(o: {
   parked?: Map<StreamName, number>;
   /** Each alert raised, by kind (metrics). */
   onAlert?: (kind: string) => void;
+  /** Tracks each alert's publish until it is acknowledged or fails (the workers' ticks wait on it). */
+  inFlight?: InFlight;
 }): Alerter {
   const parked = o.parked ?? new Map<StreamName, number>();
   const log = o.log.child({ module: "alerts" });
@@ -52,11 +55,10 @@ export function createAlerter(o: {
     const f = SAFE_TOKEN.test(fund) ? fund : "_";
     const body = { kind, fund_id: fund, message, at: iso(o.clock.now()), ...(details ? { details } : {}) };
     log.warn({ alert: kind, fund }, message);
-    o.js
-      .publish(Subjects.alert(kind, f), JSON.stringify(body), msgID ? { msgID } : undefined)
-      .catch((err: unknown) => {
-        log.error({ err, kind, fund }, "alert publish failed");
-      });
+    const sent = o.js.publish(Subjects.alert(kind, f), JSON.stringify(body), msgID ? { msgID } : undefined);
+    (o.inFlight ? o.inFlight.track(sent) : sent).catch((err: unknown) => {
+      log.error({ err, kind, fund }, "alert publish failed");
+    });
   };
   return {
     alert,

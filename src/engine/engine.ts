@@ -14,6 +14,7 @@ import { dec } from "../decimal/index.js";
 import { connectBus } from "../bus/connect.js";
 import { ensureStreams } from "../bus/streams.js";
 import { retryTransient } from "../bus/transient.js";
+import { createInFlight } from "../bus/in-flight.js";
 import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate } from "../gates/index.js";
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
@@ -30,31 +31,20 @@ import {
   type CheckService,
   type EngineStatus,
 } from "../service/index.js";
-import {
-  type EngineState,
-  type Snapshot,
-  openSnapshot,
-  sweepIdempotency,
-  sweepReservations,
-} from "../state/index.js";
+import { type Snapshot, openSnapshot, sweepIdempotency, sweepReservations } from "../state/index.js";
 import { type Clock, systemClock } from "../time/clock.js";
 import type { ReadBack } from "../facts/decisions.js";
 import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
 import {
-  type DrawdownWorker,
-  type KillSwitchWorker,
-  type StopsWorker,
   type WorkerContext,
-  type WorkerHost,
   createDrawdownMonitor,
   createLimitWarnings,
-  type LimitWarnings,
   createKillSwitch,
   createStopsWorker,
   createSweeper,
   createWorkerHost,
 } from "../workers/index.js";
-import { type ReconcileReport, createReconciler } from "../workers/reconciler.js";
+import { createReconciler } from "../workers/reconciler.js";
 import { iso } from "../time/clock.js";
 import { type Several, createSeveral } from "./several.js";
 import { type Readiness, createReadiness, lagOf } from "./readiness.js";
@@ -67,7 +57,7 @@ import {
 } from "./scheduling.js";
 import { createReconnect, watchStatus } from "./reconnect.js";
 import { ownedFunds, waitSettled, waitSynced } from "./owning.js";
-import { type EngineObserver, createObserver } from "./observe.js";
+import { type EngineObserver, type ReconciliationView, createObserver } from "./observe.js";
 
 export type { Readiness } from "./readiness.js";
 
@@ -95,7 +85,6 @@ export interface EngineOptions {
 
 export interface Engine {
   readonly instance: string;
-  readonly state: EngineState;
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly alerter: Alerter;
@@ -103,7 +92,6 @@ export interface Engine {
   whenReady(): Promise<void>;
   status(): EngineStatus;
   check: CheckService;
-  workers: EngineWorkers;
   /** Prometheus registry and the check-path hooks (src/obs/metrics.ts). */
   metrics: EngineMetrics;
   /** Recent rejections and drift per fund (dashboard). */
@@ -117,16 +105,6 @@ export interface Engine {
   close(): Promise<void>;
   /** Stop as a crash would: no drain, no final snapshot flush (tests of crash safety). */
   abort(): Promise<void>;
-}
-
-export interface EngineWorkers {
-  stops: StopsWorker;
-  sweeper: { sweep(): number };
-  drawdown: DrawdownWorker;
-  warnings: LimitWarnings;
-  killSwitch: KillSwitchWorker;
-  reconciler: { pass(): Promise<ReconcileReport> };
-  host: WorkerHost;
 }
 
 export function snapshotPath(config: Config): string {
@@ -185,6 +163,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   log.info({ cursors: Object.fromEntries(state.cursors), funds: state.funds.size }, "snapshot loaded");
 
   const metrics = createMetrics();
+  /** What the workers and the alerter publish, until acknowledged: a worker's tick ends after it. */
+  const published = createInFlight();
   const activity = createActivity();
   const alerter = createAlerter({
     js,
@@ -192,7 +172,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     log,
     parked: await parkedUpTo(jsm),
     onAlert: (kind) => metrics.alert(kind),
+    inFlight: published,
   });
+  /** Each fund's last reconciliation pass (Engine.observe). */
+  const reconciled = new Map<string, ReconciliationView>();
   // eslint-disable-next-line prefer-const -- assigned once the follower exists (it reads fences)
   let several: Several;
   const wctx: WorkerContext = {
@@ -205,11 +188,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     alerter,
     config,
     publish: (subject, body, msgID) =>
-      js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined),
+      published.track(js.publish(subject, JSON.stringify(body), msgID ? { msgID } : undefined)),
     // the decider is created below; workers only run once the engine is live
     precheck: (order, ahead) => decider.preview(order, ahead),
     onReconcile(report) {
       for (const f of report.funds) {
+        reconciled.set(f.fund, { at: report.at, action: f.action, clean: f.clean, brokers: f.brokers });
         const drifting = f.brokers.filter((b) => b.differences.length > 0);
         activity.drift(f.fund, {
           at: report.at,
@@ -237,8 +221,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       ...(config.broker_exit_reconciler.enabled ? [reconciler] : []),
     ],
     log,
+    timers,
+    () => published.settled(),
   );
-  const workers: EngineWorkers = { stops, sweeper, drawdown, warnings, killSwitch, reconciler, host };
 
   // The follower's JetStream API calls time out fast: after a node dies, a 2.9 cluster may place a
   // new consumer on that node, and the create is never answered (the follower retries it).
@@ -390,13 +375,15 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       sweepReservations(state, now);
       sweepIdempotency(state, now);
     },
-    sample: () => void sampler.tick(),
+    sample: () => sampler.tick(),
   });
 
   let readyPromise: Promise<void> = Promise.resolve();
   const becomeReady = async () => {
     const t0 = clock.now();
-    const progress = timers.every(2000, () => log.info({ behind: follower.behind() }, "catching up"));
+    const progress = timers.every(2000, () => log.info({ behind: follower.behind() }, "catching up"), {
+      name: "catching-up",
+    });
     try {
       await follower.waitCaughtUp();
     } finally {
@@ -458,7 +445,6 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
 
   return {
     instance,
-    state,
     nc,
     js,
     alerter,
@@ -466,11 +452,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     whenReady: () => readyPromise,
     status,
     check,
-    workers,
     metrics,
     activity,
     readiness: readiness.readiness,
-    observe: createObserver(state),
+    observe: createObserver(state, { reconciliation: (fund) => reconciled.get(fund) }),
     flush,
     async close() {
       // A planned stop hands the funds over first (while this engine still answers what it owns);

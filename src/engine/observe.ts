@@ -41,6 +41,8 @@ export interface FundView {
   lock: { since: string; reason: string; brokers: string[] } | undefined;
   /** P&L baselines by period (day, week, month): the start instant, equity and capital then. */
   baselines: Record<string, { starts_at: string; equity: string; capital: string | undefined }>;
+  /** Halts lifted by a resume, oldest first. */
+  lifted: { severity: string; since: string; resumed_at: string; operator: string }[];
   /** Realized P&L over the fund's books. */
   realized: string;
   books: Record<string, BookView>;
@@ -56,10 +58,40 @@ export interface StopView {
   state: "armed" | "triggered" | "cleared";
 }
 
+/** What the engine knows of an order (its checks' approvals and the OMS's events). */
+export interface OrderView {
+  accepted: boolean;
+  terminal: boolean;
+  /** Idempotency keys of the approvals that hold quantity for it. */
+  approvals: string[];
+  /** The quantity still reserved in its book. */
+  reserved: string;
+}
+
+export interface InstrumentView {
+  asset_class: string;
+  /** Currency of its prices (absent: the fund's base currency). */
+  currency: string | undefined;
+}
+
 export interface MarkView {
   bid: string;
   ask: string;
   mid: string;
+}
+
+/** The last reconciliation pass that looked at a fund (what the dashboard's drift shows, in full). */
+export interface ReconciliationView {
+  at: string;
+  /** What the pass did: none, alert, lock, unlock or adopt. */
+  action: string;
+  /** Every broker answered and nothing differs. */
+  clean: boolean;
+  brokers: {
+    broker: string;
+    answered: boolean;
+    differences: { symbol: string; engine: string; broker: string }[];
+  }[];
 }
 
 export interface EngineObserver {
@@ -71,15 +103,28 @@ export interface EngineObserver {
   stop(fund: string, symbol: string): StopView | undefined;
   /** Reference data known for the symbol. */
   instrument(symbol: string): boolean;
+  instrumentOf(symbol: string): InstrumentView | undefined;
+  order(fund: string, orderId: string): OrderView | undefined;
+  /** The envelope in force for the fund, as published (a copy). */
+  envelope(fund: string): unknown;
+  /** The engine holds a decision for this idempotency key of the fund (its window not passed). */
+  decided(fund: string, key: string): boolean;
   /** The quantity an order still holds in its book's reservations. */
   reserved(fund: string, orderId: string): string | undefined;
   /** The state digest (`mts-risk status`, `rebuild`). */
   digest(): string;
+  /** The last reconciliation pass over the fund (undefined: none yet). */
+  reconciliation(fund: string): ReconciliationView | undefined;
+}
+
+/** What the engine keeps beside the state that the observer shows. */
+export interface ObservedExtras {
+  reconciliation?: (fund: string) => ReconciliationView | undefined;
 }
 
 const s = (d: Dec): string => canon(d);
 
-export function createObserver(state: EngineState): EngineObserver {
+export function createObserver(state: EngineState, extras: ObservedExtras = {}): EngineObserver {
   const byBroker = (m: Map<string, Dec>) => Object.fromEntries([...m].map(([b, q]) => [b, s(q)]));
   const book = (fund: string, symbol: string): BookView | undefined => {
     const b = state.funds.get(fund)?.books.get(symbol);
@@ -119,6 +164,12 @@ export function createObserver(state: EngineState): EngineObserver {
             },
           ]),
         ),
+        lifted: f.lifted.map((l) => ({
+          severity: l.severity,
+          since: l.since,
+          resumed_at: l.resumedAt,
+          operator: l.operator,
+        })),
         lock: f.lock && { since: f.lock.since, reason: f.lock.reason, brokers: [...f.lock.brokers] },
         baselines: Object.fromEntries(
           [...f.baselines].map(([p, b]) => [
@@ -150,10 +201,34 @@ export function createObserver(state: EngineState): EngineObserver {
       );
     },
     instrument: (symbol) => state.instruments.has(symbol),
+    instrumentOf(symbol) {
+      const i = state.instruments.get(symbol);
+      return i && { asset_class: i.asset_class, currency: i.currency };
+    },
+    order(fund, orderId) {
+      const o = state.orders.get(key2(fund, orderId));
+      return (
+        o && {
+          accepted: o.accepted,
+          terminal: o.terminal,
+          approvals: [...o.approvals.keys()],
+          reserved: s(o.reserved),
+        }
+      );
+    },
+    envelope: (fund) => {
+      const raw = state.funds.get(fund)?.envelope?.raw;
+      return raw === undefined ? undefined : structuredClone(raw);
+    },
+    decided: (fund, key) => state.idem.has(key2(fund, key)),
     reserved: (fund, orderId) => {
       const o = state.orders.get(key2(fund, orderId));
       return o && s(o.reserved);
     },
     digest: () => stateDigest(state),
+    reconciliation(fund) {
+      const r = extras.reconciliation?.(fund);
+      return r && structuredClone(r);
+    },
   };
 }

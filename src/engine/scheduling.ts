@@ -8,18 +8,9 @@ import type { StaleReport, StalenessMonitor } from "../ingest/staleness.js";
 import type { Logger } from "../obs/log.js";
 import type { EngineState, FlushReport, Snapshot } from "../state/index.js";
 import type { Clock } from "../time/clock.js";
+import type { Timers } from "../time/timers.js";
 
-/** Runs `fn` every `ms`; the returned function cancels it. */
-export interface Timers {
-  every(ms: number, fn: () => void): () => void;
-}
-
-export const systemTimers: Timers = {
-  every(ms, fn) {
-    const t = setInterval(fn, ms);
-    return () => clearInterval(t);
-  },
-};
+export { type Timers, systemTimers } from "../time/timers.js";
 
 export interface Flusher {
   /** Starts a background flush unless one is under way (the periodic flush). */
@@ -107,12 +98,13 @@ export function createSchedule(o: {
   flushIntervalMs: number;
   flush: () => void;
   sweep: (now: number) => void;
-  sample: () => void;
+  /** One staleness sample (its async work returned). */
+  sample: () => unknown;
 }): Schedule {
   const cancels = [
-    o.timers.every(o.flushIntervalMs, o.flush),
-    o.timers.every(1000, () => o.sweep(o.clock.now())),
-    o.timers.every(1000, o.sample),
+    o.timers.every(o.flushIntervalMs, o.flush, { name: "flush" }),
+    o.timers.every(1000, () => o.sweep(o.clock.now()), { name: "sweep" }),
+    o.timers.every(1000, o.sample, { name: "staleness" }),
   ];
   return {
     stop() {

@@ -108,8 +108,7 @@ async function main(): Promise<void> {
     await nc.request("measure.go", JSON.stringify({ n, inflight: INFLIGHT }), { timeout: 600_000 });
     // until the follower has applied everything the journal holds
     const last = (await jsm.streams.info("RISK_DECISIONS")).state.last_seq;
-    while ((engine.state.cursors.get("RISK_DECISIONS") ?? 0) < last)
-      await new Promise((r) => setTimeout(r, 2));
+    while (engine.observe.cursor("RISK_DECISIONS") < last) await new Promise((r) => setTimeout(r, 2));
     const c = process.cpuUsage(c0);
     return {
       cpuUs: c.user + c.system,

@@ -56,7 +56,7 @@ export function dashboardData(engine: Engine, clock: Clock, startedAt: number): 
       report,
       usage,
       worst: usage.reduce((m, u) => Math.max(m, u.ratio), 0),
-      warn_at: warnAt(engine.state.funds.get(report.fund_id)?.envelope?.raw),
+      warn_at: warnAt(engine.observe.envelope(report.fund_id)),
       rejections: {
         by_code: byCode,
         last: recent.slice(0, 5).map((e) => ({ at: iso(e.at_ms), order_id: e.order_id, code: e.code })),

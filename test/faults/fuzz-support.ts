@@ -17,7 +17,7 @@ import { encodeOrderProto } from "../../src/contract/codec.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
 import { Subjects, type StreamName } from "../../src/contract/subjects.js";
 import { dec } from "../../src/decimal/index.js";
-import { type EngineState, key2 } from "../../src/state/model.js";
+import type { EngineObserver } from "../../src/engine/observe.js";
 
 export const ID_OK = /^[A-Za-z0-9_-]{1,64}$/;
 const te = new TextEncoder();
@@ -671,8 +671,8 @@ export interface Garbage extends StreamMsg {
 export interface Valid {
   kind: string;
   msgs: StreamMsg[];
-  /** The valid message's effect is visible in the engine state. */
-  visible: (s: EngineState) => boolean;
+  /** The valid message's effect is visible in the engine state (read through Engine.observe). */
+  visible: (s: EngineObserver) => boolean;
 }
 export type Build<T> = (ctx: Ctx) => T;
 
@@ -798,7 +798,7 @@ const qtyOrInt = fc.oneof(
 );
 const text = (max: number) => fc.string({ maxLength: max });
 const idArb = fc.stringMatching(/^[A-Za-z0-9_-]{1,16}$/);
-const fundOf = (s: EngineState, f: string) => s.funds.get(f);
+const fundOf = (s: EngineObserver, f: string) => s.fund(f);
 
 export const FILLS: MessageDef = {
   stream: "FILLS",
@@ -859,7 +859,10 @@ export const FILLS: MessageDef = {
       const q = p.side === "BUY" ? dec(p.quantity) : dec(p.quantity).neg();
       return {
         msgs: [{ subject: Subjects.fill("fz-fills", symbol), data: JSON.stringify(body), msgID: fill_id }],
-        visible: (s) => fundOf(s, "fz-fills")?.books.get(symbol)?.pos.qty.eq(q) === true,
+        visible: (s) => {
+          const held = s.book("fz-fills", symbol)?.qty;
+          return held !== undefined && dec(held).eq(q);
+        },
       };
     },
   ),
@@ -908,7 +911,10 @@ export const QUOTES: MessageDef = {
       const body = clean({ ...extra, ...p, symbol, bid: b, ask: scaled(bid + spread, scale) });
       return {
         msgs: [{ subject: Subjects.quote(symbol), data: JSON.stringify(body) }],
-        visible: (s) => s.marks.get(symbol)?.bid.eq(dec(b)) === true,
+        visible: (s) => {
+          const bid = s.mark(symbol)?.bid;
+          return bid !== undefined && dec(bid).eq(dec(b));
+        },
       };
     },
   ),
@@ -943,7 +949,7 @@ export const REFDATA: MessageDef = {
         msgs: [
           { subject: Subjects.instrument(symbol), data: JSON.stringify(clean({ ...extra, ...p, symbol })) },
         ],
-        visible: (s) => s.instruments.get(symbol)?.asset_class === p.asset_class,
+        visible: (s) => s.instrumentOf(symbol)?.asset_class === p.asset_class,
       };
     },
   ),
@@ -1082,7 +1088,7 @@ export const RISK_ENVELOPES: MessageDef = {
       }
       return {
         msgs: [{ subject: Subjects.envelopeUpdated(ENVELOPE_FUND), data: JSON.stringify(body) }],
-        visible: (s) => fundOf(s, ENVELOPE_FUND)?.envelope?.id === `${ENVELOPE_FUND}@v${c.version}`,
+        visible: (s) => fundOf(s, ENVELOPE_FUND)?.envelope_id === `${ENVELOPE_FUND}@v${c.version}`,
       };
     },
   ),
@@ -1114,7 +1120,7 @@ export const OMS_ORDERS: MessageDef = {
       return {
         msgs: [{ subject: Subjects.orderEvent(p.event, "fz-oms"), data: JSON.stringify(body) }],
         visible: (s) => {
-          const r = s.orders.get(key2("fz-oms", order_id));
+          const r = s.order("fz-oms", order_id);
           if (!r) return false;
           return p.event === "accepted" ? r.accepted : TERMINAL_ORDER_EVENTS.has(p.event) ? r.terminal : true;
         },
@@ -1157,7 +1163,7 @@ export const HALT: MessageDef = {
       const fund = `fzh-${c.u}`;
       return {
         msgs: [{ subject: Subjects.halt(fund), data: JSON.stringify({ ...p, fund_id: fund }) }],
-        visible: (s) => fundOf(s, fund)?.halts.has(p.severity) === true,
+        visible: (s) => fundOf(s, fund)?.halts[p.severity] !== undefined,
       };
     },
   ),
@@ -1192,7 +1198,10 @@ export const RESUME: MessageDef = {
             data: JSON.stringify({ fund_id: fund, operator: p.operator, reason: p.reason, at: p.at }),
           },
         ],
-        visible: (s) => fundOf(s, fund)?.halts.size === 0 && fundOf(s, fund)?.lifted.length === 1,
+        visible: (s) => {
+          const f = fundOf(s, fund);
+          return f !== undefined && Object.keys(f.halts).length === 0 && f.lifted.length === 1;
+        },
       };
     },
   ),
@@ -1220,7 +1229,7 @@ export const BASELINE: MessageDef = {
       const fund = `fzb-${c.u}`;
       return {
         msgs: [{ subject: Subjects.pnlBaseline(fund), data: JSON.stringify({ ...p, fund_id: fund }) }],
-        visible: (s) => fundOf(s, fund)?.baselines.get(p.period)?.startsAt === p.starts_at,
+        visible: (s) => fundOf(s, fund)?.baselines[p.period]?.starts_at === p.starts_at,
       };
     },
   ),
@@ -1283,7 +1292,7 @@ export const STOP: MessageDef = {
             data: JSON.stringify(clean({ ...p, fund_id: fund, symbol })),
           },
         ],
-        visible: (s) => s.stops.get(key2(fund, symbol))?.state === event,
+        visible: (s) => s.stop(fund, symbol)?.state === event,
       };
     },
   ),
@@ -1428,8 +1437,8 @@ export const DECISIONS: MessageDef = {
           { subject: Subjects.decision(DECISION_FUND), data: JSON.stringify(body), msgID: `fzd-${c.u}` },
         ],
         visible: (s) =>
-          s.idem.has(key2(DECISION_FUND, key)) &&
-          (!approved || s.orders.get(key2(DECISION_FUND, `fzd-o-${c.u}`))?.approvals.has(key) === true),
+          s.decided(DECISION_FUND, key) &&
+          (!approved || s.order(DECISION_FUND, `fzd-o-${c.u}`)?.approvals.includes(key) === true),
       };
     },
   ),

@@ -286,7 +286,7 @@ describe("fuzz: hostile input on a real nats-server and engine", () => {
             if (isEnvelope) envelopeVersion++;
             for (const a of after) last = await park(def.stream, a(ctx()));
             tally.add(`stream.${def.stream}.valid-${v.kind}`);
-            await waitFor(() => applied(engine, def.stream, last) && v.visible(engine.state), {
+            await waitFor(() => applied(engine, def.stream, last) && v.visible(engine.observe), {
               message: `${def.stream}: the valid ${v.kind} between garbage is applied`,
             });
             if (isEnvelope) expect(currentEnvelope()).toBe(`${ENVELOPE_FUND}@v${envelopeVersion}`);

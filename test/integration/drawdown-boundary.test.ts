@@ -17,6 +17,7 @@ import {
   publishedHalts,
   startTestEngine,
 } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 const EVE = "2026-11-30T23:59:59.900Z"; // a Monday; the next instant after midnight starts a day and a month
 
@@ -26,6 +27,7 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
   let bus: Bus;
   let engine: Engine;
   const clock = manualClock(EVE);
+  const timers = steppableTimers();
 
   const fundOf = (id: string) => engine.observe.fund(id)!;
   const baselines = (fund: string) => publishedBaselines(nc, fund);
@@ -50,7 +52,7 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
   });
   afterAll(async () => {
     await nc?.close();
@@ -98,8 +100,9 @@ describe("drawdown: the period's baseline is the equity as of its boundary", () 
     clock.set(Date.parse("2026-12-02T23:59:59.000Z"));
     await longFund("quiet", "QQ");
     clock.set(Date.parse("2026-12-03T00:00:00.500Z"));
-    engine.workers.drawdown.evaluateAll();
+    await timers.tick("drawdown"); // the monitor's tick: its baselines are on the stream when it resolves
+    expect(await baselines("quiet")).toContain("day@2026-12-03T00:00:00.000Z=1000000");
+    expect(await halts("quiet")).toEqual([]);
     expect(fundOf("quiet").halts).toEqual({});
-    await waitFor(async () => (await baselines("quiet")).includes("day@2026-12-03T00:00:00.000Z=1000000"));
   });
 });

@@ -18,10 +18,13 @@ import {
   applied,
   envelope,
   publishedHalts,
+  readStream,
   settled,
   startTestEngine,
   testConfig,
 } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
+import { Subjects } from "../../src/contract/subjects.js";
 
 const START = "2026-11-20T14:00:00.000Z";
 
@@ -31,11 +34,22 @@ describe("drawdown: capital changes are not trading P&L", () => {
   let bus: Bus;
   let engine: Engine;
   const clock = manualClock(START);
+  const timers = steppableTimers();
 
   const halts = (fund: string) => publishedHalts(nc, fund, true);
   const fundOf = (e: Engine, id: string) => e.observe.fund(id)!;
-  /** The drawdown worker run on one fund now (it ticks every second; this decides at a known instant). */
-  const evaluate = (e: Engine, id: string) => e.workers.drawdown.evaluate(e.state.funds.get(id)!);
+  /** Every halt on RISK_CONTROL, of any fund. */
+  const allHalts = async () => (await readStream(nc, "RISK_CONTROL", Subjects.halt(""))).length;
+  /**
+   * The drawdown monitor's tick run now (it ticks every second; this decides at a known instant):
+   * it publishes no halt, and `fund` has none (what a tick publishes is on the stream when it resolves).
+   */
+  async function tickHaltsNothing(fund: string) {
+    const before = await allHalts();
+    await timers.tick("drawdown");
+    expect(await allHalts()).toBe(before);
+    expect(await halts(fund)).toEqual([]);
+  }
 
   async function setEnvelope(fund: string, version: number, capital: string) {
     const seq = await bus.envelope(
@@ -60,7 +74,7 @@ describe("drawdown: capital changes are not trading P&L", () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
   });
   afterAll(async () => {
     await nc?.close();
@@ -71,9 +85,9 @@ describe("drawdown: capital changes are not trading P&L", () => {
   it("lowering capital with no trade is no loss; a later 3 % trading loss still halts", async () => {
     await fundWithPosition("capdown", "CD");
     await setEnvelope("capdown", 2, "900000"); // NAV 900 000: not a 10 % loss
-    expect(evaluate(engine, "capdown")).toEqual([]);
+    await tickHaltsNothing("capdown");
     await mark("CD", 97.01); // −29 900 of trading: 2.99 % of 1 000 000
-    expect(evaluate(engine, "capdown")).toEqual([]);
+    await tickHaltsNothing("capdown");
     await settled(engine);
     expect(fundOf(engine, "capdown").halts).toEqual({});
     await mark("CD", 97); // −30 000: 3 % of the day's starting equity
@@ -92,7 +106,7 @@ describe("drawdown: capital changes are not trading P&L", () => {
   it("raising capital does not hide a 10 % trading loss", async () => {
     await fundWithPosition("capup", "CU");
     await setEnvelope("capup", 2, "2000000"); // NAV 2 000 000: not a gain
-    expect(evaluate(engine, "capup")).toEqual([]);
+    await tickHaltsNothing("capup");
     await mark("CU", 90); // −100 000 of trading: 10 % of the day's starting equity (NAV 1 900 000)
     await waitFor(() => fundOf(engine, "capup").halts["DAILY_LOSS"] !== undefined);
     expect(await halts("capup")).toEqual([
@@ -104,7 +118,7 @@ describe("drawdown: capital changes are not trading P&L", () => {
     await fundWithPosition("caprb", "CR");
     await setEnvelope("caprb", 2, "900000");
     await mark("CR", 98); // −20 000 of trading: 2 %, with NAV at 880 000
-    expect(evaluate(engine, "caprb")).toEqual([]);
+    await tickHaltsNothing("caprb");
     await settled(engine);
     const live = engine.status().state_digest;
     const rebuilt = await rebuild({
@@ -117,11 +131,11 @@ describe("drawdown: capital changes are not trading P&L", () => {
 
     // a second engine with an empty state dir: baselines (with their capital) from the streams
     await engine.close();
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
     await settled(engine);
     expect(engine.status().state_digest).toBe(live);
     expect(fundOf(engine, "caprb").baselines["day"]?.capital).toBe("1000000");
-    expect(engine.workers.drawdown.evaluateAll()).toEqual([]);
+    await tickHaltsNothing("caprb");
     await settled(engine);
     expect(fundOf(engine, "caprb").halts).toEqual({});
     expect(await halts("caprb")).toEqual([]);

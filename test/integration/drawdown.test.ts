@@ -22,6 +22,7 @@ import {
   publishedHalts,
   startTestEngine,
 } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 const FUND = "dd";
 const START = "2026-11-20T14:00:00.000Z"; // a Friday; ISO week began Monday 2026-11-16
@@ -33,6 +34,9 @@ describe("drawdown monitor", () => {
   let engine: Engine;
   const clock = manualClock(START);
   const stateDir = mkdtempSync(join(tmpdir(), "mts-dd-"));
+  const timers = steppableTimers();
+  /** The drawdown monitor's tick, run now (what it publishes is on the streams when it resolves). */
+  const evaluateAll = () => timers.tick("drawdown");
 
   const halts = () => publishedHalts(nc, FUND);
   const baselines = () => publishedBaselines(nc, FUND);
@@ -46,7 +50,7 @@ describe("drawdown monitor", () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
-    engine = await startTestEngine(server.url, { clock, stateDir });
+    engine = await startTestEngine(server.url, { clock, stateDir, timers });
     const e = await bus.envelope(
       envelope(FUND, {
         daily_loss_halt_pct: "0.03",
@@ -105,9 +109,9 @@ describe("drawdown monitor", () => {
     await mark(94);
     await waitFor(() => fund().halts["WEEKLY_LOSS"] !== undefined);
     await engine.close();
-    engine = await startTestEngine(server.url, { clock, stateDir });
+    engine = await startTestEngine(server.url, { clock, stateDir, timers });
     await mark(93.5);
-    engine.workers.drawdown.evaluateAll();
+    await evaluateAll();
     expect(Object.keys(fund().halts).sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
     expect((await halts()).sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
   });
@@ -122,7 +126,7 @@ describe("drawdown monitor", () => {
     await waitFor(() => applied(engine, "RISK_CONTROL", r));
     expect(fund().halts).toEqual({});
     await mark(93);
-    engine.workers.drawdown.evaluateAll();
+    await evaluateAll();
     expect((await halts()).sort()).toEqual(["DAILY_LOSS", "WEEKLY_LOSS"]);
     expect((await bus.check(order({ fund_id: FUND, quantity: "1" }))).approved).toBe(true);
   });
@@ -139,10 +143,10 @@ describe("drawdown monitor", () => {
 
   it("rolls the ISO week on Monday and the month on the 1st", async () => {
     clock.set(Date.parse("2026-11-23T00:00:00.000Z")); // Monday
-    engine.workers.drawdown.evaluateAll();
+    await evaluateAll();
     await waitFor(async () => (await baselines()).some((b) => b.startsWith("week@2026-11-23T00:00:00.000Z")));
     clock.set(Date.parse("2026-12-01T00:00:00.000Z"));
-    engine.workers.drawdown.evaluateAll();
+    await evaluateAll();
     await waitFor(async () =>
       (await baselines()).some((b) => b.startsWith("month@2026-12-01T00:00:00.000Z")),
     );

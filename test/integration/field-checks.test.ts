@@ -27,6 +27,7 @@ import {
   startTestEngine,
   testConfig,
 } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 describe("issue 13 checks through the bus", () => {
   let server: NatsServerHandle;
@@ -35,10 +36,11 @@ describe("issue 13 checks through the bus", () => {
   let bus: Bus;
   const clock = manualClock(NOW);
   const now = () => iso(clock.now());
+  const timers = steppableTimers();
 
   beforeAll(async () => {
     server = await startTestNats();
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
     nc = await connectTest(server.url);
     bus = new Bus(nc);
   });
@@ -143,7 +145,8 @@ describe("issue 13 checks through the bus", () => {
     // a loss of 25 000 EUR in the price (2.5 % at EUR-USD 1): no halt
     await until("QUOTES", await bus.quote("BMW", "97.5", "97.5", now()));
     await until("QUOTES", await bus.quote("EUR-USD", "1.19", "1.19", now())); // −29 750 USD: 2.975 %
-    expect(engine.workers.drawdown.evaluate(engine.state.funds.get(F)!)).toEqual([]);
+    await timers.tick("drawdown"); // evaluated now: what it halts is on RISK_CONTROL when this resolves
+    expect(await readStream(nc, "RISK_CONTROL", Subjects.halt(F))).toEqual([]);
     await until("QUOTES", await bus.quote("EUR-USD", "1.2", "1.2", now())); // −30 000 USD: 3 %
     await waitFor(() => engine.observe.fund(F)!.halts["DAILY_LOSS"]);
     const halts = await readStream<{ severity: string }>(nc, "RISK_CONTROL", Subjects.halt(F));

@@ -10,6 +10,7 @@ import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, NOW, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 describe("kill switch", () => {
   let server: NatsServerHandle;
@@ -17,12 +18,18 @@ describe("kill switch", () => {
   let bus: Bus;
   let engine: Engine;
   const clock = manualClock(NOW);
+  const timers = steppableTimers();
+  /** The kill switch's tick, run now: it verifies the presses whose time has come. */
+  const verify = () => timers.tick("kill-switch");
+  /** kill_switch alerts on RISK_CONTROL for the fund (a fired tick's alerts are stored when it ends). */
+  const alerts = async (fund: string) =>
+    (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", fund))).length;
 
   beforeAll(async () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
-    engine = await startTestEngine(server.url, { clock, flags: { "kill_switch.verify_s": 30 } });
+    engine = await startTestEngine(server.url, { clock, timers, flags: { "kill_switch.verify_s": 30 } });
     const e = await bus.envelope(envelope("k1"));
     await waitFor(() => applied(engine, "RISK_ENVELOPES", e));
   });
@@ -56,12 +63,11 @@ describe("kill switch", () => {
     });
 
     clock.advance(29_999);
-    expect(engine.workers.killSwitch.verify()).toEqual({});
+    await verify();
+    expect(await alerts("k1")).toBe(0);
     clock.advance(1);
-    expect(engine.workers.killSwitch.verify()).toEqual({ k1: ["k-external", "k-open"] });
-    await waitFor(
-      async () => (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k1"))).length === 1,
-    );
+    await verify();
+    expect(await alerts("k1")).toBe(1);
     const alert = (
       await readStream<{ details: Record<string, string> }>(
         nc,
@@ -89,8 +95,8 @@ describe("kill switch", () => {
     const c = await bus.orderEvent("cancelled", "k2", "k2-a");
     await waitFor(() => applied(engine, "OMS_ORDERS", c));
     clock.advance(30_000);
-    expect(engine.workers.killSwitch.verify()).toEqual({ k2: [] });
-    expect(await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k2"))).toHaveLength(0);
+    await verify();
+    expect(await alerts("k2")).toBe(0);
   });
 
   const kill = (fund: string, at = iso(clock.now())) =>
@@ -111,12 +117,17 @@ describe("kill switch", () => {
     const h = await kill("k3", iso(clock.now() + 3_600_000)); // stamped an hour ahead
     await waitFor(() => applied(engine, "RISK_CONTROL", h));
     clock.advance(29_999);
-    expect(engine.workers.killSwitch.verify()).toEqual({});
+    await verify();
+    expect(await alerts("k3")).toBe(0);
     clock.advance(1);
-    expect(engine.workers.killSwitch.verify()).toEqual({ k3: ["k3-open"] });
-    await waitFor(
-      async () => (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k3"))).length === 1,
+    await verify();
+    expect(await alerts("k3")).toBe(1);
+    const [alert] = await readStream<{ details: Record<string, string> }>(
+      nc,
+      "RISK_CONTROL",
+      Subjects.alert("kill_switch", "k3"),
     );
+    expect(alert!.data.details).toMatchObject({ order_ids: "k3-open", count: "1" });
   });
 
   it("a second press puts a new cancel_all on OMS_INTENTS and is verified on its own", async () => {
@@ -127,7 +138,8 @@ describe("kill switch", () => {
     await waitFor(() => applied(engine, "RISK_CONTROL", h1));
     await waitFor(async () => (await cancelAlls("k4")) === 1);
     clock.advance(30_000);
-    expect(engine.workers.killSwitch.verify()).toEqual({ k4: ["k4-open"] });
+    await verify();
+    expect(await alerts("k4")).toBe(1);
 
     const h2 = await kill("k4"); // pressed again: the fund is still killed
     await waitFor(() => applied(engine, "RISK_CONTROL", h2));
@@ -135,11 +147,18 @@ describe("kill switch", () => {
     const k4 = engine.observe.fund("k4")!.halts["KILL_SWITCH"]!;
     expect({ seq: k4.seq, lastSeq: k4.last_seq }).toEqual({ seq: h1, lastSeq: h2 }); // the halt is still the first
     clock.advance(29_999);
-    expect(engine.workers.killSwitch.verify()).toEqual({});
+    await verify();
+    expect(await alerts("k4")).toBe(1);
     clock.advance(1);
-    expect(engine.workers.killSwitch.verify()).toEqual({ k4: ["k4-open"] });
-    await waitFor(
-      async () => (await readStream(nc, "RISK_CONTROL", Subjects.alert("kill_switch", "k4"))).length === 2,
-    );
+    await verify();
+    expect(await alerts("k4")).toBe(2);
+    const second = (
+      await readStream<{ details: Record<string, string> }>(
+        nc,
+        "RISK_CONTROL",
+        Subjects.alert("kill_switch", "k4"),
+      )
+    )[1]!;
+    expect(second.data.details).toMatchObject({ order_ids: "k4-open", count: "1" });
   });
 });

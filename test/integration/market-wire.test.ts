@@ -13,7 +13,8 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, NOW, applied, envelope, order, publishedHalts, startTestEngine } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 const EARLIER = new Date(Date.parse(NOW) - 1000).toISOString();
 
@@ -23,10 +24,11 @@ describe("market data and wire cases (issue 8)", () => {
   let nc: NatsConnection;
   let bus: Bus;
   const clock = manualClock(NOW);
+  const timers = steppableTimers();
 
   beforeAll(async () => {
     server = await startTestNats();
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
     nc = await connectTest(server.url);
     bus = new Bus(nc);
   });
@@ -143,7 +145,8 @@ describe("market data and wire cases (issue 8)", () => {
       await waitFor(() => fund().baselines["day"]?.equity === "1000000");
       // mid 97.000000000000000001: loss 29 999.99999999999999 (0.03 × 1 000 000 = 30 000)
       await until("QUOTES", await bus.quote("HB1", "96.999999999999999999", "97.000000000000000003"));
-      expect(engine.workers.drawdown.evaluate(engine.state.funds.get("hb")!)).toEqual([]);
+      await timers.tick("drawdown"); // evaluated now: what it halts is on RISK_CONTROL when this resolves
+      expect(await publishedHalts(nc, "hb")).toEqual([]);
       expect(fund().halts["DAILY_LOSS"] !== undefined).toBe(false);
       await until("QUOTES", await bus.quote("HB1", "96.99", "97.01")); // mid 97: loss 30 000, exactly 3 %
       await waitFor(() => fund().halts["DAILY_LOSS"] !== undefined);

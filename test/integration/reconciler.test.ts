@@ -2,10 +2,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
+import { PREFIX, Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { type SteppableTimers, steppableTimers } from "../support/timers.js";
 
 interface AlertBody {
   kind: string;
@@ -21,6 +22,7 @@ interface Setup {
   nc: NatsConnection;
   bus: Bus;
   jsm: JetStreamManager;
+  timers: SteppableTimers;
 }
 
 let current: Setup | undefined;
@@ -37,11 +39,13 @@ afterEach(async () => {
 
 async function setup(flags: Record<string, unknown>): Promise<Setup> {
   const server = await startTestNats();
+  const timers = steppableTimers();
   const engine = await startTestEngine(server.url, {
+    timers,
     flags: { "broker_exit_reconciler.interval_s": 3600, ...flags },
   });
   const nc = await connectTest(server.url);
-  current = { server, engine, nc, bus: new Bus(nc), jsm: await jetstreamManager(nc) };
+  current = { server, engine, nc, bus: new Bus(nc), jsm: await jetstreamManager(nc), timers };
   return current;
 }
 
@@ -79,6 +83,21 @@ async function alertCount(s: Setup, kind: string, fund: string): Promise<number>
   return info.state.subjects?.[subject] ?? 0;
 }
 
+/** Every alert on RISK_CONTROL, of any kind and fund. */
+async function allAlerts(s: Setup): Promise<number> {
+  const info = await s.jsm.streams.info("RISK_CONTROL", { subjects_filter: `${PREFIX}.risk.alert.>` });
+  return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The reconciler's tick, run now (its timer is an hour): resolves once the pass ended and what it
+ * published (alerts, lock, adjustments) is on the streams; then what the pass found for the fund.
+ */
+async function reconcile(s: Setup, fund: string) {
+  await s.timers.tick("reconciler");
+  return s.engine.observe.reconciliation(fund)!;
+}
+
 /** Waits for the `n`-th alert of this kind for the fund, and returns the last one. */
 async function alertAt(s: Setup, kind: string, fund: string, n = 1): Promise<AlertBody> {
   await waitFor(async () => (await alertCount(s, kind, fund)) >= n, { message: `${kind} alert #${n}` });
@@ -105,25 +124,23 @@ describe("broker-exit reconciler", () => {
       { symbol: "MSFT", side: "SELL", quantity: "5" },
     ]);
     await broker(s.nc, "paper", { m1: { AAPL: "100", MSFT: "-5.000", TSLA: "0" } });
-    const before = s.engine.alerter.count().alerts;
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds).toEqual([
-      {
-        fund: "m1",
-        brokers: [{ broker: "paper", answered: true, differences: [] }],
-        action: "none",
-        clean: true,
-      },
-    ]);
-    expect(s.engine.alerter.count().alerts).toBe(before);
+    const before = await allAlerts(s);
+    const { at, ...r } = await reconcile(s, "m1");
+    expect(at).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(r).toEqual({
+      brokers: [{ broker: "paper", answered: true, differences: [] }],
+      action: "none",
+      clean: true,
+    });
+    expect(await allAlerts(s)).toBe(before);
   });
 
   it("alert: publishes a drift alert with both quantities, changes nothing", async () => {
     const s = await setup({ "broker_exit_reconciler.on_drift": "alert" });
     await seed(s, "a1", [{ symbol: "AAPL", quantity: "100" }]);
     await broker(s.nc, "paper", { a1: { AAPL: "90", MSFT: "5" } });
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds[0]).toMatchObject({
+    const r = await reconcile(s, "a1");
+    expect(r).toMatchObject({
       action: "alert",
       clean: false,
       brokers: [
@@ -155,12 +172,12 @@ describe("broker-exit reconciler", () => {
     await seed(s, "t1", [{ symbol: "AAPL", quantity: "100" }]);
     const positions = { t1: { AAPL: "90" } as Record<string, string> };
     await broker(s.nc, "paper", positions);
-    const before = s.engine.alerter.count().alerts;
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds[0]).toMatchObject({ action: "none", clean: false });
-    expect(s.engine.alerter.count().alerts).toBe(before);
+    const before = await allAlerts(s);
+    const r = await reconcile(s, "t1");
+    expect(r).toMatchObject({ action: "none", clean: false });
+    expect(await allAlerts(s)).toBe(before);
     positions.t1 = { AAPL: "90", MSFT: "1" };
-    expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("alert");
+    expect((await reconcile(s, "t1")).action).toBe("alert");
     expect((await alertAt(s, "drift", "t1")).details?.["symbols"]).toBe("AAPL,MSFT");
   });
 
@@ -170,7 +187,13 @@ describe("broker-exit reconciler", () => {
     const positions = { l1: { AAPL: "90" } };
     await broker(s.nc, "paper", positions);
 
-    expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("lock");
+    const controls = async (ev: "lock" | "unlock") => {
+      const subject = Subjects.reconcile(ev, "l1");
+      const info = await s.jsm.streams.info("RISK_CONTROL", { subjects_filter: subject });
+      return info.state.subjects?.[subject] ?? 0;
+    };
+    expect((await reconcile(s, "l1")).action).toBe("lock");
+    expect(await controls("lock")).toBe(1); // on RISK_CONTROL once the tick has ended
     await waitFor(() => fund(s, "l1")?.lock, { message: "lock applied" });
     const denied = await s.bus.check(order({ fund_id: "l1" }));
     expect(denied).toMatchObject({ approved: false, rejection_code: "RECONCILIATION_LOCK" });
@@ -180,15 +203,14 @@ describe("broker-exit reconciler", () => {
     });
 
     // Still drifting while locked: alerted again, not locked twice.
-    expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("lock");
-    await alertAt(s, "drift", "l1", 2);
-    const lockSubject = Subjects.reconcile("lock", "l1");
-    const info = await s.jsm.streams.info("RISK_CONTROL", { subjects_filter: lockSubject });
-    expect(info.state.subjects?.[lockSubject]).toBe(1);
+    expect((await reconcile(s, "l1")).action).toBe("lock");
+    expect(await alertCount(s, "drift", "l1")).toBe(2);
+    expect(await controls("lock")).toBe(1);
 
     positions.l1.AAPL = "100";
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds[0]).toMatchObject({ action: "unlock", clean: true });
+    const r = await reconcile(s, "l1");
+    expect(r).toMatchObject({ action: "unlock", clean: true });
+    expect(await controls("unlock")).toBe(1);
     await waitFor(() => !fund(s, "l1")?.lock, { message: "unlock applied" });
     expect(await s.bus.check(order({ fund_id: "l1" }))).toMatchObject({ approved: true });
   });
@@ -209,10 +231,10 @@ describe("broker-exit reconciler", () => {
     await broker(s.nc, "paper", { d1: { AAPL: "120", NVDA: "6", MSFT: "-7", TSLA: "5" } });
 
     // first sighting: alerted, not adopted (confirm_passes: 2)
-    const first = await s.engine.workers.reconciler.pass();
-    expect(first.funds[0]?.action).toBe("alert");
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds[0]?.action).toBe("adopt");
+    const first = await reconcile(s, "d1");
+    expect(first.action).toBe("alert");
+    const r = await reconcile(s, "d1");
+    expect(r.action).toBe("adopt");
     await waitFor(() => book(s, "d1", "AAPL")?.qty === "120" && book(s, "d1", "MSFT")?.qty === "-7", {
       message: "adjustments applied",
     });
@@ -244,8 +266,8 @@ describe("broker-exit reconciler", () => {
     expect(unpriced.details).toMatchObject({ broker: "paper", symbols: "TSLA" });
     expect(book(s, "d1", "TSLA")?.qty ?? "0").toBe("0");
 
-    const again = await s.engine.workers.reconciler.pass();
-    expect(again.funds[0]?.brokers[0]?.differences).toEqual([{ symbol: "TSLA", engine: "0", broker: "5" }]);
+    const again = await reconcile(s, "d1");
+    expect(again.brokers[0]?.differences).toEqual([{ symbol: "TSLA", engine: "0", broker: "5" }]);
   });
 
   it("a broker that never answers: stale alert, nothing adopted, not clean", async () => {
@@ -266,9 +288,9 @@ describe("broker-exit reconciler", () => {
     await silentBroker(s.nc, "ibkr");
     const fills = (await s.jsm.streams.info("FILLS")).state.messages;
 
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds[0]).toMatchObject({ action: "none", clean: false });
-    expect(r.funds[0]?.brokers).toEqual([
+    const r = await reconcile(s, "s1");
+    expect(r).toMatchObject({ action: "none", clean: false });
+    expect(r.brokers).toEqual([
       { broker: "ibkr", answered: false, differences: [] },
       { broker: "paper", answered: true, differences: [] },
     ]);
@@ -287,11 +309,11 @@ describe("broker-exit reconciler", () => {
     await broker(s.nc, "paper", positions);
     await silentBroker(s.nc, "ibkr");
 
-    expect((await s.engine.workers.reconciler.pass()).funds[0]?.action).toBe("lock");
+    expect((await reconcile(s, "s2")).action).toBe("lock");
     await waitFor(() => fund(s, "s2")?.lock, { message: "lock applied" });
     positions.s2.AAPL = "100";
-    const r = await s.engine.workers.reconciler.pass();
-    expect(r.funds[0]).toMatchObject({ action: "none", clean: false });
+    const r = await reconcile(s, "s2");
+    expect(r).toMatchObject({ action: "none", clean: false });
     await alertAt(s, "stale", "s2", 2);
     const unlock = Subjects.reconcile("unlock", "s2");
     const info = await s.jsm.streams.info("RISK_CONTROL", { subjects_filter: unlock });
@@ -313,11 +335,13 @@ describe("broker-exit reconciler", () => {
       }),
     );
     await s.nc.flush();
-    const w = s.engine.workers.reconciler;
-    const [a, b] = [w.pass(), w.pass()];
-    expect(a).toBe(b);
-    const r = await a;
-    expect(r.funds[0]).toMatchObject({ clean: false, brokers: [{ broker: "paper", answered: false }] });
+    // two ticks at once: one pass, so one stale alert (a stale alert has no message id to dedupe it)
+    await Promise.all([s.timers.tick("reconciler"), s.timers.tick("reconciler")]);
+    expect(s.engine.observe.reconciliation("x1")).toMatchObject({
+      clean: false,
+      brokers: [{ broker: "paper", answered: false }],
+    });
+    expect(await alertCount(s, "stale", "x1")).toBe(1);
     expect((await alertAt(s, "stale", "x1")).message).toMatch(/malformed/);
   });
 });

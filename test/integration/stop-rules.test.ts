@@ -13,6 +13,7 @@ import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, Feeder, NOW, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 type Closing = {
   order_id: string;
@@ -30,6 +31,9 @@ describe("synthetic stop rules", () => {
   let bus: Bus;
   let engine: Engine;
   const clock = manualClock(NOW);
+  const timers = steppableTimers();
+  /** The stops worker's tick, run now; resolves once what was published so far is on the streams. */
+  const stopsTick = () => timers.tick("stops");
 
   const closing = async (fund: string) =>
     (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
@@ -39,7 +43,17 @@ describe("synthetic stop rules", () => {
       "RISK_CONTROL",
       Subjects.alert("stop", fund),
     );
-  const stop = (fund: string, symbol: string) => engine.workers.stops.stopOf(fund, symbol);
+  const stop = (fund: string, symbol: string) => engine.observe.stop(fund, symbol);
+  const triggers = async (fund: string) =>
+    (await readStream(nc, "RISK_CONTROL", Subjects.stop("triggered", fund))).length;
+  /** `act` (a quote) fires nothing: after the stops' tick, no new trigger or closing order; still armed. */
+  async function firesNothing(fund: string, symbol: string, act: () => Promise<unknown>) {
+    const before = { closing: (await closing(fund)).length, triggers: await triggers(fund) };
+    await act();
+    await stopsTick();
+    expect({ closing: (await closing(fund)).length, triggers: await triggers(fund) }).toEqual(before);
+    expect(stop(fund, symbol)?.state).toBe("armed");
+  }
   let feed: Feeder;
   const quote = (symbol: string, bid: string, ask: string, ageMs = 0) => feed.quote(symbol, bid, ask, ageMs);
   const setupFund = (fund: string, extra: Record<string, unknown> = {}) =>
@@ -63,7 +77,7 @@ describe("synthetic stop rules", () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
     feed = new Feeder(bus, () => engine, clock);
   });
   afterAll(async () => {
@@ -76,8 +90,8 @@ describe("synthetic stop rules", () => {
     await setupFund("r1a", { max_quote_age_ms: 1000 });
     await fill("r1a", "AAPL", "BUY", "100", "500");
     await armed("r1a", "AAPL");
-    await quote("AAPL", "440", "441", 3000); // crossing, 3 s old: stale for this fund
-    expect(stop("r1a", "AAPL")?.state).toBe("armed");
+    // crossing, 3 s old: stale for this fund
+    await firesNothing("r1a", "AAPL", () => quote("AAPL", "440", "441", 3000));
     const stale = await bus.check({
       order_id: "r1a-probe",
       idempotency_key: "r1a-probe",
@@ -115,7 +129,7 @@ describe("synthetic stop rules", () => {
       await armed("r2", symbol);
       await waitFor(async () => {
         clock.advance(60_000); // no quote stream, no refdata: polled at the equities interval
-        await engine.workers.stops.poll();
+        await stopsTick();
         return (await readStream(nc, "QUOTES", Subjects.quote(symbol))).length > 0;
       });
       await waitFor(() => engine.observe.mark(symbol)?.bid === "80");
@@ -185,9 +199,13 @@ describe("synthetic stop rules", () => {
     });
     // stop at 76.5: not crossed by the mark in force (bid 80)
     await bus.fill({ fund_id: "r4b", symbol: "INTC", side: "BUY", quantity: "5", price: "85" });
-    engine = await startTestEngine(server.url, { clock, flags: { "position_arm_sweeper.interval_s": 3600 } });
+    engine = await startTestEngine(server.url, {
+      clock,
+      timers,
+      flags: { "position_arm_sweeper.interval_s": 3600 },
+    });
     await armed("r4b", "INTC", 2);
-    expect(engine.workers.stops.stopOf("r4b", "INTC")?.qty.toFixed()).toBe("5");
+    expect(stop("r4b", "INTC")?.qty).toBe("5");
   });
 
   it("5. a crossing that happened while the engine was down fires as soon as it is live", async () => {
@@ -196,7 +214,11 @@ describe("synthetic stop rules", () => {
     await armed("r5", "ORCL");
     await engine.close();
     await bus.quote("ORCL", "85", "85.5", iso(clock.now()));
-    engine = await startTestEngine(server.url, { clock, flags: { "position_arm_sweeper.interval_s": 3600 } });
+    engine = await startTestEngine(server.url, {
+      clock,
+      timers,
+      flags: { "position_arm_sweeper.interval_s": 3600 },
+    });
     await waitFor(async () => (await closing("r5")).length === 1, { message: "closing order on start" });
     expect(await bus.check((await closing("r5"))[0])).toMatchObject({ approved: true });
   });
@@ -216,9 +238,8 @@ describe("synthetic stop rules", () => {
     await quote("IBM", "80", "80.5");
     await waitFor(async () => (await alerts("r6")).length >= 1, { message: "stop alert under kill switch" });
     expect((await alerts("r6"))[0]!.data.message).toMatch(/KILL_SWITCH/);
-    expect(stop("r6", "IBM")?.state).toBe("armed");
-    await quote("IBM", "79", "79.5");
-    await nc.flush();
+    expect(await triggers("r6")).toBe(0);
+    await firesNothing("r6", "IBM", () => quote("IBM", "79", "79.5"));
     expect(await closing("r6")).toHaveLength(0);
   });
 
@@ -232,8 +253,7 @@ describe("synthetic stop rules", () => {
     await orderEvent("rejected", "r7", "stop-r7-QCOM-1");
     await armed("r7", "QCOM", 2);
     await waitFor(async () => (await alerts("r7")).length === 1, { message: "first rejection alerted" });
-    await quote("QCOM", "79", "79.5"); // crossing, inside the 1 s backoff
-    expect(stop("r7", "QCOM")?.state).toBe("armed");
+    await firesNothing("r7", "QCOM", () => quote("QCOM", "79", "79.5")); // crossing, inside the 1 s backoff
     clock.advance(1000);
     await quote("QCOM", "79", "79.5");
     await waitFor(async () => (await closing("r7")).length === 2, { message: "second closing order" });
@@ -242,8 +262,7 @@ describe("synthetic stop rules", () => {
     await armed("r7", "QCOM", 3);
     await waitFor(async () => (await alerts("r7")).length === 2, { message: "second rejection alerted" });
     clock.advance(1000); // 1 s of a 2 s backoff
-    await quote("QCOM", "78", "78.5");
-    expect(stop("r7", "QCOM")?.state).toBe("armed");
+    await firesNothing("r7", "QCOM", () => quote("QCOM", "78", "78.5"));
     clock.advance(1000);
     // no new quote: the worker's own evaluation fires once the backoff has passed
     await waitFor(async () => (await closing("r7")).length === 3, { message: "third closing order" });

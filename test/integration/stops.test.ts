@@ -6,11 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
+import { PREFIX, Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, Feeder, NOW, applied, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { steppableTimers } from "../support/timers.js";
 
 type Closing = {
   order_id: string;
@@ -27,9 +28,15 @@ describe("synthetic stops", () => {
   let bus: Bus;
   let engine: Engine;
   const clock = manualClock(NOW);
+  const timers = steppableTimers();
+  /**
+   * The stops worker's tick, run now: the closing-order watch, the held stops, the quote poll. It
+   * resolves once what it published (and anything published before it) is on the streams.
+   */
+  const stopsTick = () => timers.tick("stops");
 
   const closing = (fund: string) => readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund));
-  const stop = (fund: string, symbol: string) => engine.workers.stops.stopOf(fund, symbol);
+  const stop = (fund: string, symbol: string) => engine.observe.stop(fund, symbol);
   let feed: Feeder;
   const quote = (symbol: string, bid: string, ask: string) => feed.quote(symbol, bid, ask);
   const setupFund = (fund: string, extra: Record<string, unknown> = {}) =>
@@ -48,7 +55,7 @@ describe("synthetic stops", () => {
     server = await startTestNats();
     nc = await connectTest(server.url);
     bus = new Bus(nc);
-    engine = await startTestEngine(server.url, { clock });
+    engine = await startTestEngine(server.url, { clock, timers });
     feed = new Feeder(bus, () => engine, clock);
   });
   afterAll(async () => {
@@ -61,8 +68,7 @@ describe("synthetic stops", () => {
     await setupFund("s1");
     await fill("s1", "AAPL", "BUY", "100", "500");
     await waitFor(() => engine.observe.stop("s1", "AAPL")?.state === "armed");
-    expect(stop("s1", "AAPL")).toMatchObject({ side: "LONG", armSeq: 1 });
-    expect(stop("s1", "AAPL")!.stopPrice.toFixed()).toBe("450");
+    expect(stop("s1", "AAPL")).toMatchObject({ side: "LONG", arm_seq: 1, stop_price: "450" });
     await quote("AAPL", "450.01", "450.5");
     expect(await closing("s1")).toHaveLength(0);
     await quote("AAPL", "450", "450.5");
@@ -82,7 +88,7 @@ describe("synthetic stops", () => {
     await setupFund("s2");
     await fill("s2", "TSLA", "SELL", "50", "200");
     await waitFor(() => stop("s2", "TSLA")?.state === "armed");
-    expect(stop("s2", "TSLA")!.stopPrice.toFixed()).toBe("220");
+    expect(stop("s2", "TSLA")!.stop_price).toBe("220");
     const pubs: Promise<number>[] = [];
     for (let i = 0; i < 1000; i++) pubs.push(bus.quote("TSLA", "299", "300", iso(clock.now())));
     const last = Math.max(...(await Promise.all(pubs)));
@@ -96,10 +102,10 @@ describe("synthetic stops", () => {
   it("re-arms with a new sequence when the position grows, and clears with no order once flat", async () => {
     await setupFund("s3");
     await fill("s3", "MSFT", "BUY", "100", "500");
-    await waitFor(() => stop("s3", "MSFT")?.armSeq === 1);
+    await waitFor(() => stop("s3", "MSFT")?.arm_seq === 1);
     await fill("s3", "MSFT", "BUY", "100", "600"); // average 550 → stop 495
     await waitFor(() => engine.observe.stop("s3", "MSFT")?.arm_seq === 2);
-    expect(stop("s3", "MSFT")!.stopPrice.toFixed()).toBe("495");
+    expect(stop("s3", "MSFT")!.stop_price).toBe("495");
     await fill("s3", "MSFT", "SELL", "200", "580");
     await waitFor(() => engine.observe.stop("s3", "MSFT")?.state === "cleared");
     await quote("MSFT", "100", "101");
@@ -140,9 +146,7 @@ describe("synthetic stops", () => {
       });
       await waitFor(() => applied(engine, "FILLS", seq));
     }
-    await waitFor(
-      () => stop("s10", "ORCL")?.qty.toFixed() === "100" && stop("s10", "ORCL")?.state === "armed",
-    );
+    await waitFor(() => stop("s10", "ORCL")?.qty === "100" && stop("s10", "ORCL")?.state === "armed");
     const h = await bus.control(Subjects.halt("s10"), {
       fund_id: "s10",
       severity: "MANUAL",
@@ -155,8 +159,8 @@ describe("synthetic stops", () => {
     await waitFor(async () => (await closing("s10")).length === 2);
     const orders = (await closing("s10")).map((m) => m.data as Closing & { broker: string });
     expect(orders.map((o) => [o.broker, o.quantity, o.order_id])).toEqual([
-      ["ibkr", "60", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}-ibkr`],
-      ["paper", "40", `stop-s10-ORCL-${stop("s10", "ORCL")!.armSeq}-paper`],
+      ["ibkr", "60", `stop-s10-ORCL-${stop("s10", "ORCL")!.arm_seq}-ibkr`],
+      ["paper", "40", `stop-s10-ORCL-${stop("s10", "ORCL")!.arm_seq}-paper`],
     ]);
     for (const o of orders) expect(await bus.check(o)).toMatchObject({ approved: true });
   });
@@ -167,8 +171,9 @@ describe("synthetic stops", () => {
     await waitFor(() => stop("s11", "OPTX")?.state === "armed");
     await quote("OPTX", "0", "0.05");
     expect(engine.observe.mark("OPTX")?.bid).toBe("0");
-    expect(engine.workers.stops.evaluate("OPTX")).toBe(0);
+    await stopsTick(); // whatever the quote set off is on the streams by now
     expect(await closing("s11")).toHaveLength(0);
+    expect(stop("s11", "OPTX")?.state).toBe("armed");
     await quote("OPTX", "0.01", "0.05");
     await waitFor(async () => (await closing("s11")).length === 1);
   });
@@ -176,13 +181,15 @@ describe("synthetic stops", () => {
   it("an envelope that turns stops on arms the open positions", async () => {
     await setupFund("s5", { synthetic_stop_pct: undefined });
     await fill("s5", "AMD", "BUY", "10", "100");
+    await stopsTick(); // what the fill set off is on the streams by now: no arm
+    expect(await readStream(nc, "RISK_CONTROL", Subjects.stop("armed", "s5"))).toHaveLength(0);
     expect(stop("s5", "AMD")).toBeUndefined();
     const seq = await bus.envelope(
       envelope("s5", { version: 2, synthetic_stop_pct: "0.05", allowed_order_types: ["MARKET"] }),
     );
     await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
     await waitFor(() => engine.observe.stop("s5", "AMD")?.state === "armed");
-    expect(stop("s5", "AMD")!.stopPrice.toFixed()).toBe("95");
+    expect(stop("s5", "AMD")!.stop_price).toBe("95");
   });
 
   it("the position-arm sweeper arms positions filled while the engine was down, and reports how many", async () => {
@@ -204,17 +211,29 @@ describe("synthetic stops", () => {
       price: "100",
       timestamp: iso(clock.now()),
     });
-    engine = await startTestEngine(server.url, { clock, flags: { "synthetic_stop.enabled": false } });
-    expect(stop("s7", "INTC")).toBeUndefined(); // stops disabled: nothing armed on start
+    engine = await startTestEngine(server.url, { clock, timers, flags: { "synthetic_stop.enabled": false } });
+    await stopsTick(); // stops disabled: nothing armed on start (nor by the tick)
+    expect(await readStream(nc, "RISK_CONTROL", Subjects.stop("armed", "s7"))).toHaveLength(0);
+    expect(stop("s7", "INTC")).toBeUndefined();
     await engine.close();
-    engine = await startTestEngine(server.url, { clock, flags: { "position_arm_sweeper.interval_s": 3600 } });
+    engine = await startTestEngine(server.url, {
+      clock,
+      timers,
+      flags: { "position_arm_sweeper.interval_s": 3600 },
+    });
     // armed on start by the sweep, with no fill or quote to trigger it
     await waitFor(
       () =>
         engine.observe.stop("s7", "INTC")?.state === "armed" &&
         engine.observe.stop("s7", "IBM")?.state === "armed",
     );
-    expect(engine.workers.sweeper.sweep()).toBe(0); // nothing left to arm
+    // nothing left to arm: the sweeper's tick publishes no stop event, and the arms stay the same
+    const events = async () => (await readStream(nc, "RISK_CONTROL", `${PREFIX}.risk.stop.`)).length;
+    const arms = () => [engine.observe.stop("s7", "INTC"), engine.observe.stop("s7", "IBM")];
+    const [before, armsBefore] = [await events(), arms()];
+    await timers.tick("position-arm-sweeper");
+    expect(await events()).toBe(before);
+    expect(arms()).toEqual(armsBefore);
   });
 
   it("polls mts.v1.md.quote.<symbol> for a symbol with a stop and no quote stream", async () => {
@@ -234,7 +253,7 @@ describe("synthetic stops", () => {
     // no refdata: polled at the equities interval (60 s); the worker's timer may also get there first
     await waitFor(async () => {
       clock.advance(60_000);
-      await engine.workers.stops.poll();
+      await stopsTick();
       return (await closing("s6")).length === 1;
     });
     expect(asked).toBeGreaterThan(0);
@@ -255,22 +274,21 @@ describe("synthetic stops", () => {
     await waitFor(() => applied(engine, "OMS_ORDERS", ack));
     const alerts = async (fund: string) => readStream(nc, "RISK_CONTROL", Subjects.alert("stop", fund));
 
-    engine.workers.stops.watch(); // 0 s after the trigger: nothing yet
+    await stopsTick(); // 0 s after the trigger: nothing yet
     clock.advance(29_000);
-    engine.workers.stops.watch();
+    await stopsTick();
     expect(await alerts("s8")).toHaveLength(0);
 
     clock.advance(2_000); // 31 s: the default closing_order_alert_s (30) has passed
-    engine.workers.stops.watch();
-    await waitFor(async () => (await alerts("s8")).length === 1, { message: "stop alert for s8" });
+    await stopsTick();
+    expect(await alerts("s8")).toHaveLength(1);
     const [a] = await alerts("s8");
     expect(a!.data).toMatchObject({
       kind: "stop",
       fund_id: "s8",
       details: { symbol: "NVDA", closing_order_id: "stop-s8-NVDA-1" },
     });
-    engine.workers.stops.watch(); // once per arm
-    await nc.flush();
+    await stopsTick(); // once per arm
     expect(await alerts("s8")).toHaveLength(1);
     expect(await alerts("s9")).toHaveLength(0); // the OMS accepted that closing order
   });
