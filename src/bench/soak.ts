@@ -48,6 +48,10 @@ export interface SoakPoint {
   idem_records: number;
   idem_resident: number;
   order_records: number;
+  /** Order records in memory (hot + cache) and fill ids in memory (not yet on disk). */
+  order_resident: number;
+  fill_ids: number;
+  fill_resident: number;
   external_mb: number;
 }
 
@@ -123,6 +127,9 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
         idem_records: state.idem.size,
         idem_resident: state.idem.resident,
         order_records: state.orders.size,
+        order_resident: state.orders.resident,
+        fill_ids: state.fillIds.size,
+        fill_resident: state.fillIds.resident,
         external_mb: +(m.external / 2 ** 20).toFixed(1),
       };
     };
