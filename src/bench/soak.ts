@@ -45,6 +45,7 @@ export interface SoakPoint {
   decisions: number;
   rss_mb: number;
   heap_used_mb: number;
+  heap_total_mb: number;
   idem_records: number;
   idem_resident: number;
   order_records: number;
@@ -124,6 +125,7 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
         decisions: n,
         rss_mb: +(m.rss / 2 ** 20).toFixed(1),
         heap_used_mb: +(m.heapUsed / 2 ** 20).toFixed(1),
+        heap_total_mb: +(m.heapTotal / 2 ** 20).toFixed(1),
         idem_records: state.idem.size,
         idem_resident: state.idem.resident,
         order_records: state.orders.size,

@@ -17,6 +17,7 @@ import {
   type EntityKind,
   type HaltRecord,
   type LiftedHalt,
+  type Due,
   type OrderRecord,
   dueQueue,
   type StopRecord,
@@ -35,7 +36,7 @@ import { syncReservation } from "./projections/reservations.js";
 import { type IdemChange, type IdemDisk, type IdemRow, fromRow, hash32, ownableKey } from "./idem-store.js";
 import { type OrderDisk, type OrderRow, orderFromJson, orderToJson } from "./order-store.js";
 import type { FillChanges, FillDisk } from "./fill-store.js";
-import { forgetAt, isCold } from "./projections/reservations.js";
+import { deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
 import type { PnlPeriod } from "../contract/records.js";
 
 const SCHEMA_VERSION = "1";
@@ -523,12 +524,19 @@ export function openSnapshot(path: string): Snapshot {
         .prepare("SELECT k, v FROM orders INDEXED BY orders_hot WHERE cold = 0 ORDER BY k")
         .all() as { k: string; v: string }[];
       const orders = hotRows.map((r) => loadOrder(state, r.k, r.v, droppedOrders));
+      const ttl = state.settings.reservationTtlMs;
+      const queued: Due<OrderRecord>[] = [];
       for (const o of orders) {
-        state.orderExpiry.push({ at: 0, item: o });
         // nothing reserved yet: one that can reserve nothing (no approval seen, ended, filled) is
-        // left as it is (syncReservation would only mark its row dirty)
-        if (o.side !== undefined && !o.terminal && o.filled.lt(o.approved)) syncReservation(state, o);
+        // left as it is (syncReservation would only mark its row dirty); every book is revalued
+        // once below
+        if (o.side !== undefined && !o.terminal && o.filled.lt(o.approved)) syncReservation(state, o, false);
+        // queued at its deadline (what the sweep's first look at it would do), in one heapify
+        const at = deadlineOf(o, ttl);
+        if (at === Infinity) o.queued = false;
+        else queued.push({ at, item: o });
       }
+      state.orderExpiry = dueQueue(queued);
       loadIdem(db, byKind.get("idem") ?? []);
       state.idem.attach(disk, keyRows());
       state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());

@@ -67,8 +67,11 @@ export const acknowledged = (r: OrderRecord): boolean => r.accepted || r.filled.
 export const held = (r: OrderRecord): boolean =>
   !r.terminal && r.side !== undefined && acknowledged(r) && r.approved.gt(r.filled);
 
-/** Bring the book's pending quantities in line with what the record should reserve now. */
-export function syncReservation(state: EngineState, r: OrderRecord): void {
+/**
+ * Bring the book's pending quantities in line with what the record should reserve now.
+ * `revalueBook` false: the caller revalues the book afterwards (a load revalues every book once).
+ */
+export function syncReservation(state: EngineState, r: OrderRecord, revalueBook = true): void {
   const released = r.terminal || r.side === undefined || (r.lapsed && !acknowledged(r));
   const want = released ? ZERO : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
@@ -96,7 +99,7 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   const isOpen = want.gt(ZERO);
   if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
-  revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
+  if (revalueBook) revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }
 
 /** The pending map with `delta` added at `broker` (a new map in place of the shared empty one). */
