@@ -33,7 +33,15 @@ import { toMark } from "./projections/market.js";
 import { addVelocity, velocityBucket, velocityBucketEntries, velocityEntries } from "./velocity.js";
 import { duplicateEntries, recordDuplicate } from "./duplicates.js";
 import { syncReservation } from "./projections/reservations.js";
-import { type IdemChange, type IdemDisk, type IdemRow, fromRow, hash32, ownableKey } from "./idem-store.js";
+import {
+  type IdemChange,
+  type IdemDisk,
+  type IdemKeyRow,
+  type IdemRow,
+  fromRow,
+  hash32,
+  ownableKey,
+} from "./idem-store.js";
 import { type OrderDisk, type OrderRow, orderFromJson, orderToJson } from "./order-store.js";
 import type { FillChanges, FillDisk } from "./fill-store.js";
 import { deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
@@ -202,7 +210,8 @@ interface BackgroundWriter {
   stop(): Promise<number>;
 }
 
-const PUT_IDEM = "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v) VALUES (?, ?, ?, ?, ?, ?)";
+const PUT_IDEM =
+  "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v, h, oh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 const PUT_ORDER = "INSERT OR REPLACE INTO orders (k, h, cold, exp, v) VALUES (?, ?, ?, ?, ?)";
 const DEL_ORDER = "DELETE FROM orders WHERE k = ?";
 const PUT_FILL = "INSERT OR REPLACE INTO fill_ids (seq, k, t, h) VALUES (?, ?, ?, ?)";
@@ -237,7 +246,7 @@ const write = db.transaction((c) => {
   }
   for (const i of c.idem) {
     if (i.row === undefined) delIdem.run(i.k);
-    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
+    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh);
   }
   for (const o of c.orders) {
     if (o.v === undefined) delOrder.run(o.k);
@@ -307,7 +316,7 @@ export function openSnapshot(path: string): Snapshot {
       PRIMARY KEY (kind, k)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, ok TEXT, owner INTEGER NOT NULL,
-      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID;
+      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL, h INTEGER, oh INTEGER) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idem_exp ON idem (exp);
     CREATE INDEX IF NOT EXISTS idem_owner ON idem (ok) WHERE owner = 1;
     CREATE INDEX IF NOT EXISTS idem_unconfirmed ON idem (k) WHERE conf = 0;
@@ -315,9 +324,15 @@ export function openSnapshot(path: string): Snapshot {
       exp INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS orders_due ON orders (exp) WHERE cold = 1;
     CREATE INDEX IF NOT EXISTS orders_hot ON orders (k) WHERE cold = 0;
+    CREATE INDEX IF NOT EXISTS orders_h ON orders (h);
     CREATE TABLE IF NOT EXISTS fill_ids (seq INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE,
       t INTEGER NOT NULL, h INTEGER NOT NULL);
   `);
+  // the hash columns (a snapshot written before them gets them, filled at its next load)
+  const idemCols = db.prepare("SELECT name FROM pragma_table_info('idem')").pluck().all() as string[];
+  if (!idemCols.includes("h"))
+    db.exec("ALTER TABLE idem ADD COLUMN h INTEGER; ALTER TABLE idem ADD COLUMN oh INTEGER;");
+  db.exec("CREATE INDEX IF NOT EXISTS idem_h ON idem (h, oh, owner)");
   const ver = db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined;
   if (ver && ver.v !== SCHEMA_VERSION) {
     throw new SnapshotError(`snapshot ${path} has schema ${ver.v}, expected ${SCHEMA_VERSION}; rebuild it`);
@@ -343,7 +358,7 @@ export function openSnapshot(path: string): Snapshot {
     }
     for (const i of c.idem) {
       if (i.row === undefined) delIdem.run(i.k);
-      else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
+      else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh);
     }
     for (const o of c.orders) {
       if (o.v === undefined) delOrder.run(o.k);
@@ -371,12 +386,13 @@ export function openSnapshot(path: string): Snapshot {
     due: (now) => dueIdem.all(now) as { k: string; ok: string | null; owner: number }[],
     values: () => allIdem.iterate() as IterableIterator<{ k: string; v: string }>,
   };
-  const keyRows = () =>
-    db.prepare("SELECT k, ok, owner FROM idem").iterate() as IterableIterator<{
-      k: string;
-      ok: string | null;
-      owner: number;
-    }>;
+  /** The index's rows: with their keys (records may be in memory), or their hashes only (a load). */
+  const keyRows = (withKeys: boolean) =>
+    db
+      .prepare(
+        withKeys ? "SELECT k, h, oh, owner FROM idem" : "SELECT h, oh, owner FROM idem INDEXED BY idem_h",
+      )
+      .iterate() as IterableIterator<IdemKeyRow>;
   const getOrder = db.prepare("SELECT v FROM orders WHERE k = ?").pluck();
   const dueOrders = db
     .prepare("SELECT k FROM orders INDEXED BY orders_due WHERE cold = 1 AND exp <= ?")
@@ -395,7 +411,7 @@ export function openSnapshot(path: string): Snapshot {
   const maxFillSeq = () => (db.prepare("SELECT max(seq) FROM fill_ids").pluck().get() as number | null) ?? 0;
   /** The stores read the records this snapshot holds (a state built in memory, at its first flush). */
   const attach = (state: EngineState) => {
-    if (!state.idem.attached) state.idem.attach(disk, keyRows());
+    if (!state.idem.attached) state.idem.attach(disk, keyRows(true));
     if (!state.orders.attached) {
       const rows = db.prepare("SELECT k, h FROM orders").iterate() as IterableIterator<{
         k: string;
@@ -519,7 +535,7 @@ export function openSnapshot(path: string): Snapshot {
       for (const r of byKind.get("book") ?? []) loadBook(state, r.k, r.v);
       const droppedOrders: string[] = [];
       // the ended records stay on disk (read by key when needed): their keys' hashes only
-      state.orders.attach(orderDisk, hashes("SELECT h FROM orders"));
+      state.orders.attach(orderDisk, hashes("SELECT h FROM orders INDEXED BY orders_h"));
       const hotRows = db
         .prepare("SELECT k, v FROM orders INDEXED BY orders_hot WHERE cold = 0 ORDER BY k")
         .all() as { k: string; v: string }[];
@@ -538,7 +554,7 @@ export function openSnapshot(path: string): Snapshot {
       }
       state.orderExpiry = dueQueue(queued);
       loadIdem(db, byKind.get("idem") ?? []);
-      state.idem.attach(disk, keyRows());
+      state.idem.attach(disk, keyRows(false));
       state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());
       for (const r of byKind.get("stop") ?? []) {
         const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice" | "legs"> & {
@@ -687,7 +703,16 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
     for (const r of legacy) {
       const rec = fromRow(r.v, 0);
       const ok = ownableKey(rec);
-      put.run(r.k, ok, 0, rec.expiresAt, rec.confirmed === false ? 0 : 1, r.v);
+      put.run(
+        r.k,
+        ok,
+        0,
+        rec.expiresAt,
+        rec.confirmed === false ? 0 : 1,
+        r.v,
+        hash32(r.k),
+        ok === null ? null : hash32(ok),
+      );
       if (ok !== null) orphans.add(ok);
     }
     db.prepare("DELETE FROM entities WHERE kind = 'idem'").run();
@@ -706,5 +731,12 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
       const k = nextOwner.get(ok) as string | undefined;
       if (k !== undefined) setOwner.run(k);
     }
+    // rows written before the hash columns (once)
+    const unhashed = db.prepare("SELECT k, ok FROM idem WHERE h IS NULL").all() as {
+      k: string;
+      ok: string | null;
+    }[];
+    const setHash = db.prepare("UPDATE idem SET h = ?, oh = ? WHERE k = ?");
+    for (const r of unhashed) setHash.run(hash32(r.k), r.ok === null ? null : hash32(r.ok), r.k);
   })();
 }
