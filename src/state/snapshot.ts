@@ -10,7 +10,7 @@ import { Worker } from "node:worker_threads";
 import { dirname } from "node:path";
 import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName } from "../contract/index.js";
 import { toWire } from "../contract/wire.js";
-import { dec, ZERO } from "../decimal/index.js";
+import { dec } from "../decimal/index.js";
 import { getBook, revalue } from "./book.js";
 import {
   type EngineState,
