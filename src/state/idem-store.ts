@@ -86,7 +86,9 @@ export const IDEM_CACHE_DEFAULT = 4096;
 /** What the index is built from: a row's hashes (and its key, when records may be in memory). */
 export interface IdemKeyRow {
   k?: string;
-  h: number;
+  ok?: string | null;
+  /** Null in a row written before the hash columns (then computed from `k` and `ok`). */
+  h: number | null;
   oh: number | null;
   owner: number;
 }
@@ -360,8 +362,9 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
       disk = d;
       for (const r of rows) {
         if (r.k !== undefined && pending.has(r.k)) continue;
-        keys.add(r.h);
-        if (r.owner === 1 && r.oh !== null) owned.add(r.oh);
+        keys.add(r.h ?? hash32(r.k ?? ""));
+        const oh = r.oh ?? (r.ok === undefined || r.ok === null ? null : hash32(r.ok));
+        if (r.owner === 1 && oh !== null) owned.add(oh);
       }
     },
   };

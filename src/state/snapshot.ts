@@ -390,7 +390,7 @@ export function openSnapshot(path: string): Snapshot {
   const keyRows = (withKeys: boolean) =>
     db
       .prepare(
-        withKeys ? "SELECT k, h, oh, owner FROM idem" : "SELECT h, oh, owner FROM idem INDEXED BY idem_h",
+        withKeys ? "SELECT k, ok, h, oh, owner FROM idem" : "SELECT h, oh, owner FROM idem INDEXED BY idem_h",
       )
       .iterate() as IterableIterator<IdemKeyRow>;
   const getOrder = db.prepare("SELECT v FROM orders WHERE k = ?").pluck();

@@ -239,4 +239,51 @@ describe("ended orders and fill ids on disk", () => {
       snap.close();
     }
   });
+
+  it("given a snapshot written before the tables (order and fill_id entity rows), when loaded, then its orders and fill ids are found and it keeps working", () => {
+    const file = path();
+    const feed = feedOf();
+    const snap = openSnapshot(file);
+    for (let i = 0; i < 3; i++) filledOrder(feed, i);
+    feed.reserve("open", "AAPL", "BUY", "5", "100");
+    snap.flush(feed.state);
+    const digest = stateDigest(feed.state);
+    const seqs = new Map(feed.seqs);
+    snap.close();
+    // rewrite the rows as the entity rows an older engine wrote
+    const db = new Database(file);
+    const orders = db.prepare("SELECT k, v FROM orders").all() as { k: string; v: string }[];
+    const fills = db.prepare("SELECT k, t FROM fill_ids").all() as { k: string; t: number }[];
+    const put = db.prepare("INSERT INTO entities (kind, k, v) VALUES (?, ?, ?)");
+    db.transaction(() => {
+      for (const o of orders) put.run("order", o.k, o.v);
+      for (const f of fills) put.run("fill_id", f.k, String(f.t));
+      db.exec("DELETE FROM orders; DELETE FROM fill_ids;");
+    })();
+    db.close();
+    const again = openSnapshot(file);
+    try {
+      const state = again.load({ idempotencyCacheSize: CACHE });
+      expect(state.orders.size).toBe(4);
+      expect(filled(state, "o1")).toBe("10");
+      expect(state.fillIds.has("f2")).toBe(true);
+      expect(stateDigest(state)).toBe(digest);
+      const f2 = new Feed(state);
+      for (const [s2, n] of seqs) f2.seqs.set(s2, n);
+      const before = qty(state);
+      f2.fill("AAPL", "10", "100", { fill_id: "f1", order_id: "o1" }); // a duplicate
+      expect(qty(state)).toBe(before);
+      again.flush(state);
+      const check = new Database(file, { readonly: true });
+      const legacy = check
+        .prepare("SELECT count(*) FROM entities WHERE kind IN ('order', 'fill_id')")
+        .pluck()
+        .get();
+      check.close();
+      expect(legacy).toBe(0);
+      expect(again.load().orders.size).toBe(4);
+    } finally {
+      again.close();
+    }
+  });
 });
