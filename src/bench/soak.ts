@@ -12,7 +12,7 @@
  * `node --expose-gc dist/bench/soak.js [--json '{"decisions":1000000,"small":10000}']` prints one
  * JSON object.
  */
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -45,9 +45,18 @@ export interface SoakPoint {
   decisions: number;
   rss_mb: number;
   heap_used_mb: number;
+  heap_total_mb: number;
+  /** /proc/self/status (Linux): anonymous, file-backed and shared resident memory. */
+  rss_anon_mb?: number | undefined;
+  rss_file_mb?: number | undefined;
+  rss_shmem_mb?: number | undefined;
   idem_records: number;
   idem_resident: number;
   order_records: number;
+  /** Order records in memory (hot + cache) and fill ids in memory (not yet on disk). */
+  order_resident: number;
+  fill_ids: number;
+  fill_resident: number;
   external_mb: number;
 }
 
@@ -73,6 +82,20 @@ export interface SoakResult {
 }
 
 const te = new TextEncoder();
+
+function procRss(): Pick<SoakPoint, "rss_anon_mb" | "rss_file_mb" | "rss_shmem_mb"> {
+  let text = "";
+  try {
+    text = readFileSync("/proc/self/status", "utf8");
+  } catch {
+    return {};
+  }
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text);
+    return m ? +(Number(m[1]) / 1024).toFixed(1) : undefined;
+  };
+  return { rss_anon_mb: kb("RssAnon"), rss_file_mb: kb("RssFile"), rss_shmem_mb: kb("RssShmem") };
+}
 
 export function runSoak(o: SoakOptions = {}): SoakResult {
   const decisions = o.decisions ?? 1_000_000;
@@ -120,9 +143,14 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
         decisions: n,
         rss_mb: +(m.rss / 2 ** 20).toFixed(1),
         heap_used_mb: +(m.heapUsed / 2 ** 20).toFixed(1),
+        heap_total_mb: +(m.heapTotal / 2 ** 20).toFixed(1),
+        ...procRss(),
         idem_records: state.idem.size,
         idem_resident: state.idem.resident,
         order_records: state.orders.size,
+        order_resident: state.orders.resident,
+        fill_ids: state.fillIds.size,
+        fill_resident: state.fillIds.resident,
         external_mb: +(m.external / 2 ** 20).toFixed(1),
       };
     };

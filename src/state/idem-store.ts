@@ -21,6 +21,9 @@ import type { IdemRecord } from "./model.js";
 export interface IdemRow {
   k: string;
   ok: string | null;
+  /** hash32 of `k` and of `ok` (what a load builds the index from, without reading the keys). */
+  h: number;
+  oh: number | null;
   owner: number;
   exp: number;
   conf: number;
@@ -67,14 +70,28 @@ export interface IdemStore {
   committed(changes: IdemChange[]): void;
   /** The captured changes were not written: captured again next time. */
   retry(changes: IdemChange[]): void;
-  /** Reads the records from this disk from now on; `rows`: the keys it holds, for the index. */
-  attach(disk: IdemDisk, rows: Iterable<{ k: string; ok: string | null; owner: number }>): void;
+  /**
+   * Reads the records from this disk from now on; `rows`: the hashes of the keys it holds and of
+   * the order ids they own (`oh` counts when `owner` is 1), for the index; with `k`, a row of a
+   * record already in memory is skipped.
+   */
+  attach(disk: IdemDisk, rows: Iterable<IdemKeyRow>): void;
   readonly attached: boolean;
   /** Records held in memory (pending + cache), for measurements. */
   readonly resident: number;
 }
 
 export const IDEM_CACHE_DEFAULT = 4096;
+
+/** What the index is built from: a row's hashes (and its key, when records may be in memory). */
+export interface IdemKeyRow {
+  k?: string;
+  ok?: string | null;
+  /** Null in a row written before the hash columns (then computed from `k` and `ok`). */
+  h: number | null;
+  oh: number | null;
+  owner: number;
+}
 
 /** FNV-1a, 32 bits, over the UTF-16 code units; never 0 or 1 (the table's empty and deleted marks). */
 export function hash32(s: string): number {
@@ -149,9 +166,12 @@ export function ownableKey(r: IdemRecord): string | null {
 }
 
 export function toRow(k: string, r: IdemRecord): IdemRow {
+  const ok = ownableKey(r);
   return {
     k,
-    ok: ownableKey(r),
+    ok,
+    h: hash32(k),
+    oh: ok === null ? null : hash32(ok),
     owner: r.owner === true ? 1 : 0,
     exp: r.expiresAt,
     conf: r.confirmed ? 1 : 0,
@@ -341,9 +361,10 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
     attach(d, rows) {
       disk = d;
       for (const r of rows) {
-        if (pending.has(r.k)) continue;
-        keys.add(hash32(r.k));
-        if (r.owner === 1 && r.ok !== null) owned.add(hash32(r.ok));
+        if (r.k !== undefined && pending.has(r.k)) continue;
+        keys.add(r.h ?? hash32(r.k ?? ""));
+        const oh = r.oh ?? (r.ok === undefined || r.ok === null ? null : hash32(r.ok));
+        if (r.owner === 1 && oh !== null) owned.add(oh);
       }
     },
   };

@@ -12,6 +12,8 @@ import { type Dec, ZERO } from "../decimal/index.js";
 import { type VelocityWindow, createVelocity } from "./velocity.js";
 import { type DuplicateIndex, createDuplicateIndex } from "./duplicates.js";
 import { type IdemStore, createIdemStore } from "./idem-store.js";
+import { type OrderStore, createOrderStore } from "./order-store.js";
+import { type FillIdStore, createFillIdStore } from "./fill-store.js";
 
 export interface Mark {
   bid: Dec;
@@ -247,14 +249,19 @@ export interface EngineState {
   holders: Map<string, Set<FundState>>;
   /** FX symbol (`<CCY>-<BASE>`) -> books valued through it (an FX mark revalues them). */
   fxHolders: Map<string, Set<Book>>;
-  orders: Map<string, OrderRecord>; // `${fund}\u0001${orderId}`
+  /**
+   * Order records by `${fund}\u0001${orderId}`: in memory while they reserve or may be open, on
+   * disk once ended and snapshotted (state/order-store.ts).
+   */
+  orders: OrderStore;
   orderExpiry: TinyQueue<Due<OrderRecord>>; // min-heap by deadline (lazy: entries re-checked when due)
   /**
    * Idempotency records by `${fund}\u0001${key}`, and the order ids they own (the decision that
    * first used an order id: DUPLICATE_ORDER_ID for any other key), on disk once snapshotted.
    */
   idem: IdemStore;
-  fillIds: Map<string, number>; // fill_id -> fill timestamp (dedupe)
+  /** The fill ids seen (dedupe), on disk once snapshotted (state/fill-store.ts). */
+  fillIds: FillIdStore;
   fillWatermark: number;
   stops: Map<string, StopRecord>; // `${fund}\u0001${symbol}`
   cursors: Map<StreamName, number>;
@@ -295,10 +302,10 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     marks: new Map(),
     holders: new Map(),
     fxHolders: new Map(),
-    orders: new Map(),
+    orders: createOrderStore({ cacheSize: settings.idempotencyCacheSize }),
     orderExpiry: dueQueue(),
     idem: createIdemStore({ cacheSize: settings.idempotencyCacheSize }),
-    fillIds: new Map(),
+    fillIds: createFillIdStore(),
     fillWatermark: 0,
     stops: new Map(),
     cursors: new Map(),
@@ -316,8 +323,8 @@ export interface Due<T> {
   item: T;
 }
 
-export function dueQueue<T>(): TinyQueue<Due<T>> {
-  return new TinyQueue<Due<T>>([], (a, b) => a.at - b.at);
+export function dueQueue<T>(entries: Due<T>[] = []): TinyQueue<Due<T>> {
+  return new TinyQueue<Due<T>>(entries, (a, b) => a.at - b.at);
 }
 
 export const key2 = (a: string, b: string): string => `${a}\u0001${b}`;

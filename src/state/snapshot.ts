@@ -10,18 +10,18 @@ import { Worker } from "node:worker_threads";
 import { dirname } from "node:path";
 import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName } from "../contract/index.js";
 import { toWire } from "../contract/wire.js";
-import { dec, ZERO } from "../decimal/index.js";
+import { dec } from "../decimal/index.js";
 import { getBook, revalue } from "./book.js";
 import {
   type EngineState,
   type EntityKind,
   type HaltRecord,
   type LiftedHalt,
+  type Due,
   type OrderRecord,
+  dueQueue,
   type StopRecord,
   type StateSettings,
-  NO_APPROVALS,
-  NO_KEYS,
   createState,
   getFund,
   key2,
@@ -33,7 +33,18 @@ import { toMark } from "./projections/market.js";
 import { addVelocity, velocityBucket, velocityBucketEntries, velocityEntries } from "./velocity.js";
 import { duplicateEntries, recordDuplicate } from "./duplicates.js";
 import { syncReservation } from "./projections/reservations.js";
-import { type IdemChange, type IdemDisk, type IdemRow, fromRow, ownableKey } from "./idem-store.js";
+import {
+  type IdemChange,
+  type IdemDisk,
+  type IdemKeyRow,
+  type IdemRow,
+  fromRow,
+  hash32,
+  ownableKey,
+} from "./idem-store.js";
+import { type OrderDisk, type OrderRow, orderFromJson, orderToJson } from "./order-store.js";
+import type { FillChanges, FillDisk } from "./fill-store.js";
+import { deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
 import type { PnlPeriod } from "../contract/records.js";
 
 const SCHEMA_VERSION = "1";
@@ -75,22 +86,46 @@ export interface FlushReport {
 interface Capture {
   rows: { kind: EntityKind; k: string; v: string | undefined }[];
   idem: { k: string; row: IdemRow | undefined }[];
+  /** Order rows (state/order-store.ts), and the fill ids added and forgotten (state/fill-store.ts). */
+  orders: OrderRow[];
+  fills: FillChanges;
   cursors: [string, number][];
   watermark: number;
   failures: Failure[];
 }
 
-function capture(state: EngineState, idem: IdemChange[]): Capture {
+/** The records of the order rows captured (undefined: a delete), to let the cold ones leave memory. */
+type OrderRefs = (OrderRecord | undefined)[];
+
+function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs): Capture {
   const rows: Capture["rows"] = [];
+  const orders: OrderRow[] = [];
   const failures: Failure[] = [];
+  const ttl = state.settings.reservationTtlMs;
   for (const [kind, keys] of state.deleted) {
-    for (const k of keys) rows.push({ kind, k, v: undefined });
+    for (const k of keys) {
+      if (kind === "order") {
+        orders.push({ k, h: 0, cold: 0, exp: 0, v: undefined });
+        refs.push(undefined);
+      } else rows.push({ kind, k, v: undefined });
+    }
     keys.clear();
   }
   for (const [kind, keys] of state.dirty) {
     for (const k of keys) {
       try {
-        rows.push({ kind, k, v: serialize(state, kind, k) });
+        if (kind === "order") {
+          const r = state.orders.hot(k) ?? state.orders.get(k);
+          const cold = r !== undefined && isCold(r);
+          orders.push({
+            k,
+            h: hash32(k),
+            cold: cold ? 1 : 0,
+            exp: r && cold ? forgetAt(r, ttl) : 0,
+            v: r && orderToJson(r),
+          });
+          refs.push(r);
+        } else rows.push({ kind, k, v: serialize(state, kind, k) });
       } catch (err) {
         failures.push({ kind, key: k, err }); // skipped, never blocks the rest of the flush
       }
@@ -100,6 +135,8 @@ function capture(state: EngineState, idem: IdemChange[]): Capture {
   return {
     rows,
     idem: idem.map((c) => ({ k: c.k, row: c.row })),
+    orders,
+    fills: state.fillIds.capture(),
     cursors: [...state.cursors],
     watermark: state.fillWatermark,
     failures,
@@ -142,24 +179,8 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
       return JSON.stringify({ ...(toWire(b.pos) as object), hint: b.assetClassHint });
     }
     case "order": {
-      const r = state.orders.get(k);
-      if (!r) return undefined;
-      return JSON.stringify({
-        fund: r.fund,
-        orderId: r.orderId,
-        symbol: r.symbol,
-        side: r.side,
-        broker: r.broker,
-        price: r.price.toFixed(),
-        approvals: [...r.approvals].map(([a, q]) => [a, q.toFixed()]),
-        unconfirmed: [...r.unconfirmed],
-        filled: r.filled.toFixed(),
-        terminal: r.terminal,
-        accepted: r.accepted,
-        expiresAt: r.expiresAt,
-        lapsed: r.lapsed,
-        touchedAt: r.touchedAt,
-      });
+      const r = state.orders.get(k); // written through the orders table (see capture())
+      return r && orderToJson(r);
     }
     case "idem":
       return undefined; // the idem table, written from the store's own changes (state/idem-store.ts)
@@ -173,10 +194,8 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
         ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts, rank: m.rank })
         : undefined;
     }
-    case "fill_id": {
-      const t = state.fillIds.get(k);
-      return t === undefined ? undefined : String(t);
-    }
+    case "fill_id":
+      return undefined; // the fill_ids table, written from the store's own changes (state/fill-store.ts)
     case "stop": {
       const s = state.stops.get(k);
       return s ? JSON.stringify(toWire(s)) : undefined;
@@ -191,7 +210,12 @@ interface BackgroundWriter {
   stop(): Promise<number>;
 }
 
-const PUT_IDEM = "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v) VALUES (?, ?, ?, ?, ?, ?)";
+const PUT_IDEM =
+  "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v, h, oh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+const PUT_ORDER = "INSERT OR REPLACE INTO orders (k, h, cold, exp, v) VALUES (?, ?, ?, ?, ?)";
+const DEL_ORDER = "DELETE FROM orders WHERE k = ?";
+const PUT_FILL = "INSERT OR REPLACE INTO fill_ids (seq, k, t, h) VALUES (?, ?, ?, ?)";
+const DEL_FILL = "DELETE FROM fill_ids WHERE k = ?";
 
 /**
  * The background writer: a worker thread with its own SQLite connection. Its code is evaluated
@@ -211,6 +235,10 @@ const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUE
 const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
 const putIdem = db.prepare(${JSON.stringify(PUT_IDEM)});
 const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
+const putOrder = db.prepare(${JSON.stringify(PUT_ORDER)});
+const delOrder = db.prepare(${JSON.stringify(DEL_ORDER)});
+const putFill = db.prepare(${JSON.stringify(PUT_FILL)});
+const delFill = db.prepare(${JSON.stringify(DEL_FILL)});
 const write = db.transaction((c) => {
   for (const r of c.rows) {
     if (r.v === undefined) del.run(r.kind, r.k);
@@ -218,8 +246,14 @@ const write = db.transaction((c) => {
   }
   for (const i of c.idem) {
     if (i.row === undefined) delIdem.run(i.k);
-    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
+    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh);
   }
+  for (const o of c.orders) {
+    if (o.v === undefined) delOrder.run(o.k);
+    else putOrder.run(o.k, o.h, o.cold, o.exp, o.v);
+  }
+  for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
+  for (const k of c.fills.dels) delFill.run(k);
   for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
   putMeta.run("fill_watermark", String(c.watermark));
 });
@@ -282,11 +316,23 @@ export function openSnapshot(path: string): Snapshot {
       PRIMARY KEY (kind, k)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, ok TEXT, owner INTEGER NOT NULL,
-      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID;
+      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL, h INTEGER, oh INTEGER) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idem_exp ON idem (exp);
     CREATE INDEX IF NOT EXISTS idem_owner ON idem (ok) WHERE owner = 1;
     CREATE INDEX IF NOT EXISTS idem_unconfirmed ON idem (k) WHERE conf = 0;
+    CREATE TABLE IF NOT EXISTS orders (k TEXT PRIMARY KEY, h INTEGER NOT NULL, cold INTEGER NOT NULL,
+      exp INTEGER NOT NULL, v TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS orders_due ON orders (exp) WHERE cold = 1;
+    CREATE INDEX IF NOT EXISTS orders_hot ON orders (k) WHERE cold = 0;
+    CREATE INDEX IF NOT EXISTS orders_h ON orders (h);
+    CREATE TABLE IF NOT EXISTS fill_ids (seq INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE,
+      t INTEGER NOT NULL, h INTEGER NOT NULL);
   `);
+  // the hash columns (a snapshot written before them gets them, filled at its next load)
+  const idemCols = db.prepare("SELECT name FROM pragma_table_info('idem')").pluck().all() as string[];
+  if (!idemCols.includes("h"))
+    db.exec("ALTER TABLE idem ADD COLUMN h INTEGER; ALTER TABLE idem ADD COLUMN oh INTEGER;");
+  db.exec("CREATE INDEX IF NOT EXISTS idem_h ON idem (h, oh, owner)");
   const ver = db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined;
   if (ver && ver.v !== SCHEMA_VERSION) {
     throw new SnapshotError(`snapshot ${path} has schema ${ver.v}, expected ${SCHEMA_VERSION}; rebuild it`);
@@ -299,6 +345,10 @@ export function openSnapshot(path: string): Snapshot {
   const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
   const putIdem = db.prepare(PUT_IDEM);
   const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
+  const putOrder = db.prepare(PUT_ORDER);
+  const delOrder = db.prepare(DEL_ORDER);
+  const putFill = db.prepare(PUT_FILL);
+  const delFill = db.prepare(DEL_FILL);
 
   /** The same transaction as the background writer's (WRITER_SOURCE), on this connection. */
   const flushTx = db.transaction((c: Capture): void => {
@@ -308,8 +358,14 @@ export function openSnapshot(path: string): Snapshot {
     }
     for (const i of c.idem) {
       if (i.row === undefined) delIdem.run(i.k);
-      else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
+      else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh);
     }
+    for (const o of c.orders) {
+      if (o.v === undefined) delOrder.run(o.k);
+      else putOrder.run(o.k, o.h, o.cold, o.exp, o.v);
+    }
+    for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
+    for (const k of c.fills.dels) delFill.run(k);
     for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
     putMeta.run("fill_watermark", String(c.watermark));
   });
@@ -330,22 +386,80 @@ export function openSnapshot(path: string): Snapshot {
     due: (now) => dueIdem.all(now) as { k: string; ok: string | null; owner: number }[],
     values: () => allIdem.iterate() as IterableIterator<{ k: string; v: string }>,
   };
-  const keyRows = () =>
-    db.prepare("SELECT k, ok, owner FROM idem").iterate() as IterableIterator<{
-      k: string;
-      ok: string | null;
-      owner: number;
-    }>;
-  /** The store reads the records this snapshot holds (a state built in memory, at its first flush). */
-  const attach = (state: EngineState) => {
-    if (!state.idem.attached) state.idem.attach(disk, keyRows());
+  /** The index's rows: with their keys (records may be in memory), or their hashes only (a load). */
+  const keyRows = (withKeys: boolean) =>
+    db
+      .prepare(
+        withKeys ? "SELECT k, ok, h, oh, owner FROM idem" : "SELECT h, oh, owner FROM idem INDEXED BY idem_h",
+      )
+      .iterate() as IterableIterator<IdemKeyRow>;
+  const getOrder = db.prepare("SELECT v FROM orders WHERE k = ?").pluck();
+  const dueOrders = db
+    .prepare("SELECT k FROM orders INDEXED BY orders_due WHERE cold = 1 AND exp <= ?")
+    .pluck();
+  const orderDisk: OrderDisk = {
+    get: (k) => getOrder.get(k) as string | undefined,
+    due: (now) => dueOrders.all(now) as string[],
   };
-  const rowCount = (c: Capture) => c.rows.length + c.idem.length;
+  const hasFill = db.prepare("SELECT 1 FROM fill_ids WHERE k = ?").pluck();
+  const fillsAfter = db.prepare("SELECT seq, k, t FROM fill_ids WHERE seq > ? ORDER BY seq LIMIT ?");
+  const fillDisk: FillDisk = {
+    has: (k) => hasFill.get(k) !== undefined,
+    after: (seq, limit) => fillsAfter.all(seq, limit) as { seq: number; k: string; t: number }[],
+  };
+  const hashes = (sql: string) => db.prepare(sql).pluck().iterate() as IterableIterator<number>;
+  const maxFillSeq = () => (db.prepare("SELECT max(seq) FROM fill_ids").pluck().get() as number | null) ?? 0;
+  /** The stores read the records this snapshot holds (a state built in memory, at its first flush). */
+  const attach = (state: EngineState) => {
+    if (!state.idem.attached) state.idem.attach(disk, keyRows(true));
+    if (!state.orders.attached) {
+      const rows = db.prepare("SELECT k, h FROM orders").iterate() as IterableIterator<{
+        k: string;
+        h: number;
+      }>;
+      state.orders.attach(
+        orderDisk,
+        (function* () {
+          for (const r of rows) if (state.orders.hot(r.k) === undefined) yield r.h;
+        })(),
+      );
+    }
+    if (!state.fillIds.attached)
+      state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());
+  };
+  const rowCount = (c: Capture) =>
+    c.rows.length + c.idem.length + c.orders.length + c.fills.adds.length + c.fills.dels.length;
+  /** A failed write: what it held is written next time. */
+  const again = (state: EngineState, c: Capture, changes: IdemChange[]) => {
+    for (const r of c.rows) touch(state, r.kind, r.k); // written next time (deleted if absent)
+    for (const o of c.orders) {
+      if (o.v === undefined) markDeleted(state, "order", o.k);
+      else touch(state, "order", o.k);
+    }
+    state.idem.retry(changes);
+  };
+  /** A committed write: what the disk now has leaves memory. */
+  const done = (state: EngineState, c: Capture, changes: IdemChange[], refs: OrderRefs) => {
+    state.idem.committed(changes);
+    state.fillIds.committed(c.fills);
+    const left = state.orders.committed(
+      c.orders.map((row, i) => ({ row, ref: refs[i] })),
+      state.dirty.get("order"),
+    );
+    // the expiry heap lets go of the records that left (lazily: when it holds twice what is hot)
+    const q = state.orderExpiry;
+    if (left > 0 && q.length > 2 * state.orders.hotCount + 1024) {
+      state.orderExpiry = dueQueue(
+        q.data.filter((d) => state.orders.hot(key2(d.item.fund, d.item.orderId)) === d.item),
+      );
+    }
+  };
 
   async function writeInBackground(
     state: EngineState,
     c: Capture,
     changes: IdemChange[],
+    refs: OrderRefs,
   ): Promise<FlushReport> {
     const tail = tailOf(c);
     if (rowCount(c) === 0 && tail === committedTail) return { rows: 0, failures: c.failures };
@@ -353,12 +467,11 @@ export function openSnapshot(path: string): Snapshot {
     try {
       await writer.write(c);
     } catch (err) {
-      for (const r of c.rows) touch(state, r.kind, r.k); // written next time (deleted if absent)
-      state.idem.retry(changes);
+      again(state, c, changes);
       throw err;
     }
     committedTail = tail;
-    state.idem.committed(changes);
+    done(state, c, changes, refs);
     return { rows: rowCount(c), failures: c.failures };
   }
 
@@ -368,16 +481,16 @@ export function openSnapshot(path: string): Snapshot {
       if (background) throw new SnapshotError("a background flush is in progress");
       attach(state);
       const changes = state.idem.capture();
-      const c = capture(state, changes);
+      const refs: OrderRefs = [];
+      const c = capture(state, changes, refs);
       try {
         flushTx(c);
       } catch (err) {
-        for (const r of c.rows) touch(state, r.kind, r.k);
-        state.idem.retry(changes);
+        again(state, c, changes);
         throw err;
       }
       committedTail = tailOf(c);
-      state.idem.committed(changes);
+      done(state, c, changes, refs);
       return { rows: rowCount(c), failures: c.failures };
     },
     flushInBackground(state) {
@@ -385,13 +498,15 @@ export function openSnapshot(path: string): Snapshot {
       if (background) return background;
       attach(state);
       const changes = state.idem.capture();
-      background = writeInBackground(state, capture(state, changes), changes).finally(() => {
+      const refs: OrderRefs = [];
+      background = writeInBackground(state, capture(state, changes, refs), changes, refs).finally(() => {
         background = undefined;
       });
       return background;
     },
     load(settings) {
       const state = createState(settings);
+      migrateLegacy(db);
       // one kind at a time (in key order, as before): no array of every row of the snapshot
       const ofKind = db.prepare("SELECT kind, k, v FROM entities WHERE kind = ? ORDER BY k");
       const byKind = { get: (kind: EntityKind) => ofKind.all(kind) as Row[] };
@@ -419,18 +534,28 @@ export function openSnapshot(path: string): Snapshot {
       }
       for (const r of byKind.get("book") ?? []) loadBook(state, r.k, r.v);
       const droppedOrders: string[] = [];
-      const orders = (byKind.get("order") ?? []).map((r) => loadOrder(state, r.v, droppedOrders));
+      // the ended records stay on disk (read by key when needed): their keys' hashes only
+      state.orders.attach(orderDisk, hashes("SELECT h FROM orders INDEXED BY orders_h"));
+      const hotRows = db
+        .prepare("SELECT k, v FROM orders INDEXED BY orders_hot WHERE cold = 0 ORDER BY k")
+        .all() as { k: string; v: string }[];
+      const orders = hotRows.map((r) => loadOrder(state, r.k, r.v, droppedOrders));
+      const ttl = state.settings.reservationTtlMs;
+      const queued: Due<OrderRecord>[] = [];
       for (const o of orders) {
-        state.orderExpiry.push({ at: 0, item: o });
         // nothing reserved yet: one that can reserve nothing (no approval seen, ended, filled) is
-        // left as it is (syncReservation would only mark its row dirty)
-        if (o.side !== undefined && !o.terminal && o.filled.lt(o.approved)) syncReservation(state, o);
+        // left as it is (syncReservation would only mark its row dirty); every book is revalued
+        // once below
+        if (o.side !== undefined && !o.terminal && o.filled.lt(o.approved)) syncReservation(state, o, false);
+        // queued at its deadline (what the sweep's first look at it would do), in one heapify
+        const at = deadlineOf(o, ttl);
+        if (at === Infinity) o.queued = false;
+        else queued.push({ at, item: o });
       }
+      state.orderExpiry = dueQueue(queued);
       loadIdem(db, byKind.get("idem") ?? []);
-      state.idem.attach(disk, keyRows());
-      const fids = (byKind.get("fill_id") ?? []).map((r) => [r.k, Number(r.v)] as const);
-      fids.sort((a, b) => a[1] - b[1]);
-      for (const [k, t] of fids) state.fillIds.set(k, t);
+      state.idem.attach(disk, keyRows(false));
+      state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());
       for (const r of byKind.get("stop") ?? []) {
         const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice" | "legs"> & {
           qty: string;
@@ -530,48 +655,37 @@ function loadBook(state: EngineState, k: string, v: string): void {
   b.assetClassHint = o.hint as typeof b.assetClassHint;
 }
 
-function loadOrder(state: EngineState, v: string, droppedOrders: string[]): OrderRecord {
-  const o = JSON.parse(v) as {
-    fund: string;
-    orderId: string;
-    symbol: string;
-    side?: "BUY" | "SELL";
-    broker?: string;
-    price: string;
-    approvals: [string, string][];
-    unconfirmed?: string[];
-    filled: string;
-    terminal: boolean;
-    accepted?: boolean;
-    expiresAt: number;
-    lapsed?: boolean;
-    touchedAt: number;
-  };
+function loadOrder(state: EngineState, k: string, v: string, droppedOrders: string[]): OrderRecord {
   // approvals applied live but never read back from the journal are dropped (see applyDecision)
-  const dropped = new Set(o.unconfirmed ?? []);
-  const kept = o.approvals.filter(([a]) => !dropped.has(a));
-  const r: OrderRecord = {
-    fund: o.fund,
-    orderId: o.orderId,
-    symbol: o.symbol,
-    side: o.side,
-    broker: o.broker,
-    price: dec(o.price),
-    approvals: kept.length === 0 ? NO_APPROVALS : new Map(kept.map(([a, q]) => [a, dec(q)])),
-    approved: kept.reduce((sum, [, q]) => sum.plus(dec(q)), ZERO),
-    unconfirmed: NO_KEYS,
-    filled: dec(o.filled),
-    terminal: o.terminal,
-    accepted: o.accepted === true,
-    expiresAt: o.expiresAt,
-    lapsed: o.lapsed === true,
-    touchedAt: o.touchedAt,
-    reserved: ZERO,
-    queued: true, // queued by load()
-  };
-  state.orders.set(key2(o.fund, o.orderId), r);
-  if (dropped.size > 0) droppedOrders.push(key2(o.fund, o.orderId));
-  return r;
+  const { record, dropped } = orderFromJson(v);
+  state.orders.adopt(k, record);
+  if (dropped) droppedOrders.push(k);
+  return record;
+}
+
+/**
+ * Moves the order and fill id rows of a snapshot written before their tables (entities of kind
+ * `order` and `fill_id`) into them: every order hot (read in full by this load, as before), the
+ * fill ids in timestamp order (the order that load gave them).
+ */
+function migrateLegacy(db: Database.Database): void {
+  const legacy = db
+    .prepare("SELECT kind, k, v FROM entities WHERE kind IN ('order', 'fill_id')")
+    .all() as Row[];
+  if (legacy.length === 0) return;
+  const putOrder = db.prepare(PUT_ORDER);
+  const putFill = db.prepare(PUT_FILL);
+  db.transaction(() => {
+    const fills: [string, number][] = [];
+    for (const r of legacy) {
+      if (r.kind === "order") putOrder.run(r.k, hash32(r.k), 0, 0, r.v);
+      else fills.push([r.k, Number(r.v)]);
+    }
+    fills.sort((a, b) => a[1] - b[1]);
+    let seq = (db.prepare("SELECT max(seq) FROM fill_ids").pluck().get() as number | null) ?? 0;
+    for (const [k, t] of fills) putFill.run(++seq, k, t, hash32(k));
+    db.prepare("DELETE FROM entities WHERE kind IN ('order', 'fill_id')").run();
+  })();
 }
 
 /**
@@ -589,7 +703,16 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
     for (const r of legacy) {
       const rec = fromRow(r.v, 0);
       const ok = ownableKey(rec);
-      put.run(r.k, ok, 0, rec.expiresAt, rec.confirmed === false ? 0 : 1, r.v);
+      put.run(
+        r.k,
+        ok,
+        0,
+        rec.expiresAt,
+        rec.confirmed === false ? 0 : 1,
+        r.v,
+        hash32(r.k),
+        ok === null ? null : hash32(ok),
+      );
       if (ok !== null) orphans.add(ok);
     }
     db.prepare("DELETE FROM entities WHERE kind = 'idem'").run();
@@ -608,5 +731,12 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
       const k = nextOwner.get(ok) as string | undefined;
       if (k !== undefined) setOwner.run(k);
     }
+    // rows written before the hash columns (once)
+    const unhashed = db.prepare("SELECT k, ok FROM idem WHERE h IS NULL").all() as {
+      k: string;
+      ok: string | null;
+    }[];
+    const setHash = db.prepare("UPDATE idem SET h = ?, oh = ? WHERE k = ?");
+    for (const r of unhashed) setHash.run(hash32(r.k), r.ok === null ? null : hash32(r.ok), r.k);
   })();
 }

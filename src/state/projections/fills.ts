@@ -2,7 +2,7 @@
 import type { Fill } from "../../contract/schemas.js";
 import { ZERO, div, min } from "../../decimal/index.js";
 import { getBook, revalue, touchBook } from "../book.js";
-import { type EngineState, getFund, markDeleted, touch } from "../model.js";
+import { type EngineState, getFund } from "../model.js";
 import { getOrderRecord, syncReservation } from "./reservations.js";
 
 export type FillOutcome = "applied" | "duplicate";
@@ -55,13 +55,7 @@ export function applyFill(state: EngineState, f: Fill): FillOutcome {
 }
 
 function rememberFillId(state: EngineState, id: string, ts: number): void {
-  state.fillIds.set(id, ts);
-  touch(state, "fill_id", id);
+  state.fillIds.add(id, ts); // written by the next flush (state/fill-store.ts)
   if (ts > state.fillWatermark) state.fillWatermark = ts;
-  const cutoff = state.fillWatermark - state.settings.fillDedupeWindowMs;
-  for (const [k, t] of state.fillIds) {
-    if (t >= cutoff) break;
-    state.fillIds.delete(k);
-    markDeleted(state, "fill_id", k);
-  }
+  state.fillIds.prune(state.fillWatermark - state.settings.fillDedupeWindowMs);
 }

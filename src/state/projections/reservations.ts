@@ -29,30 +29,34 @@ export function getOrderRecord(
   symbol: string,
 ): OrderRecord {
   const k = key2(fund, orderId);
-  let r = state.orders.get(k);
-  if (!r) {
-    r = {
-      fund,
-      orderId,
-      symbol,
-      side: undefined,
-      broker: undefined,
-      price: ZERO,
-      approvals: NO_APPROVALS,
-      approved: ZERO,
-      unconfirmed: NO_KEYS,
-      filled: ZERO,
-      terminal: false,
-      accepted: false,
-      expiresAt: 0,
-      lapsed: false,
-      reserved: ZERO,
-      touchedAt: 0,
-      queued: true,
-    };
-    state.orders.set(k, r);
+  let r = state.orders.hot(k);
+  if (r) return r;
+  r = state.orders.promote(k); // an ended record read back from disk, to change
+  if (r) {
     state.orderExpiry.push({ at: 0, item: r });
+    return r;
   }
+  r = {
+    fund,
+    orderId,
+    symbol,
+    side: undefined,
+    broker: undefined,
+    price: ZERO,
+    approvals: NO_APPROVALS,
+    approved: ZERO,
+    unconfirmed: NO_KEYS,
+    filled: ZERO,
+    terminal: false,
+    accepted: false,
+    expiresAt: 0,
+    lapsed: false,
+    reserved: ZERO,
+    touchedAt: 0,
+    queued: true,
+  };
+  state.orders.set(k, r);
+  state.orderExpiry.push({ at: 0, item: r });
   return r;
 }
 
@@ -63,8 +67,11 @@ export const acknowledged = (r: OrderRecord): boolean => r.accepted || r.filled.
 export const held = (r: OrderRecord): boolean =>
   !r.terminal && r.side !== undefined && acknowledged(r) && r.approved.gt(r.filled);
 
-/** Bring the book's pending quantities in line with what the record should reserve now. */
-export function syncReservation(state: EngineState, r: OrderRecord): void {
+/**
+ * Bring the book's pending quantities in line with what the record should reserve now.
+ * `revalueBook` false: the caller revalues the book afterwards (a load revalues every book once).
+ */
+export function syncReservation(state: EngineState, r: OrderRecord, revalueBook = true): void {
   const released = r.terminal || r.side === undefined || (r.lapsed && !acknowledged(r));
   const want = released ? ZERO : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
@@ -92,7 +99,7 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   const isOpen = want.gt(ZERO);
   if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
-  revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
+  if (revalueBook) revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }
 
 /** The pending map with `delta` added at `broker` (a new map in place of the shared empty one). */
@@ -144,7 +151,7 @@ export function applyApproval(
 
 /** Removes an approval applied live and never confirmed by the journal (its write failed for certain). */
 export function revokeApproval(state: EngineState, fund: string, idemKey: string, orderId: string): void {
-  const r = state.orders.get(key2(fund, orderId));
+  const r = state.orders.hot(key2(fund, orderId)); // a record on disk has nothing unconfirmed
   if (!r || !r.unconfirmed.has(idemKey)) return;
   const q = r.approvals.get(idemKey);
   r.unconfirmed.delete(idemKey);
@@ -178,7 +185,7 @@ export function sweepReservations(state: EngineState, now: number): number {
     q.pop();
     const r = top.item;
     const k = key2(r.fund, r.orderId);
-    if (state.orders.get(k) !== r) continue; // already forgotten
+    if (state.orders.hot(k) !== r) continue; // already forgotten (or on disk: see below)
     if (!r.lapsed && r.expiresAt > 0 && r.expiresAt <= now && !acknowledged(r)) {
       // the TTL passed and the OMS never acknowledged it: it stops reserving
       if (r.reserved.gt(ZERO)) released++;
@@ -199,7 +206,26 @@ export function sweepReservations(state: EngineState, now: number): number {
     state.orders.delete(k);
     markDeleted(state, "order", k);
   }
+  // the ended records on disk whose time came (their forgetting is a column of their row)
+  for (const k of state.orders.sweep(now)) markDeleted(state, "order", k);
   return released;
+}
+
+/**
+ * Ended for good, as far as memory goes: done, reserving nothing, nothing unconfirmed. Such a
+ * record can leave memory once the snapshot has it (state/order-store.ts); it only waits for a
+ * late fill or event and names its order id until the sweep forgets it.
+ */
+export const isCold = (r: OrderRecord): boolean =>
+  isOrderDone(r) && r.reserved.eq(ZERO) && r.unconfirmed.size === 0;
+
+/**
+ * When the sweep forgets a cold record left alone: its deadline, or, for one never acknowledged
+ * whose TTL passed (the sweep marks it lapsed first), the later deadline of a lapsed record.
+ */
+export function forgetAt(r: OrderRecord, ttl: number): number {
+  if (!r.lapsed && r.expiresAt > 0 && !acknowledged(r)) return deadlineOf({ ...r, lapsed: true }, ttl);
+  return deadlineOf(r, ttl);
 }
 
 /**
