@@ -7,12 +7,12 @@ import {
   type EngineState,
   type FundState,
   type Mark,
-  emptyContribution,
   getFund,
   key2,
   touch,
 } from "./model.js";
-import { NO_PENDING } from "./model.js"; // kept apart from the list above (a small diff to merge)
+import { BookRecord } from "./book-record.js";
+import type { QtyByBroker } from "./broker-qty.js";
 
 export function multiplier(state: EngineState, symbol: string): Dec {
   return state.instruments.get(symbol)?.multiplier ?? ONE;
@@ -21,21 +21,7 @@ export function multiplier(state: EngineState, symbol: string): Dec {
 export function getBook(state: EngineState, fund: FundState, symbol: string): Book {
   let b = fund.books.get(symbol);
   if (!b) {
-    b = {
-      fund: fund.id,
-      symbol,
-      pos: { qty: ZERO, cost: ZERO, realized: ZERO, fees: ZERO, brokers: new Map() },
-      pendBuyQty: ZERO,
-      pendBuyValue: ZERO,
-      pendSellQty: ZERO,
-      pendSellValue: ZERO,
-      pendBuyByBroker: NO_PENDING,
-      pendSellByBroker: NO_PENDING,
-      assetClassHint: undefined,
-      contrib: emptyContribution(),
-      fx: undefined,
-      quote: undefined,
-    };
+    b = new BookRecord(fund.id, symbol);
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
     if (!h) state.holders.set(symbol, (h = new Set()));
@@ -56,7 +42,7 @@ function addTo(map: Map<string, Dec>, k: string | undefined, d: Dec): void {
 }
 
 /** A position's or a pending quantity's share at one broker (0 when none). */
-export function atBroker(m: Map<string, Dec>, broker: string): Dec {
+export function atBroker(m: QtyByBroker, broker: string): Dec {
   return m.get(broker) ?? ZERO;
 }
 
@@ -64,7 +50,7 @@ export function atBroker(m: Map<string, Dec>, broker: string): Dec {
  * Pending quantity that may sit at `broker`: its own, plus any reservation journaled without a
  * broker (counted at every broker: conservative).
  */
-export function pendingAtBroker(m: Map<string, Dec>, broker: string): Dec {
+export function pendingAtBroker(m: QtyByBroker, broker: string): Dec {
   const own = atBroker(m, broker);
   const unknown = m.get("");
   return unknown === undefined || broker === "" ? own : own.plus(unknown);

@@ -12,6 +12,7 @@ import { type Dec, ZERO } from "../decimal/index.js";
 import { type VelocityWindow, createVelocity } from "./velocity.js";
 import { type DuplicateIndex, createDuplicateIndex } from "./duplicates.js";
 import { type IdemStore, createIdemStore } from "./idem-store.js";
+import type { BrokerQty } from "./broker-qty.js";
 
 export interface Mark {
   bid: Dec;
@@ -27,7 +28,7 @@ export interface Position {
   cost: Dec; // cost basis of the open quantity, >= 0
   realized: Dec;
   fees: Dec; // money
-  brokers: Map<string, Dec>; // signed quantity per broker
+  readonly brokers: BrokerQty; // signed quantity per broker (a Map's API; one broker held inline)
 }
 
 /** What one book adds to its fund's aggregates; recomputed whenever an input changes. */
@@ -53,7 +54,8 @@ export interface Contribution {
 export interface Book {
   fund: string;
   symbol: string;
-  pos: Position;
+  /** The position (its fields are written in place: see state/book-record.ts). */
+  readonly pos: Position;
   pendBuyQty: Dec;
   pendBuyValue: Dec; // Σ remaining quantity × order price (× multiplier when valued)
   pendSellQty: Dec;
