@@ -7,6 +7,8 @@ import {
   type EngineState,
   type FundState,
   type Mark,
+  ContributionRecord,
+  category,
   getFund,
   key2,
   touch,
@@ -128,20 +130,17 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   const shortExt = b.pendSellValue.eq(ZERO) ? mv : mv.minus(times(b.pendSellValue));
   const la = longExt.abs();
   const sa = shortExt.abs();
-  const next: Contribution = {
+  const next = new ContributionRecord(
     mv,
-    cost: times(signedCost),
-    realized: times(p.realized),
-    fees: money(p.fees),
+    times(signedCost),
+    times(p.realized),
+    money(p.fees),
     longExt,
     shortExt,
-    exposure: la.gte(sa) ? la : sa,
-    sector: inst?.sector,
-    assetClass: inst?.asset_class ?? b.assetClassHint,
-    currency: ccy,
-    unpriced,
+    la.gte(sa) ? la : sa,
     qm,
-  };
+    category(prev, inst?.sector, inst?.asset_class ?? b.assetClassHint, ccy, unpriced),
+  );
   b.quote = undefined; // valued at the mark in force: nothing left to fold
   applyContribution(fund, prev, next);
   b.contrib = next;
