@@ -125,7 +125,7 @@ export interface ObservedExtras {
 const s = (d: Dec): string => canon(d);
 
 export function createObserver(state: EngineState, extras: ObservedExtras = {}): EngineObserver {
-  const byBroker = (m: Map<string, Dec>) => Object.fromEntries([...m].map(([b, q]) => [b, s(q)]));
+  const byBroker = (m: Iterable<[string, Dec]>) => Object.fromEntries([...m].map(([b, q]) => [b, s(q)]));
   const book = (fund: string, symbol: string): BookView | undefined => {
     const b = state.funds.get(fund)?.books.get(symbol);
     if (!b) return undefined;

@@ -7,12 +7,14 @@ import {
   type EngineState,
   type FundState,
   type Mark,
-  emptyContribution,
+  ContributionRecord,
+  category,
   getFund,
   key2,
   touch,
 } from "./model.js";
-import { NO_PENDING } from "./model.js"; // kept apart from the list above (a small diff to merge)
+import { BookRecord } from "./book-record.js";
+import type { QtyByBroker } from "./broker-qty.js";
 
 export function multiplier(state: EngineState, symbol: string): Dec {
   return state.instruments.get(symbol)?.multiplier ?? ONE;
@@ -21,21 +23,7 @@ export function multiplier(state: EngineState, symbol: string): Dec {
 export function getBook(state: EngineState, fund: FundState, symbol: string): Book {
   let b = fund.books.get(symbol);
   if (!b) {
-    b = {
-      fund: fund.id,
-      symbol,
-      pos: { qty: ZERO, cost: ZERO, realized: ZERO, fees: ZERO, brokers: new Map() },
-      pendBuyQty: ZERO,
-      pendBuyValue: ZERO,
-      pendSellQty: ZERO,
-      pendSellValue: ZERO,
-      pendBuyByBroker: NO_PENDING,
-      pendSellByBroker: NO_PENDING,
-      assetClassHint: undefined,
-      contrib: emptyContribution(),
-      fx: undefined,
-      quote: undefined,
-    };
+    b = new BookRecord(fund.id, symbol);
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
     if (!h) state.holders.set(symbol, (h = new Set()));
@@ -56,7 +44,7 @@ function addTo(map: Map<string, Dec>, k: string | undefined, d: Dec): void {
 }
 
 /** A position's or a pending quantity's share at one broker (0 when none). */
-export function atBroker(m: Map<string, Dec>, broker: string): Dec {
+export function atBroker(m: QtyByBroker, broker: string): Dec {
   return m.get(broker) ?? ZERO;
 }
 
@@ -64,7 +52,7 @@ export function atBroker(m: Map<string, Dec>, broker: string): Dec {
  * Pending quantity that may sit at `broker`: its own, plus any reservation journaled without a
  * broker (counted at every broker: conservative).
  */
-export function pendingAtBroker(m: Map<string, Dec>, broker: string): Dec {
+export function pendingAtBroker(m: QtyByBroker, broker: string): Dec {
   const own = atBroker(m, broker);
   const unknown = m.get("");
   return unknown === undefined || broker === "" ? own : own.plus(unknown);
@@ -142,20 +130,17 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   const shortExt = b.pendSellValue.eq(ZERO) ? mv : mv.minus(times(b.pendSellValue));
   const la = longExt.abs();
   const sa = shortExt.abs();
-  const next: Contribution = {
+  const next = new ContributionRecord(
     mv,
-    cost: times(signedCost),
-    realized: times(p.realized),
-    fees: money(p.fees),
+    times(signedCost),
+    times(p.realized),
+    money(p.fees),
     longExt,
     shortExt,
-    exposure: la.gte(sa) ? la : sa,
-    sector: inst?.sector,
-    assetClass: inst?.asset_class ?? b.assetClassHint,
-    currency: ccy,
-    unpriced,
+    la.gte(sa) ? la : sa,
     qm,
-  };
+    category(prev, inst?.sector, inst?.asset_class ?? b.assetClassHint, ccy, unpriced),
+  );
   b.quote = undefined; // valued at the mark in force: nothing left to fold
   applyContribution(fund, prev, next);
   b.contrib = next;

@@ -14,6 +14,7 @@ import { type DuplicateIndex, createDuplicateIndex } from "./duplicates.js";
 import { type IdemStore, createIdemStore } from "./idem-store.js";
 import { type OrderStore, createOrderStore } from "./order-store.js";
 import { type FillIdStore, createFillIdStore } from "./fill-store.js";
+import type { BrokerQty } from "./broker-qty.js";
 
 export interface Mark {
   bid: Dec;
@@ -29,7 +30,7 @@ export interface Position {
   cost: Dec; // cost basis of the open quantity, >= 0
   realized: Dec;
   fees: Dec; // money
-  brokers: Map<string, Dec>; // signed quantity per broker
+  readonly brokers: BrokerQty; // signed quantity per broker (a Map's API; one broker held inline)
 }
 
 /** What one book adds to its fund's aggregates; recomputed whenever an input changes. */
@@ -41,21 +42,86 @@ export interface Contribution {
   longExt: Dec; // position + pending buys (signed notional)
   shortExt: Dec; // position − pending sells (signed notional)
   exposure: Dec; // max(|longExt|, |shortExt|)
-  sector: string | undefined;
-  assetClass: string | undefined;
+  readonly sector: string | undefined;
+  readonly assetClass: string | undefined;
   /** Currency of the instrument's prices; the money fields above are in the fund's base currency. */
-  currency: string;
+  readonly currency: string;
   /** In a foreign currency with no FX mark ever seen while it holds something: valued at 0, blocks orders. */
-  unpriced: boolean;
+  readonly unpriced: boolean;
   /** Quantity × multiplier × FX rate: `mv` at a mark is `qm × mid` (a quote revalues with one product). */
   qm: Dec;
+}
+
+/**
+ * Where a book's exposure is filed in its fund's aggregates. Books alike share one (see
+ * `category()`): a million contributions hold a pointer each instead of four fields.
+ */
+export interface Category {
+  readonly sector: string | undefined;
+  readonly assetClass: string | undefined;
+  readonly currency: string;
+  readonly unpriced: boolean;
+}
+
+const CATEGORIES = new Map<string, Category>();
+const NO_CATEGORY: Category = { sector: undefined, assetClass: undefined, currency: "", unpriced: false };
+
+/** The shared category with these fields (the previous contribution's when it has them: the usual case). */
+export function category(
+  prev: Contribution,
+  sector: string | undefined,
+  assetClass: string | undefined,
+  currency: string,
+  unpriced: boolean,
+): Category {
+  if (
+    prev instanceof ContributionRecord &&
+    prev.sector === sector &&
+    prev.assetClass === assetClass &&
+    prev.currency === currency &&
+    prev.unpriced === unpriced
+  )
+    return prev.cat;
+  // \u0002 stands for undefined (never part of a sector, an asset class or a currency code)
+  const k = `${sector ?? "\u0002"}\u0001${assetClass ?? "\u0002"}\u0001${currency}\u0001${unpriced ? 1 : 0}`;
+  let c = CATEGORIES.get(k);
+  if (!c) CATEGORIES.set(k, (c = { sector, assetClass, currency, unpriced }));
+  return c;
+}
+
+/** A book's contribution: the money fields, and its category shared with books alike. */
+export class ContributionRecord implements Contribution {
+  constructor(
+    public mv: Dec,
+    public cost: Dec,
+    public realized: Dec,
+    public fees: Dec,
+    public longExt: Dec,
+    public shortExt: Dec,
+    public exposure: Dec,
+    public qm: Dec,
+    readonly cat: Category,
+  ) {}
+  get sector(): string | undefined {
+    return this.cat.sector;
+  }
+  get assetClass(): string | undefined {
+    return this.cat.assetClass;
+  }
+  get currency(): string {
+    return this.cat.currency;
+  }
+  get unpriced(): boolean {
+    return this.cat.unpriced;
+  }
 }
 
 /** Position and open reservations of one fund in one symbol. */
 export interface Book {
   fund: string;
   symbol: string;
-  pos: Position;
+  /** The position (its fields are written in place: see state/book-record.ts). */
+  readonly pos: Position;
   pendBuyQty: Dec;
   pendBuyValue: Dec; // Σ remaining quantity × order price (× multiplier when valued)
   pendSellQty: Dec;
@@ -366,20 +432,7 @@ export const own = <K, V>(m: Map<K, V>): Map<K, V> => (m instanceof SharedEmptyM
 export const ownSet = <T>(s: Set<T>): Set<T> => (s instanceof SharedEmptySet ? new Set<T>() : s);
 
 export function emptyContribution(): Contribution {
-  return {
-    mv: ZERO,
-    cost: ZERO,
-    realized: ZERO,
-    fees: ZERO,
-    longExt: ZERO,
-    shortExt: ZERO,
-    exposure: ZERO,
-    sector: undefined,
-    assetClass: undefined,
-    currency: "",
-    unpriced: false,
-    qm: ZERO,
-  };
+  return new ContributionRecord(ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, NO_CATEGORY);
 }
 
 export function getFund(state: EngineState, fundId: string): FundState {

@@ -12,6 +12,7 @@ import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName }
 import { toWire } from "../contract/wire.js";
 import { dec } from "../decimal/index.js";
 import { getBook, revalue } from "./book.js";
+import { positionRow } from "./book-record.js";
 import {
   type EngineState,
   type EntityKind,
@@ -176,7 +177,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
       const [fund, symbol] = k.split("\u0001") as [string, string];
       const b = state.funds.get(fund)?.books.get(symbol);
       if (!b) return undefined;
-      return JSON.stringify({ ...(toWire(b.pos) as object), hint: b.assetClassHint });
+      return JSON.stringify({ ...(toWire(positionRow(b.pos)) as object), hint: b.assetClassHint });
     }
     case "order": {
       const r = state.orders.get(k); // written through the orders table (see capture())
@@ -645,13 +646,13 @@ function loadBook(state: EngineState, k: string, v: string): void {
     hint?: string;
   };
   const b = getBook(state, getFund(state, fund), symbol);
-  b.pos = {
-    qty: dec(o.qty),
-    cost: dec(o.cost),
-    realized: dec(o.realized),
-    fees: dec(o.fees),
-    brokers: new Map(Object.entries(o.brokers).map(([br, q]) => [br, dec(q)])),
-  };
+  const p = b.pos;
+  p.qty = dec(o.qty);
+  p.cost = dec(o.cost);
+  p.realized = dec(o.realized);
+  p.fees = dec(o.fees);
+  for (const k of [...p.brokers.keys()]) p.brokers.delete(k);
+  for (const [br, q] of Object.entries(o.brokers)) p.brokers.set(br, dec(q));
   b.assetClassHint = o.hint as typeof b.assetClassHint;
 }
 
