@@ -74,6 +74,8 @@ export function createSeveral(o: {
     state: o.state,
     mayWrite: (fund) => own.mayWrite(fund), // called only once writes begin, after `own` exists
     own: createOwnDecisions({ state: o.state, readBack: o.readBack }),
+    storedMsgId: async (seq) =>
+      (await o.jsm.streams.getMessage("RISK_DECISIONS", { seq }))?.header.get("Nats-Msg-Id") || undefined,
   });
   let scheduled = false;
   const schedule = () => {

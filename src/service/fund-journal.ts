@@ -38,6 +38,12 @@ export interface FundJournalOptions {
   mayWrite?: (fund: string) => boolean;
   /** The engine's own records from sent to recognised (one is created when absent). */
   own?: OwnDecisions;
+  /**
+   * The `Nats-Msg-Id` of the journal message stored at `seq` (undefined: none or unknown). Tells
+   * whether a write whose acknowledgement timed out was stored after all, when its retry then
+   * fails its own condition on that very message.
+   */
+  storedMsgId?: (seq: number) => Promise<string | undefined>;
 }
 
 export interface FundJournal {
@@ -161,6 +167,17 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       }
       const last =
         err instanceof JsPublishError && err.code === "JOURNAL_WRONG_LAST_SEQ" ? err.lastSeq : undefined;
+      if (last !== undefined && attempt > 0 && (await storedHere(last, batch[0]!.msgId))) {
+        // An earlier attempt (its acknowledgement lost, e.g. to a leader change) stored this very
+        // message, and the retry fails its condition on it: written, at `last`. Taken for a
+        // definite failure, the approvals would be undone and the OMS's retry approved a second time.
+        if (!fence) own.acked(body, last);
+        l.lastAck = last;
+        l.inFlight = 0;
+        for (const it of batch) it.resolve({ stream: "RISK_DECISIONS", seq: last, duplicate: false });
+        pump(fund, l);
+        return;
+      }
       if (last !== undefined && attempt < 50 && (!o.mayWrite || o.mayWrite(fund))) {
         // Another message is on the subject. Written again on the subject's last sequence only when
         // every record of the batch was decided with that message applied; a fence waits for it.
@@ -178,6 +195,15 @@ export function createFundJournal(o: FundJournalOptions): FundJournal {
       }
     }
     pump(fund, l);
+  }
+
+  async function storedHere(seq: number, msgId: string): Promise<boolean> {
+    if (!o.storedMsgId) return false;
+    try {
+      return (await o.storedMsgId(seq)) === msgId;
+    } catch {
+      return false; // unknown: treated as before (not written)
+    }
   }
 
   async function caughtUpTo(seq: number): Promise<boolean> {

@@ -64,6 +64,8 @@ interface DecisionRec {
   idempotency_key?: string;
   replayed: boolean;
   decision: RiskDecision;
+  /** Its journal message's stream sequence (added when read). */
+  seq?: number;
 }
 
 function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
@@ -312,7 +314,7 @@ describe("3-node JetStream cluster: kill -9 a node under load", () => {
 
     // a journal message is one record or, with Mts-Batch, an array of them (a fence is an empty one)
     const records = (await readAll<DecisionRec | DecisionRec[]>(nc, "RISK_DECISIONS")).flatMap((m) =>
-      Array.isArray(m.data) ? m.data : [m.data],
+      (Array.isArray(m.data) ? m.data : [m.data]).map((r) => ({ ...r, seq: m.seq })),
     );
     const journaledApprovals = new Map<string, DecisionRec[]>(); // idempotency key → approvals
     for (const r of records) {
@@ -379,7 +381,9 @@ describe("3-node JetStream cluster: kill -9 a node under load", () => {
     ).toEqual([]);
     expect(
       journaledTwice.map(([k]) => k),
-      "keys approved twice (journal)",
+      `keys approved twice (journal): ${JSON.stringify(
+        journaledTwice.map(([k, rs]) => [k, rs.map((r) => [r.seq, r.decision_id, r.instance])]),
+      )}`,
     ).toEqual([]);
     expect(report.failover_ms).toBeLessThan(RECOVERY_DEADLINE_MS);
 
