@@ -13,6 +13,7 @@ import type { Logger } from "../obs/log.js";
 import {
   createState,
   openSnapshot,
+  revalueDeferred,
   stateDigest,
   sweepIdempotency,
   sweepReservations,
@@ -20,8 +21,17 @@ import {
 import type { Clock } from "../time/clock.js";
 import { stateSettings } from "./engine.js";
 
-/** Events folded between two background snapshot writes during a rebuild. */
+/**
+ * Events folded between two background writes of the fill ids during a rebuild (the worker thread
+ * writes them while folding goes on). Everything else is written once, at the end: a book, an
+ * order, a fund changes with many events, and an order a fill creates is often forgotten by the end.
+ */
 const REBUILD_FLUSH_EVERY = 25_000;
+/**
+ * Idempotency records held in memory past which the background write is a full one (they leave
+ * memory once on disk): a journal of many decisions is rebuilt in bounded memory, as live.
+ */
+const REBUILD_IDEM_RESIDENT = 25_000;
 
 export interface RebuildResult {
   state_digest: string;
@@ -55,10 +65,18 @@ export async function rebuild(o: {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(o.out + suffix, { force: true });
     const snapshot = openSnapshot(o.out);
     const state = createState(stateSettings(o.config));
+    state.deferred = new Set(); // each touched book is valued once, at the end (revalueDeferred)
     let events = 0;
     let invalid = 0;
     const t0 = performance.now();
     let written: Promise<unknown> = Promise.resolve();
+    let fullWrites = 0;
+    const writeAhead = () => {
+      if (state.idem.resident < REBUILD_IDEM_RESIDENT)
+        return snapshot.flushKindInBackground(state, "fill_id");
+      fullWrites++;
+      return snapshot.flushInBackground(state);
+    };
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
     for (const stream of CONSUMED_STREAMS) {
@@ -72,9 +90,7 @@ export async function rebuild(o: {
         onResult: (_s, _m, r) => {
           events++;
           if (!r.ok) invalid++;
-          // batches written by the worker thread while folding goes on
-          if (events % REBUILD_FLUSH_EVERY === 0)
-            written = written.then(() => snapshot.flushInBackground(state));
+          if (events % REBUILD_FLUSH_EVERY === 0) written = written.then(writeAhead);
         },
       });
       await f.start();
@@ -88,12 +104,15 @@ export async function rebuild(o: {
         clearInterval(timer);
         await f.stop();
       }
-      written = written.then(() => snapshot.flushInBackground(state));
     }
     await written;
     const now = o.clock.now();
     sweepReservations(state, now);
     sweepIdempotency(state, now);
+    revalueDeferred(state);
+    // the file was empty and only fill ids were written to it: nothing else to delete
+    if (fullWrites === 0) for (const [kind, keys] of state.deleted) if (kind !== "fill_id") keys.clear();
+    log.info({ events }, "writing the snapshot");
     snapshot.flush(state);
     // the idempotency records are read back from the snapshot: the digest before it is closed
     const digest = stateDigest(state);

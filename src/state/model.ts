@@ -268,6 +268,12 @@ export interface EngineState {
   decisionSeq: Map<string, number>;
   /** Funds with books whose latest mark is not yet folded into their aggregates (see settleAll()). */
   staleFunds: Set<FundState>;
+  /**
+   * Books whose position or reservations changed but which are not yet revalued (undefined: each
+   * change revalues at once, as live). A rebuild sets it: nothing reads a book's contribution or
+   * its fund's aggregates until the end, where revalueDeferred() values each such book once.
+   */
+  deferred: Set<Book> | undefined;
   settings: StateSettings;
 }
 
@@ -306,6 +312,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     deleted: new Map(),
     decisionSeq: new Map(),
     staleFunds: new Set(),
+    deferred: undefined,
     settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }

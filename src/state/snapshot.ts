@@ -10,9 +10,10 @@ import { Worker } from "node:worker_threads";
 import { dirname } from "node:path";
 import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName } from "../contract/index.js";
 import { toWire } from "../contract/wire.js";
-import { dec, ZERO } from "../decimal/index.js";
+import { canon, dec, ZERO } from "../decimal/index.js";
 import { getBook, revalue } from "./book.js";
 import {
+  type Book,
   type EngineState,
   type EntityKind,
   type HaltRecord,
@@ -49,6 +50,12 @@ export interface Snapshot {
    * marks the rows dirty again. One at a time: a call while one runs gets that one's promise.
    */
   flushInBackground(state: EngineState): Promise<FlushReport>;
+  /**
+   * Writes the changed rows of one kind only, in the background, and neither the cursors nor the
+   * idempotency records: the snapshot is marked unfinished (load() refuses it) until the next
+   * flush. A rebuild writes the fill ids (one row a fill, never changed again) while it folds.
+   */
+  flushKindInBackground(state: EngineState, kind: EntityKind): Promise<FlushReport>;
   load(settings?: Partial<StateSettings>): EngineState;
   close(): void;
 }
@@ -75,19 +82,22 @@ export interface FlushReport {
 interface Capture {
   rows: { kind: EntityKind; k: string; v: string | undefined }[];
   idem: { k: string; row: IdemRow | undefined }[];
-  cursors: [string, number][];
+  /** Undefined: a partial write (flushKindInBackground), which marks the snapshot unfinished. */
+  cursors: [string, number][] | undefined;
   watermark: number;
   failures: Failure[];
 }
 
-function capture(state: EngineState, idem: IdemChange[]): Capture {
+function capture(state: EngineState, idem: IdemChange[], only?: EntityKind): Capture {
   const rows: Capture["rows"] = [];
   const failures: Failure[] = [];
   for (const [kind, keys] of state.deleted) {
+    if (only !== undefined && kind !== only) continue;
     for (const k of keys) rows.push({ kind, k, v: undefined });
     keys.clear();
   }
   for (const [kind, keys] of state.dirty) {
+    if (only !== undefined && kind !== only) continue;
     for (const k of keys) {
       try {
         rows.push({ kind, k, v: serialize(state, kind, k) });
@@ -100,7 +110,7 @@ function capture(state: EngineState, idem: IdemChange[]): Capture {
   return {
     rows,
     idem: idem.map((c) => ({ k: c.k, row: c.row })),
-    cursors: [...state.cursors],
+    cursors: only === undefined ? [...state.cursors] : undefined,
     watermark: state.fillWatermark,
     failures,
   };
@@ -138,8 +148,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     case "book": {
       const [fund, symbol] = k.split("\u0001") as [string, string];
       const b = state.funds.get(fund)?.books.get(symbol);
-      if (!b) return undefined;
-      return JSON.stringify({ ...(toWire(b.pos) as object), hint: b.assetClassHint });
+      return b ? bookRow(b) : undefined;
     }
     case "order": {
       const r = state.orders.get(k);
@@ -186,6 +195,24 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
   }
 }
 
+/**
+ * A book's row: `{ ...toWire(pos), hint }` written out field by field (the same JSON: keys in
+ * toWire's order, canonical decimals), as a rebuild writes ~one row a fill.
+ */
+function bookRow(b: Book): string {
+  const p = b.pos;
+  const brokers: Record<string, string> = {};
+  for (const k of [...p.brokers.keys()].sort()) brokers[k] = canon(p.brokers.get(k)!);
+  return JSON.stringify({
+    brokers,
+    cost: canon(p.cost),
+    fees: canon(p.fees),
+    qty: canon(p.qty),
+    realized: canon(p.realized),
+    hint: b.assetClassHint,
+  });
+}
+
 interface BackgroundWriter {
   write(c: Capture): Promise<void>;
   stop(): Promise<number>;
@@ -209,6 +236,7 @@ const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (
 const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
 const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
 const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
 const putIdem = db.prepare(${JSON.stringify(PUT_IDEM)});
 const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
 const write = db.transaction((c) => {
@@ -220,8 +248,12 @@ const write = db.transaction((c) => {
     if (i.row === undefined) delIdem.run(i.k);
     else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
   }
-  for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
-  putMeta.run("fill_watermark", String(c.watermark));
+  if (c.cursors === undefined) putMeta.run("unfinished", "1");
+  else {
+    for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+    putMeta.run("fill_watermark", String(c.watermark));
+    delMeta.run("unfinished");
+  }
 });
 parentPort.on("message", (m) => {
   try {
@@ -297,6 +329,7 @@ export function openSnapshot(path: string): Snapshot {
   const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
   const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
   const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+  const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
   const putIdem = db.prepare(PUT_IDEM);
   const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
 
@@ -310,8 +343,12 @@ export function openSnapshot(path: string): Snapshot {
       if (i.row === undefined) delIdem.run(i.k);
       else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v);
     }
-    for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
-    putMeta.run("fill_watermark", String(c.watermark));
+    if (c.cursors === undefined) putMeta.run("unfinished", "1");
+    else {
+      for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+      putMeta.run("fill_watermark", String(c.watermark));
+      delMeta.run("unfinished");
+    }
   });
   let closed = false;
   let writer: BackgroundWriter | undefined;
@@ -380,6 +417,16 @@ export function openSnapshot(path: string): Snapshot {
       state.idem.committed(changes);
       return { rows: rowCount(c), failures: c.failures };
     },
+    flushKindInBackground(state, kind) {
+      if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
+      if (background) return background;
+      const c = capture(state, [], kind);
+      if (rowCount(c) === 0) return Promise.resolve({ rows: 0, failures: c.failures });
+      background = writeInBackground(state, c, []).finally(() => {
+        background = undefined;
+      });
+      return background;
+    },
     flushInBackground(state) {
       if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
       if (background) return background;
@@ -391,6 +438,8 @@ export function openSnapshot(path: string): Snapshot {
       return background;
     },
     load(settings) {
+      if (db.prepare("SELECT 1 FROM meta WHERE k = 'unfinished'").get() !== undefined)
+        throw new SnapshotError(`snapshot ${path} is unfinished (an interrupted rebuild); rebuild it`);
       const state = createState(settings);
       // one kind at a time (in key order, as before): no array of every row of the snapshot
       const ofKind = db.prepare("SELECT kind, k, v FROM entities WHERE kind = ? ORDER BY k");

@@ -7,7 +7,7 @@
  */
 import { type Dec, ZERO, max } from "../../decimal/index.js";
 import type { Reservation } from "../../contract/records.js";
-import { getBook, revalue, touchBook } from "../book.js";
+import { getBook, revalueOrDefer, touchBook } from "../book.js";
 import {
   type EngineState,
   type OrderRecord,
@@ -92,7 +92,7 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   const isOpen = want.gt(ZERO);
   if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
-  revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
+  revalueOrDefer(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }
 
 /** The pending map with `delta` added at `broker` (a new map in place of the shared empty one). */
