@@ -20,18 +20,7 @@ import {
 } from "../state/index.js";
 import type { Clock } from "../time/clock.js";
 import { stateSettings } from "./engine.js";
-
-/**
- * Events folded between two background writes of the fill ids during a rebuild (the worker thread
- * writes them while folding goes on). Everything else is written once, at the end: a book, an
- * order, a fund changes with many events, and an order a fill creates is often forgotten by the end.
- */
-const REBUILD_FLUSH_EVERY = 25_000;
-/**
- * Idempotency records held in memory past which the background write is a full one (they leave
- * memory once on disk): a journal of many decisions is rebuilt in bounded memory, as live.
- */
-const REBUILD_IDEM_RESIDENT = 25_000;
+import { createRebuildWriter } from "./rebuild-writer.js";
 
 export interface RebuildResult {
   state_digest: string;
@@ -69,14 +58,7 @@ export async function rebuild(o: {
     let events = 0;
     let invalid = 0;
     const t0 = performance.now();
-    let written: Promise<unknown> = Promise.resolve();
-    let fullWrites = 0;
-    const writeAhead = () => {
-      if (state.idem.resident < REBUILD_IDEM_RESIDENT)
-        return snapshot.flushKindInBackground(state, "fill_id");
-      fullWrites++;
-      return snapshot.flushInBackground(state);
-    };
+    const writer = createRebuildWriter({ snapshot, state });
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
     for (const stream of CONSUMED_STREAMS) {
@@ -90,7 +72,7 @@ export async function rebuild(o: {
         onResult: (_s, _m, r) => {
           events++;
           if (!r.ok) invalid++;
-          if (events % REBUILD_FLUSH_EVERY === 0) written = written.then(writeAhead);
+          writer.folded();
         },
       });
       await f.start();
@@ -105,15 +87,13 @@ export async function rebuild(o: {
         await f.stop();
       }
     }
-    await written;
+    await writer.drain();
     const now = o.clock.now();
     sweepReservations(state, now);
     sweepIdempotency(state, now);
     revalueDeferred(state);
-    // the file was empty and only fill ids were written to it: nothing else to delete
-    if (fullWrites === 0) for (const [kind, keys] of state.deleted) if (kind !== "fill_id") keys.clear();
     log.info({ events }, "writing the snapshot");
-    snapshot.flush(state);
+    writer.finish();
     // the idempotency records are read back from the snapshot: the digest before it is closed
     const digest = stateDigest(state);
     snapshot.close();
