@@ -24,6 +24,7 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
     b = {
       fund: fund.id,
       symbol,
+      key: key2(fund.id, symbol),
       pos: { qty: ZERO, cost: ZERO, realized: ZERO, fees: ZERO, brokers: new Map() },
       pendBuyQty: ZERO,
       pendBuyValue: ZERO,
@@ -419,5 +420,5 @@ export function nav(fund: FundState): Dec | undefined {
 }
 
 export function touchBook(state: EngineState, b: Book): void {
-  touch(state, "book", key2(b.fund, b.symbol));
+  touch(state, "book", b.key);
 }

@@ -53,6 +53,8 @@ export interface Contribution {
 export interface Book {
   fund: string;
   symbol: string;
+  /** key2(fund, symbol): its key in the snapshot (made once). */
+  key: string;
   pos: Position;
   pendBuyQty: Dec;
   pendBuyValue: Dec; // Σ remaining quantity × order price (× multiplier when valued)
@@ -77,6 +79,8 @@ export interface Book {
 export interface OrderRecord {
   fund: string;
   orderId: string;
+  /** key2(fund, orderId): its key in `orders` and in the snapshot (made once). */
+  key: string;
   symbol: string;
   side: Side | undefined;
   broker: string | undefined; // the order's broker (undefined: an approval journaled without it)

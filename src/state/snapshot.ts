@@ -602,6 +602,7 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
   const r: OrderRecord = {
     fund: o.fund,
     orderId: o.orderId,
+    key: key2(o.fund, o.orderId),
     symbol: o.symbol,
     side: o.side,
     broker: o.broker,
@@ -618,8 +619,8 @@ function loadOrder(state: EngineState, v: string, droppedOrders: string[]): Orde
     reserved: ZERO,
     queued: true, // queued by load()
   };
-  state.orders.set(key2(o.fund, o.orderId), r);
-  if (dropped.size > 0) droppedOrders.push(key2(o.fund, o.orderId));
+  state.orders.set(r.key, r);
+  if (dropped.size > 0) droppedOrders.push(r.key);
   return r;
 }
 

@@ -34,6 +34,7 @@ export function getOrderRecord(
     r = {
       fund,
       orderId,
+      key: k,
       symbol,
       side: undefined,
       broker: undefined,
@@ -68,7 +69,7 @@ export function syncReservation(state: EngineState, r: OrderRecord): void {
   const released = r.terminal || r.side === undefined || (r.lapsed && !acknowledged(r));
   const want = released ? ZERO : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
-  touch(state, "order", key2(r.fund, r.orderId));
+  touch(state, "order", r.key);
   if (!r.queued && !held(r)) {
     // it ended (or lost its acknowledgement on a reload): back in the heap to be forgotten in time
     r.queued = true;
@@ -177,7 +178,7 @@ export function sweepReservations(state: EngineState, now: number): number {
   for (let top = q.peek(); top !== undefined && top.at <= now; top = q.peek()) {
     q.pop();
     const r = top.item;
-    const k = key2(r.fund, r.orderId);
+    const k = r.key;
     if (state.orders.get(k) !== r) continue; // already forgotten
     if (!r.lapsed && r.expiresAt > 0 && r.expiresAt <= now && !acknowledged(r)) {
       // the TTL passed and the OMS never acknowledged it: it stops reserving
