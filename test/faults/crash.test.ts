@@ -439,7 +439,7 @@ describe("crash safety: kill -9 of the engine process", () => {
         RISK_OWNERSHIP__TAKEOVER_S: "60",
         RISK_ENGINE__MAX_STALENESS_S: "120",
       },
-      { serverConfig: "write_deadline: \"600s\"\n" },
+      { serverConfig: 'write_deadline: "600s"\n' },
     );
     h.engine.start();
     await waitEngineReady(h.nc, h.engine);
