@@ -36,7 +36,9 @@ export function createRebuildWriter(o: {
   const idemResident = o.idemResident ?? REBUILD_IDEM_RESIDENT;
   let events = 0;
   let full = 0;
-  let written: Promise<unknown> = Promise.resolve();
+  // the fresh file is marked unfinished before anything is folded: even a rebuild interrupted
+  // before its first write along the way leaves no file that loads (as an empty snapshot)
+  let written: Promise<unknown> = o.snapshot.flushAheadInBackground(o.state, "fill_ids");
   const writeAhead = (): Promise<FlushReport> => {
     if (o.state.idem.resident < idemResident) return o.snapshot.flushAheadInBackground(o.state, "fill_ids");
     full++;
