@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--only apparatus,bus,several,quotefold,pipeline,scale,rss,soak,rebuild]
- *   [--engine-profile] [--keep] [--new-checks] [--restart-after <decisions>]`
+ *   [--engine-profile] [--keep] [--new-checks] [--restart-after <decisions>] [--rebuild-fills <n>]`
  *
  * The check path against the physical limit, side by side in one run: the engine (its own
  * process) and two baselines (a no-op responder and a journaled one, in another process) under the
@@ -84,7 +84,8 @@ const S = {
   // The pipeline child (10 k positions, 50 funds) and the scale child (100 k positions in one fund)
   // report theirs after building; a dedicated child holds 1 M (full run only).
   rss: quick ? [] : [1_000_000],
-  rebuildFills: quick ? 50_000 : 1_000_000,
+  // `--rebuild-fills N`: another size (while iterating); the figure is taken at 1 000 000
+  rebuildFills: Number(option("--rebuild-fills") ?? (quick ? 50_000 : 1_000_000)),
   apparatus: { seconds: quick ? 2 : 5, quoteRate: 2000, rates: [1000, 5000] } satisfies ApparatusOptions,
   several: {
     workDir,

@@ -13,15 +13,14 @@ import type { Logger } from "../obs/log.js";
 import {
   createState,
   openSnapshot,
+  revalueDeferred,
   stateDigest,
   sweepIdempotency,
   sweepReservations,
 } from "../state/index.js";
 import type { Clock } from "../time/clock.js";
 import { stateSettings } from "./engine.js";
-
-/** Events folded between two background snapshot writes during a rebuild. */
-const REBUILD_FLUSH_EVERY = 25_000;
+import { createRebuildWriter } from "./rebuild-writer.js";
 
 export interface RebuildResult {
   state_digest: string;
@@ -55,10 +54,11 @@ export async function rebuild(o: {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(o.out + suffix, { force: true });
     const snapshot = openSnapshot(o.out);
     const state = createState(stateSettings(o.config));
+    state.deferred = new Set(); // each touched book is valued once, at the end (revalueDeferred)
     let events = 0;
     let invalid = 0;
     const t0 = performance.now();
-    let written: Promise<unknown> = Promise.resolve();
+    const writer = createRebuildWriter({ snapshot, state });
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
     for (const stream of CONSUMED_STREAMS) {
@@ -72,9 +72,7 @@ export async function rebuild(o: {
         onResult: (_s, _m, r) => {
           events++;
           if (!r.ok) invalid++;
-          // batches written by the worker thread while folding goes on
-          if (events % REBUILD_FLUSH_EVERY === 0)
-            written = written.then(() => snapshot.flushInBackground(state));
+          writer.folded();
         },
       });
       await f.start();
@@ -88,13 +86,14 @@ export async function rebuild(o: {
         clearInterval(timer);
         await f.stop();
       }
-      written = written.then(() => snapshot.flushInBackground(state));
     }
-    await written;
+    await writer.drain();
     const now = o.clock.now();
     sweepReservations(state, now);
     sweepIdempotency(state, now);
-    snapshot.flush(state);
+    revalueDeferred(state);
+    log.info({ events }, "writing the snapshot");
+    writer.finish();
     // the idempotency records are read back from the snapshot: the digest before it is closed
     const digest = stateDigest(state);
     snapshot.close();

@@ -15,6 +15,7 @@ import {
   type Position,
   NO_PENDING,
   emptyContribution,
+  key2,
 } from "./model.js";
 
 /** A book's open reservations (absent while it has none). */
@@ -50,12 +51,15 @@ export class BookRecord extends BrokerQty implements Book, Position {
   fx: string | undefined = undefined;
   quote: Mark | undefined = undefined;
   private pend: Pending | undefined = undefined;
+  /** key2(fund, symbol): its key in the snapshot (made once, not at every touch). */
+  readonly key: string;
 
   constructor(
     readonly fund: string,
     readonly symbol: string,
   ) {
     super();
+    this.key = key2(fund, symbol);
   }
 
   get pos(): Position {

@@ -10,7 +10,6 @@ import {
   ContributionRecord,
   category,
   getFund,
-  key2,
   touch,
 } from "./model.js";
 import { BookRecord } from "./book-record.js";
@@ -144,6 +143,29 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   b.quote = undefined; // valued at the mark in force: nothing left to fold
   applyContribution(fund, prev, next);
   b.contrib = next;
+}
+
+/** revalue(), or later when the state defers revaluation (a rebuild; see EngineState.deferred). */
+export function revalueOrDefer(state: EngineState, fund: FundState, b: Book): void {
+  if (state.deferred) state.deferred.add(b);
+  else revalue(state, fund, b);
+}
+
+/**
+ * Values every deferred book once, at the marks in force, then folds the pending marks: the
+ * contributions and aggregates are then what revaluing at each change would have given (they are
+ * exact sums, whatever the order). Revaluation is eager from then on.
+ */
+export function revalueDeferred(state: EngineState): void {
+  const books = state.deferred;
+  state.deferred = undefined;
+  if (books) {
+    for (const b of books) {
+      const fund = state.funds.get(b.fund);
+      if (fund) revalue(state, fund, b);
+    }
+  }
+  settleAll(state);
 }
 
 /** Applies the difference between a book's previous and next contribution to its fund's aggregates. */
@@ -381,5 +403,5 @@ export function nav(fund: FundState): Dec | undefined {
 }
 
 export function touchBook(state: EngineState, b: Book): void {
-  touch(state, "book", key2(b.fund, b.symbol));
+  touch(state, "book", b.key);
 }

@@ -120,6 +120,8 @@ export class ContributionRecord implements Contribution {
 export interface Book {
   fund: string;
   symbol: string;
+  /** key2(fund, symbol): its key in the snapshot (made once). */
+  readonly key: string;
   /** The position (its fields are written in place: see state/book-record.ts). */
   readonly pos: Position;
   pendBuyQty: Dec;
@@ -145,6 +147,8 @@ export interface Book {
 export interface OrderRecord {
   fund: string;
   orderId: string;
+  /** key2(fund, orderId): its key in `orders` and in the snapshot (made once). */
+  key: string;
   symbol: string;
   side: Side | undefined;
   broker: string | undefined; // the order's broker (undefined: an approval journaled without it)
@@ -341,6 +345,12 @@ export interface EngineState {
   decisionSeq: Map<string, number>;
   /** Funds with books whose latest mark is not yet folded into their aggregates (see settleAll()). */
   staleFunds: Set<FundState>;
+  /**
+   * Books whose position or reservations changed but which are not yet revalued (undefined: each
+   * change revalues at once, as live). A rebuild sets it: nothing reads a book's contribution or
+   * its fund's aggregates until the end, where revalueDeferred() values each such book once.
+   */
+  deferred: Set<Book> | undefined;
   settings: StateSettings;
 }
 
@@ -379,6 +389,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     deleted: new Map(),
     decisionSeq: new Map(),
     staleFunds: new Set(),
+    deferred: undefined,
     settings: { ...DEFAULT_SETTINGS, ...settings },
   };
 }

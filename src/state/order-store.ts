@@ -18,7 +18,7 @@
  */
 import { dec, ZERO } from "../decimal/index.js";
 import { HashSet32, hash32 } from "./idem-store.js";
-import { type OrderRecord, NO_APPROVALS, NO_KEYS } from "./model.js";
+import { type OrderRecord, NO_APPROVALS, NO_KEYS, key2 } from "./model.js";
 
 /** What the store reads from the snapshot (the main thread's connection). */
 export interface OrderDisk {
@@ -228,6 +228,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
   const record: OrderRecord = {
     fund: o.fund,
     orderId: o.orderId,
+    key: key2(o.fund, o.orderId),
     symbol: o.symbol,
     side: o.side,
     broker: o.broker,

@@ -10,10 +10,10 @@ import { Worker } from "node:worker_threads";
 import { dirname } from "node:path";
 import { EnvelopeSchema, HaltSeveritySchema, InstrumentSchema, type StreamName } from "../contract/index.js";
 import { toWire } from "../contract/wire.js";
-import { dec } from "../decimal/index.js";
+import { canon, dec } from "../decimal/index.js";
 import { getBook, revalue } from "./book.js";
-import { positionRow } from "./book-record.js";
 import {
+  type Book,
   type EngineState,
   type EntityKind,
   type HaltRecord,
@@ -61,6 +61,14 @@ export interface Snapshot {
    * marks the rows dirty again. One at a time: a call while one runs gets that one's promise.
    */
   flushInBackground(state: EngineState): Promise<FlushReport>;
+  /**
+   * A rebuild's write while it folds, in the background: the fill ids only (`"fill_ids"`: one row a
+   * fill, never changed again; no other row, no cursor), or everything that changed (`"all"`, as
+   * flushInBackground). Either marks the snapshot unfinished: load() refuses it until flush() or
+   * flushInBackground() writes the rest and clears the mark in the same transaction. An
+   * interrupted rebuild thus never loads as a snapshot.
+   */
+  flushAheadInBackground(state: EngineState, what: "fill_ids" | "all"): Promise<FlushReport>;
   load(settings?: Partial<StateSettings>): EngineState;
   close(): void;
 }
@@ -90,7 +98,13 @@ interface Capture {
   /** Order rows (state/order-store.ts), and the fill ids added and forgotten (state/fill-store.ts). */
   orders: OrderRow[];
   fills: FillChanges;
-  cursors: [string, number][];
+  /** Undefined: a write of the fill ids only (a rebuild's, while it folds): rows of no cursor. */
+  cursors: [string, number][] | undefined;
+  /**
+   * A rebuild's write while it folds: the snapshot is marked unfinished (load() refuses it); any
+   * other write clears the mark (the rebuild's last, which writes the rest).
+   */
+  unfinished: boolean;
   watermark: number;
   failures: Failure[];
 }
@@ -98,7 +112,7 @@ interface Capture {
 /** The records of the order rows captured (undefined: a delete), to let the cold ones leave memory. */
 type OrderRefs = (OrderRecord | undefined)[];
 
-function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs): Capture {
+function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfinished = false): Capture {
   const rows: Capture["rows"] = [];
   const orders: OrderRow[] = [];
   const failures: Failure[] = [];
@@ -141,6 +155,21 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs): Captu
     cursors: [...state.cursors],
     watermark: state.fillWatermark,
     failures,
+    unfinished,
+  };
+}
+
+/** The fill ids added and forgotten, alone (a rebuild's write while it folds: see flushAheadInBackground). */
+function captureFillIds(state: EngineState): Capture {
+  return {
+    rows: [],
+    idem: [],
+    orders: [],
+    fills: state.fillIds.capture(),
+    cursors: undefined,
+    watermark: state.fillWatermark,
+    failures: [],
+    unfinished: true,
   };
 }
 
@@ -176,8 +205,7 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     case "book": {
       const [fund, symbol] = k.split("\u0001") as [string, string];
       const b = state.funds.get(fund)?.books.get(symbol);
-      if (!b) return undefined;
-      return JSON.stringify({ ...(toWire(positionRow(b.pos)) as object), hint: b.assetClassHint });
+      return b ? bookRow(b) : undefined;
     }
     case "order": {
       const r = state.orders.get(k); // written through the orders table (see capture())
@@ -204,6 +232,24 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     case "meta":
       return undefined;
   }
+}
+
+/**
+ * A book's row: `{ ...toWire(pos), hint }` written out field by field (the same JSON: keys in
+ * toWire's order, canonical decimals), as a rebuild writes ~one row a fill.
+ */
+function bookRow(b: Book): string {
+  const p = b.pos;
+  const brokers: Record<string, string> = {};
+  for (const k of [...p.brokers.keys()].sort()) brokers[k] = canon(p.brokers.get(k)!);
+  return JSON.stringify({
+    brokers,
+    cost: canon(p.cost),
+    fees: canon(p.fees),
+    qty: canon(p.qty),
+    realized: canon(p.realized),
+    hint: b.assetClassHint,
+  });
 }
 
 interface BackgroundWriter {
@@ -234,6 +280,7 @@ const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (
 const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
 const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
 const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
 const putIdem = db.prepare(${JSON.stringify(PUT_IDEM)});
 const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
 const putOrder = db.prepare(${JSON.stringify(PUT_ORDER)});
@@ -255,8 +302,12 @@ const write = db.transaction((c) => {
   }
   for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
   for (const k of c.fills.dels) delFill.run(k);
-  for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
-  putMeta.run("fill_watermark", String(c.watermark));
+  if (c.cursors !== undefined) {
+    for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+    putMeta.run("fill_watermark", String(c.watermark));
+  }
+  if (c.unfinished) putMeta.run("unfinished", "1");
+  else delMeta.run("unfinished");
 });
 parentPort.on("message", (m) => {
   try {
@@ -344,6 +395,7 @@ export function openSnapshot(path: string): Snapshot {
   const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
   const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
   const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+  const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
   const putIdem = db.prepare(PUT_IDEM);
   const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
   const putOrder = db.prepare(PUT_ORDER);
@@ -367,8 +419,12 @@ export function openSnapshot(path: string): Snapshot {
     }
     for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
     for (const k of c.fills.dels) delFill.run(k);
-    for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
-    putMeta.run("fill_watermark", String(c.watermark));
+    if (c.cursors !== undefined) {
+      for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+      putMeta.run("fill_watermark", String(c.watermark));
+    }
+    if (c.unfinished) putMeta.run("unfinished", "1");
+    else delMeta.run("unfinished");
   });
   let closed = false;
   let writer: BackgroundWriter | undefined;
@@ -411,7 +467,11 @@ export function openSnapshot(path: string): Snapshot {
   const hashes = (sql: string) => db.prepare(sql).pluck().iterate() as IterableIterator<number>;
   const maxFillSeq = () => (db.prepare("SELECT max(seq) FROM fill_ids").pluck().get() as number | null) ?? 0;
   /** The stores read the records this snapshot holds (a state built in memory, at its first flush). */
-  const attach = (state: EngineState) => {
+  const attach = (state: EngineState, fillIdsOnly = false) => {
+    if (!state.fillIds.attached)
+      state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());
+    // a write of the fill ids alone: the other stores keep everything in memory until a full write
+    if (fillIdsOnly) return;
     if (!state.idem.attached) state.idem.attach(disk, keyRows(true));
     if (!state.orders.attached) {
       const rows = db.prepare("SELECT k, h FROM orders").iterate() as IterableIterator<{
@@ -425,8 +485,6 @@ export function openSnapshot(path: string): Snapshot {
         })(),
       );
     }
-    if (!state.fillIds.attached)
-      state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());
   };
   const rowCount = (c: Capture) =>
     c.rows.length + c.idem.length + c.orders.length + c.fills.adds.length + c.fills.dels.length;
@@ -450,9 +508,7 @@ export function openSnapshot(path: string): Snapshot {
     // the expiry heap lets go of the records that left (lazily: when it holds twice what is hot)
     const q = state.orderExpiry;
     if (left > 0 && q.length > 2 * state.orders.hotCount + 1024) {
-      state.orderExpiry = dueQueue(
-        q.data.filter((d) => state.orders.hot(key2(d.item.fund, d.item.orderId)) === d.item),
-      );
+      state.orderExpiry = dueQueue(q.data.filter((d) => state.orders.hot(d.item.key) === d.item));
     }
   };
 
@@ -463,7 +519,9 @@ export function openSnapshot(path: string): Snapshot {
     refs: OrderRefs,
   ): Promise<FlushReport> {
     const tail = tailOf(c);
-    if (rowCount(c) === 0 && tail === committedTail) return { rows: 0, failures: c.failures };
+    // a rebuild's write along the way always goes out: it sets the unfinished mark
+    if (!c.unfinished && rowCount(c) === 0 && tail === committedTail)
+      return { rows: 0, failures: c.failures };
     writer ??= startWriter(path);
     try {
       await writer.write(c);
@@ -471,7 +529,7 @@ export function openSnapshot(path: string): Snapshot {
       again(state, c, changes);
       throw err;
     }
-    committedTail = tail;
+    if (!c.unfinished) committedTail = tail;
     done(state, c, changes, refs);
     return { rows: rowCount(c), failures: c.failures };
   }
@@ -505,7 +563,22 @@ export function openSnapshot(path: string): Snapshot {
       });
       return background;
     },
+    flushAheadInBackground(state, what) {
+      if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
+      if (background) return background;
+      const all = what === "all";
+      attach(state, !all);
+      const changes = all ? state.idem.capture() : [];
+      const refs: OrderRefs = [];
+      const c = all ? capture(state, changes, refs, true) : captureFillIds(state);
+      background = writeInBackground(state, c, changes, refs).finally(() => {
+        background = undefined;
+      });
+      return background;
+    },
     load(settings) {
+      if (db.prepare("SELECT 1 FROM meta WHERE k = 'unfinished'").get() !== undefined)
+        throw new SnapshotError(`snapshot ${path} is unfinished (an interrupted rebuild); rebuild it`);
       const state = createState(settings);
       migrateLegacy(db);
       // one kind at a time (in key order, as before): no array of every row of the snapshot

@@ -15,6 +15,7 @@ import {
   createState,
   project,
   revalue,
+  revalueDeferred,
   settle,
   settleAll,
   stateDigest,
@@ -288,6 +289,17 @@ describe("quote conflation", () => {
         settleAll(rebuilt.state);
         for (const f of FUNDS)
           expect(view(rebuilt.state.funds.get(f)!)).toBe(view(eager.state.funds.get(f)!));
+        // a rebuild defers revaluation: each book it touched valued once, at the end
+        const deferred = new Folder();
+        deferred.state.deferred = new Set();
+        for (const s of steps) if (s.kind === "msg") deferred.apply(s.msg);
+        revalueDeferred(deferred.state);
+        expect(stateDigest(deferred.state)).toBe(stateDigest(eager.state));
+        for (const f of FUNDS) {
+          const df = deferred.state.funds.get(f)!;
+          expect(view(df)).toBe(view(eager.state.funds.get(f)!));
+          expect(incremental(df)).toBe(fromScratch(df));
+        }
         return reads >= 0;
       }),
       { numRuns: 300 },

@@ -1,7 +1,7 @@
 /** FILLS: positions with average cost, realized P&L and fees; releases reservations. */
 import type { Fill } from "../../contract/schemas.js";
 import { ZERO, div, min } from "../../decimal/index.js";
-import { getBook, revalue, touchBook } from "../book.js";
+import { getBook, revalueOrDefer, touchBook } from "../book.js";
 import { type EngineState, getFund } from "../model.js";
 import { getOrderRecord, syncReservation } from "./reservations.js";
 
@@ -49,7 +49,7 @@ export function applyFill(state: EngineState, f: Fill): FillOutcome {
     r.touchedAt = Math.max(r.touchedAt, f.timestamp);
     syncReservation(state, r);
   }
-  revalue(state, fund, b);
+  revalueOrDefer(state, fund, b);
   touchBook(state, b);
   return "applied";
 }

@@ -7,7 +7,7 @@
  */
 import { type Dec, ZERO, max } from "../../decimal/index.js";
 import type { Reservation } from "../../contract/records.js";
-import { getBook, revalue, touchBook } from "../book.js";
+import { getBook, revalueOrDefer, touchBook } from "../book.js";
 import {
   type EngineState,
   type OrderRecord,
@@ -39,6 +39,7 @@ export function getOrderRecord(
   r = {
     fund,
     orderId,
+    key: k,
     symbol,
     side: undefined,
     broker: undefined,
@@ -75,7 +76,7 @@ export function syncReservation(state: EngineState, r: OrderRecord, revalueBook 
   const released = r.terminal || r.side === undefined || (r.lapsed && !acknowledged(r));
   const want = released ? ZERO : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
-  touch(state, "order", key2(r.fund, r.orderId));
+  touch(state, "order", r.key);
   if (!r.queued && !held(r)) {
     // it ended (or lost its acknowledgement on a reload): back in the heap to be forgotten in time
     r.queued = true;
@@ -99,7 +100,7 @@ export function syncReservation(state: EngineState, r: OrderRecord, revalueBook 
   const isOpen = want.gt(ZERO);
   if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
-  if (revalueBook) revalue(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
+  if (revalueBook) revalueOrDefer(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
 }
 
 /** The pending map with `delta` added at `broker` (a new map in place of the shared empty one). */
@@ -125,7 +126,7 @@ export function applyApproval(
   const r = getOrderRecord(state, fund, res.order_id, res.symbol);
   if (r.approvals.has(idemKey)) {
     // idempotent; the journal's copy confirms an approval the engine applied live
-    if (!live && r.unconfirmed.delete(idemKey)) touch(state, "order", key2(fund, res.order_id));
+    if (!live && r.unconfirmed.delete(idemKey)) touch(state, "order", r.key);
     return;
   }
   if (live) (r.unconfirmed = ownSet(r.unconfirmed)).add(idemKey);
@@ -184,7 +185,7 @@ export function sweepReservations(state: EngineState, now: number): number {
   for (let top = q.peek(); top !== undefined && top.at <= now; top = q.peek()) {
     q.pop();
     const r = top.item;
-    const k = key2(r.fund, r.orderId);
+    const k = r.key;
     if (state.orders.hot(k) !== r) continue; // already forgotten (or on disk: see below)
     if (!r.lapsed && r.expiresAt > 0 && r.expiresAt <= now && !acknowledged(r)) {
       // the TTL passed and the OMS never acknowledged it: it stops reserving

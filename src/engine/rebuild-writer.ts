@@ -1,0 +1,59 @@
+/**
+ * How `mts-risk rebuild` writes its snapshot: the fill ids (one row a fill, never changed again in
+ * a fold) by the worker thread while folding goes on; everything else once, at the end. A book, an
+ * order or a fund changes with many events, and an order a fill creates is often forgotten by the
+ * end: written along the way, each would be serialized and written many times, or written and
+ * deleted. The file is fresh, so what was never written needs no delete. Every write before the
+ * last marks the snapshot unfinished (load() refuses it); the last one clears the mark.
+ */
+import type { EngineState, FlushReport, Snapshot } from "../state/index.js";
+
+/** Events folded between two background writes. */
+export const REBUILD_WRITE_EVERY = 25_000;
+/**
+ * Idempotency records held in memory past which a background write is a full one (on disk, they
+ * leave memory; so do ended order records): a journal of many decisions is rebuilt in bounded
+ * memory, as live. Still unfinished: only the last write makes the file a snapshot.
+ */
+export const REBUILD_IDEM_RESIDENT = 25_000;
+
+export interface RebuildWriter {
+  /** After each folded event: every `every` events, a background write. */
+  folded(): void;
+  /** Waits for the background writes. */
+  drain(): Promise<void>;
+  /** Writes the rest, with the cursors, and clears the unfinished mark (after drain(), once the state is final). */
+  finish(): FlushReport;
+}
+
+export function createRebuildWriter(o: {
+  snapshot: Pick<Snapshot, "flush" | "flushAheadInBackground">;
+  state: EngineState;
+  every?: number;
+  idemResident?: number;
+}): RebuildWriter {
+  const every = o.every ?? REBUILD_WRITE_EVERY;
+  const idemResident = o.idemResident ?? REBUILD_IDEM_RESIDENT;
+  let events = 0;
+  let full = 0;
+  // the fresh file is marked unfinished before anything is folded: even a rebuild interrupted
+  // before its first write along the way leaves no file that loads (as an empty snapshot)
+  let written: Promise<unknown> = o.snapshot.flushAheadInBackground(o.state, "fill_ids");
+  const writeAhead = (): Promise<FlushReport> => {
+    if (o.state.idem.resident < idemResident) return o.snapshot.flushAheadInBackground(o.state, "fill_ids");
+    full++;
+    return o.snapshot.flushAheadInBackground(o.state, "all");
+  };
+  return {
+    folded() {
+      if (++events % every === 0) written = written.then(writeAhead);
+    },
+    drain: () => written.then(() => undefined),
+    finish() {
+      // only the fill ids (their own store, not `deleted`) were written to the fresh file, unless
+      // a full write was needed: no other row is on disk, so no delete is
+      if (full === 0) for (const keys of o.state.deleted.values()) keys.clear();
+      return o.snapshot.flush(o.state);
+    },
+  };
+}
