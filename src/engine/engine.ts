@@ -338,8 +338,8 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     deferListen: true,
   });
   const envelopeSvc = createEnvelopeService({ nc, state, log });
-  const status = () => ({
-    ...engineStatus(state, { instance, ready: isReady(), startedAt, clock }),
+  const status = (q: { digest: boolean } = { digest: true }) => ({
+    ...engineStatus(state, { instance, ready: isReady(), startedAt, clock, digest: q.digest }),
     ...several.ownership.status(),
     lag: follower.behind(),
   });

@@ -23,9 +23,14 @@ export interface EngineStatus {
   lag?: number;
 }
 
+/**
+ * `digest: false` (a status request `{ "digest": false }`): `state_digest` is "" and not computed.
+ * The digest is O(state), every idempotency record of the window included: who polls what engines
+ * own (`mts-risk status --all`, the rolling-restart scripts) asks without it.
+ */
 export function engineStatus(
   state: EngineState,
-  o: { instance: string; ready: boolean; startedAt: number; clock: Clock },
+  o: { instance: string; ready: boolean; startedAt: number; clock: Clock; digest?: boolean },
 ): EngineStatus {
   const now = o.clock.now();
   sweepReservations(state, now);
@@ -41,7 +46,7 @@ export function engineStatus(
     ready: o.ready,
     halted_funds: halted,
     cursors: Object.fromEntries([...state.cursors].sort(([a], [b]) => (a < b ? -1 : 1))),
-    state_digest: stateDigest(state),
+    state_digest: o.digest === false ? "" : stateDigest(state),
     uptime_s: Math.max(0, Math.round((now - o.startedAt) / 1000)),
   };
 }
@@ -49,19 +54,20 @@ export function engineStatus(
 const te = new TextEncoder();
 const td = new TextDecoder();
 
-/** The `fund_id` of a status request, when it names one (`{}` or anything else: none). */
-function requestedFund(data: Uint8Array): string | undefined {
-  if (data.length === 0) return undefined;
+/** What a status request asks: a fund's report (`fund_id`), and the digest unless `"digest": false`. */
+export function statusRequest(data: Uint8Array): { fund: string | undefined; digest: boolean } {
+  const none = { fund: undefined, digest: true };
+  if (data.length === 0) return none;
   try {
     const body: unknown = JSON.parse(td.decode(data));
     if (body !== null && typeof body === "object" && !Array.isArray(body)) {
-      const id = (body as Record<string, unknown>).fund_id;
-      if (typeof id === "string") return id;
+      const b = body as Record<string, unknown>;
+      return { fund: typeof b.fund_id === "string" ? b.fund_id : undefined, digest: b.digest !== false };
     }
   } catch {
     // not JSON: answered as `{}`
   }
-  return undefined;
+  return none;
 }
 
 /**
@@ -70,7 +76,7 @@ function requestedFund(data: Uint8Array): string | undefined {
  */
 export function createStatusService(o: {
   nc: NatsConnection;
-  status: () => EngineStatus;
+  status: (o: { digest: boolean }) => EngineStatus;
   fund?: (id: string) => FundReport | undefined;
   log: Logger;
 }): {
@@ -81,9 +87,10 @@ export function createStatusService(o: {
   const sub: Subscription = o.nc.subscribe(Subjects.status, {
     callback: (err, msg) => {
       if (err) return o.log.error({ err }, "status subscription error");
-      const id = requestedFund(msg.data);
+      const { fund: id, digest } = statusRequest(msg.data);
       try {
-        const reply = id === undefined ? o.status() : { ...o.status(), fund: o.fund?.(id) ?? null };
+        const base = o.status({ digest });
+        const reply = id === undefined ? base : { ...base, fund: o.fund?.(id) ?? null };
         msg.respond(te.encode(JSON.stringify(reply)), { headers: jsonHeaders });
       } catch (e) {
         o.log.error({ err: e, fund: id }, "status reply failed");

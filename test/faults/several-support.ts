@@ -105,8 +105,9 @@ export class SeveralEngines {
     return this.engines.map((e, i) => `--- engine ${i}\n${e.logTail(30)}`).join("\n");
   }
 
-  async views(waitMs = 400): Promise<EngineView[]> {
-    return (await statusAll(this.nc, waitMs)) as unknown as EngineView[];
+  /** Every engine's status; without the state digest unless `digest` (see statusAll). */
+  async views(waitMs = 400, digest = false): Promise<EngineView[]> {
+    return (await statusAll(this.nc, waitMs, { digest })) as unknown as EngineView[];
   }
 
   /** Until `n` engines answer, all ready, owning every partition between them, each some. */
@@ -219,7 +220,7 @@ export class SeveralEngines {
       const before = await streamTargets(this.jsm);
       const live = await waitFor<EngineView[] | undefined>(
         async () => {
-          const v = await this.views();
+          const v = await this.views(400, true);
           const mine = alive.map((e) => v.find((s) => isProcess(s, e)));
           const done = mine.every(
             (s) => s?.ready && Object.entries(before).every(([st, seq]) => (s.cursors[st] ?? 0) >= seq),

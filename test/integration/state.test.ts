@@ -147,6 +147,20 @@ describe("state from streams", () => {
     expect(await rebuildDigest()).toBe(live);
   });
 
+  it("over the bus: the digest by default, none when asked without it (status --all)", async () => {
+    const ask = async (body: string) =>
+      (await nc.request(Subjects.status, body, { timeout: 5000 })).json<{
+        state_digest: string;
+        cursors: Record<string, number>;
+      }>();
+    const full = await ask("{}");
+    expect(full.state_digest).toBe(engine.status().state_digest);
+    const light = await ask('{"digest":false}');
+    expect(light.state_digest).toBe("");
+    expect(light.cursors).toEqual(full.cursors);
+    expect((await ask('{"digest":true}')).state_digest).toBe(full.state_digest);
+  });
+
   it("a restart from the snapshot gives the same digest and replays only the tail", async () => {
     const before = engine.status();
     await engine.close();

@@ -13,9 +13,18 @@ import { printJson } from "../io.js";
 import { idArg } from "./control.js";
 
 /** Every engine's EngineStatus, gathered for `waitMs`, sorted by instance. */
-export async function statusAll(nc: NatsConnection, waitMs: number): Promise<Record<string, unknown>[]> {
+/**
+ * Every engine's status. Without the state digest unless `digest` (it is O(state) on each engine,
+ * and this is what the rolling-restart scripts poll every second).
+ */
+export async function statusAll(
+  nc: NatsConnection,
+  waitMs: number,
+  o: { digest?: boolean } = {},
+): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
-  const replies = await nc.requestMany(Subjects.status, "{}", { strategy: "timer", maxWait: waitMs });
+  const body = o.digest === true ? "{}" : '{"digest":false}';
+  const replies = await nc.requestMany(Subjects.status, body, { strategy: "timer", maxWait: waitMs });
   for await (const m of replies) {
     try {
       const v: unknown = m.json();
