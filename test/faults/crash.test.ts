@@ -27,6 +27,7 @@ import {
   startHarness,
   testSeed,
   unreadBytes,
+  waitEngineOwnsAll,
   waitEngineReady,
   waitSettled,
 } from "./support.js";
@@ -450,6 +451,9 @@ describe("crash safety: kill -9 of the engine process", () => {
       envelope("u", { capital: "1000000000", max_position_pct: "1" }),
     );
     await waitSettled(h.nc, h.jsm, h.engine);
+    // its leases taken and its funds fenced before the bus stops (else the acquisition's writes
+    // time out after the thaw, it releases every partition and decides nothing: seen in CI runs)
+    await waitEngineOwnsAll(h.nc, h.engine);
     const order = (i: number) => ({
       order_id: `u-${i}`,
       idempotency_key: `u-key-${i}`,

@@ -306,6 +306,8 @@ export interface StatusReply {
   cursors: Record<string, number>;
   state_digest: string;
   halted_funds: unknown[];
+  /** Partitions this engine owns (decides) now. */
+  owned?: number;
 }
 
 export async function requestStatus(nc: NatsConnection, timeoutMs = 2000): Promise<StatusReply> {
@@ -342,6 +344,25 @@ async function pollStatus(
 /** Until `mts.v1.risk.status` answers ready from this process. */
 export function waitEngineReady(nc: NatsConnection, engine: EngineProcess, timeoutMs = 60_000) {
   return pollStatus(nc, engine, (s) => s.ready, timeoutMs, "engine ready");
+}
+
+/**
+ * Until the engine owns every partition: ready (caught up) does not mean its leases are taken and
+ * its funds fenced; a test that then stops the bus must not catch it half way.
+ */
+export function waitEngineOwnsAll(
+  nc: NatsConnection,
+  engine: EngineProcess,
+  partitions = 64,
+  timeoutMs = 60_000,
+) {
+  return pollStatus(
+    nc,
+    engine,
+    (s) => s.ready && s.owned === partitions,
+    timeoutMs,
+    "engine owns every partition",
+  );
 }
 
 /** Last sequence of every consumed stream that exists (0 when empty), as the follower measures it. */
