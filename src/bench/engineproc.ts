@@ -48,7 +48,8 @@ interface Status {
 
 export async function engineStatus(nc: NatsConnection): Promise<Status | undefined> {
   try {
-    return (await nc.request(Subjects.status, "{}", { timeout: 2000 })).json<Status>();
+    // without the digest: it reads the whole state (the bench polls this while the engine works)
+    return (await nc.request(Subjects.status, '{"digest":false}', { timeout: 2000 })).json<Status>();
   } catch {
     return undefined;
   }

@@ -81,7 +81,9 @@ const child = spawn(
 );
 for (;;) {
   try {
-    const s = (await nc.request(Subjects.status, "{}", { timeout: 1000 })).json<{ ready: boolean }>();
+    const s = (await nc.request(Subjects.status, '{"digest":false}', { timeout: 1000 })).json<{
+      ready: boolean;
+    }>();
     if (s.ready) break;
   } catch {
     /* not up yet */

@@ -17,7 +17,7 @@ const ENGINE_PROBE_MS = 1000;
 /** Refuses (exit 1) when an engine answers a status request within 1 s. */
 async function refuseIfEngineRuns(config: Config, g: GlobalOptions): Promise<void> {
   const answer = await withNats(config, g, "rebuild-probe", (nc) =>
-    requestJson(nc, Subjects.status, {}, ENGINE_PROBE_MS).catch(() => undefined),
+    requestJson(nc, Subjects.status, { digest: false }, ENGINE_PROBE_MS).catch(() => undefined),
   );
   if (answer === undefined) return;
   const instance = isRecord(answer) && typeof answer.instance === "string" ? ` (${answer.instance})` : "";
