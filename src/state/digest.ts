@@ -1,7 +1,7 @@
 /**
  * state_digest: SHA-256 over the canonical engine state (positions, envelopes, halts,
- * reservations, stops, P&L baselines, idempotency records), independent of the order in which
- * streams were interleaved. Marks, velocity windows and aggregates are derived and excluded.
+ * reservations, stops, P&L baselines, idempotency records: their multiset hash, see
+ * idem-digest.ts), independent of the order in which streams were interleaved. Marks, velocity windows and aggregates are derived and excluded.
  */
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../contract/wire.js";
@@ -48,10 +48,8 @@ export function canonicalLines(state: EngineState): string[] {
         (s.attempt > 0 ? `|${s.attempt}|${s.notBefore}` : ""),
     );
   }
-  for (const r of state.idem.values()) {
-    const d = r.decision;
-    lines.push(`I|${r.fund}|${r.key}|${r.fingerprint}|${d.approved}|${d.rejection_code}|${r.expiresAt}`);
-  }
+  // every idempotency record, as one line kept incrementally (O(1), state/idem-digest.ts)
+  lines.push(state.idem.digestLine());
   return lines.sort();
 }
 

@@ -16,6 +16,7 @@
  * a DUPLICATE_ORDER_ID rejection) owns it while its record lives (`owner`, a column on disk).
  */
 import type { IdemRecord } from "./model.js";
+import { IdemDigest, recordHash } from "./idem-digest.js";
 
 /** A row of the snapshot's `idem` table. `ok`: key2(fund, order id) when the record may own it. */
 export interface IdemRow {
@@ -28,6 +29,8 @@ export interface IdemRow {
   exp: number;
   conf: number;
   v: string;
+  /** The record's hash in the digest (state/idem-digest.ts). */
+  dh: number;
 }
 
 /** What the store reads from the snapshot (the main thread's connection). */
@@ -36,7 +39,7 @@ export interface IdemDisk {
   /** The key of the record owning this order id, if any. */
   ownerOf(ok: string): string | undefined;
   /** Records expiring at or before `now`. */
-  due(now: number): { k: string; ok: string | null; owner: number }[];
+  due(now: number): { k: string; ok: string | null; owner: number; dh: number | null }[];
   /** Every record's value (for the digest and tests). */
   values(): Iterable<{ k: string; v: string }>;
 }
@@ -62,8 +65,10 @@ export interface IdemStore {
   owner(ok: string): IdemRecord | undefined;
   /** Forgets every record expired at `now`; returns how many. */
   sweep(now: number): number;
-  /** Every live record (pending and on disk): O(window), for the digest and tests. */
+  /** Every live record (pending and on disk): O(window), for tests and measurements. */
   values(): IterableIterator<IdemRecord>;
+  /** The records' line in state_digest, kept as they change: O(1) (state/idem-digest.ts). */
+  digestLine(): string;
   /** The changes since the last capture, for one snapshot transaction. */
   capture(): IdemChange[];
   /** The captured changes are committed: what the disk now has leaves memory. */
@@ -91,6 +96,8 @@ export interface IdemKeyRow {
   h: number | null;
   oh: number | null;
   owner: number;
+  /** The record's digest hash (null in a row written before the column: read from the record). */
+  dh: number | null;
 }
 
 /** FNV-1a, 32 bits, over the UTF-16 code units; never 0 or 1 (the table's empty and deleted marks). */
@@ -175,6 +182,7 @@ export function toRow(k: string, r: IdemRecord): IdemRow {
     owner: r.owner === true ? 1 : 0,
     exp: r.expiresAt,
     conf: r.confirmed ? 1 : 0,
+    dh: recordHash(r),
     v: JSON.stringify({
       fund: r.fund,
       key: r.key,
@@ -205,6 +213,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
   const cache = new Map<string, IdemRecord>();
   const keys = new HashSet32();
   const owned = new HashSet32();
+  const digest = new IdemDigest();
   let disk: IdemDisk | undefined;
   let minPendingExp = Infinity;
 
@@ -239,6 +248,12 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
     return k === undefined ? undefined : get(k);
   }
 
+  /** The digest hash of a record on disk, from the record itself (a row without the column). */
+  function hashOnDisk(k: string): number | undefined {
+    const row = disk?.get(k);
+    return row === undefined ? undefined : recordHash(fromRow(row.v, row.owner));
+  }
+
   function change(k: string, r: IdemRecord | null): void {
     pending.set(k, r);
     dirty.add(k);
@@ -250,6 +265,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
 
   function forget(k: string, r: IdemRecord): void {
     keys.remove(hash32(k));
+    digest.remove(recordHash(r));
     if (r.owner === true) {
       const ok = ownableKey(r);
       if (ok !== null) {
@@ -287,6 +303,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
       const ok = ownableKey(r);
       r.owner = ok !== null && owner(ok) === undefined;
       keys.add(hash32(k));
+      digest.add(recordHash(r));
       if (r.owner && ok !== null) {
         owned.add(hash32(ok));
         pendingOwner.set(ok, k);
@@ -323,7 +340,9 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
       if (disk) {
         for (const d of disk.due(now)) {
           if (pending.has(d.k)) continue; // deleted already, or pending (handled above)
+          const dh = d.dh ?? hashOnDisk(d.k);
           keys.remove(hash32(d.k));
+          if (dh !== undefined) digest.remove(dh);
           if (d.owner === 1 && d.ok !== null) owned.remove(hash32(d.ok));
           cache.delete(d.k);
           change(d.k, null);
@@ -333,6 +352,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
       return n;
     },
     values,
+    digestLine: () => digest.line(),
     capture() {
       const out: IdemChange[] = [];
       for (const k of dirty) {
@@ -363,6 +383,8 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
       for (const r of rows) {
         if (r.k !== undefined && pending.has(r.k)) continue;
         keys.add(r.h ?? hash32(r.k ?? ""));
+        const dh = r.dh ?? (r.k === undefined ? undefined : hashOnDisk(r.k));
+        if (dh !== undefined) digest.add(dh);
         const oh = r.oh ?? (r.ok === undefined || r.ok === null ? null : hash32(r.ok));
         if (r.owner === 1 && oh !== null) owned.add(oh);
       }

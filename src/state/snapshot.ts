@@ -43,6 +43,7 @@ import {
   hash32,
   ownableKey,
 } from "./idem-store.js";
+import { recordHash } from "./idem-digest.js";
 import { type OrderDisk, type OrderRow, orderFromJson, orderToJson } from "./order-store.js";
 import type { FillChanges, FillDisk } from "./fill-store.js";
 import { deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
@@ -258,7 +259,7 @@ interface BackgroundWriter {
 }
 
 const PUT_IDEM =
-  "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v, h, oh) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+  "INSERT OR REPLACE INTO idem (k, ok, owner, exp, conf, v, h, oh, dh) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const PUT_ORDER = "INSERT OR REPLACE INTO orders (k, h, cold, exp, v) VALUES (?, ?, ?, ?, ?)";
 const DEL_ORDER = "DELETE FROM orders WHERE k = ?";
 const PUT_FILL = "INSERT OR REPLACE INTO fill_ids (seq, k, t, h) VALUES (?, ?, ?, ?)";
@@ -294,7 +295,7 @@ const write = db.transaction((c) => {
   }
   for (const i of c.idem) {
     if (i.row === undefined) delIdem.run(i.k);
-    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh);
+    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh, i.row.dh);
   }
   for (const o of c.orders) {
     if (o.v === undefined) delOrder.run(o.k);
@@ -368,7 +369,8 @@ export function openSnapshot(path: string): Snapshot {
       PRIMARY KEY (kind, k)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS idem (k TEXT PRIMARY KEY, ok TEXT, owner INTEGER NOT NULL,
-      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL, h INTEGER, oh INTEGER) WITHOUT ROWID;
+      exp INTEGER NOT NULL, conf INTEGER NOT NULL, v TEXT NOT NULL, h INTEGER, oh INTEGER, dh INTEGER)
+      WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS idem_exp ON idem (exp);
     CREATE INDEX IF NOT EXISTS idem_owner ON idem (ok) WHERE owner = 1;
     CREATE INDEX IF NOT EXISTS idem_unconfirmed ON idem (k) WHERE conf = 0;
@@ -384,7 +386,13 @@ export function openSnapshot(path: string): Snapshot {
   const idemCols = db.prepare("SELECT name FROM pragma_table_info('idem')").pluck().all() as string[];
   if (!idemCols.includes("h"))
     db.exec("ALTER TABLE idem ADD COLUMN h INTEGER; ALTER TABLE idem ADD COLUMN oh INTEGER;");
-  db.exec("CREATE INDEX IF NOT EXISTS idem_h ON idem (h, oh, owner)");
+  // filled at the next load (marked, so a load of a snapshot that has it scans nothing for it)
+  if (!idemCols.includes("dh"))
+    db.exec(
+      "ALTER TABLE idem ADD COLUMN dh INTEGER; INSERT OR REPLACE INTO meta (k, v) VALUES ('idem_dh_fill', '1')",
+    );
+  // what a load reads of every record: the index's hashes and the digest's, from the index alone
+  db.exec("DROP INDEX IF EXISTS idem_h; CREATE INDEX IF NOT EXISTS idem_hd ON idem (h, oh, owner, dh)");
   const ver = db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined;
   if (ver && ver.v !== SCHEMA_VERSION) {
     throw new SnapshotError(`snapshot ${path} has schema ${ver.v}, expected ${SCHEMA_VERSION}; rebuild it`);
@@ -411,7 +419,18 @@ export function openSnapshot(path: string): Snapshot {
     }
     for (const i of c.idem) {
       if (i.row === undefined) delIdem.run(i.k);
-      else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh);
+      else
+        putIdem.run(
+          i.row.k,
+          i.row.ok,
+          i.row.owner,
+          i.row.exp,
+          i.row.conf,
+          i.row.v,
+          i.row.h,
+          i.row.oh,
+          i.row.dh,
+        );
     }
     for (const o of c.orders) {
       if (o.v === undefined) delOrder.run(o.k);
@@ -435,19 +454,21 @@ export function openSnapshot(path: string): Snapshot {
 
   const getIdem = db.prepare("SELECT v, owner FROM idem WHERE k = ?");
   const ownerIdem = db.prepare("SELECT k FROM idem WHERE ok = ? AND owner = 1 LIMIT 1").pluck();
-  const dueIdem = db.prepare("SELECT k, ok, owner FROM idem WHERE exp <= ?");
+  const dueIdem = db.prepare("SELECT k, ok, owner, dh FROM idem WHERE exp <= ?");
   const allIdem = db.prepare("SELECT k, v FROM idem");
   const disk: IdemDisk = {
     get: (k) => getIdem.get(k) as { v: string; owner: number } | undefined,
     ownerOf: (ok) => ownerIdem.get(ok) as string | undefined,
-    due: (now) => dueIdem.all(now) as { k: string; ok: string | null; owner: number }[],
+    due: (now) => dueIdem.all(now) as { k: string; ok: string | null; owner: number; dh: number | null }[],
     values: () => allIdem.iterate() as IterableIterator<{ k: string; v: string }>,
   };
   /** The index's rows: with their keys (records may be in memory), or their hashes only (a load). */
   const keyRows = (withKeys: boolean) =>
     db
       .prepare(
-        withKeys ? "SELECT k, ok, h, oh, owner FROM idem" : "SELECT h, oh, owner FROM idem INDEXED BY idem_h",
+        withKeys
+          ? "SELECT k, ok, h, oh, owner, dh FROM idem"
+          : "SELECT h, oh, owner, dh FROM idem INDEXED BY idem_hd",
       )
       .iterate() as IterableIterator<IdemKeyRow>;
   const getOrder = db.prepare("SELECT v FROM orders WHERE k = ?").pluck();
@@ -786,6 +807,7 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
         r.v,
         hash32(r.k),
         ok === null ? null : hash32(ok),
+        recordHash(rec),
       );
       if (ok !== null) orphans.add(ok);
     }
@@ -812,5 +834,12 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
     }[];
     const setHash = db.prepare("UPDATE idem SET h = ?, oh = ? WHERE k = ?");
     for (const r of unhashed) setHash.run(hash32(r.k), r.ok === null ? null : hash32(r.ok), r.k);
+    // rows written before the digest column (once)
+    if (db.prepare("SELECT 1 FROM meta WHERE k = 'idem_dh_fill'").get() !== undefined) {
+      const rows = db.prepare("SELECT k, v FROM idem WHERE dh IS NULL").all() as { k: string; v: string }[];
+      const setDigest = db.prepare("UPDATE idem SET dh = ? WHERE k = ?");
+      for (const r of rows) setDigest.run(recordHash(fromRow(r.v, 0)), r.k);
+      db.prepare("DELETE FROM meta WHERE k = 'idem_dh_fill'").run();
+    }
   })();
 }

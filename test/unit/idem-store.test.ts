@@ -3,6 +3,7 @@
  * found by key through a compact hash index, a bounded cache, eviction after the commit, the
  * sweep, and a restart from the snapshot. The decisions must be the ones an in-memory state gives.
  */
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +11,8 @@ import { join } from "node:path";
 import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
 import { type Evaluation, createDecider } from "../../src/service/decide.js";
 import { HashSet32, hash32 } from "../../src/state/idem-store.js";
+import { IdemDigest, lineHash, recordHash } from "../../src/state/idem-digest.js";
+import { revokeLive } from "../../src/state/projections/decisions.js";
 import {
   type EngineState,
   createState,
@@ -205,6 +208,105 @@ describe("idempotency records on disk", () => {
       expect(state.idem.resident).toBeLessThanOrEqual(CACHE + 3);
     } finally {
       reopened.close();
+    }
+  });
+});
+
+/** The digest line computed from scratch: every record the store answers for, read one by one. */
+function fromScratch(state: EngineState): string {
+  const d = new IdemDigest();
+  for (const r of state.idem.values()) d.add(recordHash(r));
+  return d.line();
+}
+
+describe("the idempotency records' digest, kept incrementally", () => {
+  it("given the same lines added in any order, and some removed again, then the line is the one of the set", () => {
+    const lines = Array.from({ length: 2_000 }, (_, i) => `I|f|k-${i}|fp${i % 7}|${i % 3 === 0}|X|${i}`);
+    const a = new IdemDigest();
+    for (const l of lines) a.add(lineHash(l));
+    const b = new IdemDigest();
+    for (const l of [...lines].reverse()) b.add(lineHash(l));
+    b.add(lineHash("I|f|extra|fp|true||1"));
+    expect(b.line()).not.toBe(a.line());
+    b.remove(lineHash("I|f|extra|fp|true||1"));
+    expect(b.line()).toBe(a.line());
+    expect(a.count).toBe(2_000);
+    // one field of one record differs: another digest
+    const c = new IdemDigest();
+    for (const l of lines) c.add(lineHash(l === lines[1234] ? l.replace("|X|", "|Y|") : l));
+    expect(c.line()).not.toBe(a.line());
+    for (const l of lines) expect(lineHash(l)).toBeLessThan(2 ** 52);
+  });
+
+  it("given decisions, flushes, revocations, sweeps from memory and disk and a restart, then it always equals the records read one by one", () => {
+    const s = setup();
+    const path = join(dir, `s-${++snapN}.db`);
+    const snap = openSnapshot(path);
+    const check = (state: EngineState) => expect(state.idem.digestLine()).toBe(fromScratch(state));
+    try {
+      for (let i = 0; i < 40; i++) {
+        s.clock.advance(10);
+        const e = s.decide(nth(i));
+        if (i % 5 === 4)
+          revokeLive(s.feed.state, e.record); // its journal write failed: undone
+        else s.feed.decision(e.record);
+        if (i % 10 === 9) snap.flush(s.feed.state);
+        check(s.feed.state);
+      }
+      s.clock.advance(DAY / 2);
+      for (let i = 40; i < 50; i++) s.feed.decision(s.decide(nth(i)).record); // pending, later expiry
+      check(s.feed.state);
+      expect(sweepIdempotency(s.feed.state, s.clock.now() + DAY / 2 - 1)).toBe(32); // from disk
+      check(s.feed.state);
+      expect(s.feed.state.idem.size).toBe(10);
+      snap.flush(s.feed.state);
+      check(s.feed.state);
+      const line = s.feed.state.idem.digestLine();
+      const loaded = snap.load({ idempotencyCacheSize: CACHE });
+      expect(loaded.idem.digestLine()).toBe(line); // from the index's column, no record read
+      check(loaded);
+      for (let i = 50; i < 53; i++) s.feed.decision(s.decide(nth(i)).record); // pending
+      check(s.feed.state);
+      expect(sweepIdempotency(s.feed.state, s.clock.now() + DAY)).toBe(13); // from memory and disk
+      check(s.feed.state);
+      expect(s.feed.state.idem.digestLine()).toBe("I|0|0");
+    } finally {
+      snap.close();
+    }
+  });
+
+  it("given a snapshot written before the digest column, when loaded, then the column is filled once and the digest is the same", () => {
+    const s = setup();
+    const path = join(dir, `s-${++snapN}.db`);
+    const snap = openSnapshot(path);
+    let line: string;
+    try {
+      for (let i = 0; i < 30; i++) s.feed.decision(s.decide(nth(i)).record);
+      snap.flush(s.feed.state);
+      line = s.feed.state.idem.digestLine();
+    } finally {
+      snap.close();
+    }
+    // what an earlier engine wrote: no dh column, no index holding it
+    const raw = new Database(path);
+    raw.exec(
+      "DROP INDEX idem_hd; ALTER TABLE idem DROP COLUMN dh; CREATE INDEX idem_h ON idem (h, oh, owner)",
+    );
+    raw.close();
+    const reopened = openSnapshot(path);
+    try {
+      const state = reopened.load({ idempotencyCacheSize: CACHE });
+      expect(state.idem.digestLine()).toBe(line);
+      expect(state.idem.size).toBe(30);
+    } finally {
+      reopened.close();
+    }
+    const after = new Database(path, { readonly: true });
+    try {
+      expect(after.prepare("SELECT count(*) FROM idem WHERE dh IS NULL").pluck().get()).toBe(0);
+      expect(after.prepare("SELECT count(*) FROM meta WHERE k = 'idem_dh_fill'").pluck().get()).toBe(0);
+    } finally {
+      after.close();
     }
   });
 });
