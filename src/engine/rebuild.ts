@@ -12,6 +12,7 @@ import { createFollower } from "../ingest/follower.js";
 import type { Logger } from "../obs/log.js";
 import {
   createState,
+  foldTheRebuildWay,
   openSnapshot,
   revalueDeferred,
   stateDigest,
@@ -54,11 +55,13 @@ export async function rebuild(o: {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(o.out + suffix, { force: true });
     const snapshot = openSnapshot(o.out);
     const state = createState(stateSettings(o.config));
-    state.deferred = new Set(); // each touched book is valued once, at the end (revalueDeferred)
+    foldTheRebuildWay(state); // books valued once at the end (revalueDeferred), orders of fills alone noted (sweep)
     let events = 0;
     let invalid = 0;
     const t0 = performance.now();
-    const writer = createRebuildWriter({ snapshot, state });
+    // a failed background write stops the rebuild with its error (see the catch below)
+    const stopped = new AbortController();
+    const writer = createRebuildWriter({ snapshot, state, onFailure: () => stopped.abort() });
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
     for (const stream of CONSUMED_STREAMS) {
@@ -81,7 +84,10 @@ export async function rebuild(o: {
         log.info({ stream, applied: events, behind: f.behind() }, "rebuilding");
       }, 1000);
       try {
-        await f.waitCaughtUp();
+        await f.waitCaughtUp(stopped.signal);
+      } catch (err) {
+        if (stopped.signal.aborted) await writer.drain(); // rejects with the write's error
+        throw err;
       } finally {
         clearInterval(timer);
         await f.stop();
