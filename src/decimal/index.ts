@@ -20,13 +20,37 @@ export const HALF: Dec = Dec.of("0.5");
 /** Parse a wire decimal string (no exponent, at most 30 integer and 18 fraction digits). */
 export function parseDec(s: string): Dec | undefined {
   if (!DECIMAL_RE.test(s)) return undefined;
-  return Dec.of(s);
+  return ofChecked(s);
+}
+
+/**
+ * Dec.of of a string that passed DECIMAL_RE or INTERNAL_RE: up to 15 digits (every fill and quote
+ * field) the units are summed as a safe integer, with no match array nor digit string to allocate.
+ */
+function ofChecked(s: string): Dec {
+  const n = s.length;
+  if (n > 16) return Dec.of(s);
+  let units = 0;
+  let scale = -1;
+  let i = s.charCodeAt(0) === 45 ? 1 : 0; // "-"
+  if (n - i > 15 + (s.indexOf(".") >= 0 ? 1 : 0)) return Dec.of(s);
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46)
+      scale = 0; // "."
+    else {
+      units = units * 10 + (c - 48);
+      if (scale >= 0) scale++;
+    }
+  }
+  const u = BigInt(units);
+  return new Dec(s.charCodeAt(0) === 45 ? -u : u, scale < 0 ? 0 : scale);
 }
 
 /** Parse a decimal the engine wrote itself (snapshot, journal): wider than the wire format. */
 export function parseDecInternal(s: string): Dec | undefined {
   if (!INTERNAL_RE.test(s)) return undefined;
-  return Dec.of(s);
+  return ofChecked(s);
 }
 
 /** Construct from a trusted decimal string (engine-written) or safe integer; throws on anything else. */

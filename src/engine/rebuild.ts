@@ -12,6 +12,7 @@ import { createFollower } from "../ingest/follower.js";
 import type { Logger } from "../obs/log.js";
 import {
   createState,
+  foldTheRebuildWay,
   openSnapshot,
   revalueDeferred,
   stateDigest,
@@ -54,11 +55,13 @@ export async function rebuild(o: {
     for (const suffix of ["", "-wal", "-shm"]) rmSync(o.out + suffix, { force: true });
     const snapshot = openSnapshot(o.out);
     const state = createState(stateSettings(o.config));
-    state.deferred = new Set(); // each touched book is valued once, at the end (revalueDeferred)
+    foldTheRebuildWay(state); // books valued once at the end (revalueDeferred), orders of fills alone noted (sweep)
     let events = 0;
     let invalid = 0;
     const t0 = performance.now();
-    const writer = createRebuildWriter({ snapshot, state });
+    // a failed background write stops the rebuild with its error (see the catch below)
+    const stopped = new AbortController();
+    const writer = createRebuildWriter({ snapshot, state, onFailure: () => stopped.abort() });
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
     for (const stream of CONSUMED_STREAMS) {
@@ -81,23 +84,43 @@ export async function rebuild(o: {
         log.info({ stream, applied: events, behind: f.behind() }, "rebuilding");
       }, 1000);
       try {
-        await f.waitCaughtUp();
+        await f.waitCaughtUp(stopped.signal);
+      } catch (err) {
+        if (stopped.signal.aborted) await writer.drain(); // rejects with the write's error
+        throw err;
       } finally {
         clearInterval(timer);
         await f.stop();
       }
     }
+    // where the time went (the log's "rebuilt" line): folding, then each step of the end
+    const lap = (() => {
+      let t = performance.now();
+      return () => {
+        const n = performance.now();
+        const s = +((n - t) / 1000).toFixed(3);
+        t = n;
+        return s;
+      };
+    })();
+    const phases: Record<string, number> = { fold_s: +((performance.now() - t0) / 1000).toFixed(3) };
     await writer.drain();
+    phases.drain_s = lap();
     const now = o.clock.now();
     sweepReservations(state, now);
     sweepIdempotency(state, now);
     revalueDeferred(state);
+    phases.sweep_revalue_s = lap();
     log.info({ events }, "writing the snapshot");
     writer.finish();
+    phases.write_s = lap();
     // the idempotency records are read back from the snapshot: the digest before it is closed
     const digest = stateDigest(state);
+    phases.digest_s = lap();
     snapshot.close();
+    phases.close_s = lap();
     const seconds = (performance.now() - t0) / 1000;
+    log.info({ events, seconds: +seconds.toFixed(3), ...phases }, "rebuilt");
     return {
       state_digest: digest,
       events,

@@ -14,3 +14,4 @@ export * from "./velocity.js";
 export { effectiveLimits, envelopeId } from "./projections/envelopes.js";
 export * from "./duplicates.js";
 export { type IdemStore, type IdemDisk, createIdemStore, IDEM_CACHE_DEFAULT } from "./idem-store.js";
+export { foldTheRebuildWay } from "./rebuild-mode.js";

@@ -15,6 +15,7 @@ import { type IdemStore, createIdemStore } from "./idem-store.js";
 import { type OrderStore, createOrderStore } from "./order-store.js";
 import { type FillIdStore, createFillIdStore } from "./fill-store.js";
 import type { BrokerQty } from "./broker-qty.js";
+import type { FillOnlyOrders } from "./fill-only.js";
 
 export interface Mark {
   bid: Dec;
@@ -351,6 +352,11 @@ export interface EngineState {
    * its fund's aggregates until the end, where revalueDeferred() values each such book once.
    */
   deferred: Set<Book> | undefined;
+  /**
+   * A rebuild's orders seen in fills alone, not yet records (state/fill-only.ts); undefined: every
+   * fill makes its order's record at once, as live. Settled by the sweep (sweepReservations).
+   */
+  fillOnly?: FillOnlyOrders | undefined;
   settings: StateSettings;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import { DecisionRecordSchema, type StreamName, firstIssue } from "../contract/index.js";
-import { type ParsedSubject, Subjects, parseSubject } from "../contract/subjects.js";
+import { type ParsedSubject, type SubjectKind, Subjects, parseSubject } from "../contract/subjects.js";
 import type { DecisionRecord } from "../contract/records.js";
 import { type EngineState } from "./model.js";
 import { applyDecision } from "./projections/decisions.js";
@@ -37,6 +37,8 @@ function parse<S extends z.ZodTypeAny>(
   return { ok: false, reason: `${i.path || "(root)"}: ${i.message}` };
 }
 
+const failed = (raw: unknown, reason: string): ProjectResult => ({ ok: false, reason, fund: fundOf(raw) });
+
 function fundOf(raw: unknown): string {
   const f = (raw as { fund_id?: unknown } | null)?.fund_id;
   return typeof f === "string" ? f : "_";
@@ -48,6 +50,9 @@ for (const p of PROJECTIONS) {
   const n = PROJECTIONS.filter((q) => q.stream === p.stream).length;
   if (n === 1) ONLY_BY_STREAM.set(p.stream, p);
 }
+
+const byKind = (stream: StreamName, kind: SubjectKind): Projection | undefined =>
+  PROJECTION_BY_KIND.get(stream)?.get(kind);
 
 export function project(
   state: EngineState,
@@ -101,30 +106,27 @@ function fold(
   storedMs: number | undefined,
 ): ProjectResult {
   let parsed: ParsedSubject | undefined = parseSubject(subject);
-  let p = parsed ? PROJECTION_BY_KIND.get(`${stream}:${parsed.kind}`) : undefined;
+  let p = parsed ? byKind(stream, parsed.kind) : undefined;
   if (!p) {
     // a subject of the stream missing a token its kind names (the body is then found not to match)
     const kind = stream === "RISK_CONTROL" ? CONTROL_KEYWORD[subject.split(".")[3] ?? ""] : undefined;
     if (parsed?.kind === "alert" || kind === "alert") {
       return { ok: true, change: ALERT_CHANGE(subject.slice(subject.lastIndexOf(".") + 1), seq) };
     }
-    p = kind ? PROJECTION_BY_KIND.get(`${stream}:${kind}`) : ONLY_BY_STREAM.get(stream);
+    p = kind ? byKind(stream, kind) : ONLY_BY_STREAM.get(stream);
     if (!p) return { ok: true }; // nothing the engine folds
     parsed = undefined;
   }
-  const fail = (reason: string): ProjectResult => ({ ok: false, reason, fund: fundOf(raw) });
   const refused = p.refuse?.(parsed);
-  if (refused) return fail(refused);
-  const fast = p.fast?.(raw);
-  let value: unknown = fast;
-  if (fast === undefined) {
+  if (refused) return failed(raw, refused);
+  let value: unknown = p.fast?.(raw);
+  if (value === undefined) {
     const r = parse(p.schema, raw);
-    if (!r.ok) return fail(`${p.invalid ?? ""}${r.reason}`);
+    if (!r.ok) return failed(raw, `${p.invalid ?? ""}${r.reason}`);
     value = r.value;
   }
-  for (const [token, want] of p.names(parsed, value)) {
-    if (token !== want) return fail(`subject ${subject} does not match the body (${want})`);
-  }
+  const want = p.mismatch(parsed, value);
+  if (want !== undefined) return failed(raw, `subject ${subject} does not match the body (${want})`);
   const out = p.apply(state, value, { subject: parsed, raw, seq, storedMs });
   return { ok: true, notice: out.notice, change: out.change };
 }

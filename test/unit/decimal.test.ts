@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
-import { type Dec, canon, dec, div, parseDec, pct, sign } from "../../src/decimal/index.js";
+import { Dec, canon, dec, div, parseDec, pct, sign } from "../../src/decimal/index.js";
 import { OrderSchema } from "../../src/contract/schemas.js";
 
 const CANONICAL_RE = /^-?(?:0|[1-9]\d*)(?:\.\d*[1-9])?$/;
@@ -131,6 +131,33 @@ describe("parseDec and canon", () => {
     expect(canon(div(must("1"), must("3")))).toBe("0.333333333333333333");
     expect(canon(div(must("2"), must("3")))).toBe("0.666666666666666667");
     expect(pct(must("0.12"))).toBe("12.0%");
+  });
+
+  it("given any accepted decimal string, short (the summed fast path) or long, when parsed, then it is Dec.of's value at Dec.of's scale", () => {
+    const short = fc
+      .record({
+        neg: fc.boolean(),
+        int: fc.oneof(fc.constant("0"), fc.integer({ min: 1, max: 999_999_999 }).map(String)),
+        frac: fc.option(fc.stringMatching(/^\d{1,8}$/), { nil: undefined }),
+      })
+      .map(({ neg, int, frac }) => `${neg ? "-" : ""}${int}${frac === undefined ? "" : `.${frac}`}`);
+    // 15 digits and 16 (the edge of the safe-integer path), with and without a sign and a point
+    const edges = [
+      "999999999999999",
+      "-999999999999999",
+      "99999999.9999999",
+      "9999999999999999",
+      "-0.000000000000001",
+      "9007199254740993",
+      "-900719925474099.3",
+    ];
+    for (const s of [...edges, ...fc.sample(short, 2000), ...fc.sample(decimalString, 2000)]) {
+      const want = Dec.of(s);
+      for (const got of [parseDec(s), dec(s)]) {
+        expect(got?.units, s).toBe(want.units);
+        expect(got?.scale, s).toBe(want.scale);
+      }
+    }
   });
 
   it("given any accepted decimal string, when canonicalised twice, then the result is stable and canonical", () => {

@@ -19,6 +19,7 @@ import {
   type EngineState,
   type FundState,
   createState,
+  foldTheRebuildWay,
   openSnapshot,
   revalueDeferred,
   project,
@@ -566,8 +567,9 @@ describe("replay properties", () => {
     );
   }, 180_000); // 30 worker-thread flushes: ~35 s on an idle machine, over 60 s on a busy shared one
 
-  it("given a random history, when folded the rebuild's way (revaluation deferred, fill ids written ahead, the rest once at the end), then digest, aggregates and the snapshot equal an eager fold flushed once", async () => {
-    const end = NOW + 3 * 86_400_000; // sweeps forget the orders the fills created (deletes)
+  it("given a random history, when folded the rebuild's way (revaluation deferred, orders of fills alone noted, fill ids written ahead, the rest once at the end), then digest, aggregates and the snapshot equal an eager fold flushed once", async () => {
+    // late: sweeps forget the orders the fills created (deletes); else they are kept (made at the sweep)
+    const endOf = (late: boolean) => (late ? NOW + 3 * 86_400_000 : NOW + 3_600_000);
     const rows = (path: string) => {
       const db = new Database(path, { readonly: true });
       try {
@@ -583,11 +585,22 @@ describe("replay properties", () => {
         db.close();
       }
     };
+    // order: the streams one after another, in the rebuild's order or another (fills after the decisions)
+    const orderArb = fc.oneof(
+      fc.constant(CONSUMED_STREAMS),
+      fc.shuffledSubarray([...CONSUMED_STREAMS], {
+        minLength: CONSUMED_STREAMS.length,
+        maxLength: CONSUMED_STREAMS.length,
+      }),
+    );
+    // full: every write along the way is a full one (many idempotency records held), still unfinished
+    // late: the sweep forgets the orders of fills alone; else they are kept
+    const args = fc.tuple(fc.integer({ min: 1, max: 8 }), fc.boolean(), fc.boolean(), orderArb);
     await fc.assert(
-      // full: every write along the way is a full one (many idempotency records held), still unfinished
-      fc.asyncProperty(planArb, fc.integer({ min: 1, max: 8 }), fc.boolean(), async (plan, every, full) => {
+      fc.asyncProperty(planArb, args, async (plan, [every, full, late, order]) => {
+        const end = endOf(late);
         const h = buildHistory(plan);
-        const steps = sequential(h); // a rebuild follows one stream after another
+        const steps = sequential(h, order); // a rebuild follows one stream after another
         const eager = fold(steps);
         sweepReservations(eager, end);
         sweepIdempotency(eager, end);
@@ -596,7 +609,7 @@ describe("replay properties", () => {
         a.flush(eager);
 
         const state = createState();
-        state.deferred = new Set();
+        foldTheRebuildWay(state);
         const pathB = join(dir, `snap-${++snapN}.db`);
         const b = openSnapshot(pathB);
         const writer = createRebuildWriter({ snapshot: b, state, every, idemResident: full ? 0 : undefined });
@@ -611,6 +624,7 @@ describe("replay properties", () => {
         sweepIdempotency(state, end);
         revalueDeferred(state);
         expect(state.deferred).toBeUndefined();
+        expect(state.fillOnly).toBeUndefined();
         writer.finish();
         try {
           expect(stateDigest(state)).toBe(stateDigest(eager));
@@ -666,11 +680,14 @@ describe("replay properties", () => {
             }
           });
           const end = t + finalDt;
-          const rebuilt = fold(sequential(h), createState(settings));
+          const rebuilt = createState(settings);
+          foldTheRebuildWay(rebuilt); // as mts-risk rebuild folds
+          fold(sequential(h), rebuilt);
           for (const s of [live.state, rebuilt]) {
             sweepReservations(s, end);
             sweepIdempotency(s, end);
           }
+          revalueDeferred(rebuilt);
           expect(stateDigest(live.state)).toBe(stateDigest(rebuilt));
           expect(aggregates(live.state)).toBe(aggregates(rebuilt));
         },

@@ -3,7 +3,7 @@ import type { Fill } from "../../contract/schemas.js";
 import { ZERO, div, min } from "../../decimal/index.js";
 import { getBook, revalueOrDefer, touchBook } from "../book.js";
 import { type EngineState, getFund } from "../model.js";
-import { getOrderRecord, syncReservation } from "./reservations.js";
+import { getOrderRecord, noteFillOnly, syncReservation } from "./reservations.js";
 
 export type FillOutcome = "applied" | "duplicate";
 
@@ -39,11 +39,12 @@ export function applyFill(state: EngineState, f: Fill): FillOutcome {
   }
   p.fees = p.fees.plus(f.fees);
   const bq = p.brokers.get(f.broker) ?? ZERO;
-  const nbq = buy ? bq.plus(q) : bq.minus(q);
+  // the position moved by ±q as well: one held at this broker alone shares its quantity (no new Dec)
+  const nbq = bq === Q ? p.qty : buy ? bq.plus(q) : bq.minus(q);
   if (nbq.eq(ZERO)) p.brokers.delete(f.broker);
   else p.brokers.set(f.broker, nbq);
 
-  if (f.kind !== "ADJUSTMENT") {
+  if (f.kind !== "ADJUSTMENT" && !noteFillOnly(state, f.fund_id, f.order_id, f.symbol, q, f.timestamp)) {
     const r = getOrderRecord(state, f.fund_id, f.order_id, f.symbol);
     r.filled = r.filled.plus(q);
     r.touchedAt = Math.max(r.touchedAt, f.timestamp);

@@ -21,6 +21,7 @@ import {
   ownSet,
   touch,
 } from "../model.js";
+import { type FillOnlyOrder, takeFillOnly } from "../fill-only.js";
 
 export function getOrderRecord(
   state: EngineState,
@@ -36,7 +37,26 @@ export function getOrderRecord(
     state.orderExpiry.push({ at: 0, item: r });
     return r;
   }
-  r = {
+  // an order seen in fills alone while a rebuild folds (state/fill-only.ts): its record now
+  const seen = state.fillOnly && takeFillOnly(state.fillOnly, fund, orderId);
+  if (seen) {
+    r = newOrderRecord(state, fund, orderId, k, seen.symbol, seen.filled, seen.touchedAt);
+    touch(state, "order", k); // the row its fills would have marked
+    return r;
+  }
+  return newOrderRecord(state, fund, orderId, k, symbol, ZERO, 0);
+}
+
+function newOrderRecord(
+  state: EngineState,
+  fund: string,
+  orderId: string,
+  k: string,
+  symbol: string,
+  filled: Dec,
+  touchedAt: number,
+): OrderRecord {
+  const r: OrderRecord = {
     fund,
     orderId,
     key: k,
@@ -47,18 +67,67 @@ export function getOrderRecord(
     approvals: NO_APPROVALS,
     approved: ZERO,
     unconfirmed: NO_KEYS,
-    filled: ZERO,
+    filled,
     terminal: false,
     accepted: false,
     expiresAt: 0,
     lapsed: false,
     reserved: ZERO,
-    touchedAt: 0,
+    touchedAt,
     queued: true,
   };
   state.orders.set(k, r);
   state.orderExpiry.push({ at: 0, item: r });
   return r;
+}
+
+/**
+ * A TRADE fill's share of its order while a rebuild folds (`state.fillOnly`): noted without a
+ * record when the order has none (false: it has one, or no rebuild; the caller merges it). What
+ * getOrderRecord + the fill's merge + syncReservation would do to a record of fills alone: the
+ * first fill's symbol, `filled` summed, `touchedAt` the latest; it reserves nothing.
+ */
+export function noteFillOnly(
+  state: EngineState,
+  fund: string,
+  orderId: string,
+  symbol: string,
+  qty: Dec,
+  at: number,
+): boolean {
+  const all = state.fillOnly;
+  if (!all) return false;
+  let m = all.get(fund);
+  const e = m?.get(orderId);
+  if (e) {
+    e.filled = e.filled.plus(qty);
+    e.touchedAt = Math.max(e.touchedAt, at);
+    return true;
+  }
+  // no record anywhere (the usual case in a rebuild: the fills stream comes before the others)
+  if (state.orders.size > 0 && state.orders.has(key2(fund, orderId))) return false;
+  if (!m) all.set(fund, (m = new Map<string, FillOnlyOrder>()));
+  m.set(orderId, { symbol, filled: qty, touchedAt: Math.max(0, at) });
+  return true;
+}
+
+/**
+ * Ends the rebuild's noting of orders seen in fills alone: each one still within its TTL at `now`
+ * becomes its record; the others are what the sweep would forget (touchedAt + TTL <= now).
+ */
+function settleFillOnly(state: EngineState, now: number): void {
+  const all = state.fillOnly;
+  if (!all) return;
+  state.fillOnly = undefined;
+  const ttl = state.settings.reservationTtlMs;
+  for (const [fund, m] of all) {
+    for (const [orderId, e] of m) {
+      if (e.touchedAt + ttl <= now) continue;
+      const k = key2(fund, orderId);
+      newOrderRecord(state, fund, orderId, k, e.symbol, e.filled, e.touchedAt);
+      touch(state, "order", k); // the row its fills would have marked
+    }
+  }
 }
 
 /** The OMS acknowledged it: `accepted`, or a fill seen. */
@@ -179,6 +248,7 @@ export function deadlineOf(r: OrderRecord, ttl: number): number {
  * Called by the live engine periodically and by a rebuild at its end, with the clock.
  */
 export function sweepReservations(state: EngineState, now: number): number {
+  settleFillOnly(state, now); // a rebuild's orders seen in fills alone (state/fill-only.ts)
   const q = state.orderExpiry;
   const ttl = state.settings.reservationTtlMs;
   let released = 0;

@@ -73,15 +73,19 @@ export interface Projection<K extends SubjectKind = SubjectKind, S extends z.Zod
   fast?: (raw: Record<string, unknown>) => z.output<S> | undefined;
   /** Prefix of a validation failure's reason. */
   invalid?: string;
-  /** Pairs [subject token, body value] that must be equal: a publisher cannot write another's subject. */
-  names(
-    subject: Extract<ParsedSubject, { kind: K }> | undefined,
-    value: z.output<S>,
-  ): [string | undefined, string][];
+  /**
+   * The subject's tokens must equal the body's values (a publisher cannot write another's
+   * subject): the first body value its token differs from (`differs` in order), or undefined.
+   */
+  mismatch(subject: Extract<ParsedSubject, { kind: K }> | undefined, value: z.output<S>): string | undefined;
   /** An early refusal of the subject itself (before the body is parsed). */
   refuse?(subject: Extract<ParsedSubject, { kind: K }> | undefined): string | undefined;
   apply(state: EngineState, value: z.output<S>, ctx: ApplyContext<K>): Outcome;
 }
+
+/** `want` when the subject's token is not it (a token the subject lacks is undefined). */
+const differs = (token: string | undefined, want: string): string | undefined =>
+  token === want ? undefined : want;
 
 /** Keeps each row's types tied together while the table holds them side by side. */
 function row<K extends SubjectKind, S extends z.ZodTypeAny>(p: Projection<K, S>): Projection {
@@ -97,10 +101,7 @@ export const PROJECTIONS: readonly Projection[] = [
     pattern: "mts.v1.fill.<fund_id>.<symbol>",
     schema: FillSchema,
     fast: fastParseFill,
-    names: (s, v) => [
-      [s?.fund, v.fund_id],
-      [s?.symbol, v.symbol],
-    ],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id) ?? differs(s?.symbol, v.symbol),
     apply(state, v, ctx) {
       const change: Change = { kind: "fill", fund: v.fund_id, symbol: v.symbol, seq: ctx.seq };
       if (applyFill(state, v) !== "duplicate") return { change };
@@ -116,7 +117,7 @@ export const PROJECTIONS: readonly Projection[] = [
     pattern: "mts.v1.quote.<symbol>",
     schema: QuoteSchema,
     fast: fastParseQuote,
-    names: (s, v) => [[s?.symbol, v.symbol]],
+    mismatch: (s, v) => differs(s?.symbol, v.symbol),
     apply(state, v, ctx) {
       applyQuote(state, v, ctx.storedMs);
       return { change: { kind: "quote", symbol: v.symbol } };
@@ -127,7 +128,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "instrument",
     pattern: "mts.v1.refdata.instrument.<symbol>",
     schema: InstrumentSchema,
-    names: (s, v) => [[s?.symbol, v.symbol]],
+    mismatch: (s, v) => differs(s?.symbol, v.symbol),
     apply(state, v) {
       applyInstrument(state, v);
       return {};
@@ -139,7 +140,7 @@ export const PROJECTIONS: readonly Projection[] = [
     pattern: "mts.v1.risk.envelope.updated.<fund_id>",
     schema: EnvelopeSchema,
     invalid: "envelope rejected whole: ",
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v) {
       const change: Change = { kind: "envelope", fund: v.fund_id };
       // keep the validated form (unknown fields dropped), never the message as received
@@ -161,10 +162,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "order_event",
     pattern: "mts.v1.oms.order.<accepted|cancelled|rejected|expired|done>.<fund_id>",
     schema: OrderEventSchema,
-    names: (s, v) => [
-      [s?.event, v.event],
-      [s?.fund, v.fund_id],
-    ],
+    mismatch: (s, v) => differs(s?.event, v.event) ?? differs(s?.fund, v.fund_id),
     apply(state, v) {
       applyOrderEvent(state, v);
       return { change: { kind: "order", fund: v.fund_id, orderId: v.order_id, event: v.event } };
@@ -175,7 +173,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "decision",
     pattern: "mts.v1.risk.decision.<fund_id>",
     schema: DecisionRecordSchema,
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v) {
       applyDecision(state, v);
       return {};
@@ -186,7 +184,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "halt",
     pattern: "mts.v1.risk.halt.<fund_id>",
     schema: HaltSchema,
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v, ctx) {
       applyHalt(state, v, at(ctx.raw), ctx.seq);
       return { change: control("halt", v.fund_id, ctx.seq) };
@@ -197,7 +195,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "resume",
     pattern: "mts.v1.risk.resume.<fund_id>",
     schema: ResumeSchema,
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v, ctx) {
       const change = control("resume", v.fund_id, ctx.seq);
       if (applyResume(state, v, at(ctx.raw), ctx.seq) > 0) return { change };
@@ -212,7 +210,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "reconcile",
     pattern: "mts.v1.risk.reconcile.<lock|unlock>.<fund_id>",
     schema: ReconcileEventSchema,
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v, ctx) {
       applyReconcile(state, v, at(ctx.raw));
       return { change: control("reconcile", v.fund_id, ctx.seq) };
@@ -223,7 +221,7 @@ export const PROJECTIONS: readonly Projection[] = [
     kind: "pnl_baseline",
     pattern: "mts.v1.risk.pnl.baseline.<fund_id>",
     schema: PnlBaselineSchema,
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v, ctx) {
       applyBaseline(state, v, ctx.raw as { starts_at: string });
       return { change: control("pnl", v.fund_id, ctx.seq) };
@@ -238,7 +236,7 @@ export const PROJECTIONS: readonly Projection[] = [
       s?.event === "armed" || s?.event === "triggered" || s?.event === "cleared"
         ? undefined
         : `unknown stop event ${s?.event ?? ""}`,
-    names: (s, v) => [[s?.fund, v.fund_id]],
+    mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v, ctx) {
       applyStop(state, ctx.subject!.event as "armed" | "triggered" | "cleared", v, at(ctx.raw));
       return { change: control("stop", v.fund_id, ctx.seq) };
@@ -263,7 +261,13 @@ export const CONTROL_KEYWORD: Readonly<Record<string, SubjectKind>> = {
   alert: "alert",
 };
 
-/** The table by stream and subject kind (the projector's lookup). */
-export const PROJECTION_BY_KIND: ReadonlyMap<string, Projection> = new Map(
-  PROJECTIONS.map((p) => [`${p.stream}:${p.kind}`, p]),
-);
+/** The table by stream, then subject kind (the projector's lookup: no key joined per message). */
+export const PROJECTION_BY_KIND: ReadonlyMap<StreamName, ReadonlyMap<SubjectKind, Projection>> = (() => {
+  const out = new Map<StreamName, Map<SubjectKind, Projection>>();
+  for (const p of PROJECTIONS) {
+    let m = out.get(p.stream);
+    if (!m) out.set(p.stream, (m = new Map<SubjectKind, Projection>()));
+    m.set(p.kind, p);
+  }
+  return out;
+})();
