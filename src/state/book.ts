@@ -10,7 +10,6 @@ import {
   ContributionRecord,
   category,
   getFund,
-  touch,
 } from "./model.js";
 import { BookRecord } from "./book-record.js";
 import type { QtyByBroker } from "./broker-qty.js";
@@ -402,6 +401,7 @@ export function nav(fund: FundState): Dec | undefined {
   return env.envelope.capital.plus(tradingPnl(fund));
 }
 
+/** The book's row is written at the next flush (books are never deleted). */
 export function touchBook(state: EngineState, b: Book): void {
-  touch(state, "book", b.key);
+  state.dirtyBooks.add(b);
 }

@@ -120,7 +120,7 @@ export class ContributionRecord implements Contribution {
 export interface Book {
   fund: string;
   symbol: string;
-  /** key2(fund, symbol): its key in the snapshot (made once). */
+  /** key2(fund, symbol): its key in the snapshot (made when asked: a flush). */
   readonly key: string;
   /** The position (its fields are written in place: see state/book-record.ts). */
   readonly pos: Position;
@@ -336,6 +336,12 @@ export interface EngineState {
   stops: Map<string, StopRecord>; // `${fund}\u0001${symbol}`
   cursors: Map<StreamName, number>;
   dirty: Map<EntityKind, Set<string>>;
+  /**
+   * Books changed since the last flush (their "book" rows): the books themselves, not their keys
+   * (a book makes its key only when asked: see state/book-record.ts). A key in `dirty`'s "book"
+   * set (a failed write's rows) is written too.
+   */
+  dirtyBooks: Set<Book>;
   deleted: Map<EntityKind, Set<string>>;
   /**
    * The last RISK_DECISIONS sequence seen on each fund's decision subject (any message, fences and
@@ -386,6 +392,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     stops: new Map(),
     cursors: new Map(),
     dirty: new Map(),
+    dirtyBooks: new Set(),
     deleted: new Map(),
     decisionSeq: new Map(),
     staleFunds: new Set(),
