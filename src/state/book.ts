@@ -24,8 +24,8 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
     b = new BookRecord(fund.id, symbol);
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
-    if (!h) state.holders.set(symbol, (h = new Set()));
-    h.add(fund);
+    if (!h) state.holders.set(symbol, (h = []));
+    h.push(fund); // once: the fund's book in this symbol is new
   }
   return b;
 }

@@ -315,8 +315,12 @@ export interface EngineState {
   funds: Map<string, FundState>;
   instruments: Map<string, Instrument>;
   marks: Map<string, Mark>;
-  /** symbol -> funds with a book in it (for mark and refdata updates). */
-  holders: Map<string, Set<FundState>>;
+  /**
+   * symbol -> funds with a book in it (for mark and refdata updates), in the order their books were
+   * made. An array, not a Set (a fund is added once, with its book, and books are never deleted): a
+   * Set of 50 funds costs ≈ 1.3 kB, an array ≈ 0.6 kB (a million positions over 20 000 symbols).
+   */
+  holders: Map<string, FundState[]>;
   /** FX symbol (`<CCY>-<BASE>`) -> books valued through it (an FX mark revalues them). */
   fxHolders: Map<string, Set<Book>>;
   /**
