@@ -7,10 +7,9 @@ import {
   type EngineState,
   type FundState,
   type Mark,
-  ContributionRecord,
+  NO_CATEGORY,
   category,
   getFund,
-  touch,
 } from "./model.js";
 import { BookRecord } from "./book-record.js";
 import type { QtyByBroker } from "./broker-qty.js";
@@ -25,8 +24,8 @@ export function getBook(state: EngineState, fund: FundState, symbol: string): Bo
     b = new BookRecord(fund.id, symbol);
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
-    if (!h) state.holders.set(symbol, (h = new Set()));
-    h.add(fund);
+    if (!h) state.holders.set(symbol, (h = []));
+    h.push(fund); // once: the fund's book in this symbol is new
   }
   return b;
 }
@@ -129,21 +128,56 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   const shortExt = b.pendSellValue.eq(ZERO) ? mv : mv.minus(times(b.pendSellValue));
   const la = longExt.abs();
   const sa = shortExt.abs();
-  const next = new ContributionRecord(
-    mv,
-    times(signedCost),
-    times(p.realized),
-    money(p.fees),
-    longExt,
-    shortExt,
-    la.gte(sa) ? la : sa,
-    qm,
-    category(prev, inst?.sector, inst?.asset_class ?? b.assetClassHint, ccy, unpriced),
-  );
+  const next = NEXT;
+  next.mv = mv;
+  next.valCost = times(signedCost);
+  next.valRealized = times(p.realized);
+  next.valFees = money(p.fees);
+  next.longExt = longExt;
+  next.shortExt = shortExt;
+  next.exposure = la.gte(sa) ? la : sa;
+  next.qm = qm;
+  next.cat = category(prev.cat, inst?.sector, inst?.asset_class ?? b.assetClassHint, ccy, unpriced);
   b.quote = undefined; // valued at the mark in force: nothing left to fold
   applyContribution(fund, prev, next);
-  b.contrib = next;
+  prev.mv = next.mv;
+  prev.valCost = next.valCost;
+  prev.valRealized = next.valRealized;
+  prev.valFees = next.valFees;
+  prev.longExt = next.longExt;
+  prev.shortExt = next.shortExt;
+  prev.exposure = next.exposure;
+  prev.qm = next.qm;
+  prev.cat = next.cat;
 }
+
+/** A contribution's values (revalue()'s next ones, before they are written into the book). */
+class ContributionValues implements Contribution {
+  mv = ZERO;
+  valCost = ZERO;
+  valRealized = ZERO;
+  valFees = ZERO;
+  longExt = ZERO;
+  shortExt = ZERO;
+  exposure = ZERO;
+  qm = ZERO;
+  cat = NO_CATEGORY;
+  get sector(): string | undefined {
+    return this.cat.sector;
+  }
+  get assetClass(): string | undefined {
+    return this.cat.assetClass;
+  }
+  get currency(): string {
+    return this.cat.currency;
+  }
+  get unpriced(): boolean {
+    return this.cat.unpriced;
+  }
+}
+
+/** revalue()'s scratch (it is synchronous and never nested). */
+const NEXT = new ContributionValues();
 
 /** revalue(), or later when the state defers revaluation (a rebuild; see EngineState.deferred). */
 export function revalueOrDefer(state: EngineState, fund: FundState, b: Book): void {
@@ -174,11 +208,11 @@ function applyContribution(fund: FundState, prev: Contribution, next: Contributi
   const delta = (x: Dec, y: Dec): Dec | undefined => (x === y || x.eq(y) ? undefined : x.minus(y));
   let d = delta(next.mv, prev.mv);
   if (d) a.mv = a.mv.plus(d);
-  d = delta(next.cost, prev.cost);
+  d = delta(next.valCost, prev.valCost);
   if (d) a.cost = a.cost.plus(d);
-  d = delta(next.realized, prev.realized);
+  d = delta(next.valRealized, prev.valRealized);
   if (d) a.realized = a.realized.plus(d);
-  d = delta(next.fees, prev.fees);
+  d = delta(next.valFees, prev.valFees);
   if (d) a.fees = a.fees.plus(d);
   d = delta(next.longExt, prev.longExt);
   if (d) a.netLong = a.netLong.plus(d);
@@ -402,6 +436,7 @@ export function nav(fund: FundState): Dec | undefined {
   return env.envelope.capital.plus(tradingPnl(fund));
 }
 
+/** The book's row is written at the next flush (books are never deleted). */
 export function touchBook(state: EngineState, b: Book): void {
-  touch(state, "book", b.key);
+  state.dirtyBooks.add(b);
 }

@@ -34,15 +34,22 @@ export interface Position {
   readonly brokers: BrokerQty; // signed quantity per broker (a Map's API; one broker held inline)
 }
 
-/** What one book adds to its fund's aggregates; recomputed whenever an input changes. */
+/**
+ * What one book adds to its fund's aggregates; recomputed whenever an input changes. The book
+ * holds these fields itself (`b.contrib` is the book: see state/book-record.ts), updated in place.
+ * The money fields are named `val*` (valued: × multiplier, in the fund's base currency) not to
+ * clash with the position's own `cost`, `realized` and `fees`.
+ */
 export interface Contribution {
   mv: Dec; // signed market value of the position (at mark, cost when no mark)
-  cost: Dec; // signed cost basis × multiplier
-  realized: Dec; // realized × multiplier
-  fees: Dec;
+  valCost: Dec; // signed cost basis × multiplier
+  valRealized: Dec; // realized × multiplier
+  valFees: Dec;
   longExt: Dec; // position + pending buys (signed notional)
   shortExt: Dec; // position − pending sells (signed notional)
   exposure: Dec; // max(|longExt|, |shortExt|)
+  /** Where the exposure is filed, shared with the books alike (see `category()`). */
+  cat: Category;
   readonly sector: string | undefined;
   readonly assetClass: string | undefined;
   /** Currency of the instrument's prices; the money fields above are in the fund's base currency. */
@@ -65,24 +72,28 @@ export interface Category {
 }
 
 const CATEGORIES = new Map<string, Category>();
-const NO_CATEGORY: Category = { sector: undefined, assetClass: undefined, currency: "", unpriced: false };
+export const NO_CATEGORY: Category = {
+  sector: undefined,
+  assetClass: undefined,
+  currency: "",
+  unpriced: false,
+};
 
-/** The shared category with these fields (the previous contribution's when it has them: the usual case). */
+/** The shared category with these fields (the previous one when it has them: the usual case). */
 export function category(
-  prev: Contribution,
+  prev: Category,
   sector: string | undefined,
   assetClass: string | undefined,
   currency: string,
   unpriced: boolean,
 ): Category {
   if (
-    prev instanceof ContributionRecord &&
     prev.sector === sector &&
     prev.assetClass === assetClass &&
     prev.currency === currency &&
     prev.unpriced === unpriced
   )
-    return prev.cat;
+    return prev;
   // \u0002 stands for undefined (never part of a sector, an asset class or a currency code)
   const k = `${sector ?? "\u0002"}\u0001${assetClass ?? "\u0002"}\u0001${currency}\u0001${unpriced ? 1 : 0}`;
   let c = CATEGORIES.get(k);
@@ -90,38 +101,11 @@ export function category(
   return c;
 }
 
-/** A book's contribution: the money fields, and its category shared with books alike. */
-export class ContributionRecord implements Contribution {
-  constructor(
-    public mv: Dec,
-    public cost: Dec,
-    public realized: Dec,
-    public fees: Dec,
-    public longExt: Dec,
-    public shortExt: Dec,
-    public exposure: Dec,
-    public qm: Dec,
-    readonly cat: Category,
-  ) {}
-  get sector(): string | undefined {
-    return this.cat.sector;
-  }
-  get assetClass(): string | undefined {
-    return this.cat.assetClass;
-  }
-  get currency(): string {
-    return this.cat.currency;
-  }
-  get unpriced(): boolean {
-    return this.cat.unpriced;
-  }
-}
-
 /** Position and open reservations of one fund in one symbol. */
 export interface Book {
   fund: string;
   symbol: string;
-  /** key2(fund, symbol): its key in the snapshot (made once). */
+  /** key2(fund, symbol): its key in the snapshot (made when asked: a flush). */
   readonly key: string;
   /** The position (its fields are written in place: see state/book-record.ts). */
   readonly pos: Position;
@@ -137,7 +121,8 @@ export interface Book {
   pendBuyByBroker: Map<string, Dec>;
   pendSellByBroker: Map<string, Dec>;
   assetClassHint: AssetClass | undefined; // from orders when refdata has none
-  contrib: Contribution;
+  /** What it adds to its fund's aggregates (the book itself: its fields are updated in place). */
+  readonly contrib: Contribution;
   /** The FX symbol (`<CCY>-<BASE>`) the book is valued through, when not in the fund's base currency. */
   fx: string | undefined;
   /** A mark not yet folded into `contrib` (quotes are conflated; see settle() in book.ts). */
@@ -316,8 +301,12 @@ export interface EngineState {
   funds: Map<string, FundState>;
   instruments: Map<string, Instrument>;
   marks: Map<string, Mark>;
-  /** symbol -> funds with a book in it (for mark and refdata updates). */
-  holders: Map<string, Set<FundState>>;
+  /**
+   * symbol -> funds with a book in it (for mark and refdata updates), in the order their books were
+   * made. An array, not a Set (a fund is added once, with its book, and books are never deleted): a
+   * Set of 50 funds costs ≈ 1.3 kB, an array ≈ 0.6 kB (a million positions over 20 000 symbols).
+   */
+  holders: Map<string, FundState[]>;
   /** FX symbol (`<CCY>-<BASE>`) -> books valued through it (an FX mark revalues them). */
   fxHolders: Map<string, Set<Book>>;
   /**
@@ -337,6 +326,12 @@ export interface EngineState {
   stops: Map<string, StopRecord>; // `${fund}\u0001${symbol}`
   cursors: Map<StreamName, number>;
   dirty: Map<EntityKind, Set<string>>;
+  /**
+   * Books changed since the last flush (their "book" rows): the books themselves, not their keys
+   * (a book makes its key only when asked: see state/book-record.ts). A key in `dirty`'s "book"
+   * set (a failed write's rows) is written too.
+   */
+  dirtyBooks: Set<Book>;
   deleted: Map<EntityKind, Set<string>>;
   /**
    * The last RISK_DECISIONS sequence seen on each fund's decision subject (any message, fences and
@@ -392,6 +387,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     stops: new Map(),
     cursors: new Map(),
     dirty: new Map(),
+    dirtyBooks: new Set(),
     deleted: new Map(),
     decisionSeq: new Map(),
     staleFunds: new Set(),
@@ -447,10 +443,6 @@ export const NO_KEYS: Set<string> = new SharedEmptySet();
 /** The map itself, or a new one when it is a shared empty one (the caller stores it). */
 export const own = <K, V>(m: Map<K, V>): Map<K, V> => (m instanceof SharedEmptyMap ? new Map<K, V>() : m);
 export const ownSet = <T>(s: Set<T>): Set<T> => (s instanceof SharedEmptySet ? new Set<T>() : s);
-
-export function emptyContribution(): Contribution {
-  return new ContributionRecord(ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, NO_CATEGORY);
-}
 
 export function getFund(state: EngineState, fundId: string): FundState {
   let f = state.funds.get(fundId);

@@ -148,6 +148,15 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
     }
     keys.clear();
   }
+  for (const b of state.dirtyBooks) {
+    const k = b.key;
+    try {
+      rows.push({ kind: "book", k, v: bookRow(b) });
+    } catch (err) {
+      failures.push({ kind: "book", key: k, err }); // skipped, never blocks the rest of the flush
+    }
+  }
+  state.dirtyBooks.clear();
   return {
     rows,
     idem: idem.map((c) => ({ k: c.k, row: c.row })),
@@ -676,6 +685,7 @@ export function openSnapshot(path: string): Snapshot {
         { v: string } | undefined;
       state.fillWatermark = wm ? Number(wm.v) : 0;
       state.dirty.clear();
+      state.dirtyBooks.clear();
       state.deleted.clear();
       for (const k of droppedOrders) touch(state, "order", k);
       for (const fundId of legacyVelocity) {

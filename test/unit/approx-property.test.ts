@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { Dec, ZERO, configureApprox, max } from "../../src/decimal/index.js";
 import { type GateContext, type GateResult, isReducing } from "../../src/gates/index.js";
-import { addVelocity } from "../../src/state/index.js";
+import { addVelocity, category } from "../../src/state/index.js";
 import {
   GATES,
   NOW,
@@ -74,13 +74,11 @@ const positionScene = fc
       else shortExt = limit.neg().minus(o);
     }
     const exposure = max(longExt.abs(), shortExt.abs());
-    book.contrib = {
-      ...book.contrib,
-      longExt,
-      shortExt,
-      exposure,
-      assetClass: g.sameClass ? "equity" : "crypto",
-    };
+    const c = book.contrib; // the book itself: its contribution's fields are written in place
+    c.longExt = longExt;
+    c.shortExt = shortExt;
+    c.exposure = exposure;
+    c.cat = category(c.cat, c.sector, g.sameClass ? "equity" : "crypto", c.currency, c.unpriced);
     const L = g.buy ? longExt.plus(o) : longExt;
     const S = g.buy ? shortExt : shortExt.plus(o);
     const after = max(L.abs(), S.abs());

@@ -96,6 +96,26 @@ describe("a book's reservations (a record allocated with the first one)", () => 
     expect(canon(b.pendSellQty)).toBe("3");
     expect(b.pendBuyQty.eq(ZERO)).toBe(true);
   });
+
+  it("given an FX symbol and reservations, then each reads what was last written, and clearing both reads them empty again", () => {
+    const b = new BookRecord("f", "SAP");
+    expect(b.fx).toBeUndefined();
+    expect(b.key).toBe("f\u0001SAP");
+    b.fx = "EUR-USD";
+    b.pendSellQty = dec("4");
+    expect(b.fx).toBe("EUR-USD");
+    b.pendSellQty = ZERO;
+    expect(b.fx).toBe("EUR-USD"); // the FX symbol outlives the reservation
+    b.pendBuyValue = dec("7");
+    b.fx = undefined;
+    expect(b.fx).toBeUndefined();
+    expect(canon(b.pendBuyValue)).toBe("7"); // and the reservation the FX symbol
+    b.pendBuyValue = ZERO;
+    expect(b.pendBuyValue).toBe(ZERO);
+    expect(b.pendBuyByBroker).toBe(NO_PENDING);
+    b.fx = "GBP-USD";
+    expect(b.fx).toBe("GBP-USD");
+  });
 });
 
 describe("a book's snapshot row", () => {
@@ -133,6 +153,7 @@ describe("a book's snapshot row", () => {
     expect(row.v).toBe(
       '{"brokers":{"ibkr":"5","paper":"8"},"cost":"1319.5","fees":"1.75","qty":"13","realized":"0"}',
     );
+    expect(state.dirtyBooks.size).toBe(0); // the flush wrote the changed books and forgot them
     const again = openSnapshot(path);
     try {
       const loaded = again.load(); // reads idempotency records from the file: open until the end
@@ -142,6 +163,52 @@ describe("a book's snapshot row", () => {
       expect(canon(b.pos.fees)).toBe("1.75");
     } finally {
       again.close();
+    }
+  });
+
+  it("given a book changed after a flush, when flushed again, then its row is rewritten (and only changed books are)", () => {
+    const state = createState();
+    const te = new TextEncoder();
+    let seq = 0;
+    const fill = (id: string, symbol: string, quantity: string) => {
+      const body = {
+        fill_id: id,
+        order_id: `o-${id}`,
+        fund_id: "f1",
+        broker: "paper",
+        symbol,
+        side: "BUY",
+        quantity,
+        price: "10",
+        fees: "0",
+        timestamp: "2026-01-05T14:30:00Z",
+      };
+      expect(
+        project(state, "FILLS", Subjects.fill("f1", symbol), te.encode(JSON.stringify(body)), ++seq).ok,
+      ).toBe(true);
+    };
+    fill("a", "AAPL", "1");
+    fill("b", "MSFT", "2");
+    const path = join(dir, "again.db");
+    const snap = openSnapshot(path);
+    try {
+      expect(snap.flush(state).rows).toBeGreaterThan(0);
+      const db = new Database(path, { readonly: true });
+      const rows = () =>
+        (
+          db.prepare("SELECT k, v FROM entities WHERE kind = 'book' ORDER BY k").all() as {
+            k: string;
+            v: string;
+          }[]
+        ).map((r) => `${r.k.replace("\u0001", "|")} ${(JSON.parse(r.v) as { qty: string }).qty}`);
+      expect(rows()).toEqual(["f1|AAPL 1", "f1|MSFT 2"]);
+      fill("c", "MSFT", "3");
+      expect([...state.dirtyBooks].map((b) => b.symbol)).toEqual(["MSFT"]);
+      snap.flush(state);
+      expect(rows()).toEqual(["f1|AAPL 1", "f1|MSFT 5"]);
+      db.close();
+    } finally {
+      snap.close();
     }
   });
 });
