@@ -4,9 +4,9 @@
  * fill or event may still merge into it and for DUPLICATE_ORDER_ID, a TTL after its end. Once the
  * snapshot holds it as ended ("cold"), it leaves memory and is a row of the snapshot's `orders`
  * table, found by key, with a bounded LRU cache of the records read back. What stays in memory for
- * each of them is a 32-bit hash of its key in a compact hash set (a new order id is known new
- * without touching the disk; a hash hit reads the row, so a collision costs one read, never a
- * wrong answer). Its forgetting is a column of its row (`exp`, the time the reservations sweep
+ * each of them is its key's role bit in the key index the stores share (state/key-index.ts: a new
+ * order id is known new without touching the disk; a hit reads the row, so a collision costs one
+ * read, never a wrong answer). Its forgetting is a column of its row (`exp`, the time the reservations sweep
  * would forget it), asked by the sweep.
  *
  * Records that reserve, may still reserve, or may be open (working, lapsed, unacknowledged,
@@ -17,7 +17,7 @@
  * Without a disk (a state built in memory) every record stays hot: the in-memory map it was.
  */
 import { dec, ZERO } from "../decimal/index.js";
-import { HashSet32, hash32 } from "./idem-store.js";
+import { KeyIndex, Role, hash32 } from "./key-index.js";
 import { type OrderRecord, NO_APPROVALS, NO_KEYS, key2 } from "./model.js";
 
 /** What the store reads from the snapshot (the main thread's connection). */
@@ -74,13 +74,16 @@ export interface OrderStore {
   readonly attached: boolean;
 }
 
-export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
+/** `index`: the key index shared with the other stores (state/key-index.ts). */
+export function createOrderStore(o: { cacheSize?: number | undefined; index?: KeyIndex } = {}): OrderStore {
   const cacheSize = Math.max(0, o.cacheSize ?? 4096);
   const hotMap = new Map<string, OrderRecord>();
   const cache = new Map<string, OrderRecord>();
   /** Deleted, not yet committed: the disk may still hold a row. */
   const gone = new Set<string>();
-  const keys = new HashSet32();
+  const index = o.index ?? new KeyIndex();
+  /** Records held (hot and on disk). */
+  let count = 0;
   let disk: OrderDisk | undefined;
 
   const remember = (k: string, r: OrderRecord) => {
@@ -91,7 +94,7 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
   };
 
   function cold(k: string): OrderRecord | undefined {
-    if (!disk || gone.has(k) || !keys.has(hash32(k))) return undefined;
+    if (!disk || gone.has(k) || !index.has(hash32(k), Role.order)) return undefined;
     const c = cache.get(k);
     if (c) {
       remember(k, c);
@@ -108,7 +111,7 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
 
   return {
     get size() {
-      return keys.size;
+      return count;
     },
     get resident() {
       return hotMap.size + cache.size;
@@ -134,13 +137,14 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
     set(k, r) {
       hotMap.set(k, r);
       gone.delete(k);
-      keys.add(hash32(k));
+      index.add(hash32(k), Role.order);
+      count++;
     },
     delete(k) {
       if (get(k) === undefined) return false;
       hotMap.delete(k);
       cache.delete(k);
-      keys.remove(hash32(k));
+      if (index.remove(hash32(k), Role.order)) count--;
       if (disk) gone.add(k);
       return true;
     },
@@ -165,7 +169,7 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
       const out: string[] = [];
       for (const k of disk.due(now)) {
         if (hotMap.has(k) || gone.has(k)) continue; // hot again (the heap decides), or deleted already
-        keys.remove(hash32(k));
+        if (index.remove(hash32(k), Role.order)) count--;
         cache.delete(k);
         gone.add(k);
         out.push(k);
@@ -177,7 +181,10 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
     },
     attach(d, hashes) {
       disk = d;
-      for (const h of hashes) keys.add(h);
+      for (const h of hashes) {
+        index.add(h, Role.order);
+        count++;
+      }
     },
   };
 }

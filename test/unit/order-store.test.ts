@@ -44,48 +44,65 @@ const qty = (s: EngineState) => s.funds.get(FUND)?.books.get("AAPL")?.pos.qty.to
 const filled = (s: EngineState, id: string) => s.orders.get(key2(FUND, id))?.filled.toFixed();
 
 describe("ended orders and fill ids on disk", () => {
-  it("given ended orders flushed, then they leave memory (the cache only), are found by key and merge a late fill, as in memory", () => {
-    const N = 20;
-    const disk = feedOf();
-    const mem = feedOf(createState()); // never flushed
-    const snap = openSnapshot(path());
-    try {
-      for (let i = 0; i < N; i++) for (const f of [disk, mem]) filledOrder(f, i);
-      disk.reserve("open", "AAPL", "BUY", "5", "100"); // still reserving: stays in memory
-      mem.reserve("open", "AAPL", "BUY", "5", "100");
-      snap.flush(disk.state);
-      expect(disk.state.orders.hotCount).toBe(1);
-      expect(disk.state.orders.resident).toBeLessThanOrEqual(1 + CACHE);
-      expect(disk.state.orders.size).toBe(N + 1);
-      expect(disk.state.fillIds.resident).toBe(0);
-      expect(disk.state.fillIds.size).toBe(N);
-      expect([...disk.state.orders.values()].map((r) => r.orderId)).toEqual(["open"]);
+  /** Every key with one fingerprint in the key index: each lookup hits, only the exact key answers. */
+  const FINGERPRINTS = [
+    { name: "the index's fingerprint", fp: undefined },
+    { name: "every key colliding in the index", fp: () => 1 },
+  ];
 
-      // o0 was evicted from the cache by the later ones: read from disk
-      expect(filled(disk.state, "o0")).toBe("10");
-      expect(disk.state.orders.has(key2(FUND, "never"))).toBe(false);
-      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+  it.each(FINGERPRINTS)(
+    "given ended orders flushed ($name), then they leave memory (the cache only), are found by key and merge a late fill, as in memory",
+    ({ fp }) => {
+      const N = 20;
+      const disk = feedOf(createState({ idempotencyCacheSize: CACHE, keyFingerprint: fp }));
+      const mem = feedOf(createState()); // never flushed
+      const snap = openSnapshot(path());
+      try {
+        for (let i = 0; i < N; i++) for (const f of [disk, mem]) filledOrder(f, i);
+        disk.reserve("open", "AAPL", "BUY", "5", "100"); // still reserving: stays in memory
+        mem.reserve("open", "AAPL", "BUY", "5", "100");
+        snap.flush(disk.state);
+        expect(disk.state.orders.hotCount).toBe(1);
+        expect(disk.state.orders.resident).toBeLessThanOrEqual(1 + CACHE);
+        expect(disk.state.orders.size).toBe(N + 1);
+        expect(disk.state.fillIds.resident).toBe(0);
+        expect(disk.state.fillIds.size).toBe(N);
+        expect([...disk.state.orders.values()].map((r) => r.orderId)).toEqual(["open"]);
 
-      // a late (over)fill of an ended order merges into it; a replayed fill is a duplicate
-      for (const f of [disk, mem]) {
-        f.fill("AAPL", "5", "100", { fill_id: "late", order_id: "o0" });
-        f.fill("AAPL", "10", "100", { fill_id: "f3", order_id: "o3" });
+        // o0 was evicted from the cache by the later ones: read from disk
+        expect(filled(disk.state, "o0")).toBe("10");
+        expect(disk.state.orders.has(key2(FUND, "never"))).toBe(false);
+        expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+
+        // a late (over)fill of an ended order merges into it; a replayed fill is a duplicate
+        for (const f of [disk, mem]) {
+          f.fill("AAPL", "5", "100", { fill_id: "late", order_id: "o0" });
+          f.fill("AAPL", "10", "100", { fill_id: "f3", order_id: "o3" });
+        }
+        expect(filled(disk.state, "o0")).toBe("15");
+        expect(filled(disk.state, "o3")).toBe("10");
+        expect(qty(disk.state)).toBe(qty(mem.state));
+        expect(qty(disk.state)).toBe(String(N * 10 + 5));
+        snap.flush(disk.state);
+        expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+
+        const reloaded = snap.load({ idempotencyCacheSize: CACHE, keyFingerprint: fp });
+        expect(reloaded.orders.hotCount).toBe(1);
+        expect(filled(reloaded, "o0")).toBe("15");
+        expect(reloaded.orders.has(key2(FUND, "never"))).toBe(false);
+        expect(stateDigest(reloaded)).toBe(stateDigest(mem.state));
+        // a fill replayed after the restart is a duplicate, a new one is not
+        const f2 = new Feed(reloaded);
+        for (const [st, n] of disk.seqs) f2.seqs.set(st, n);
+        f2.fill("AAPL", "10", "100", { fill_id: "f9", order_id: "o9" });
+        expect(filled(reloaded, "o9")).toBe("10");
+        f2.fill("AAPL", "1", "100", { fill_id: "f-new", order_id: "o9" });
+        expect(filled(reloaded, "o9")).toBe("11");
+      } finally {
+        snap.close();
       }
-      expect(filled(disk.state, "o0")).toBe("15");
-      expect(filled(disk.state, "o3")).toBe("10");
-      expect(qty(disk.state)).toBe(qty(mem.state));
-      expect(qty(disk.state)).toBe(String(N * 10 + 5));
-      snap.flush(disk.state);
-      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
-
-      const reloaded = snap.load({ idempotencyCacheSize: CACHE });
-      expect(reloaded.orders.hotCount).toBe(1);
-      expect(filled(reloaded, "o0")).toBe("15");
-      expect(stateDigest(reloaded)).toBe(stateDigest(mem.state));
-    } finally {
-      snap.close();
-    }
-  });
+    },
+  );
 
   it("given fill ids on disk only, when the snapshot is loaded and a fill is replayed under a later sequence, then it is a duplicate", () => {
     const feed = feedOf();
