@@ -10,9 +10,13 @@
  * would forget it), asked by the sweep.
  *
  * Records that reserve, may still reserve, or may be open (working, lapsed, unacknowledged,
- * unconfirmed) stay in memory ("hot"): `values()` iterates them only, which is every record the
- * digest, the fund report and the kill switch's check look at (a cold record reserves nothing and
- * is done).
+ * unconfirmed) stay in memory ("hot") while the engine runs. A load (restart) leaves the open ones
+ * on disk ("warm": the books' rows hold their reservations' sums, the snapshot's meta row the
+ * funds' open counts) and reads each on its first touch (a fill, an OMS event, an approval, or the
+ * sweep when its deadline, a column of its row, comes); a record with approvals not yet read back
+ * from the journal is read at load (they are dropped). `open()` iterates the hot and the warm
+ * records: every record the digest, the fund report and the kill switch's check look at (a cold
+ * record reserves nothing and is done).
  *
  * Without a disk (a state built in memory) every record stays hot: the in-memory map it was.
  */
@@ -26,7 +30,20 @@ export interface OrderDisk {
   get(k: string): string | undefined;
   /** Keys of the cold rows to forget at `now`. */
   due(now: number): string[];
+  /** Keys of the open rows ("warm": not ended) whose deadline is at or before `now`. */
+  warmDue(now: number): string[];
+  /** Every open row (not ended), key and JSON. */
+  warm(): Iterable<{ k: string; v: string }>;
 }
+
+/**
+ * A row's `cold` column: the record ended (on disk only, until forgotten); open (not ended, and
+ * nothing unconfirmed: a load leaves it on disk, read on first touch); open with approvals not yet
+ * read back from the journal (a load reads it, to drop them).
+ */
+export const ROW_OPEN = 0;
+export const ROW_COLD = 1;
+export const ROW_UNCONFIRMED = 3;
 
 /** A row of the snapshot's `orders` table (v undefined: a delete). */
 export interface OrderRow {
@@ -55,8 +72,18 @@ export interface OrderStore {
   set(k: string, r: OrderRecord): void;
   /** Forgets a record (hot or on disk). */
   delete(k: string): boolean;
-  /** The hot records (every record that reserves or may be open). */
+  /**
+   * The records in memory to be changed (hot): after a load, the open records left on disk are not
+   * among them until touched (see open()).
+   */
   values(): IterableIterator<OrderRecord>;
+  /**
+   * Every record that reserves or may be open: the hot ones and the open rows a load left on disk
+   * (read from it: O(open orders), for the digest, the fund report and the kill switch's check).
+   */
+  open(): IterableIterator<OrderRecord>;
+  /** Open rows on disk, not in memory, whose deadline is at or before `now` (the sweep promotes them). */
+  warmDue(now: number): string[];
   /**
    * These rows are committed: a cold row whose record is unchanged since (not in `dirty`) leaves
    * memory. Returns how many left.
@@ -149,6 +176,18 @@ export function createOrderStore(o: { cacheSize?: number | undefined; index?: Ke
       return true;
     },
     values: () => hotMap.values(),
+    *open() {
+      yield* hotMap.values();
+      if (!disk) return;
+      for (const { k, v } of disk.warm()) {
+        if (hotMap.has(k) || gone.has(k)) continue;
+        yield cache.get(k) ?? orderFromJson(v).record;
+      }
+    },
+    warmDue(now) {
+      if (!disk) return [];
+      return disk.warmDue(now).filter((k) => !hotMap.has(k) && !gone.has(k));
+    },
     committed(rows, dirty) {
       if (!disk) return 0;
       let n = 0;
@@ -206,12 +245,16 @@ export function orderToJson(r: OrderRecord): string {
     expiresAt: r.expiresAt,
     lapsed: r.lapsed,
     touchedAt: r.touchedAt,
+    // what it reserves in its book (the book's row holds the sums): a load that leaves it on disk
+    // reads it back with it
+    ...(r.reserved.eq(ZERO) ? {} : { reserved: r.reserved.toFixed() }),
   });
 }
 
 /**
- * A row's record, nothing reserved yet. Approvals applied live but never read back from the
- * journal are dropped (`dropped`: there were some; the tail replay restores them if journaled).
+ * A row's record, reserving what it reserved when written (counted in its book's row). Approvals
+ * applied live but never read back from the journal are dropped (`dropped`: there were some; the
+ * tail replay restores them if journaled, and the loader syncs the reservation).
  */
 export function orderFromJson(v: string): { record: OrderRecord; dropped: boolean } {
   const o = JSON.parse(v) as {
@@ -229,6 +272,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     expiresAt: number;
     lapsed?: boolean;
     touchedAt: number;
+    reserved?: string;
   };
   const dropped = new Set(o.unconfirmed ?? []);
   const kept = dropped.size === 0 ? o.approvals : o.approvals.filter(([a]) => !dropped.has(a));
@@ -249,7 +293,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     expiresAt: o.expiresAt,
     lapsed: o.lapsed === true,
     touchedAt: o.touchedAt,
-    reserved: ZERO,
+    reserved: o.reserved === undefined ? ZERO : dec(o.reserved),
     queued: true,
   };
   return { record, dropped: dropped.size > 0 };

@@ -52,7 +52,7 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
       if (now < d.at) continue;
       due.delete(k);
       if (ctx.owns && !ctx.owns(d.fund)) continue; // handed over: its owner verifies it
-      const open = [...state.orders.values()]
+      const open = [...state.orders.open()]
         .filter((r) => r.fund === d.fund && isOpenOrder(r))
         .map((r) => r.orderId)
         .sort();
