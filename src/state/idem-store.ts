@@ -76,6 +76,11 @@ export interface IdemStore {
    * record already in memory is skipped.
    */
   attach(disk: IdemDisk, rows: Iterable<IdemKeyRow>): void;
+  /**
+   * The same from the hashes alone (a load, nothing in memory yet): `keys` every row's `h`, `owned`
+   * the `oh` of the rows that own their order id.
+   */
+  attachHashes(disk: IdemDisk, keys: Iterable<number>, owned: Iterable<number>): void;
   readonly attached: boolean;
   /** Records held in memory (pending + cache), for measurements. */
   readonly resident: number;
@@ -300,6 +305,14 @@ export function createIdemStore(o: { cacheSize?: number | undefined; index?: Key
     },
     retry(changes) {
       for (const c of changes) if (pending.has(c.k)) dirty.add(c.k);
+    },
+    attachHashes(d, keyHashes, ownedHashes) {
+      disk = d;
+      for (const h of keyHashes) {
+        index.add(h, Role.idem);
+        count++;
+      }
+      for (const h of ownedHashes) index.add(h, Role.owned);
     },
     attach(d, rows) {
       disk = d;
