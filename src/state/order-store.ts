@@ -32,8 +32,8 @@ export interface OrderDisk {
   due(now: number): string[];
   /** Keys of the open rows ("warm": not ended) whose deadline is at or before `now`. */
   warmDue(now: number): string[];
-  /** Every open row (not ended), key and JSON. */
-  warm(): Iterable<{ k: string; v: string }>;
+  /** Every open row (not ended), key and JSON; of one fund's orders when `fund` is given. */
+  warm(fund?: string): Iterable<{ k: string; v: string }>;
 }
 
 /**
@@ -79,9 +79,10 @@ export interface OrderStore {
   values(): IterableIterator<OrderRecord>;
   /**
    * Every record that reserves or may be open: the hot ones and the open rows a load left on disk
-   * (read from it: O(open orders), for the digest, the fund report and the kill switch's check).
+   * (read from it: O(open orders), for the digest, the fund report and the kill switch's check);
+   * those of one fund when `fund` is given (the rows of the others are not read).
    */
-  open(): IterableIterator<OrderRecord>;
+  open(fund?: string): IterableIterator<OrderRecord>;
   /** Open rows on disk, not in memory, whose deadline is at or before `now` (the sweep promotes them). */
   warmDue(now: number): string[];
   /**
@@ -176,10 +177,10 @@ export function createOrderStore(o: { cacheSize?: number | undefined; index?: Ke
       return true;
     },
     values: () => hotMap.values(),
-    *open() {
-      yield* hotMap.values();
+    *open(fund) {
+      for (const r of hotMap.values()) if (fund === undefined || r.fund === fund) yield r;
       if (!disk) return;
-      for (const { k, v } of disk.warm()) {
+      for (const { k, v } of disk.warm(fund)) {
         if (hotMap.has(k) || gone.has(k)) continue;
         yield cache.get(k) ?? orderFromJson(v).record;
       }

@@ -517,11 +517,16 @@ export function openSnapshot(path: string): Snapshot {
     .prepare("SELECT k FROM orders INDEXED BY orders_warm WHERE cold = 0 AND exp >= 0 AND exp <= ?")
     .pluck();
   const warmRows = db.prepare("SELECT k, v FROM orders WHERE cold = 0");
+  // a fund's keys: `fund \u0001 order id`, between `fund \u0001` and `fund \u0002`
+  const warmRowsOf = db.prepare("SELECT k, v FROM orders WHERE k >= ? AND k < ? AND cold = 0");
   const orderDisk: OrderDisk = {
     get: (k) => getOrder.get(k) as string | undefined,
     due: (now) => dueOrders.all(now) as string[],
     warmDue: (now) => warmDue.all(now) as string[],
-    warm: () => warmRows.iterate() as IterableIterator<{ k: string; v: string }>,
+    warm: (fund) =>
+      (fund === undefined
+        ? warmRows.iterate()
+        : warmRowsOf.iterate(`${fund}\u0001`, `${fund}\u0002`)) as IterableIterator<{ k: string; v: string }>,
   };
   const hasFill = db.prepare("SELECT 1 FROM fill_ids WHERE k = ?").pluck();
   const fillsAfter = db.prepare("SELECT seq, k, t FROM fill_ids WHERE seq > ? ORDER BY seq LIMIT ?");

@@ -130,6 +130,8 @@ describe("ended orders and fill ids on disk", () => {
         const state = again.load({ idempotencyCacheSize: CACHE, keyFingerprint: fp });
         expect(state.orders.hotCount).toBe(0); // nothing parsed at load
         expect(state.orders.size).toBe(N);
+        expect([...state.orders.open(FUND)].length).toBe(N); // read from disk, one fund's rows
+        expect([...state.orders.open("another")].length).toBe(0);
         const funds = (s: EngineState) => {
           const f = s.funds.get(FUND)!;
           const b = f.books.get("AAPL")!;
