@@ -901,7 +901,6 @@ function migrateLegacy(db: Database.Database): void {
 function loadIdem(db: Database.Database, legacy: Row[]): void {
   const put = db.prepare(PUT_IDEM);
   const setOwner = db.prepare("UPDATE idem SET owner = 1 WHERE k = ?");
-  const nextOwner = db.prepare("SELECT k FROM idem WHERE ok = ? ORDER BY exp, k LIMIT 1").pluck();
   db.transaction(() => {
     const orphans = new Set<string>();
     for (const r of legacy) {
@@ -930,10 +929,24 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
     db.prepare("DELETE FROM idem WHERE conf = 0").run();
     for (const r of stale) if (r.owner === 1 && r.ok !== null) orphans.add(r.ok);
     const owned = db.prepare("SELECT 1 FROM idem WHERE ok = ? AND owner = 1").pluck();
-    for (const ok of orphans) {
-      if (owned.get(ok) !== undefined) continue;
-      const k = nextOwner.get(ok) as string | undefined;
-      if (k !== undefined) setOwner.run(k);
+    const unowned = [...orphans].filter((ok) => owned.get(ok) === undefined);
+    if (unowned.length > 0) {
+      // one pass over the table for them all (`ok` has no index but the owners'): a query per
+      // order id scanned the whole table each time (12 000 dropped approvals: minutes)
+      db.exec("CREATE TEMP TABLE IF NOT EXISTS idem_unowned (ok TEXT PRIMARY KEY) WITHOUT ROWID");
+      db.exec("DELETE FROM temp.idem_unowned");
+      const add = db.prepare("INSERT OR IGNORE INTO temp.idem_unowned (ok) VALUES (?)");
+      for (const ok of unowned) add.run(ok);
+      const next = db
+        .prepare("SELECT ok, k FROM idem WHERE ok IN (SELECT ok FROM temp.idem_unowned) ORDER BY ok, exp, k")
+        .all() as { ok: string; k: string }[];
+      let last: string | undefined;
+      for (const r of next) {
+        if (r.ok === last) continue; // the first of each order id: earliest expiry, then key
+        last = r.ok;
+        setOwner.run(r.k);
+      }
+      db.exec("DELETE FROM temp.idem_unowned");
     }
     // rows written before the hash columns (once)
     const unhashed = db.prepare("SELECT k, ok FROM idem WHERE h IS NULL").all() as {
