@@ -4,7 +4,8 @@
  * it), deciding the benchmark's order mix with every deterministic gate on. Each decision is read
  * back as the journal would return it (confirmed), the snapshot is flushed every `flushEvery`
  * decisions (the engine's periodic flush), and each approved order is filled in full right after
- * (the OMS's end of it) so open reservations stay bounded; every decision stays within the
+ * (the OMS's end of it; `fill: false` leaves them open, reserving, as the bus benchmark's top-up
+ * does) so open reservations stay bounded; every decision stays within the
  * idempotency window (the clock advances `stepMs` a decision: 1 000 000 decisions over 20 h).
  * RSS (after a full GC) is taken after `small` decisions and after `decisions`; the difference per
  * decision in between is the memory a retained decision costs.
@@ -39,6 +40,11 @@ export interface SoakOptions {
   rejectAll?: boolean;
   /** Keep the snapshot at this path (default: a temporary one, removed). */
   out?: string;
+  /**
+   * Idempotency keys other than the order ids (default false: the book's orders use the order id
+   * as the key, as most OMSs do, so a decision's key and order id share one slot of the key index).
+   */
+  distinctKeys?: boolean;
 }
 
 export interface SoakPoint {
@@ -161,6 +167,7 @@ export function runSoak(o: SoakOptions = {}): SoakResult {
       const now = clock.now();
       const raw = order("s", i);
       if (o.rejectAll) raw.limit_price = "200";
+      if (o.distinctKeys) raw.idempotency_key = `${String(raw.idempotency_key)}-key`;
       const sym = Number(String(raw.symbol).slice(1));
       if (now - quotedAt[sym]! > 2000) {
         feed("QUOTES", Subjects.quote(symbolId(sym)), quote(sym, iso(now), i));

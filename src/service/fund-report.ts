@@ -184,7 +184,7 @@ export function indexFunds(state: EngineState, now: number, only?: string): Fund
     if (list) list.push(s);
     else stops.set(s.fund, [s]);
   }
-  for (const o of state.orders.values()) {
+  for (const o of state.orders.open(only)) {
     if (only !== undefined && o.fund !== only) continue;
     if (!o.terminal && o.reserved.gt(ZERO) && o.expiresAt > now)
       open.set(o.fund, (open.get(o.fund) ?? 0) + 1);

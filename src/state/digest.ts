@@ -35,7 +35,7 @@ export function canonicalLines(state: EngineState): string[] {
         `B|${f.id}|${b.period}|${b.startsAt}|${canon(b.equity)}|${b.capital ? canon(b.capital) : ""}`,
       );
   }
-  for (const r of state.orders.values()) {
+  for (const r of state.orders.open()) {
     if (r.reserved.eq(ZERO)) continue;
     lines.push(
       `R|${r.fund}|${r.orderId}|${r.symbol}|${r.side}|${canon(r.reserved)}|${canon(r.price)}|${r.expiresAt}|${r.broker ?? ""}`,

@@ -1,8 +1,8 @@
 /**
  * The fill ids seen in the dedupe window (`fillDedupeWindowMs`, 24 h by default), kept off the
  * heap: an id lives in memory only until the snapshot has it (a flush interval's worth), then it
- * is a row of the snapshot's `fill_ids` table, found by id. What stays in memory for each is a
- * 32-bit hash in a compact hash set: a new fill id (every fill but a replay) is known new without
+ * is a row of the snapshot's `fill_ids` table, found by id. What stays in memory for each is its
+ * role bit in the key index the stores share (state/key-index.ts): a new fill id (every fill but a replay) is known new without
  * touching the disk; a hash hit reads the row, so a collision costs one read, never a wrong
  * answer: a fill replayed after a restart is still a duplicate.
  *
@@ -11,7 +11,7 @@
  *
  * Without a disk (a state built in memory) every id stays in memory.
  */
-import { HashSet32, hash32 } from "./idem-store.js";
+import { KeyIndex, Role, hash32 } from "./key-index.js";
 
 export interface FillDisk {
   has(k: string): boolean;
@@ -43,12 +43,15 @@ export interface FillIdStore {
 
 const BATCH = 512;
 
-export function createFillIdStore(): FillIdStore {
+/** `index`: the key index shared with the other stores (state/key-index.ts). */
+export function createFillIdStore(o: { index?: KeyIndex } = {}): FillIdStore {
   /** Not yet committed to disk, in the order seen. */
   const pending = new Map<string, { seq: number; t: number }>();
   /** Forgotten, not yet deleted on disk. */
   const dels = new Set<string>();
-  const keys = new HashSet32();
+  const index = o.index ?? new KeyIndex();
+  /** Ids held (pending and on disk). */
+  let count = 0;
   let disk: FillDisk | undefined;
   let seq = 0;
   /** The oldest rows on disk, in order (read ahead in batches), and the last seq read. */
@@ -60,7 +63,7 @@ export function createFillIdStore(): FillIdStore {
 
   function has(id: string): boolean {
     if (pending.has(id)) return true;
-    if (!disk || dels.has(id) || !keys.has(hash32(id))) return false;
+    if (!disk || dels.has(id) || !index.has(hash32(id), Role.fill)) return false;
     return disk.has(id);
   }
 
@@ -89,7 +92,7 @@ export function createFillIdStore(): FillIdStore {
 
   return {
     get size() {
-      return keys.size;
+      return count;
     },
     get resident() {
       return pending.size;
@@ -101,7 +104,8 @@ export function createFillIdStore(): FillIdStore {
     add(id, t) {
       pending.set(id, { seq: ++seq, t });
       dels.delete(id);
-      keys.add(hash32(id));
+      index.add(hash32(id), Role.fill);
+      count++;
     },
     prune(cutoff) {
       for (;;) {
@@ -110,13 +114,13 @@ export function createFillIdStore(): FillIdStore {
           if (d.t >= cutoff) return;
           headAt++;
           dels.add(d.k);
-          keys.remove(hash32(d.k));
+          if (index.remove(hash32(d.k), Role.fill)) count--;
           continue;
         }
         const first = pending.entries().next();
         if (first.done === true || first.value[1].t >= cutoff) return;
         pending.delete(first.value[0]);
-        keys.remove(hash32(first.value[0]));
+        if (index.remove(hash32(first.value[0]), Role.fill)) count--;
         if (disk) dels.add(first.value[0]); // perhaps written already (a commit under way)
       }
     },
@@ -133,7 +137,10 @@ export function createFillIdStore(): FillIdStore {
     },
     attach(d, hashes, maxSeq) {
       disk = d;
-      for (const h of hashes) keys.add(h);
+      for (const h of hashes) {
+        index.add(h, Role.fill);
+        count++;
+      }
       if (maxSeq >= seq) {
         // ids seen before the disk was attached come after its rows
         const before = [...pending];

@@ -2,11 +2,10 @@
  * The idempotency records of the window (24 h by default), kept off the heap: a record lives in
  * memory only until the snapshot has it (`pending`, a flush interval's worth), then on disk (the
  * snapshot's `idem` table, found by key), with a bounded LRU cache of the records read back. What
- * stays in memory for every retained decision is two compact hash sets (32-bit hashes of the
- * record's key and of the order id it owns, open addressing in typed arrays, ≈ 16 bytes a
- * decision): a new key or order id is known to be new without touching the disk, and a hash hit
- * is confirmed against the exact key on disk (a hash collision costs one read, never a wrong
- * answer).
+ * stays in memory for every retained decision is its key and the order id it owns in the key
+ * index the stores share (state/key-index.ts: a fingerprint's role bits, ≈ 6 bytes a distinct
+ * key): a new key or order id is known to be new without touching the disk, and a hit is
+ * confirmed against the exact key on disk (a collision costs one read, never a wrong answer).
  *
  * Without a disk (a state built in memory: unit tests, a rebuild before its first flush) every
  * record stays pending, which is today's in-memory map. The snapshot attaches the disk when it
@@ -15,6 +14,7 @@
  * The order ids in use are part of the same store: the decision that first used an order id (not
  * a DUPLICATE_ORDER_ID rejection) owns it while its record lives (`owner`, a column on disk).
  */
+import { KeyIndex, Role, hash32 } from "./key-index.js";
 import type { IdemRecord } from "./model.js";
 import { IdemDigest, recordHash } from "./idem-digest.js";
 
@@ -81,6 +81,17 @@ export interface IdemStore {
    * record already in memory is skipped.
    */
   attach(disk: IdemDisk, rows: Iterable<IdemKeyRow>): void;
+  /**
+   * The same from the hashes alone (a load, nothing in memory yet): `keys` every row's `h`, `owned`
+   * the `oh` of the rows that own their order id.
+   */
+  attachHashes(
+    disk: IdemDisk,
+    keys: Iterable<number>,
+    owned: Iterable<number>,
+    /** Every row's digest hash (`dh`). */
+    digests: Iterable<number>,
+  ): void;
   readonly attached: boolean;
   /** Records held in memory (pending + cache), for measurements. */
   readonly resident: number;
@@ -100,70 +111,7 @@ export interface IdemKeyRow {
   dh: number | null;
 }
 
-/** FNV-1a, 32 bits, over the UTF-16 code units; never 0 or 1 (the table's empty and deleted marks). */
-export function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h >>>= 0;
-  return h < 2 ? h + 2 : h;
-}
-
-const EMPTY = 0;
-const GONE = 1;
-
-/** A multiset of 32-bit hashes: open addressing, linear probing, tombstones, ≈ 4–8 bytes an entry. */
-export class HashSet32 {
-  private t = new Uint32Array(1024);
-  private used = 0; // live + tombstones
-  size = 0;
-
-  add(h: number): void {
-    if ((this.used + 1) * 4 > this.t.length * 3) this.rehash();
-    const m = this.t.length - 1;
-    let i = h & m;
-    while (this.t[i] !== EMPTY && this.t[i] !== GONE) i = (i + 1) & m;
-    if (this.t[i] === EMPTY) this.used++;
-    this.t[i] = h;
-    this.size++;
-  }
-
-  has(h: number): boolean {
-    const m = this.t.length - 1;
-    for (let i = h & m; this.t[i] !== EMPTY; i = (i + 1) & m) if (this.t[i] === h) return true;
-    return false;
-  }
-
-  /** Removes one occurrence. */
-  remove(h: number): boolean {
-    const m = this.t.length - 1;
-    for (let i = h & m; this.t[i] !== EMPTY; i = (i + 1) & m) {
-      if (this.t[i] === h) {
-        this.t[i] = GONE;
-        this.size--;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  get bytes(): number {
-    return this.t.byteLength;
-  }
-
-  /** A table at most half full of live entries, without tombstones. */
-  private rehash(): void {
-    const old = this.t;
-    let n = 1024;
-    while (n < (this.size + 1) * 2) n *= 2;
-    this.t = new Uint32Array(n);
-    this.used = 0;
-    this.size = 0;
-    for (const h of old) if (h !== EMPTY && h !== GONE) this.add(h);
-  }
-}
+export { KeyIndex, hash32 } from "./key-index.js";
 
 /** The order id key a record may own (a DUPLICATE_ORDER_ID rejection or an empty id owns none). */
 export function ownableKey(r: IdemRecord): string | null {
@@ -201,7 +149,11 @@ export function fromRow(v: string, owner: number): IdemRecord {
   return r;
 }
 
-export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
+/**
+ * `index`: the key index shared with the other stores (state/key-index.ts); the store adds the
+ * hashes of its keys and of the order ids it owns, and removes only what it added.
+ */
+export function createIdemStore(o: { cacheSize?: number | undefined; index?: KeyIndex } = {}): IdemStore {
   const cacheSize = Math.max(0, o.cacheSize ?? IDEM_CACHE_DEFAULT);
   /** Changed since the disk last had them (null: deleted); all records when no disk is attached. */
   const pending = new Map<string, IdemRecord | null>();
@@ -211,8 +163,9 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
   const dirty = new Set<string>();
   /** Records read back from disk, least recently used first. */
   const cache = new Map<string, IdemRecord>();
-  const keys = new HashSet32();
-  const owned = new HashSet32();
+  const index = o.index ?? new KeyIndex();
+  /** Records held (pending and on disk). */
+  let count = 0;
   const digest = new IdemDigest();
   let disk: IdemDisk | undefined;
   let minPendingExp = Infinity;
@@ -227,7 +180,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
   function get(k: string): IdemRecord | undefined {
     const p = pending.get(k);
     if (p !== undefined) return p ?? undefined;
-    if (!disk || !keys.has(hash32(k))) return undefined;
+    if (!disk || !index.has(hash32(k), Role.idem)) return undefined;
     const c = cache.get(k);
     if (c) {
       remember(k, c);
@@ -243,7 +196,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
   function owner(ok: string): IdemRecord | undefined {
     const pk = pendingOwner.get(ok);
     if (pk !== undefined) return pending.get(pk) ?? undefined;
-    if (!disk || !owned.has(hash32(ok))) return undefined;
+    if (!disk || !index.has(hash32(ok), Role.owned)) return undefined;
     const k = disk.ownerOf(ok);
     return k === undefined ? undefined : get(k);
   }
@@ -264,12 +217,12 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
   }
 
   function forget(k: string, r: IdemRecord): void {
-    keys.remove(hash32(k));
+    if (index.remove(hash32(k), Role.idem)) count--;
     digest.remove(recordHash(r));
     if (r.owner === true) {
       const ok = ownableKey(r);
       if (ok !== null) {
-        owned.remove(hash32(ok));
+        index.remove(hash32(ok), Role.owned);
         if (pendingOwner.get(ok) === k) pendingOwner.delete(ok);
       }
     }
@@ -288,7 +241,7 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
 
   return {
     get size() {
-      return keys.size;
+      return count;
     },
     get attached() {
       return disk !== undefined;
@@ -302,10 +255,11 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
     put(k, r) {
       const ok = ownableKey(r);
       r.owner = ok !== null && owner(ok) === undefined;
-      keys.add(hash32(k));
+      index.add(hash32(k), Role.idem);
+      count++;
       digest.add(recordHash(r));
       if (r.owner && ok !== null) {
-        owned.add(hash32(ok));
+        index.add(hash32(ok), Role.owned);
         pendingOwner.set(ok, k);
       }
       change(k, r);
@@ -341,9 +295,9 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
         for (const d of disk.due(now)) {
           if (pending.has(d.k)) continue; // deleted already, or pending (handled above)
           const dh = d.dh ?? hashOnDisk(d.k);
-          keys.remove(hash32(d.k));
+          if (index.remove(hash32(d.k), Role.idem)) count--;
           if (dh !== undefined) digest.remove(dh);
-          if (d.owner === 1 && d.ok !== null) owned.remove(hash32(d.ok));
+          if (d.owner === 1 && d.ok !== null) index.remove(hash32(d.ok), Role.owned);
           cache.delete(d.k);
           change(d.k, null);
           n++;
@@ -378,15 +332,25 @@ export function createIdemStore(o: { cacheSize?: number } = {}): IdemStore {
     retry(changes) {
       for (const c of changes) if (pending.has(c.k)) dirty.add(c.k);
     },
+    attachHashes(d, keyHashes, ownedHashes, digests) {
+      disk = d;
+      for (const h of keyHashes) {
+        index.add(h, Role.idem);
+        count++;
+      }
+      for (const h of ownedHashes) index.add(h, Role.owned);
+      for (const h of digests) digest.add(h);
+    },
     attach(d, rows) {
       disk = d;
       for (const r of rows) {
         if (r.k !== undefined && pending.has(r.k)) continue;
-        keys.add(r.h ?? hash32(r.k ?? ""));
+        index.add(r.h ?? hash32(r.k ?? ""), Role.idem);
+        count++;
         const dh = r.dh ?? (r.k === undefined ? undefined : hashOnDisk(r.k));
         if (dh !== undefined) digest.add(dh);
         const oh = r.oh ?? (r.ok === undefined || r.ok === null ? null : hash32(r.ok));
-        if (r.owner === 1 && oh !== null) owned.add(oh);
+        if (r.owner === 1 && oh !== null) index.add(oh, Role.owned);
       }
     },
   };

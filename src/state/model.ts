@@ -14,6 +14,7 @@ import { type DuplicateIndex, createDuplicateIndex } from "./duplicates.js";
 import { type IdemStore, createIdemStore } from "./idem-store.js";
 import { type OrderStore, createOrderStore } from "./order-store.js";
 import { type FillIdStore, createFillIdStore } from "./fill-store.js";
+import { KeyIndex } from "./key-index.js";
 import type { BrokerQty } from "./broker-qty.js";
 import type { FillOnlyOrders } from "./fill-only.js";
 
@@ -362,6 +363,8 @@ export interface StateSettings {
   fillDedupeWindowMs: number;
   /** Idempotency records read back from the snapshot kept in memory (the rest stay on disk). */
   idempotencyCacheSize?: number | undefined;
+  /** The key index's fingerprint of a key's hash (tests force collisions with it; state/key-index.ts). */
+  keyFingerprint?: ((h: number) => number) | undefined;
 }
 
 export const DEFAULT_SETTINGS: StateSettings = {
@@ -373,16 +376,18 @@ export const DEFAULT_SETTINGS: StateSettings = {
 };
 
 export function createState(settings: Partial<StateSettings> = {}): EngineState {
+  /** The key index the idempotency, order and fill-id stores share (state/key-index.ts). */
+  const index = new KeyIndex(settings.keyFingerprint);
   return {
     funds: new Map(),
     instruments: new Map(),
     marks: new Map(),
     holders: new Map(),
     fxHolders: new Map(),
-    orders: createOrderStore({ cacheSize: settings.idempotencyCacheSize }),
+    orders: createOrderStore({ cacheSize: settings.idempotencyCacheSize, index }),
     orderExpiry: dueQueue(),
-    idem: createIdemStore({ cacheSize: settings.idempotencyCacheSize }),
-    fillIds: createFillIdStore(),
+    idem: createIdemStore({ cacheSize: settings.idempotencyCacheSize, index }),
+    fillIds: createFillIdStore({ index }),
     fillWatermark: 0,
     stops: new Map(),
     cursors: new Map(),

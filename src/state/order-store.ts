@@ -4,20 +4,24 @@
  * fill or event may still merge into it and for DUPLICATE_ORDER_ID, a TTL after its end. Once the
  * snapshot holds it as ended ("cold"), it leaves memory and is a row of the snapshot's `orders`
  * table, found by key, with a bounded LRU cache of the records read back. What stays in memory for
- * each of them is a 32-bit hash of its key in a compact hash set (a new order id is known new
- * without touching the disk; a hash hit reads the row, so a collision costs one read, never a
- * wrong answer). Its forgetting is a column of its row (`exp`, the time the reservations sweep
+ * each of them is its key's role bit in the key index the stores share (state/key-index.ts: a new
+ * order id is known new without touching the disk; a hit reads the row, so a collision costs one
+ * read, never a wrong answer). Its forgetting is a column of its row (`exp`, the time the reservations sweep
  * would forget it), asked by the sweep.
  *
  * Records that reserve, may still reserve, or may be open (working, lapsed, unacknowledged,
- * unconfirmed) stay in memory ("hot"): `values()` iterates them only, which is every record the
- * digest, the fund report and the kill switch's check look at (a cold record reserves nothing and
- * is done).
+ * unconfirmed) stay in memory ("hot") while the engine runs. A load (restart) leaves the open ones
+ * on disk ("warm": the books' rows hold their reservations' sums, the snapshot's meta row the
+ * funds' open counts) and reads each on its first touch (a fill, an OMS event, an approval, or the
+ * sweep when its deadline, a column of its row, comes); a record with approvals not yet read back
+ * from the journal is read at load (they are dropped). `open()` iterates the hot and the warm
+ * records: every record the digest, the fund report and the kill switch's check look at (a cold
+ * record reserves nothing and is done).
  *
  * Without a disk (a state built in memory) every record stays hot: the in-memory map it was.
  */
 import { dec, ZERO } from "../decimal/index.js";
-import { HashSet32, hash32 } from "./idem-store.js";
+import { KeyIndex, Role, hash32 } from "./key-index.js";
 import { type OrderRecord, NO_APPROVALS, NO_KEYS, key2 } from "./model.js";
 
 /** What the store reads from the snapshot (the main thread's connection). */
@@ -26,7 +30,20 @@ export interface OrderDisk {
   get(k: string): string | undefined;
   /** Keys of the cold rows to forget at `now`. */
   due(now: number): string[];
+  /** Keys of the open rows ("warm": not ended) whose deadline is at or before `now`. */
+  warmDue(now: number): string[];
+  /** Every open row (not ended), key and JSON; of one fund's orders when `fund` is given. */
+  warm(fund?: string): Iterable<{ k: string; v: string }>;
 }
+
+/**
+ * A row's `cold` column: the record ended (on disk only, until forgotten); open (not ended, and
+ * nothing unconfirmed: a load leaves it on disk, read on first touch); open with approvals not yet
+ * read back from the journal (a load reads it, to drop them).
+ */
+export const ROW_OPEN = 0;
+export const ROW_COLD = 1;
+export const ROW_UNCONFIRMED = 3;
 
 /** A row of the snapshot's `orders` table (v undefined: a delete). */
 export interface OrderRow {
@@ -55,8 +72,19 @@ export interface OrderStore {
   set(k: string, r: OrderRecord): void;
   /** Forgets a record (hot or on disk). */
   delete(k: string): boolean;
-  /** The hot records (every record that reserves or may be open). */
+  /**
+   * The records in memory to be changed (hot): after a load, the open records left on disk are not
+   * among them until touched (see open()).
+   */
   values(): IterableIterator<OrderRecord>;
+  /**
+   * Every record that reserves or may be open: the hot ones and the open rows a load left on disk
+   * (read from it: O(open orders), for the digest, the fund report and the kill switch's check);
+   * those of one fund when `fund` is given (the rows of the others are not read).
+   */
+  open(fund?: string): IterableIterator<OrderRecord>;
+  /** Open rows on disk, not in memory, whose deadline is at or before `now` (the sweep promotes them). */
+  warmDue(now: number): string[];
   /**
    * These rows are committed: a cold row whose record is unchanged since (not in `dirty`) leaves
    * memory. Returns how many left.
@@ -74,13 +102,16 @@ export interface OrderStore {
   readonly attached: boolean;
 }
 
-export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
+/** `index`: the key index shared with the other stores (state/key-index.ts). */
+export function createOrderStore(o: { cacheSize?: number | undefined; index?: KeyIndex } = {}): OrderStore {
   const cacheSize = Math.max(0, o.cacheSize ?? 4096);
   const hotMap = new Map<string, OrderRecord>();
   const cache = new Map<string, OrderRecord>();
   /** Deleted, not yet committed: the disk may still hold a row. */
   const gone = new Set<string>();
-  const keys = new HashSet32();
+  const index = o.index ?? new KeyIndex();
+  /** Records held (hot and on disk). */
+  let count = 0;
   let disk: OrderDisk | undefined;
 
   const remember = (k: string, r: OrderRecord) => {
@@ -91,7 +122,7 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
   };
 
   function cold(k: string): OrderRecord | undefined {
-    if (!disk || gone.has(k) || !keys.has(hash32(k))) return undefined;
+    if (!disk || gone.has(k) || !index.has(hash32(k), Role.order)) return undefined;
     const c = cache.get(k);
     if (c) {
       remember(k, c);
@@ -108,7 +139,7 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
 
   return {
     get size() {
-      return keys.size;
+      return count;
     },
     get resident() {
       return hotMap.size + cache.size;
@@ -134,17 +165,30 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
     set(k, r) {
       hotMap.set(k, r);
       gone.delete(k);
-      keys.add(hash32(k));
+      index.add(hash32(k), Role.order);
+      count++;
     },
     delete(k) {
       if (get(k) === undefined) return false;
       hotMap.delete(k);
       cache.delete(k);
-      keys.remove(hash32(k));
+      if (index.remove(hash32(k), Role.order)) count--;
       if (disk) gone.add(k);
       return true;
     },
     values: () => hotMap.values(),
+    *open(fund) {
+      for (const r of hotMap.values()) if (fund === undefined || r.fund === fund) yield r;
+      if (!disk) return;
+      for (const { k, v } of disk.warm(fund)) {
+        if (hotMap.has(k) || gone.has(k)) continue;
+        yield cache.get(k) ?? orderFromJson(v).record;
+      }
+    },
+    warmDue(now) {
+      if (!disk) return [];
+      return disk.warmDue(now).filter((k) => !hotMap.has(k) && !gone.has(k));
+    },
     committed(rows, dirty) {
       if (!disk) return 0;
       let n = 0;
@@ -165,7 +209,7 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
       const out: string[] = [];
       for (const k of disk.due(now)) {
         if (hotMap.has(k) || gone.has(k)) continue; // hot again (the heap decides), or deleted already
-        keys.remove(hash32(k));
+        if (index.remove(hash32(k), Role.order)) count--;
         cache.delete(k);
         gone.add(k);
         out.push(k);
@@ -177,7 +221,10 @@ export function createOrderStore(o: { cacheSize?: number } = {}): OrderStore {
     },
     attach(d, hashes) {
       disk = d;
-      for (const h of hashes) keys.add(h);
+      for (const h of hashes) {
+        index.add(h, Role.order);
+        count++;
+      }
     },
   };
 }
@@ -199,12 +246,16 @@ export function orderToJson(r: OrderRecord): string {
     expiresAt: r.expiresAt,
     lapsed: r.lapsed,
     touchedAt: r.touchedAt,
+    // what it reserves in its book (the book's row holds the sums): a load that leaves it on disk
+    // reads it back with it
+    ...(r.reserved.eq(ZERO) ? {} : { reserved: r.reserved.toFixed() }),
   });
 }
 
 /**
- * A row's record, nothing reserved yet. Approvals applied live but never read back from the
- * journal are dropped (`dropped`: there were some; the tail replay restores them if journaled).
+ * A row's record, reserving what it reserved when written (counted in its book's row). Approvals
+ * applied live but never read back from the journal are dropped (`dropped`: there were some; the
+ * tail replay restores them if journaled, and the loader syncs the reservation).
  */
 export function orderFromJson(v: string): { record: OrderRecord; dropped: boolean } {
   const o = JSON.parse(v) as {
@@ -222,6 +273,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     expiresAt: number;
     lapsed?: boolean;
     touchedAt: number;
+    reserved?: string;
   };
   const dropped = new Set(o.unconfirmed ?? []);
   const kept = dropped.size === 0 ? o.approvals : o.approvals.filter(([a]) => !dropped.has(a));
@@ -242,7 +294,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     expiresAt: o.expiresAt,
     lapsed: o.lapsed === true,
     touchedAt: o.touchedAt,
-    reserved: ZERO,
+    reserved: o.reserved === undefined ? ZERO : dec(o.reserved),
     queued: true,
   };
   return { record, dropped: dropped.size > 0 };

@@ -52,8 +52,8 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
       if (now < d.at) continue;
       due.delete(k);
       if (ctx.owns && !ctx.owns(d.fund)) continue; // handed over: its owner verifies it
-      const open = [...state.orders.values()]
-        .filter((r) => r.fund === d.fund && isOpenOrder(r))
+      const open = [...state.orders.open(d.fund)]
+        .filter((r) => isOpenOrder(r))
         .map((r) => r.orderId)
         .sort();
       found[d.fund] = open;

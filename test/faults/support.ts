@@ -559,7 +559,7 @@ export function readSnapshot(path: string): SnapshotView {
     }
     const idem = new Set([...state.idem.values()].map((r) => `${r.fund}|${r.key}`));
     const reserved = new Set(
-      [...state.orders.values()].filter((o) => o.reserved.gt(0)).map((o) => `${o.fund}|${o.orderId}`),
+      [...state.orders.open()].filter((o) => o.reserved.gt(0)).map((o) => `${o.fund}|${o.orderId}`),
     );
     return {
       positions,

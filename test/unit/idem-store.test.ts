@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
 import { type Evaluation, createDecider } from "../../src/service/decide.js";
-import { HashSet32, hash32 } from "../../src/state/idem-store.js";
+import { KeyIndex, Role, hash32 } from "../../src/state/key-index.js";
 import { IdemDigest, lineHash, recordHash } from "../../src/state/idem-digest.js";
 import { revokeLive } from "../../src/state/projections/decisions.js";
 import {
@@ -56,72 +56,125 @@ const ids = (i: number) => ({ order_id: `o-${i}`, idempotency_key: `k-${i}` });
 /** Every third order over max_order_qty (rejected, recorded), the rest approved. */
 const nth = (i: number) => rawOrder(i % 3 === 2 ? { ...ids(i), quantity: "11" } : ids(i));
 
-describe("HashSet32", () => {
-  it("given many hashes, some twice, when added and removed, then membership counts occurrences", () => {
-    const s = new HashSet32();
-    for (let i = 0; i < 50_000; i++) s.add(hash32(`k${i}`));
-    s.add(hash32("k7"));
-    expect(s.size).toBe(50_001);
-    for (let i = 0; i < 50_000; i++) expect(s.has(hash32(`k${i}`))).toBe(true);
-    expect(s.has(hash32("absent"))).toBe(false);
-    expect(s.remove(hash32("k7"))).toBe(true);
-    expect(s.has(hash32("k7"))).toBe(true); // added twice
-    expect(s.remove(hash32("k7"))).toBe(true);
-    expect(s.has(hash32("k7"))).toBe(false);
-    expect(s.remove(hash32("k7"))).toBe(false);
-    for (let i = 0; i < 50_000; i += 2) s.remove(hash32(`k${i}`));
-    for (let i = 0; i < 50_000; i++) expect(s.has(hash32(`k${i}`))).toBe(i % 2 === 1 && i !== 7);
-    expect(s.bytes).toBeLessThanOrEqual(50_000 * 16); // 4 bytes a slot, at most a quarter full after growth
+describe("KeyIndex", () => {
+  it("given many hashes in several roles, some twice, when added and removed, then membership counts occurrences per role", () => {
+    // an injective fingerprint (a bijection of the key number mod 2²⁸): exact counts, no chance collision
+    const s = new KeyIndex((h) => Math.imul(h, 0x9e3779b1) & 0x0fffffff);
+    const h = (i: number) => i + 1;
+    for (let i = 0; i < 50_000; i++) s.add(h(i), Role.idem);
+    for (let i = 0; i < 50_000; i += 5) s.add(h(i), Role.order);
+    s.add(h(7), Role.idem);
+    expect(s.slots).toBe(50_000); // a key held in two roles takes one slot
+    for (let i = 0; i < 50_000; i++) expect(s.has(h(i), Role.idem)).toBe(true);
+    for (let i = 0; i < 50_000; i++) expect(s.has(h(i), Role.order)).toBe(i % 5 === 0);
+    expect(s.has(h(7), Role.fill)).toBe(false);
+    expect(s.has(h(1_000_000), Role.idem)).toBe(false);
+    expect(s.remove(h(7), Role.order)).toBe(false); // never added in that role
+    expect(s.remove(h(7), Role.idem)).toBe(true);
+    expect(s.has(h(7), Role.idem)).toBe(true); // added twice
+    expect(s.remove(h(7), Role.idem)).toBe(true);
+    expect(s.has(h(7), Role.idem)).toBe(false);
+    expect(s.remove(h(7), Role.idem)).toBe(false);
+    for (let i = 0; i < 50_000; i += 2) s.remove(h(i), Role.idem);
+    for (let i = 0; i < 50_000; i++) {
+      expect(s.has(h(i), Role.idem)).toBe(i % 2 === 1 && i !== 7);
+      expect(s.has(h(i), Role.order)).toBe(i % 5 === 0); // the other role's bit stays
+    }
+    // live slots: the odd keys (but k7) and the even multiples of 5 (order bit only)
+    expect(s.slots).toBe(25_000 - 1 + 5_000);
+    expect(s.bytes).toBeLessThanOrEqual(Math.ceil(50_000 / 0.55) * 4 + 4); // ≥ 55 % full after growth
+  });
+
+  it("given every key with the same fingerprint, then each (key, role) is counted and none is lost until its last removal", () => {
+    const s = new KeyIndex(() => 1);
+    const N = 2_000;
+    for (let i = 0; i < N; i++) s.add(hash32(`k${i}`), i % 2 === 0 ? Role.idem : Role.fill);
+    expect(s.slots).toBe(1);
+    for (let i = 0; i < N - 2; i++)
+      expect(s.remove(hash32(`k${i}`), i % 2 === 0 ? Role.idem : Role.fill)).toBe(true);
+    expect(s.has(hash32("any"), Role.idem)).toBe(true); // k1998 is left
+    expect(s.has(hash32("any"), Role.fill)).toBe(true); // k1999 is left
+    expect(s.remove(hash32("k1998"), Role.idem)).toBe(true);
+    expect(s.has(hash32("any"), Role.idem)).toBe(false);
+    expect(s.remove(hash32("x"), Role.idem)).toBe(false);
+    expect(s.remove(hash32("k1999"), Role.fill)).toBe(true);
+    expect(s.slots).toBe(0);
+  });
+
+  it("given keys added and removed for a long time, then tombstones are cleared and the table stays at most 1 / 0.55 of what is live", () => {
+    const s = new KeyIndex();
+    let lost = 0;
+    for (let i = 0; i < 300_000; i++) {
+      s.add(hash32(`k${i}`), Role.fill);
+      if (i >= 10_000 && !s.remove(hash32(`k${i - 10_000}`), Role.fill)) lost++;
+    }
+    expect(lost).toBe(0);
+    expect(s.slots).toBeGreaterThan(9_990); // a chance collision of two live keys shares a slot
+    expect(s.slots).toBeLessThanOrEqual(10_000);
+    expect(s.bytes).toBeLessThanOrEqual(Math.ceil(10_001 / 0.55) * 4 * 2);
+    let missing = 0;
+    for (let i = 290_000; i < 300_000; i++) if (!s.has(hash32(`k${i}`), Role.fill)) missing++;
+    expect(missing).toBe(0);
+    let hits = 0;
+    for (let i = 0; i < 100_000; i++) if (s.has(hash32(`k${i}`), Role.fill)) hits++;
+    expect(hits).toBeLessThan(10); // removed: only a fingerprint collision (≈ 10 000 / 2²⁸ each) hits
   });
 });
 
 describe("idempotency records on disk", () => {
-  it("given records flushed to the snapshot, then memory holds at most the cache and every answer is an in-memory state's", () => {
-    const N = 60;
-    const disk = setup();
-    const mem = setup(createState()); // never flushed: everything stays in memory
-    const snap = openSnapshot(join(dir, `s-${++snapN}.db`));
-    try {
-      for (let i = 0; i < N; i++) {
-        for (const s of [disk, mem]) {
-          s.clock.advance(10);
-          const e = s.decide(nth(i));
-          s.feed.decision(e.record); // read back: confirmed
+  /** Every key with one fingerprint: each lookup hits, and only the exact key read back answers. */
+  const COLLIDING = { name: "every key colliding in the index", fp: () => 1 };
+  const FINGERPRINTS = [{ name: "the index's fingerprint", fp: undefined }, COLLIDING];
+
+  it.each(FINGERPRINTS)(
+    "given records flushed to the snapshot ($name), then memory holds at most the cache and every answer is an in-memory state's",
+    ({ fp }) => {
+      const N = 60;
+      const disk = setup(createState({ idempotencyCacheSize: CACHE, keyFingerprint: fp }));
+      const mem = setup(createState()); // never flushed: everything stays in memory
+      const snap = openSnapshot(join(dir, `s-${++snapN}.db`));
+      try {
+        for (let i = 0; i < N; i++) {
+          for (const s of [disk, mem]) {
+            s.clock.advance(10);
+            const e = s.decide(nth(i));
+            s.feed.decision(e.record); // read back: confirmed
+          }
+          if (i % 10 === 9) snap.flush(disk.feed.state);
         }
-        if (i % 10 === 9) snap.flush(disk.feed.state);
+        snap.flush(disk.feed.state);
+        const st = disk.feed.state.idem;
+        expect(st.attached).toBe(true);
+        expect(st.size).toBe(N);
+        expect(st.resident).toBeLessThanOrEqual(CACHE);
+        expect(mem.feed.state.idem.resident).toBe(N);
+        expect(stateDigest(disk.feed.state)).toBe(stateDigest(mem.feed.state));
+        for (const s of [disk, mem]) s.clock.advance(1000);
+        for (let i = 0; i < N; i++) {
+          // same key, same order: the original decision, replayed
+          const [a, b] = [disk, mem].map((s) => s.decide(nth(i)));
+          expect(a!.decision).toEqual(b!.decision);
+          expect(a!.decision.details["replayed"]).toBe("true");
+          // same key, another order: a conflict naming the field
+          const other = { ...nth(i), symbol: "MSFT" };
+          const [c, d] = [disk, mem].map((s) => s.decide(other));
+          expect(code(c!)).toBe("idempotency/IDEMPOTENCY_CONFLICT");
+          expect(c!.decision).toEqual(d!.decision);
+          // another key, the same order id: DUPLICATE_ORDER_ID
+          const dup = rawOrder({ order_id: `o-${i}`, idempotency_key: `again-${i}` });
+          const [e, f] = [disk, mem].map((s) => s.decide(dup));
+          expect(code(e!)).toBe("idempotency/DUPLICATE_ORDER_ID");
+          expect(e!.decision).toEqual(f!.decision);
+          expect(st.resident).toBeLessThanOrEqual(CACHE + 2 * (i + 1)); // the new dup records are pending
+        }
+        expect(st.owner(key2(FUND, "o-5"))?.key).toBe("k-5");
+        expect(st.owner(key2(FUND, "absent"))).toBeUndefined();
+        expect(st.get(key2(FUND, "absent"))).toBeUndefined();
+      } finally {
+        snap.close();
       }
-      snap.flush(disk.feed.state);
-      const st = disk.feed.state.idem;
-      expect(st.attached).toBe(true);
-      expect(st.size).toBe(N);
-      expect(st.resident).toBeLessThanOrEqual(CACHE);
-      expect(mem.feed.state.idem.resident).toBe(N);
-      expect(stateDigest(disk.feed.state)).toBe(stateDigest(mem.feed.state));
-      for (const s of [disk, mem]) s.clock.advance(1000);
-      for (let i = 0; i < N; i++) {
-        // same key, same order: the original decision, replayed
-        const [a, b] = [disk, mem].map((s) => s.decide(nth(i)));
-        expect(a!.decision).toEqual(b!.decision);
-        expect(a!.decision.details["replayed"]).toBe("true");
-        // same key, another order: a conflict naming the field
-        const other = { ...nth(i), symbol: "MSFT" };
-        const [c, d] = [disk, mem].map((s) => s.decide(other));
-        expect(code(c!)).toBe("idempotency/IDEMPOTENCY_CONFLICT");
-        expect(c!.decision).toEqual(d!.decision);
-        // another key, the same order id: DUPLICATE_ORDER_ID
-        const dup = rawOrder({ order_id: `o-${i}`, idempotency_key: `again-${i}` });
-        const [e, f] = [disk, mem].map((s) => s.decide(dup));
-        expect(code(e!)).toBe("idempotency/DUPLICATE_ORDER_ID");
-        expect(e!.decision).toEqual(f!.decision);
-        expect(st.resident).toBeLessThanOrEqual(CACHE + 2 * (i + 1)); // the new dup records are pending
-      }
-      expect(st.owner(key2(FUND, "o-5"))?.key).toBe("k-5");
-      expect(st.owner(key2(FUND, "absent"))).toBeUndefined();
-      expect(st.get(key2(FUND, "absent"))).toBeUndefined();
-    } finally {
-      snap.close();
-    }
-  });
+    },
+  );
 
   it("given a record confirmed after the flush captured it, then it stays in memory until written again", async () => {
     const s = setup();
@@ -168,48 +221,51 @@ describe("idempotency records on disk", () => {
     }
   });
 
-  it("given a restart from the snapshot, then replays, conflicts and order ids answer as before, and unconfirmed records are dropped", () => {
-    const s = setup();
-    const path = join(dir, `s-${++snapN}.db`);
-    const snap = openSnapshot(path);
-    const before: Evaluation[] = [];
-    try {
-      for (let i = 0; i < 30; i++) {
-        s.clock.advance(10);
-        const e = s.decide(nth(i));
-        if (i !== 29) s.feed.decision(e.record); // the last one is never read back
-        before.push(e);
+  it.each(FINGERPRINTS)(
+    "given a restart from the snapshot ($name), then replays, conflicts and order ids answer as before, and unconfirmed records are dropped",
+    ({ fp }) => {
+      const s = setup(createState({ idempotencyCacheSize: CACHE, keyFingerprint: fp }));
+      const path = join(dir, `s-${++snapN}.db`);
+      const snap = openSnapshot(path);
+      const before: Evaluation[] = [];
+      try {
+        for (let i = 0; i < 30; i++) {
+          s.clock.advance(10);
+          const e = s.decide(nth(i));
+          if (i !== 29) s.feed.decision(e.record); // the last one is never read back
+          before.push(e);
+        }
+        snap.flush(s.feed.state);
+      } finally {
+        snap.close();
       }
-      snap.flush(s.feed.state);
-    } finally {
-      snap.close();
-    }
-    const reopened = openSnapshot(path);
-    try {
-      const state = reopened.load({ idempotencyCacheSize: CACHE });
-      expect(state.idem.size).toBe(29);
-      expect(state.idem.get(key2(FUND, "k-29"))).toBeUndefined(); // never journaled: dropped
-      const r = setup(state);
-      r.clock.advance(60_000);
-      for (let i = 0; i < 29; i++) {
-        const again = r.decide(nth(i));
-        expect(again.decision).toEqual({
-          ...before[i]!.decision,
-          details: { ...before[i]!.decision.details, replayed: "true" },
-        });
+      const reopened = openSnapshot(path);
+      try {
+        const state = reopened.load({ idempotencyCacheSize: CACHE, keyFingerprint: fp });
+        expect(state.idem.size).toBe(29);
+        expect(state.idem.get(key2(FUND, "k-29"))).toBeUndefined(); // never journaled: dropped
+        const r = setup(state);
+        r.clock.advance(60_000);
+        for (let i = 0; i < 29; i++) {
+          const again = r.decide(nth(i));
+          expect(again.decision).toEqual({
+            ...before[i]!.decision,
+            details: { ...before[i]!.decision.details, replayed: "true" },
+          });
+        }
+        expect(code(r.decide({ ...nth(4), quantity: "2" }))).toBe("idempotency/IDEMPOTENCY_CONFLICT");
+        expect(code(r.decide(rawOrder({ order_id: "o-4", idempotency_key: "new" })))).toBe(
+          "idempotency/DUPLICATE_ORDER_ID",
+        );
+        // the dropped record's order id is free: its retry is decided afresh
+        const retry = r.decide(nth(29));
+        expect(retry.decision.details["replayed"]).toBeUndefined();
+        expect(state.idem.resident).toBeLessThanOrEqual(CACHE + 3);
+      } finally {
+        reopened.close();
       }
-      expect(code(r.decide({ ...nth(4), quantity: "2" }))).toBe("idempotency/IDEMPOTENCY_CONFLICT");
-      expect(code(r.decide(rawOrder({ order_id: "o-4", idempotency_key: "new" })))).toBe(
-        "idempotency/DUPLICATE_ORDER_ID",
-      );
-      // the dropped record's order id is free: its retry is decided afresh
-      const retry = r.decide(nth(29));
-      expect(retry.decision.details["replayed"]).toBeUndefined();
-      expect(state.idem.resident).toBeLessThanOrEqual(CACHE + 3);
-    } finally {
-      reopened.close();
-    }
-  });
+    },
+  );
 });
 
 /** The digest line computed from scratch: every record the store answers for, read one by one. */

@@ -44,48 +44,144 @@ const qty = (s: EngineState) => s.funds.get(FUND)?.books.get("AAPL")?.pos.qty.to
 const filled = (s: EngineState, id: string) => s.orders.get(key2(FUND, id))?.filled.toFixed();
 
 describe("ended orders and fill ids on disk", () => {
-  it("given ended orders flushed, then they leave memory (the cache only), are found by key and merge a late fill, as in memory", () => {
-    const N = 20;
-    const disk = feedOf();
-    const mem = feedOf(createState()); // never flushed
-    const snap = openSnapshot(path());
-    try {
-      for (let i = 0; i < N; i++) for (const f of [disk, mem]) filledOrder(f, i);
-      disk.reserve("open", "AAPL", "BUY", "5", "100"); // still reserving: stays in memory
-      mem.reserve("open", "AAPL", "BUY", "5", "100");
-      snap.flush(disk.state);
-      expect(disk.state.orders.hotCount).toBe(1);
-      expect(disk.state.orders.resident).toBeLessThanOrEqual(1 + CACHE);
-      expect(disk.state.orders.size).toBe(N + 1);
-      expect(disk.state.fillIds.resident).toBe(0);
-      expect(disk.state.fillIds.size).toBe(N);
-      expect([...disk.state.orders.values()].map((r) => r.orderId)).toEqual(["open"]);
+  /** Every key with one fingerprint in the key index: each lookup hits, only the exact key answers. */
+  const FINGERPRINTS = [
+    { name: "the index's fingerprint", fp: undefined },
+    { name: "every key colliding in the index", fp: () => 1 },
+  ];
 
-      // o0 was evicted from the cache by the later ones: read from disk
-      expect(filled(disk.state, "o0")).toBe("10");
-      expect(disk.state.orders.has(key2(FUND, "never"))).toBe(false);
-      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+  it.each(FINGERPRINTS)(
+    "given ended orders flushed ($name), then they leave memory (the cache only), are found by key and merge a late fill, as in memory",
+    ({ fp }) => {
+      const N = 20;
+      const disk = feedOf(createState({ idempotencyCacheSize: CACHE, keyFingerprint: fp }));
+      const mem = feedOf(createState()); // never flushed
+      const snap = openSnapshot(path());
+      try {
+        for (let i = 0; i < N; i++) for (const f of [disk, mem]) filledOrder(f, i);
+        disk.reserve("open", "AAPL", "BUY", "5", "100"); // still reserving: stays in memory
+        mem.reserve("open", "AAPL", "BUY", "5", "100");
+        snap.flush(disk.state);
+        expect(disk.state.orders.hotCount).toBe(1);
+        expect(disk.state.orders.resident).toBeLessThanOrEqual(1 + CACHE);
+        expect(disk.state.orders.size).toBe(N + 1);
+        expect(disk.state.fillIds.resident).toBe(0);
+        expect(disk.state.fillIds.size).toBe(N);
+        expect([...disk.state.orders.values()].map((r) => r.orderId)).toEqual(["open"]);
 
-      // a late (over)fill of an ended order merges into it; a replayed fill is a duplicate
-      for (const f of [disk, mem]) {
-        f.fill("AAPL", "5", "100", { fill_id: "late", order_id: "o0" });
-        f.fill("AAPL", "10", "100", { fill_id: "f3", order_id: "o3" });
+        // o0 was evicted from the cache by the later ones: read from disk
+        expect(filled(disk.state, "o0")).toBe("10");
+        expect(disk.state.orders.has(key2(FUND, "never"))).toBe(false);
+        expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+
+        // a late (over)fill of an ended order merges into it; a replayed fill is a duplicate
+        for (const f of [disk, mem]) {
+          f.fill("AAPL", "5", "100", { fill_id: "late", order_id: "o0" });
+          f.fill("AAPL", "10", "100", { fill_id: "f3", order_id: "o3" });
+        }
+        expect(filled(disk.state, "o0")).toBe("15");
+        expect(filled(disk.state, "o3")).toBe("10");
+        expect(qty(disk.state)).toBe(qty(mem.state));
+        expect(qty(disk.state)).toBe(String(N * 10 + 5));
+        snap.flush(disk.state);
+        expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+
+        const reloaded = snap.load({ idempotencyCacheSize: CACHE, keyFingerprint: fp });
+        // the open order is left on disk by the load (its book's row holds what it reserves)
+        expect(reloaded.orders.hotCount).toBe(0);
+        expect([...reloaded.orders.open()].map((r) => r.orderId)).toEqual(["open"]);
+        expect(reloaded.funds.get(FUND)?.openOrders).toBe(1);
+        expect(reloaded.funds.get(FUND)?.books.get("AAPL")?.pendBuyQty.toFixed()).toBe("5");
+        expect(filled(reloaded, "o0")).toBe("15");
+        expect(reloaded.orders.has(key2(FUND, "never"))).toBe(false);
+        expect(stateDigest(reloaded)).toBe(stateDigest(mem.state));
+        // a fill replayed after the restart is a duplicate, a new one is not
+        const f2 = new Feed(reloaded);
+        for (const [st, n] of disk.seqs) f2.seqs.set(st, n);
+        f2.fill("AAPL", "10", "100", { fill_id: "f9", order_id: "o9" });
+        expect(filled(reloaded, "o9")).toBe("10");
+        f2.fill("AAPL", "1", "100", { fill_id: "f-new", order_id: "o9" });
+        expect(filled(reloaded, "o9")).toBe("11");
+      } finally {
+        snap.close();
       }
-      expect(filled(disk.state, "o0")).toBe("15");
-      expect(filled(disk.state, "o3")).toBe("10");
-      expect(qty(disk.state)).toBe(qty(mem.state));
-      expect(qty(disk.state)).toBe(String(N * 10 + 5));
-      snap.flush(disk.state);
-      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+    },
+  );
 
-      const reloaded = snap.load({ idempotencyCacheSize: CACHE });
-      expect(reloaded.orders.hotCount).toBe(1);
-      expect(filled(reloaded, "o0")).toBe("15");
-      expect(stateDigest(reloaded)).toBe(stateDigest(mem.state));
-    } finally {
+  it.each(FINGERPRINTS)(
+    "given open orders at a restart ($name), then the load leaves them on disk and fills, OMS events, the TTL sweep, the digest and the funds' counts answer as in memory",
+    ({ fp }) => {
+      const N = 30;
+      const disk = feedOf();
+      const mem = feedOf(createState()); // never flushed, never reloaded
+      const file = path();
+      const snap = openSnapshot(file);
+      for (const f of [disk, mem]) {
+        for (let i = 0; i < N; i++) {
+          f.reserve(`o${i}`, "AAPL", i % 2 === 0 ? "BUY" : "SELL", "10", "100", i % 3 === 0 ? "B1" : "B2");
+          if (i % 5 === 0) f.orderEvent(`o${i}`, "accepted"); // acknowledged: held past the TTL
+        }
+        f.fill("AAPL", "4", "100", { fill_id: "p0", order_id: "o0", broker: "B1" }); // partly filled
+      }
+      snap.flush(disk.state);
       snap.close();
-    }
-  });
+      const again = openSnapshot(file);
+      try {
+        const state = again.load({ idempotencyCacheSize: CACHE, keyFingerprint: fp });
+        expect(state.orders.hotCount).toBe(0); // nothing parsed at load
+        expect(state.orders.size).toBe(N);
+        expect([...state.orders.open(FUND)].length).toBe(N); // read from disk, one fund's rows
+        expect([...state.orders.open("another")].length).toBe(0);
+        const funds = (s: EngineState) => {
+          const f = s.funds.get(FUND)!;
+          const b = f.books.get("AAPL")!;
+          return [
+            f.openOrders,
+            b.pendBuyQty.toFixed(),
+            b.pendBuyValue.toFixed(),
+            [...b.pendBuyByBroker]
+              .map(([k, q]) => `${k}=${q.toFixed()}`)
+              .sort()
+              .join(","),
+            b.pendSellQty.toFixed(),
+            [...b.pendSellByBroker]
+              .map(([k, q]) => `${k}=${q.toFixed()}`)
+              .sort()
+              .join(","),
+            f.agg.gross.toFixed(),
+          ];
+        };
+        expect(funds(state)).toEqual(funds(mem.state));
+        expect(stateDigest(state)).toBe(stateDigest(mem.state));
+        const f2 = new Feed(state);
+        for (const [st, n] of disk.seqs) f2.seqs.set(st, n);
+        for (const f of [f2, mem]) {
+          f.fill("AAPL", "10", "100", { fill_id: "x3", order_id: "o3", broker: "B1" }); // fills o3
+          f.fill("AAPL", "6", "100", { fill_id: "x0", order_id: "o0", broker: "B1" }); // o0's rest
+          f.orderEvent("o7", "cancelled");
+          f.reserve("o8", "AAPL", "BUY", "10", "100", "B2"); // the same approval again: idempotent
+        }
+        expect(state.orders.hotCount).toBe(4); // o3, o0, o7, o8 read back (o8 to find its approval applied)
+        expect(funds(state)).toEqual(funds(mem.state));
+        expect(stateDigest(state)).toBe(stateDigest(mem.state));
+        // the TTL passes: the unacknowledged open orders lapse and are released, on disk or not
+        const later = NOW + 86_400_000 + 1;
+        for (const s of [state, mem.state]) sweepReservations(s, later);
+        expect(funds(state)).toEqual(funds(mem.state));
+        expect(stateDigest(state)).toBe(stateDigest(mem.state));
+        expect(state.funds.get(FUND)!.openOrders).toBe(5); // o5, o10, …, o25: acknowledged, held
+        // and a second restart from what the first wrote
+        again.flush(state);
+        const third = again.load({ idempotencyCacheSize: CACHE, keyFingerprint: fp });
+        expect(funds(third)).toEqual(funds(mem.state));
+        expect(stateDigest(third)).toBe(stateDigest(mem.state));
+        expect(third.orders.has(key2(FUND, "o8"))).toBe(true);
+        expect(third.orders.has(key2(FUND, "nope"))).toBe(false);
+      } finally {
+        again.close();
+      }
+    },
+  );
 
   it("given fill ids on disk only, when the snapshot is loaded and a fill is replayed under a later sequence, then it is a duplicate", () => {
     const feed = feedOf();
@@ -172,7 +268,7 @@ describe("ended orders and fill ids on disk", () => {
         cold: number;
       };
       db.close();
-      expect(row.cold).toBe(0);
+      expect(row.cold).toBe(3); // open with an approval unconfirmed: a load reads it (to drop it)
       const reloaded = snap.load();
       expect(reloaded.orders.get(key2(FUND, "live"))?.approvals.size).toBe(0);
       expect(reloaded.orders.get(key2(FUND, "live"))?.filled.toFixed()).toBe("10");

@@ -169,7 +169,8 @@ export function syncReservation(state: EngineState, r: OrderRecord, revalueBook 
   const isOpen = want.gt(ZERO);
   if (wasOpen !== isOpen) fund.openOrders += isOpen ? 1 : -1;
   r.reserved = want;
-  if (revalueBook) revalueOrDefer(state, fund, b); // the book's row holds its position only: nothing to write for a reservation
+  touchBook(state, b); // the book's row holds its reservations' sums (a load leaves open orders on disk)
+  if (revalueBook) revalueOrDefer(state, fund, b);
 }
 
 /** The pending map with `delta` added at `broker` (a new map in place of the shared empty one). */
@@ -252,6 +253,11 @@ export function sweepReservations(state: EngineState, now: number): number {
   const q = state.orderExpiry;
   const ttl = state.settings.reservationTtlMs;
   let released = 0;
+  // open records a load left on disk whose deadline came: read back, and handled as queued ones
+  for (const k of state.orders.warmDue(now)) {
+    const r = state.orders.promote(k);
+    if (r) q.push({ at: 0, item: r });
+  }
   for (let top = q.peek(); top !== undefined && top.at <= now; top = q.peek()) {
     q.pop();
     const r = top.item;
