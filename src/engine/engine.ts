@@ -68,11 +68,6 @@ const bounded = (p: Promise<unknown>, ms: number): Promise<unknown> =>
 const DECISION_PREFIX = Subjects.decision("");
 /** The follower's JetStream API timeout (stream info, consumer create). */
 const FOLLOWER_API_TIMEOUT_MS = 1000;
-/**
- * Live quotes are folded in slices of at most this long in the event loop's check phase, so a check
- * never waits behind the folding of a burst of quotes read with it (issue 11).
- */
-const QUOTE_SLICE_MS = 1;
 
 export interface EngineOptions {
   config: Config;
@@ -239,7 +234,6 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     state,
     streams: CONSUMED_STREAMS,
     log,
-    quoteSliceMs: QUOTE_SLICE_MS,
     beforeProject() {
       if (isReady()) host.beforeApply();
     },

@@ -15,14 +15,10 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { StreamName } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import { isTransientJsError } from "../bus/transient.js";
-import { createSliceQueue } from "./slices.js";
 import { type EngineState, type ProjectResult, project, settleAll } from "../state/index.js";
 
 /** Messages a pull request asks for (the rebuild's limit measurement, bench/bareread.ts, uses it too). */
 export const FOLLOW_BATCH = 1000;
-
-/** Quotes waiting for the check phase beyond which they are folded at once (see quoteSliceMs). */
-const MAX_WAITING_QUOTES = 4096;
 
 /** How long `open` keeps retrying a consumer create that times out. */
 const OPEN_DEADLINE_MS = 30_000;
@@ -42,13 +38,6 @@ export interface FollowerOptions {
   recognise?: (stream: StreamName, msg: JsMsg) => ProjectResult | undefined;
   /** Called after each message is folded in (alerts, dead letters, progress). */
   onResult?: (stream: StreamName, msg: JsMsg, result: ProjectResult) => void;
-  /**
-   * Once caught up, fold quotes in the event loop's check phase, in slices of at most this many
-   * milliseconds, instead of in the socket read that delivered them: a check read with (or while)
-   * a burst of quotes is decided without waiting for their folding. Undefined: fold at once
-   * (`mts-risk rebuild`).
-   */
-  quoteSliceMs?: number;
 }
 
 export interface Follower {
@@ -151,39 +140,20 @@ export function createFollower(o: FollowerOptions): Follower {
     }
   }
 
-  function apply(l: Lane, m: JsMsg): void {
-    try {
-      handle(l, m);
-    } catch (err) {
-      // A projection bug must not stop the stream: the message is reported and skipped.
-      log.error({ err, stream: l.stream, seq: m.seq }, "projection failed");
-      o.onResult?.(l.stream, m, { ok: false, reason: `projection failed: ${String(err)}`, fund: "_" });
-    }
-  }
-
-  /**
-   * Live quotes waiting for the check phase, in stream order. A message left here when a consumer
-   * is reopened is harmless: the new consumer starts after the cursor (the last message applied),
-   * and the projector skips a sequence it has applied.
-   */
-  const quotes =
-    o.quoteSliceMs === undefined
-      ? undefined
-      : createSliceQueue<{ l: Lane; m: JsMsg }>({
-          apply: (q) => apply(q.l, q.m),
-          sliceMs: o.quoteSliceMs,
-          maxWaiting: MAX_WAITING_QUOTES,
-        });
-
-  function receive(l: Lane, m: JsMsg): void {
-    // once live, and in order behind any quote still waiting
-    if (quotes && l.stream === "QUOTES" && (quotes.active || allCaught())) quotes.push({ l, m });
-    else apply(l, m);
-  }
-
   async function open(l: Lane): Promise<void> {
     const c = await createConsumer(l);
-    l.sub = await c.consume({ max_messages: FOLLOW_BATCH, callback: (m) => receive(l, m) });
+    l.sub = await c.consume({
+      max_messages: FOLLOW_BATCH,
+      callback: (m) => {
+        try {
+          handle(l, m);
+        } catch (err) {
+          // A projection bug must not stop the stream: the message is reported and skipped.
+          log.error({ err, stream: l.stream, seq: m.seq }, "projection failed");
+          o.onResult?.(l.stream, m, { ok: false, reason: `projection failed: ${String(err)}`, fund: "_" });
+        }
+      },
+    });
   }
 
   return {
@@ -231,8 +201,6 @@ export function createFollower(o: FollowerOptions): Follower {
         if (l.sub) await l.sub.close().catch(() => undefined);
         l.sub = undefined;
       }
-      // not applied, so not in the cursors: read again after a restart
-      quotes?.clear();
     },
   };
 }
