@@ -324,6 +324,51 @@ const PUT_FILL = "INSERT OR REPLACE INTO fill_ids (seq, k, t, h) VALUES (?, ?, ?
 const DEL_FILL = "DELETE FROM fill_ids WHERE k = ?";
 
 /**
+ * The snapshot's one write transaction, prepared on a connection. The main thread's flush() runs
+ * it, and so does the background writer, which evaluates this function's source text: it refers
+ * to nothing but its argument and the SQL constants above (WRITER_SOURCE defines them too).
+ */
+function prepareWrite(db: Database.Database): (c: Capture) => void {
+  const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (?, ?, ?)");
+  const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
+  const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
+  const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
+  const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
+  const putIdem = db.prepare(PUT_IDEM);
+  const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
+  const putOrder = db.prepare(PUT_ORDER);
+  const delOrder = db.prepare(DEL_ORDER);
+  const putFill = db.prepare(PUT_FILL);
+  const delFill = db.prepare(DEL_FILL);
+  return db.transaction((c: Capture): void => {
+    for (const r of c.rows) {
+      if (r.v === undefined) del.run(r.kind, r.k);
+      else upsert.run(r.kind, r.k, r.v);
+    }
+    for (const i of c.idem) {
+      if (i.row === undefined) delIdem.run(i.k);
+      else {
+        const w = i.row;
+        putIdem.run(w.k, w.ok, w.owner, w.exp, w.conf, w.v, w.h, w.oh, w.dh);
+      }
+    }
+    for (const o of c.orders) {
+      if (o.v === undefined) delOrder.run(o.k);
+      else putOrder.run(o.k, o.h, o.cold, o.exp, o.v);
+    }
+    for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
+    for (const k of c.fills.dels) delFill.run(k);
+    if (c.cursors !== undefined) {
+      for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
+      putMeta.run("fill_watermark", String(c.watermark));
+      putMeta.run("open_orders", c.openOrders);
+    }
+    if (c.unfinished) putMeta.run("unfinished", "1");
+    else delMeta.run("unfinished");
+  });
+}
+
+/**
  * The background writer: a worker thread with its own SQLite connection. Its code is evaluated
  * from this string (CommonJS, so it can `require` better-sqlite3), which works the same from the
  * TypeScript sources under test and from the built package.
@@ -335,40 +380,12 @@ const db = new Database(workerData.path);
 db.pragma("journal_mode = WAL");
 db.pragma("synchronous = NORMAL");
 db.pragma("busy_timeout = 5000");
-const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (?, ?, ?)");
-const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
-const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
-const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
-const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
-const putIdem = db.prepare(${JSON.stringify(PUT_IDEM)});
-const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
-const putOrder = db.prepare(${JSON.stringify(PUT_ORDER)});
-const delOrder = db.prepare(${JSON.stringify(DEL_ORDER)});
-const putFill = db.prepare(${JSON.stringify(PUT_FILL)});
-const delFill = db.prepare(${JSON.stringify(DEL_FILL)});
-const write = db.transaction((c) => {
-  for (const r of c.rows) {
-    if (r.v === undefined) del.run(r.kind, r.k);
-    else upsert.run(r.kind, r.k, r.v);
-  }
-  for (const i of c.idem) {
-    if (i.row === undefined) delIdem.run(i.k);
-    else putIdem.run(i.row.k, i.row.ok, i.row.owner, i.row.exp, i.row.conf, i.row.v, i.row.h, i.row.oh, i.row.dh);
-  }
-  for (const o of c.orders) {
-    if (o.v === undefined) delOrder.run(o.k);
-    else putOrder.run(o.k, o.h, o.cold, o.exp, o.v);
-  }
-  for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
-  for (const k of c.fills.dels) delFill.run(k);
-  if (c.cursors !== undefined) {
-    for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
-    putMeta.run("fill_watermark", String(c.watermark));
-    putMeta.run("open_orders", c.openOrders);
-  }
-  if (c.unfinished) putMeta.run("unfinished", "1");
-  else delMeta.run("unfinished");
-});
+const PUT_IDEM = ${JSON.stringify(PUT_IDEM)};
+const PUT_ORDER = ${JSON.stringify(PUT_ORDER)};
+const DEL_ORDER = ${JSON.stringify(DEL_ORDER)};
+const PUT_FILL = ${JSON.stringify(PUT_FILL)};
+const DEL_FILL = ${JSON.stringify(DEL_FILL)};
+const write = (${prepareWrite.toString()})(db);
 parentPort.on("message", (m) => {
   try {
     write(m.capture);
@@ -471,52 +488,9 @@ export function openSnapshot(path: string): Snapshot {
     db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES ('orders_lazy', '1')").run();
 
   const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (?, ?, ?)");
-  const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
-  const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
   const putMeta = db.prepare("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)");
-  const delMeta = db.prepare("DELETE FROM meta WHERE k = ?");
-  const putIdem = db.prepare(PUT_IDEM);
-  const delIdem = db.prepare("DELETE FROM idem WHERE k = ?");
   const putOrder = db.prepare(PUT_ORDER);
-  const delOrder = db.prepare(DEL_ORDER);
-  const putFill = db.prepare(PUT_FILL);
-  const delFill = db.prepare(DEL_FILL);
-
-  /** The same transaction as the background writer's (WRITER_SOURCE), on this connection. */
-  const flushTx = db.transaction((c: Capture): void => {
-    for (const r of c.rows) {
-      if (r.v === undefined) del.run(r.kind, r.k);
-      else upsert.run(r.kind, r.k, r.v);
-    }
-    for (const i of c.idem) {
-      if (i.row === undefined) delIdem.run(i.k);
-      else
-        putIdem.run(
-          i.row.k,
-          i.row.ok,
-          i.row.owner,
-          i.row.exp,
-          i.row.conf,
-          i.row.v,
-          i.row.h,
-          i.row.oh,
-          i.row.dh,
-        );
-    }
-    for (const o of c.orders) {
-      if (o.v === undefined) delOrder.run(o.k);
-      else putOrder.run(o.k, o.h, o.cold, o.exp, o.v);
-    }
-    for (const a of c.fills.adds) putFill.run(a[0], a[1], a[2], a[3]);
-    for (const k of c.fills.dels) delFill.run(k);
-    if (c.cursors !== undefined) {
-      for (const [stream, seq] of c.cursors) putCursor.run(stream, seq);
-      putMeta.run("fill_watermark", String(c.watermark));
-      putMeta.run("open_orders", c.openOrders);
-    }
-    if (c.unfinished) putMeta.run("unfinished", "1");
-    else delMeta.run("unfinished");
-  });
+  const flushTx = prepareWrite(db);
   let closed = false;
   let writer: BackgroundWriter | undefined;
   let background: Promise<FlushReport> | undefined;
