@@ -35,7 +35,16 @@ export function spawnEngine(o: {
     {
       env,
       logFile: o.logFile,
-      nodeArgs: o.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfileDir] : [],
+      nodeArgs: o.cpuProfileDir
+        ? [
+            "--cpu-prof",
+            "--cpu-prof-dir",
+            o.cpuProfileDir,
+            ...(process.env.BENCH_PROF_INTERVAL_US
+              ? ["--cpu-prof-interval", process.env.BENCH_PROF_INTERVAL_US]
+              : []),
+          ]
+        : [],
     },
   );
   return { child, spawnedAt, logFile: o.logFile };

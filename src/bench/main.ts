@@ -209,9 +209,12 @@ await phase("rss", async () => {
     }
   }
   for (const positions of S.rss) {
-    const r = await inProcess<RssResult>({ mode: "rss", positions });
-    results.rss.push(r);
-    progress("rss", { ...r });
+    // as the engine holds it (its snapshot attached and flushed as the state grows), and alone
+    for (const snapshot of [true, false]) {
+      const r = await inProcess<RssResult>({ mode: "rss", positions, snapshot });
+      results.rss.push(r);
+      progress("rss", { ...r });
+    }
   }
 });
 await phase("soak", async () => {

@@ -4,7 +4,8 @@
  *    1 000 symbols, `positions` open positions): decisions/s and latency percentiles on one core;
  *  - "fund": the same decider with all `positions` open positions in ONE fund (the scale test; the
  *    orders go to the same 10 symbols whatever the fund's size);
- *  - "rss": a state holding `positions` positions, folded with project(); reports its RSS.
+ *  - "rss": a state holding `positions` positions, folded with project(); reports its RSS with its
+ *    snapshot attached and flushed as it grows (as the engine holds it), or alone (`snapshot: false`).
  * State is built through `project()`, exactly as the engine folds stream messages. The clock is
  * manual: it advances 1 ms every 5 decisions (5 000 decisions/s of simulated time), and a symbol's
  * quote is refreshed (untimed) when it is older than 2 s, as the live quote stream would do.
@@ -12,11 +13,14 @@
  * `node dist/bench/pipeline.js [decisions] [positions]` (pipeline mode), or
  * `node dist/bench/pipeline.js --json '{"mode":"fund","decisions":20000,"positions":100000}'`.
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Subjects } from "../contract/subjects.js";
 import { createPipeline, DETERMINISTIC_GATES } from "../gates/index.js";
 import { createDecider } from "../service/decide.js";
-import { createState, project, type EngineState } from "../state/index.js";
+import { createState, openSnapshot, project, type EngineState } from "../state/index.js";
 import { iso, manualClock } from "../time/clock.js";
 import {
   BOOK_TIME,
@@ -41,6 +45,8 @@ export interface InProcessOptions {
   mode: "pipeline" | "fund" | "rss";
   /** Issue 13's checks on (max_open_orders, duplicates, ADV, fresh marks, FX on a quarter of the symbols). */
   newChecks?: boolean;
+  /** rss mode: false to measure the state alone, never flushed (default: with its snapshot). */
+  snapshot?: boolean;
   decisions?: number;
   positions: number;
 }
@@ -73,11 +79,21 @@ export interface RssResult {
   symbols: number;
   build_s: number;
   fills_per_s: number;
+  /** With the snapshot attached and flushed, as the engine holds it (rssWithSnapshot), unless `snapshot` is false. */
   rss_mb: number;
   heap_used_mb: number;
+  /** False: the state alone, built in memory and never flushed. */
+  snapshot?: boolean;
+  /** The first flush of the whole state, s. */
+  flush_s?: number;
+  /** Order records still in memory after it. */
+  hot_orders?: number;
 }
 
 const te = new TextEncoder();
+
+/** Opening fills between two flushes of the rss mode's snapshot (the engine flushes every second). */
+const FLUSH_EVERY = 10_000;
 
 export function builder(state: EngineState) {
   const seqs = new Map<string, number>();
@@ -94,7 +110,12 @@ function progress(message: string): void {
 }
 
 /** Builds the state: instruments and quotes for every symbol, envelopes, then the opening fills. */
-export function buildState(o: InProcessOptions, clock: ReturnType<typeof manualClock>) {
+export function buildState(
+  o: InProcessOptions,
+  clock: ReturnType<typeof manualClock>,
+  /** Called every `FLUSH_EVERY` opening fills (the rss mode's periodic snapshot flush). */
+  periodic?: (state: EngineState) => void,
+) {
   const oneFund = o.mode === "fund";
   const funds = oneFund ? 1 : FUNDS;
   const symbols = oneFund ? Math.max(o.positions, 10) : Math.max(SYMBOLS, Math.ceil(o.positions / FUNDS));
@@ -116,6 +137,7 @@ export function buildState(o: InProcessOptions, clock: ReturnType<typeof manualC
   for (let i = 0; i < o.positions; i++) {
     const body = oneFund ? fill(i, 0, i, "BUY", "10", "100", BOOK_TIME) : openingFill(i, symbols);
     feed("FILLS", Subjects.fill(String(body.fund_id), String(body.symbol)), body);
+    if (periodic && (i + 1) % FLUSH_EVERY === 0) periodic(state);
     if (i > 0 && i % 200_000 === 0) progress(`${o.mode}: ${i} of ${o.positions} positions`);
   }
   const t1 = performance.now();
@@ -129,8 +151,55 @@ export function buildState(o: InProcessOptions, clock: ReturnType<typeof manualC
   };
 }
 
+/**
+ * The RSS of the state as the engine holds it: with its snapshot attached and flushed as the
+ * opening fills come (what `serve` does every flush interval), ended records and orders known
+ * from fills alone leave memory for the snapshot's tables (state/order-store.ts). `snapshot: false`
+ * measures the state alone, never flushed (another child: one heap does not hold both).
+ */
+function rssWithSnapshot(o: InProcessOptions, clock: ReturnType<typeof manualClock>): RssResult {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const mb = (n: number) => Math.round(n / 2 ** 20);
+  const dir = mkdtempSync(join(tmpdir(), "mts-bench-rss-"));
+  const snapshot = openSnapshot(join(dir, "state.db"));
+  try {
+    let flushMs = 0;
+    const flush = (state: EngineState) => {
+      const t0 = performance.now();
+      snapshot.flush(state);
+      flushMs += performance.now() - t0;
+    };
+    const built = buildState(o, clock, flush);
+    flush(built.state);
+    gc?.();
+    gc?.();
+    const m = process.memoryUsage();
+    if (process.env.BENCH_RSS_DEBUG) {
+      progress(`rss: ${JSON.stringify(m)}`);
+      progress(readFileSync("/proc/self/smaps_rollup", "utf8"));
+    }
+    return {
+      mode: "rss",
+      positions: o.positions,
+      funds: built.funds,
+      symbols: built.symbols,
+      build_s: built.build_s,
+      fills_per_s: built.fills_per_s,
+      snapshot: true,
+      rss_mb: mb(m.rss),
+      heap_used_mb: mb(m.heapUsed),
+      flush_s: +(flushMs / 1000).toFixed(2),
+      hot_orders: built.state.orders.hotCount,
+    };
+  } finally {
+    snapshot.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export function runInProcess(o: InProcessOptions): DecideResult | RssResult {
   const clock = manualClock(BOOK_TIME);
+  if (o.mode === "rss" && o.snapshot !== false) return rssWithSnapshot(o, clock);
   const built = buildState(o, clock);
   const { state, feed, funds, symbols } = built;
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -141,6 +210,7 @@ export function runInProcess(o: InProcessOptions): DecideResult | RssResult {
     return {
       mode: "rss",
       positions: o.positions,
+      snapshot: false,
       funds,
       symbols,
       build_s: built.build_s,

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
+import { checkIdempotency } from "../../src/gates/idempotency.js";
 import { createDecider } from "../../src/service/decide.js";
 import {
   type EngineState,
@@ -272,6 +273,65 @@ describe("ended orders and fill ids on disk", () => {
       const reloaded = snap.load();
       expect(reloaded.orders.get(key2(FUND, "live"))?.approvals.size).toBe(0);
       expect(reloaded.orders.get(key2(FUND, "live"))?.filled.toFixed()).toBe("10");
+    } finally {
+      snap.close();
+    }
+  });
+
+  it("given orders known from fills alone (decided elsewhere) flushed, then they leave memory, still name their order id, merge a later fill, an approval and an OMS event, and the sweep forgets them, as in memory", () => {
+    const N = 12;
+    const disk = feedOf();
+    const mem = feedOf(createState()); // never flushed
+    const snap = openSnapshot(path());
+    // the idempotency gate's answer for a new key naming this order id (nothing applied)
+    const idGate = (s: EngineState, orderId: string) => {
+      const out = checkIdempotency(s, FUND, `k-${orderId}`, undefined, undefined, orderId);
+      return out.kind === "conflict" ? out.denial.code : out.kind;
+    };
+    try {
+      for (const f of [disk, mem]) {
+        for (let i = 0; i < N; i++) f.fill("AAPL", "3", "100", { fill_id: `g${i}`, order_id: `x${i}` });
+        f.orderEvent("x1", "accepted"); // working at a broker, as the OMS says: stays in memory
+      }
+      snap.flush(disk.state);
+      // what reserves nothing and is not working left memory; the accepted one stays
+      expect([...disk.state.orders.values()].map((r) => r.orderId)).toEqual(["x1"]);
+      expect(disk.state.orders.size).toBe(N);
+      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+      // its order id is in use (read from disk), and its fills go on adding up
+      for (const s of [disk.state, mem.state]) {
+        expect(idGate(s, "x4")).toBe("DUPLICATE_ORDER_ID");
+        expect(idGate(s, "never-seen")).toBe("new");
+      }
+      for (const f of [disk, mem]) {
+        f.fill("AAPL", "2", "100", { fill_id: "g-late", order_id: "x0" });
+        f.orderEvent("x2", "cancelled");
+        f.reserve("x6", "AAPL", "BUY", "10", "100"); // its approval, journaled by another engine, read after its fill
+      }
+      expect(disk.state.orders.get(key2(FUND, "x6"))?.reserved.toFixed()).toBe("7");
+      expect(disk.state.funds.get(FUND)?.books.get("AAPL")?.pendBuyQty.toFixed()).toBe("7");
+      expect(filled(disk.state, "x0")).toBe("5");
+      expect(filled(disk.state, "x5")).toBe("3");
+      expect(disk.state.orders.get(key2(FUND, "x2"))?.terminal).toBe(true);
+      expect(qty(disk.state)).toBe(qty(mem.state));
+      snap.flush(disk.state);
+      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+      const reloaded = snap.load({ idempotencyCacheSize: CACHE });
+      expect(reloaded.orders.hotCount).toBe(0);
+      expect(filled(reloaded, "x0")).toBe("5");
+      expect(stateDigest(reloaded)).toBe(stateDigest(mem.state));
+      // a TTL after their last fill they are forgotten, on disk as in memory
+      for (const s of [disk.state, mem.state]) sweepReservations(s, NOW + DAY - 1);
+      expect(disk.state.orders.has(key2(FUND, "x3"))).toBe(true);
+      for (const s of [disk.state, mem.state]) sweepReservations(s, NOW + DAY + 1);
+      for (const k of ["x0", "x1", "x2", "x3", "x6"].map((id) => key2(FUND, id)))
+        expect(disk.state.orders.has(k)).toBe(mem.state.orders.has(k));
+      expect(disk.state.orders.has(key2(FUND, "x3"))).toBe(false);
+      expect(disk.state.orders.has(key2(FUND, "x6"))).toBe(true); // reserving (not acknowledged: until its TTL)
+      expect(disk.state.orders.size).toBe(mem.state.orders.size);
+      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+      snap.flush(disk.state);
+      expect(snap.load().orders.size).toBe(mem.state.orders.size);
     } finally {
       snap.close();
     }

@@ -289,12 +289,16 @@ export function sweepReservations(state: EngineState, now: number): number {
 }
 
 /**
- * Ended for good, as far as memory goes: done, reserving nothing, nothing unconfirmed. Such a
- * record can leave memory once the snapshot has it (state/order-store.ts); it only waits for a
- * late fill or event and names its order id until the sweep forgets it.
+ * Ended for good, as far as memory goes: reserving nothing, nothing unconfirmed, and either done
+ * or an order this engine never approved that no OMS event says is working (known from fills or
+ * events alone: the fills of orders decided elsewhere, or long ago). Such a record can leave
+ * memory once the snapshot has it (state/order-store.ts); it only waits for a late fill, event or
+ * decision (each reads it back: getOrderRecord) and names its order id until the sweep forgets it.
  */
 export const isCold = (r: OrderRecord): boolean =>
-  isOrderDone(r) && r.reserved.eq(ZERO) && r.unconfirmed.size === 0;
+  (isOrderDone(r) || (r.approvals.size === 0 && !r.accepted)) &&
+  r.reserved.eq(ZERO) &&
+  r.unconfirmed.size === 0;
 
 /**
  * When the sweep forgets a cold record left alone: its deadline, or, for one never acknowledged
