@@ -42,8 +42,13 @@ const REQUEST_TIMEOUT_MS = 2000;
 const FILL_PACE_MS = 5;
 /** Back-off after a failed attempt, as an OMS or broker adapter would (not a wait for a condition). */
 const RETRY_BACKOFF_MS = 50;
-/** How long checks may stay unanswered after the kill. */
-const RECOVERY_DEADLINE_MS = 20_000;
+/**
+ * How long checks may stay unanswered after the kill: the surviving nodes elect new stream
+ * leaders and the engine's pending journal writes land. Observed 4.9–13.4 s on 2 cores, once over
+ * 20 s with the other core busy (three servers, the engine and the test on two cores); the bound
+ * is what "checks keep answering" may take there, not a latency target.
+ */
+const RECOVERY_DEADLINE_MS = 30_000;
 
 type Outcome = "approved" | "replay" | "rejected" | "not_ready" | "timeout" | "no_responders" | "error";
 const TRANSIENT: ReadonlySet<Outcome> = new Set(["not_ready", "timeout", "no_responders", "error"]);
