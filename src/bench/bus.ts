@@ -76,6 +76,8 @@ export interface BusResults {
 
 /** The search stops here: on 2 cores the generator itself cannot send much more. */
 const MAX_RATE = 20_000;
+/** The lowest rate a target failing the first step is measured at (the search steps down to it). */
+const SEARCH_LOWEST = 50;
 export const rejectedPct = (r: RunResult): number => +((r.rejected / Math.max(1, r.ok)) * 100).toFixed(1);
 
 export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
@@ -274,7 +276,13 @@ export async function runBusPhase(cfg: BusSettings): Promise<BusResults> {
             lag_p99_ms: r.schedule_lag_ms.p99,
           };
         },
-        { from: cfg.searchFrom, factor: cfg.stepFactor, cap: MAX_RATE, bisect: cfg.bisectSteps },
+        {
+          from: cfg.searchFrom,
+          factor: cfg.stepFactor,
+          cap: MAX_RATE,
+          bisect: cfg.bisectSteps,
+          lowest: SEARCH_LOWEST,
+        },
         (t, j) =>
           progress(`search ${t} @ ${j.rate}/s (${j.phase}): ${j.pass ? "pass" : `FAIL (${j.why})`}`, {
             p50_ms: j.p50_ms,

@@ -35,16 +35,11 @@ export function spawnEngine(o: {
     {
       env,
       logFile: o.logFile,
-      nodeArgs: o.cpuProfileDir
-        ? [
-            "--cpu-prof",
-            "--cpu-prof-dir",
-            o.cpuProfileDir,
-            ...(process.env.BENCH_PROF_INTERVAL_US
-              ? ["--cpu-prof-interval", process.env.BENCH_PROF_INTERVAL_US]
-              : []),
-          ]
-        : [],
+      // BENCH_ENGINE_NODE_ARGS: more node flags for the engine (a diagnosis, e.g. "--cpu-prof-interval 250")
+      nodeArgs: [
+        ...(o.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfileDir] : []),
+        ...(process.env["BENCH_ENGINE_NODE_ARGS"]?.split(" ").filter(Boolean) ?? []),
+      ],
     },
   );
   return { child, spawnedAt, logFile: o.logFile };

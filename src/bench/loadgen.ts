@@ -10,6 +10,8 @@
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { Histogram } from "hdr-histogram-js";
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { SendCommand, SendReport } from "./sender.js";
 import { type Summary, curve, histogram, nowMs, summarize } from "./util.js";
@@ -160,6 +162,10 @@ export class LoadGenerator {
     const inbox = `_BENCH.${this.tag}.${n}`;
     const state = new Uint8Array(count);
     const lat = histogram();
+    // BENCH_LATENCY_DUMP=<dir>: each request's latency (µs, by index: its intended send time) to a
+    // file a run, to see when the slow ones happened (a diagnosis, not a figure)
+    const dumpDir = process.env["BENCH_LATENCY_DUMP"];
+    const each = dumpDir ? new Float64Array(count).fill(-1) : undefined;
     const timeoutUs = o.timeoutMs * 1000;
     let resolved = 0;
     let approved = 0;
@@ -186,6 +192,7 @@ export class LoadGenerator {
         return;
       }
       lat.recordValue(Math.max(0, Math.round((t - (startMs + i * period)) * 1000)));
+      if (each) each[i] = (t - (startMs + i * period)) * 1000;
       if (m.headers?.hasError || m.data.length === 0) {
         errors++;
         bump(errorCodes, `status ${m.headers?.code ?? "empty"}`);
@@ -275,6 +282,13 @@ export class LoadGenerator {
     await allResolved;
     clearInterval(sweeper);
     sub.unsubscribe();
+    if (dumpDir && each) {
+      const file = join(dumpDir, `${o.target}-${o.rate}-${this.tag}-${n}.json`);
+      writeFileSync(
+        file,
+        JSON.stringify({ target: o.target, rate: o.rate, period_ms: period, us: [...each] }),
+      );
+    }
 
     const lag = histogram();
     const sentAt = new Float64Array(sent);

@@ -194,7 +194,8 @@ export function searchRows(search: TargetSearch[]): Row[] {
   const j = s("journal");
   const n = s("noop");
   if (!e || !j || !n) return [];
-  const first = e.steps[0]?.rate ?? 0;
+  // the lowest rate measured (the search steps down below its first step when that one fails)
+  const first = Math.min(...e.steps.map((x) => x.rate), e.steps[0]?.rate ?? 0);
   const rate = (v: number) => (v > 0 ? `${fmt(v)}/s` : `< ${fmt(first)}/s`);
   const bracket = (t: TargetSearch) =>
     `${t.target} ${fmt(t.sustainable_rate)}–${t.first_failing_rate !== undefined ? fmt(t.first_failing_rate) : "cap"}`;

@@ -12,7 +12,8 @@
  * The rate ramps from `from` by ×factor; every target still ramping, and the journaled baseline,
  * is measured at each step (the order of the targets alternating from step to step). A failing
  * step is measured once more before it counts (one neighbour's burst on a shared machine should
- * not end a search). Then, per target, bisection (geometric midpoints) between its last passing and
+ * not end a search). A target failing at `from` steps down (÷factor, to `lowest`) until a rate passes,
+ * the baseline measured at each such rate too. Then, per target, bisection (geometric midpoints) between its last passing and
  * first failing rate, the journaled baseline measured at every midpoint too. At and above the
  * baseline's own first failing rate it is not measured again (its p99 there is past the bound, or
  * it fails): the limit there is saturationMs. Beside it, the rate at which the absolute floor
@@ -54,7 +55,7 @@ export interface Judged extends StepFigures {
   floor_pass: boolean;
   /** Why it failed ("" when it passed). */
   why: string;
-  phase: "ramp" | "retry" | "bisect";
+  phase: "ramp" | "retry" | "descend" | "bisect";
 }
 
 export function p99Limit(journalP99: number, c: Criterion = CRITERION): number {
@@ -95,12 +96,22 @@ export function nextRate(rate: number, factor: number, unit = 10): number {
   return Math.max(rate + unit, Math.round((rate * factor) / unit) * unit);
 }
 
+/** The step below `rate` (÷ factor, rounded to `unit`, at least `unit` lower). */
+export function downRate(rate: number, factor: number, unit = 10): number {
+  return Math.min(rate - unit, Math.round(rate / factor / unit) * unit);
+}
+
 export interface SearchSettings {
   from: number;
   factor: number;
   cap: number;
   /** Bisection steps per target after the ramp. */
   bisect: number;
+  /**
+   * A target failing at `from` is measured at lower rates (÷ factor a step, not below `lowest`)
+   * until one passes, so that its figure is a bracket, not "below the first step".
+   */
+  lowest?: number;
   criterion?: Criterion;
 }
 
@@ -186,6 +197,19 @@ export async function searchRates(
     const j = figures.get("journal");
     if (j && !st.get("journal")!.steps.some((x) => x.rate === rate)) judged("journal", j, "ramp");
     rate = nextRate(rate, s.factor);
+  }
+
+  // Below the first step: down by the same factor until a rate passes (the first failing rate is
+  // then the lowest that failed), or the lowest rate fails too (sustainable: 0).
+  for (const t of targets) {
+    const ts = st.get(t)!;
+    const lowest = s.lowest ?? s.from;
+    for (let r = downRate(s.from, s.factor); ts.lastPass === 0 && r >= lowest; r = downRate(r, s.factor)) {
+      if (t !== "journal" && !reference.has(r)) judged("journal", await run("journal", r), "descend");
+      let pass = judged(t, await run(t, r), "descend").pass;
+      if (!pass) pass = judged(t, await run(t, r), "retry").pass;
+      settle(t, r, pass);
+    }
   }
 
   for (const t of targets) {

@@ -126,6 +126,39 @@ describe("bench sustainable-rate search", () => {
     expect(j.stopped_by).toBe("cap");
   });
 
+  it("a target failing its first step is measured lower until a rate passes, then bisected up to the lowest failure", async () => {
+    const calls: string[] = [];
+    // the engine sustains up to 180/s: p99 3 ms below, 20 ms above
+    const res = await searchRates(
+      ["journal", "engine"],
+      (t, rate) => {
+        calls.push(`${t}@${rate}`);
+        return Promise.resolve(fig(rate, t === "engine" && rate > 180 ? 20 : t === "engine" ? 3 : 1));
+      },
+      { from: 500, factor: 2, cap: 1000, bisect: 2, lowest: 50 },
+    );
+    const e = res.find((r) => r.target === "engine")!;
+    // 500 ✗ (twice), 250 ✗ (twice), 130 ✓; bisection 180 ✓, 210 ✗
+    expect(e.steps.filter((j) => j.phase === "descend").map((j) => j.rate)).toEqual([250, 130]);
+    expect(e.sustainable_rate).toBe(180);
+    expect(e.first_failing_rate).toBe(210);
+    expect(calls.filter((c) => c === "engine@250")).toHaveLength(2); // a failing step counts after a retry
+    // the journal is measured at every rate the engine is, as its reference
+    for (const c of calls.filter((x) => x.startsWith("engine@"))) {
+      expect(calls).toContain(c.replace("engine", "journal"));
+    }
+    // nothing passes down to the lowest rate: 0, the lowest failing rate named
+    const none = await searchRates(
+      ["journal", "engine"],
+      (t, rate) => Promise.resolve(fig(rate, t === "engine" ? 50 : 1)),
+      { from: 500, factor: 2, cap: 1000, bisect: 2, lowest: 100 },
+    );
+    const n = none.find((r) => r.target === "engine")!;
+    expect(n.sustainable_rate).toBe(0);
+    expect(n.first_failing_rate).toBe(130); // 500, 250, 130; 60 is below the lowest
+    expect(Math.min(...n.steps.map((j) => j.rate))).toBe(130);
+  });
+
   it("a target within 1.25× of a slow journal passes above the 5 ms floor", async () => {
     const res = await searchRates(
       ["journal", "engine"],
