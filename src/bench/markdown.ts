@@ -54,10 +54,12 @@ export function markdown(r: Results): string {
             `${fmt(t.rate)}${t.phase === "ramp" ? "" : ` (${t.phase})`}: p99 ${t.p99_ms} [${t.limit_ms}]${t.pass ? "" : " ✗"}`,
         )
         .join(", ");
-      const found =
-        s.sustainable_rate > 0 ? `${fmt(s.sustainable_rate)}/s` : `< ${fmt(s.steps[0]?.rate ?? 0)}/s`;
+      // the lowest rate of its own search (it steps down below the first step when that one fails)
+      const own = s.steps.filter((t) => t.phase !== "reference").map((t) => t.rate);
+      const below = `< ${fmt(own.length > 0 ? Math.min(...own) : 0)}/s`;
+      const found = s.sustainable_rate > 0 ? `${fmt(s.sustainable_rate)}/s` : below;
       out.push(
-        `- ${s.target}: **${found}** (stopped by ${s.stopped_by}); 5 ms floor ${s.floor_rate > 0 ? `${fmt(s.floor_rate)}/s` : `< ${fmt(s.steps[0]?.rate ?? 0)}/s`}; ${steps}`,
+        `- ${s.target}: **${found}** (stopped by ${s.stopped_by}); 5 ms floor ${s.floor_rate > 0 ? `${fmt(s.floor_rate)}/s` : below}; ${steps}`,
       );
     }
   }

@@ -195,8 +195,10 @@ export function searchRows(search: TargetSearch[]): Row[] {
   const n = s("noop");
   if (!e || !j || !n) return [];
   // the lowest rate measured (the search steps down below its first step when that one fails)
-  const first = Math.min(...e.steps.map((x) => x.rate), e.steps[0]?.rate ?? 0);
-  const rate = (v: number) => (v > 0 ? `${fmt(v)}/s` : `< ${fmt(first)}/s`);
+  const lowest = (t: TargetSearch) =>
+    Math.min(...t.steps.filter((x) => x.phase !== "reference").map((x) => x.rate), t.steps[0]?.rate ?? 0);
+  const first = lowest(e);
+  const rate = (v: number, t?: TargetSearch) => (v > 0 ? `${fmt(v)}/s` : `< ${fmt(t ? lowest(t) : first)}/s`);
   const bracket = (t: TargetSearch) =>
     `${t.target} ${fmt(t.sustainable_rate)}–${t.first_failing_rate !== undefined ? fmt(t.first_failing_rate) : "cap"}`;
   const ratio = e.sustainable_rate / Math.max(1, j.sustainable_rate);
@@ -206,7 +208,7 @@ export function searchRows(search: TargetSearch[]): Row[] {
       metric:
         "sustainable rate: failures ≤ 0.1 %, rejections ≤ 15 %, p99 ≤ max(5 ms, 1.25× journaled p99 at that rate) and ≤ 100 ms; bisection",
       engine: rate(e.sustainable_rate),
-      baseline: `journaled ${rate(j.sustainable_rate)} · no-op ${rate(n.sustainable_rate)}`,
+      baseline: `journaled ${rate(j.sustainable_rate, j)} · no-op ${rate(n.sustainable_rate, n)}`,
       ratio:
         j.sustainable_rate > 0
           ? `${x(ratio)} (${x(e.sustainable_rate / Math.max(1, n.sustainable_rate))} no-op)`
@@ -218,7 +220,7 @@ export function searchRows(search: TargetSearch[]): Row[] {
     row({
       metric: "sustainable rate at the absolute floor (p99 ≤ 5 ms, same steps)",
       engine: rate(e.floor_rate),
-      baseline: `journaled ${rate(j.floor_rate)} · no-op ${rate(n.floor_rate)}`,
+      baseline: `journaled ${rate(j.floor_rate, j)} · no-op ${rate(n.floor_rate, n)}`,
       ratio: j.floor_rate > 0 ? x(floorRatio) : "",
       target: "reported beside it",
       result: "info",

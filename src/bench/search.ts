@@ -55,7 +55,8 @@ export interface Judged extends StepFigures {
   floor_pass: boolean;
   /** Why it failed ("" when it passed). */
   why: string;
-  phase: "ramp" | "retry" | "descend" | "bisect";
+  /** "reference": the journaled baseline measured for another target's descent or bisection only. */
+  phase: "ramp" | "retry" | "descend" | "reference" | "bisect";
 }
 
 export function p99Limit(journalP99: number, c: Criterion = CRITERION): number {
@@ -205,7 +206,7 @@ export async function searchRates(
     const ts = st.get(t)!;
     const lowest = s.lowest ?? s.from;
     for (let r = downRate(s.from, s.factor); ts.lastPass === 0 && r >= lowest; r = downRate(r, s.factor)) {
-      if (t !== "journal" && !reference.has(r)) judged("journal", await run("journal", r), "descend");
+      if (t !== "journal" && !reference.has(r)) judged("journal", await run("journal", r), "reference");
       let pass = judged(t, await run(t, r), "descend").pass;
       if (!pass) pass = judged(t, await run(t, r), "retry").pass;
       settle(t, r, pass);
@@ -218,7 +219,7 @@ export async function searchRates(
       const mid = midpoint(ts.lastPass, ts.firstFail);
       if (mid === undefined) break;
       if (t !== "journal" && !reference.has(mid) && !beyondJournal(mid)) {
-        judged("journal", await run("journal", mid), "bisect");
+        judged("journal", await run("journal", mid), "reference");
       }
       settle(t, mid, judged(t, await run(t, mid), "bisect").pass);
     }
@@ -244,7 +245,10 @@ export async function searchRates(
  */
 export function floorRate(steps: Judged[]): number {
   const byRate = new Map<number, boolean>();
-  for (const s of steps) byRate.set(s.rate, (byRate.get(s.rate) ?? false) || s.floor_pass);
+  for (const s of steps) {
+    if (s.phase === "reference") continue; // below its own search: not its figure
+    byRate.set(s.rate, (byRate.get(s.rate) ?? false) || s.floor_pass);
+  }
   let best = 0;
   for (const [rate, ok] of [...byRate].sort((a, b) => a[0] - b[0])) {
     if (!ok) break;

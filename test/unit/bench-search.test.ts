@@ -147,6 +147,10 @@ describe("bench sustainable-rate search", () => {
     for (const c of calls.filter((x) => x.startsWith("engine@"))) {
       expect(calls).toContain(c.replace("engine", "journal"));
     }
+    // measured for the engine (its descent and bisection): not part of the journal's own floor
+    const j = res.find((r) => r.target === "journal")!;
+    expect(j.steps.filter((x) => x.phase === "reference").map((x) => x.rate)).toEqual([250, 130, 180, 210]);
+    expect(j.floor_rate).toBe(1000);
     // nothing passes down to the lowest rate: 0, the lowest failing rate named
     const none = await searchRates(
       ["journal", "engine"],
