@@ -34,8 +34,7 @@ VAR_DIR=${VAR_DIR:-var/engines}
 PARTITIONS=${PARTITIONS:-64}
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-60}
 STOP_TIMEOUT_S=30
-# the engine as deployed (deploy/systemd/mts-risk.service): an 8 MB young generation, shorter GC pauses
-BIN=(node --max-semi-space-size=8 bin/mts-risk.js)
+BIN=(node bin/mts-risk.js)
 
 [ -f dist/cli/main.js ] || {
   echo "no build: run npm ci && npm run build first" >&2

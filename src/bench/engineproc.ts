@@ -37,7 +37,6 @@ export function spawnEngine(o: {
       logFile: o.logFile,
       // BENCH_ENGINE_NODE_ARGS: more node flags for the engine (a diagnosis, e.g. "--cpu-prof-interval 250")
       nodeArgs: [
-        ...ENGINE_NODE_ARGS,
         ...(o.cpuProfileDir ? ["--cpu-prof", "--cpu-prof-dir", o.cpuProfileDir] : []),
         ...(process.env["BENCH_ENGINE_NODE_ARGS"]?.split(" ").filter(Boolean) ?? []),
       ],
@@ -45,14 +44,6 @@ export function spawnEngine(o: {
   );
   return { child, spawnedAt, logFile: o.logFile };
 }
-
-/**
- * The node flags the engine is deployed with (deploy/systemd/mts-risk.service, `npm start`): an
- * 8 MB young generation (V8's default 16 MB) halves the scavenge pauses behind the check path's
- * p99. BENCH_ENGINE_NODE_ARGS comes after them (a later flag wins: "--max-semi-space-size=16"
- * measures the default).
- */
-export const ENGINE_NODE_ARGS: readonly string[] = ["--max-semi-space-size=8"];
 
 interface Status {
   ready?: boolean;
