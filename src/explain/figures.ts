@@ -143,7 +143,7 @@ export function figuresOf(state: EngineState, raw: unknown, at: number): Figures
       : undefined;
     if (ac !== undefined) {
       const cur = a.assetClass.get(ac) ?? ZERO;
-      row("max_asset_class_pct", ac, cur, cur.plus(c?.assetClass === ac ? delta : after), classPct);
+      row("max_asset_class_pct", ac, cur, cur.plus(c?.cat.assetClass === ac ? delta : after), classPct);
     }
   }
   const report = fundReport(state, order.fund_id, at);

@@ -172,7 +172,7 @@ export const positionGate: RiskGate = {
       }
       const limitPct = (classLimits as Record<string, Dec | undefined>)[ac];
       if (limitPct !== undefined) {
-        const same = ctx.book?.contrib.assetClass === ac;
+        const same = ctx.book?.contrib.cat.assetClass === ac;
         const cur = a.assetClass.get(ac) ?? ZERO;
         const cf = approx(cur);
         const addF = same ? F.delta : F.after;

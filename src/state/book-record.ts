@@ -91,19 +91,6 @@ export class BookRecord extends BrokerQty implements Book, Position, Contributio
     return this;
   }
 
-  get sector(): string | undefined {
-    return this.cat.sector;
-  }
-  get assetClass(): string | undefined {
-    return this.cat.assetClass;
-  }
-  get currency(): string {
-    return this.cat.currency;
-  }
-  get unpriced(): boolean {
-    return this.cat.unpriced;
-  }
-
   get brokers(): BrokerQty {
     return this;
   }

@@ -162,18 +162,6 @@ class ContributionValues implements Contribution {
   exposure = ZERO;
   qm = ZERO;
   cat = NO_CATEGORY;
-  get sector(): string | undefined {
-    return this.cat.sector;
-  }
-  get assetClass(): string | undefined {
-    return this.cat.assetClass;
-  }
-  get currency(): string {
-    return this.cat.currency;
-  }
-  get unpriced(): boolean {
-    return this.cat.unpriced;
-  }
 }
 
 /** revalue()'s scratch (it is synchronous and never nested). */
@@ -220,27 +208,29 @@ function applyContribution(fund: FundState, prev: Contribution, next: Contributi
   if (d) a.netShort = a.netShort.plus(d);
   const dExp = delta(next.exposure, prev.exposure);
   if (dExp) a.gross = a.gross.plus(dExp);
-  if (prev.sector === next.sector) {
-    if (dExp) addTo(a.sector, next.sector, dExp);
+  const pc = prev.cat;
+  const nc = next.cat;
+  if (pc.sector === nc.sector) {
+    if (dExp) addTo(a.sector, nc.sector, dExp);
   } else {
-    addTo(a.sector, prev.sector, prev.exposure.neg());
-    addTo(a.sector, next.sector, next.exposure);
+    addTo(a.sector, pc.sector, prev.exposure.neg());
+    addTo(a.sector, nc.sector, next.exposure);
   }
-  if (prev.assetClass === next.assetClass) {
-    if (dExp) addTo(a.assetClass, next.assetClass, dExp);
+  if (pc.assetClass === nc.assetClass) {
+    if (dExp) addTo(a.assetClass, nc.assetClass, dExp);
   } else {
-    addTo(a.assetClass, prev.assetClass, prev.exposure.neg());
-    addTo(a.assetClass, next.assetClass, next.exposure);
+    addTo(a.assetClass, pc.assetClass, prev.exposure.neg());
+    addTo(a.assetClass, nc.assetClass, next.exposure);
   }
-  if (prev.currency === next.currency) {
-    if (dExp) addTo(a.currency, next.currency, dExp);
+  if (pc.currency === nc.currency) {
+    if (dExp) addTo(a.currency, nc.currency, dExp);
   } else {
-    if (prev.currency !== "") addTo(a.currency, prev.currency, prev.exposure.neg());
-    addTo(a.currency, next.currency, next.exposure);
+    if (pc.currency !== "") addTo(a.currency, pc.currency, prev.exposure.neg());
+    addTo(a.currency, nc.currency, next.exposure);
   }
-  if (prev.unpriced !== next.unpriced || (prev.unpriced && prev.currency !== next.currency)) {
-    if (prev.unpriced) addCount(a.unpriced, prev.currency, -1);
-    if (next.unpriced) addCount(a.unpriced, next.currency, 1);
+  if (pc.unpriced !== nc.unpriced || (pc.unpriced && pc.currency !== nc.currency)) {
+    if (pc.unpriced) addCount(a.unpriced, pc.currency, -1);
+    if (nc.unpriced) addCount(a.unpriced, nc.currency, 1);
   }
 }
 
@@ -332,9 +322,9 @@ function foldMark(b: Book, mark: Mark, acc: FundDelta): void {
   if (dExp.units !== 0n) {
     c.exposure = exposure;
     acc.gross = acc.gross.plus(dExp);
-    sumInto(acc.sector, c.sector, dExp);
-    sumInto(acc.assetClass, c.assetClass, dExp);
-    sumInto(acc.currency, c.currency, dExp);
+    sumInto(acc.sector, c.cat.sector, dExp);
+    sumInto(acc.assetClass, c.cat.assetClass, dExp);
+    sumInto(acc.currency, c.cat.currency, dExp);
   }
 }
 

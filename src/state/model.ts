@@ -49,14 +49,11 @@ export interface Contribution {
   longExt: Dec; // position + pending buys (signed notional)
   shortExt: Dec; // position − pending sells (signed notional)
   exposure: Dec; // max(|longExt|, |shortExt|)
-  /** Where the exposure is filed, shared with the books alike (see `category()`). */
+  /**
+   * Where the exposure is filed (sector, asset class, the currency of the instrument's prices, and
+   * whether it is unpriced), shared with the books alike (see `category()`).
+   */
   cat: Category;
-  readonly sector: string | undefined;
-  readonly assetClass: string | undefined;
-  /** Currency of the instrument's prices; the money fields above are in the fund's base currency. */
-  readonly currency: string;
-  /** In a foreign currency with no FX mark ever seen while it holds something: valued at 0, blocks orders. */
-  readonly unpriced: boolean;
   /** Quantity × multiplier × FX rate: `mv` at a mark is `qm × mid` (a quote revalues with one product). */
   qm: Dec;
 }

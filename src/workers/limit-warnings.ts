@@ -50,14 +50,16 @@ export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
     if (b) {
       const c = b.contrib;
       out.push({ measure: "position", scope: b.symbol, value: c.exposure, limitPct: lim.max_position_pct });
-      if (c.sector !== undefined) {
-        const v = a.sector.get(c.sector) ?? ZERO;
-        out.push({ measure: "sector", scope: c.sector, value: v, limitPct: lim.max_sector_pct });
+      if (c.cat.sector !== undefined) {
+        const v = a.sector.get(c.cat.sector) ?? ZERO;
+        out.push({ measure: "sector", scope: c.cat.sector, value: v, limitPct: lim.max_sector_pct });
       }
-      if (c.assetClass !== undefined) {
-        const pct = (lim.max_asset_class_pct as Record<string, Dec | undefined> | undefined)?.[c.assetClass];
-        const v = a.assetClass.get(c.assetClass) ?? ZERO;
-        out.push({ measure: "asset_class", scope: c.assetClass, value: v, limitPct: pct });
+      if (c.cat.assetClass !== undefined) {
+        const pct = (lim.max_asset_class_pct as Record<string, Dec | undefined> | undefined)?.[
+          c.cat.assetClass
+        ];
+        const v = a.assetClass.get(c.cat.assetClass) ?? ZERO;
+        out.push({ measure: "asset_class", scope: c.cat.assetClass, value: v, limitPct: pct });
       }
     }
     return out;

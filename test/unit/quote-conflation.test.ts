@@ -245,7 +245,7 @@ function fromScratch(f: FundState): string {
     gross = gross.plus(c.exposure);
     netLong = netLong.plus(c.longExt);
     netShort = netShort.plus(c.shortExt);
-    add(sector, c.sector, c.exposure);
+    add(sector, c.cat.sector, c.exposure);
   }
   return [mv, gross, netLong, netShort].map(canon).concat(fmt(sector)).join("|");
 }
