@@ -149,10 +149,15 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
    * The journal write of an approval timed out: whether it was stored is unknown. Publish the same
    * record again until the stream acknowledges it (a duplicate ack: the first write had landed).
    */
-  async function rejournal(e: Evaluation): Promise<void> {
+  async function rejournal(e: Evaluation, idemKey: string): Promise<void> {
     const deadline = Date.now() + JOURNAL_RETRY_MS;
     for (let attempt = 1; ; attempt++) {
       await delay(Math.min(100 * attempt, 1000));
+      // Read back from the journal meanwhile (the follower found the lost write's bytes): it is
+      // durable, and a second copy would be a second record of the same decision. Checked right
+      // before the write: a write enqueued now is conditional on the state read so far, so a copy
+      // stored earlier and not yet read back makes it fail (wrong last sequence), never land twice.
+      if (journaledAlready(e, idemKey)) return;
       try {
         await journal(e);
         return;
@@ -160,6 +165,16 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         if (stopped || err instanceof FencedError || Date.now() >= deadline) throw err;
       }
     }
+  }
+
+  function journaledAlready(e: Evaluation, idemKey: string): boolean {
+    const cur = o.state.idem.get(idemKey);
+    return (
+      cur !== undefined &&
+      cur.confirmed &&
+      cur.fingerprint === e.record.fingerprint &&
+      cur.decision.decided_at === e.decision.decided_at
+    );
   }
 
   async function deliver(msg: Msg, proto: boolean, e: Evaluation, t0: number): Promise<void> {
@@ -239,8 +254,8 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       if (reused) {
         forget();
         revokeLive(o.state, e.record);
-      } else if (idem) {
-        idem.durable = rejournal(e);
+      } else if (idem && idemKey) {
+        idem.durable = rejournal(e, idemKey);
         idem.durable.catch((cause: unknown) => {
           forget();
           log.error({ err: cause, order_id: e.decision.order_id }, "decision journal unavailable; dropped");
