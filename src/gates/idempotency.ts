@@ -47,7 +47,7 @@ export function legacyFingerprint(o: Order): string {
 }
 
 function hashFields(o: Order, withCreatedAt: boolean): string {
-  const s = [
+  const fields = [
     o.order_id,
     o.idempotency_key,
     o.fund_id,
@@ -64,7 +64,13 @@ function hashFields(o: Order, withCreatedAt: boolean): string {
     opt(o.reduce_only),
     ...(withCreatedAt ? [opt(o.created_at)] : []),
     opt(o.locate_id),
-  ].join("\u0000");
+  ];
+  // Joined with NUL, as always: unambiguous while no field holds a NUL itself. One that does
+  // (free text may) is encoded as JSON instead, after a leading NUL that no joined form has (the
+  // order id comes first and is never empty): two different orders never share a fingerprint.
+  const s = fields.some((f) => f.includes("\u0000"))
+    ? `\u0000${JSON.stringify(fields)}`
+    : fields.join("\u0000");
   return createHash("sha1").update(s).digest("base64url");
 }
 

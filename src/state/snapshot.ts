@@ -54,7 +54,7 @@ import {
   orderToJson,
 } from "./order-store.js";
 import type { FillChanges, FillDisk } from "./fill-store.js";
-import { deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
+import { deadlineOf, forgetAt, isCold, lapsedKeepMs } from "./projections/reservations.js";
 import type { PnlPeriod } from "../contract/records.js";
 
 const SCHEMA_VERSION = "1";
@@ -128,6 +128,7 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
   const orders: OrderRow[] = [];
   const failures: Failure[] = [];
   const ttl = state.settings.reservationTtlMs;
+  const keep = lapsedKeepMs(state.settings);
   for (const [kind, keys] of state.deleted) {
     for (const k of keys) {
       if (kind === "order") {
@@ -145,7 +146,7 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
           orders.push({
             k,
             h: hash32(k),
-            ...(r ? orderColumns(r, ttl) : { cold: 0, exp: 0 }),
+            ...(r ? orderColumns(r, ttl, keep) : { cold: 0, exp: 0 }),
             v: r && orderToJson(r),
           });
           refs.push(r);
@@ -183,9 +184,9 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
  * back (a load reads it), or open (a load leaves it on disk; `exp` its deadline, when the sweep
  * must look at it, −1 for none).
  */
-function orderColumns(r: OrderRecord, ttl: number): { cold: number; exp: number } {
-  if (isCold(r)) return { cold: ROW_COLD, exp: forgetAt(r, ttl) };
-  const at = deadlineOf(r, ttl);
+function orderColumns(r: OrderRecord, ttl: number, keep: number): { cold: number; exp: number } {
+  if (isCold(r)) return { cold: ROW_COLD, exp: forgetAt(r, ttl, keep) };
+  const at = deadlineOf(r, ttl, keep);
   return { cold: r.unconfirmed.size > 0 ? ROW_UNCONFIRMED : ROW_OPEN, exp: at === Infinity ? -1 : at };
 }
 
@@ -596,7 +597,7 @@ export function openSnapshot(path: string): Snapshot {
     const ttl = state.settings.reservationTtlMs;
     db.transaction(() => {
       for (const o of orders) {
-        const c = orderColumns(o, ttl);
+        const c = orderColumns(o, ttl, lapsedKeepMs(state.settings));
         putOrder.run(o.key, hash32(o.key), c.cold, c.exp, orderToJson(o));
       }
       for (const f of state.funds.values())
@@ -730,7 +731,7 @@ export function openSnapshot(path: string): Snapshot {
         if (o.side !== undefined && (o.reserved.gt(ZERO) || (!o.terminal && o.filled.lt(o.approved))))
           syncReservation(state, o, false);
         // queued at its deadline (what the sweep's first look at it would do), in one heapify
-        const at = deadlineOf(o, ttl);
+        const at = deadlineOf(o, ttl, lapsedKeepMs(state.settings));
         if (at === Infinity) o.queued = false;
         else queued.push({ at, item: o });
       }

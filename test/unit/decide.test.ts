@@ -10,7 +10,8 @@ import { type CheckInput, type Evaluation, createDecider } from "../../src/servi
 import { key2 } from "../../src/state/index.js";
 import { toWire } from "../../src/contract/wire.js";
 import { manualClock } from "../../src/time/clock.js";
-import { FUND, Feed, NOW, NOW_ISO, rawOrder } from "./fixtures.js";
+import { FUND, Feed, NOW, NOW_ISO, order, rawOrder } from "./fixtures.js";
+import { fingerprint } from "../../src/gates/idempotency.js";
 
 /** envOver null: no envelope published. */
 function setup(envOver: Record<string, unknown> | null = {}, ready = true) {
@@ -104,6 +105,28 @@ describe("idempotency", () => {
     expect(beta.decision.approved).toBe(true);
     expect(beta.decision.details["replayed"]).toBeUndefined();
     expect(beta.decision.envelope_id).toBe("beta@v1");
+  });
+
+  it("given free-text fields holding a NUL, when another order moves it from one field to the next under the same key, then it is a conflict, never a replay", () => {
+    const { decide } = setup();
+    const first = rawOrder({ idempotency_key: "K", time_in_force: "DAY\u0000", locate_id: "X" });
+    expect(decide(first).decision.approved).toBe(true);
+    // joined with NUL, both read "DAY\0\0X": another order, same business text
+    const other = decide({ ...first, time_in_force: "DAY", locate_id: "\u0000X" });
+    expect(other.decision).toMatchObject({ approved: false, rejection_code: "IDEMPOTENCY_CONFLICT" });
+    expect(other.replayOf).toBeUndefined();
+    // and the very same order is still a replay
+    expect(decide({ ...first }).replayOf).toBeDefined();
+  });
+
+  it("given an order without a NUL, its fingerprint is the one journaled records carry (they still replay)", () => {
+    const o = order({
+      order_id: "o-fixed",
+      idempotency_key: "k-fixed",
+      time_in_force: "DAY",
+      locate_id: "L1",
+    });
+    expect(fingerprint(o)).toBe("68zNm2AG7bNswBpq8yen_9GVOvI");
   });
 });
 

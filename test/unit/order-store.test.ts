@@ -337,6 +337,41 @@ describe("ended orders and fill ids on disk", () => {
     }
   });
 
+  it("given approvals that lapsed unacknowledged, flushed, then they leave memory, a late acknowledgement makes one reserve again, and the sweep forgets the others as in memory", () => {
+    const disk = feedOf();
+    const mem = feedOf(createState()); // never flushed
+    const snap = openSnapshot(path());
+    const pend = (s: EngineState) => s.funds.get(FUND)?.books.get("AAPL")?.pendBuyQty.toFixed();
+    try {
+      for (const f of [disk, mem]) for (let i = 0; i < 4; i++) f.reserve(`x${i}`, "AAPL", "BUY", "10", "100");
+      for (const s of [disk.state, mem.state]) sweepReservations(s, NOW + DAY + 1); // the TTL ran out
+      expect(pend(disk.state)).toBe("0");
+      snap.flush(disk.state);
+      expect(disk.state.orders.hotCount).toBe(0); // reserving nothing: they left memory
+      expect(disk.state.orders.size).toBe(4);
+      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+      // working at a broker after all: the OMS's acknowledgement comes late
+      for (const f of [disk, mem]) f.orderEvent("x1", "accepted");
+      expect(pend(disk.state)).toBe("10");
+      expect(pend(mem.state)).toBe("10");
+      snap.flush(disk.state);
+      // the others are remembered for the idempotency window after their TTL, then forgotten
+      for (const s of [disk.state, mem.state]) sweepReservations(s, NOW + 2 * DAY - 1);
+      expect(disk.state.orders.has(key2(FUND, "x0"))).toBe(true);
+      for (const s of [disk.state, mem.state]) sweepReservations(s, NOW + 2 * DAY + 1);
+      for (const id of ["x0", "x1", "x2", "x3"]) {
+        expect(disk.state.orders.has(key2(FUND, id))).toBe(id === "x1");
+        expect(mem.state.orders.has(key2(FUND, id))).toBe(id === "x1");
+      }
+      expect(pend(disk.state)).toBe("10");
+      snap.flush(disk.state);
+      expect(stateDigest(disk.state)).toBe(stateDigest(mem.state));
+      expect(stateDigest(snap.load())).toBe(stateDigest(mem.state));
+    } finally {
+      snap.close();
+    }
+  });
+
   it("given ended orders on disk, when their time comes, then the sweep forgets them as it does in memory, and the snapshot deletes their rows", () => {
     const disk = feedOf();
     const mem = feedOf(createState());

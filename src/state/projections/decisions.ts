@@ -16,7 +16,14 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
   const fundKnown = rec.fund_id !== "_";
   if (rec.recorded && rec.idempotency_key !== undefined && rec.fingerprint !== undefined && fundKnown) {
     const k = key2(rec.fund_id, rec.idempotency_key);
-    const cur = state.idem.get(k);
+    let cur = state.idem.get(k);
+    if (cur && cur.expiresAt <= rec.at_ms) {
+      // An earlier decision's record, expired when this one was made: the live engine had swept it
+      // (this decision recorded the key afresh). A fold that sweeps later (a rebuild: once, at its
+      // end) must not keep it in place of this one: the key then names this decision.
+      state.idem.delete(k);
+      cur = undefined;
+    }
     if (!cur) {
       state.idem.put(k, {
         fund: rec.fund_id,
@@ -53,7 +60,7 @@ export function confirmDecision(state: EngineState, rec: DecisionRecord): void {
   const k = key2(rec.fund_id, rec.idempotency_key);
   if (rec.recorded && rec.fingerprint !== undefined) {
     const cur = state.idem.get(k);
-    if (!cur) return applyDecision(state, rec);
+    if (!cur || cur.expiresAt <= rec.at_ms) return applyDecision(state, rec);
     if (!cur.confirmed) state.idem.confirm(k);
   }
   const res = rec.reservation;

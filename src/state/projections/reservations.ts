@@ -236,13 +236,23 @@ export function revokeApproval(state: EngineState, fund: string, idemKey: string
  * it may be forgotten: a TTL after its TTL release, or after it was last touched once it ended, so
  * that a late fill or event still merges. Infinity while held (re-queued when it ends).
  */
-export function deadlineOf(r: OrderRecord, ttl: number): number {
+export function deadlineOf(r: OrderRecord, ttl: number, keep: number = ttl): number {
   if (held(r)) return Infinity;
   if (r.expiresAt === 0) return r.touchedAt + ttl; // fills or events only, no approval seen
   const working = !r.terminal && r.approved.gt(r.filled);
   if (working && !r.lapsed) return r.expiresAt;
-  return Math.max(r.expiresAt + (r.lapsed ? ttl : 0), r.touchedAt + ttl);
+  return Math.max(r.expiresAt + (r.lapsed ? keep : 0), r.touchedAt + ttl);
 }
+
+/**
+ * How long an approval whose TTL ran out unacknowledged (lapsed) is remembered after its TTL: the
+ * longer of the TTL and the idempotency window. An acknowledgement or a fill that comes meanwhile
+ * finds the approval and the order reserves again (it is working at a broker after all); one
+ * forgotten sooner would reserve nothing live, and again in a rebuild (which sweeps only at its
+ * end), so the live and rebuilt states would disagree on what it reserves.
+ */
+export const lapsedKeepMs = (s: { reservationTtlMs: number; idempotencyWindowMs: number }): number =>
+  Math.max(s.reservationTtlMs, s.idempotencyWindowMs);
 
 /**
  * Release what has expired by `now` and forget records that can no longer matter.
@@ -252,6 +262,7 @@ export function sweepReservations(state: EngineState, now: number): number {
   settleFillOnly(state, now); // a rebuild's orders seen in fills alone (state/fill-only.ts)
   const q = state.orderExpiry;
   const ttl = state.settings.reservationTtlMs;
+  const keep = lapsedKeepMs(state.settings);
   let released = 0;
   // open records a load left on disk whose deadline came: read back, and handled as queued ones
   for (const k of state.orders.warmDue(now)) {
@@ -269,7 +280,7 @@ export function sweepReservations(state: EngineState, now: number): number {
       r.lapsed = true;
       syncReservation(state, r);
     }
-    const due = deadlineOf(r, ttl);
+    const due = deadlineOf(r, ttl, keep);
     if (due === Infinity) {
       r.queued = false; // held: syncReservation queues it again when it ends
       continue;
@@ -296,7 +307,7 @@ export function sweepReservations(state: EngineState, now: number): number {
  * decision (each reads it back: getOrderRecord) and names its order id until the sweep forgets it.
  */
 export const isCold = (r: OrderRecord): boolean =>
-  (isOrderDone(r) || (r.approvals.size === 0 && !r.accepted)) &&
+  (isOrderDone(r) || (r.approvals.size === 0 && !r.accepted) || (r.lapsed && !acknowledged(r))) &&
   r.reserved.eq(ZERO) &&
   r.unconfirmed.size === 0;
 
@@ -304,9 +315,9 @@ export const isCold = (r: OrderRecord): boolean =>
  * When the sweep forgets a cold record left alone: its deadline, or, for one never acknowledged
  * whose TTL passed (the sweep marks it lapsed first), the later deadline of a lapsed record.
  */
-export function forgetAt(r: OrderRecord, ttl: number): number {
-  if (!r.lapsed && r.expiresAt > 0 && !acknowledged(r)) return deadlineOf({ ...r, lapsed: true }, ttl);
-  return deadlineOf(r, ttl);
+export function forgetAt(r: OrderRecord, ttl: number, keep: number = ttl): number {
+  if (!r.lapsed && r.expiresAt > 0 && !acknowledged(r)) return deadlineOf({ ...r, lapsed: true }, ttl, keep);
+  return deadlineOf(r, ttl, keep);
 }
 
 /**
