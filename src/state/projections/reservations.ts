@@ -233,8 +233,8 @@ export function revokeApproval(state: EngineState, fund: string, idemKey: string
 
 /**
  * When the record next needs the sweep: its TTL release (approved, never acknowledged), else when
- * it may be forgotten: a TTL after its TTL release, or after it was last touched once it ended, so
- * that a late fill or event still merges. Infinity while held (re-queued when it ends).
+ * it may be forgotten: `keep` (lapsedKeepMs) after its TTL release, or a TTL after it was last
+ * touched once it ended, so that a late fill or event still merges. Infinity while held (re-queued when it ends).
  */
 export function deadlineOf(r: OrderRecord, ttl: number, keep: number = ttl): number {
   if (held(r)) return Infinity;
