@@ -28,6 +28,8 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
   const due = new Map<string, { fund: string; seq: number; at: number }>();
   /** Presses this process has handled (cancel_all published, verification armed). */
   const handled = new Set<string>();
+  /** Presses whose cancel_all could not be published: pressed again on the next tick (same id). */
+  const failed = new Map<string, { fund: string; seq: number }>();
 
   /** Handles the press at `seq` (a KILL_SWITCH Halt in force for the fund); once per press. */
   function press(fund: string, seq: number): void {
@@ -42,7 +44,20 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
         { fund_id: fund, reason: `kill switch: ${h.reason}`, at: iso(clock.now()) },
         cancelAllMsgId(fund, seq),
       )
-      .catch((err: unknown) => log.error({ err, fund }, "cancel_all publish failed"));
+      .catch((err: unknown) => {
+        // Not handled after all: the OMS was not asked to cancel. Pressed again each second until
+        // the stream takes it (its message id makes a copy that did land a duplicate).
+        log.error({ err, fund }, "cancel_all publish failed; retried");
+        handled.delete(k);
+        failed.set(k, { fund, seq });
+      });
+  }
+
+  function retryFailed(): void {
+    for (const [k, p] of failed) {
+      failed.delete(k);
+      press(p.fund, p.seq); // a no-op once the fund is resumed (no KILL_SWITCH halt in force)
+    }
   }
 
   function verify(): Record<string, string[]> {
@@ -85,6 +100,9 @@ export function createKillSwitch(ctx: WorkerContext): KillSwitchWorker {
       // this message is a KILL_SWITCH press when the halt in force was (re)pressed at its sequence
       if (h && (h.lastSeq ?? h.seq) === c.seq) press(c.fund, c.seq);
     },
-    tick: () => verify(),
+    tick: () => {
+      retryFailed();
+      return verify();
+    },
   };
 }

@@ -53,6 +53,9 @@ export interface StopsWorker extends Worker {
   stopOf(fund: string, symbol: string): StopRecord | undefined;
 }
 
+/** How often a closing order not known to have reached the OMS is sent again (engine clock). */
+const RESEND_MS = 5_000;
+
 interface Desired {
   side: "LONG" | "SHORT";
   qty: Dec;
@@ -168,6 +171,50 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       .catch((err: unknown) =>
         log.error({ err, fund: rec.fund, symbol: rec.symbol }, `stop.${event} publish failed`),
       );
+  }
+
+  /** Closing orders OMS_INTENTS acknowledged, by idempotency key (their message id). */
+  const landed = new Set<string>();
+  /** When each closing order not known to have landed was last sent (engine clock). */
+  const sentAt = new Map<string, number>();
+
+  function submit(o: ReturnType<typeof closingOrder>, key: string, now: number): void {
+    sentAt.set(key, now);
+    facts.order(o).then(
+      () => landed.add(key),
+      (err: unknown) =>
+        log.error({ err, order_id: o["order_id"] }, "closing order publish failed; sent again"),
+    );
+  }
+
+  /**
+   * A triggered stop's closing order that may never have reached the OMS (its publish failed, or
+   * the engine died between the stop.triggered event and it): none of the OMS's check, events or
+   * fills has been seen for it, and OMS_INTENTS never acknowledged it to this process. Sent again,
+   * the same body and id (stamped with the trigger's time), every RESEND_MS until acknowledged:
+   * the stream's duplicate window (a day) drops a copy that did land. Else the stop would stay
+   * triggered for ever ("no re-arm while a closing order works") and the position unprotected.
+   */
+  function resendLost(all: StopRecord[], now: number): void {
+    const current = new Set<string>();
+    for (const s of all) {
+      if (s.state !== "triggered" || !mine(s.fund)) continue;
+      if (state.funds.get(s.fund)?.halts.has("KILL_SWITCH")) continue; // the operator decides
+      for (const leg of legsOf(s)) {
+        current.add(leg.key);
+        if (landed.has(leg.key)) continue;
+        if (state.orders.get(key2(s.fund, leg.orderId)) || state.idem.get(key2(s.fund, leg.key))) {
+          landed.add(leg.key); // the OMS has it: checked, acknowledged or filled
+          continue;
+        }
+        if (facts.inFlight(leg.key) !== undefined) continue;
+        if (now - (sentAt.get(leg.key) ?? -Infinity) < RESEND_MS) continue;
+        log.warn({ fund: s.fund, symbol: s.symbol, order_id: leg.orderId }, "closing order sent again");
+        submit(closingOrder(s, leg, s.at), leg.key, now);
+      }
+    }
+    for (const k of landed) if (!current.has(k)) landed.delete(k);
+    for (const k of sentAt.keys()) if (!current.has(k)) sentAt.delete(k);
   }
 
   function ensure(fund: FundState, symbol: string): boolean {
@@ -290,11 +337,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       else ahead.buy = ahead.buy.plus(legs[i]!.qty);
     }
     emit("triggered", trig, `quote ${crossing}`);
-    for (const o of orders) {
-      facts
-        .order(o)
-        .catch((err: unknown) => log.error({ err, order_id: o["order_id"] }, "closing order publish failed"));
-    }
+    for (const [i, o] of orders.entries()) submit(o, legs[i]!.key, now);
     log.warn(
       { fund: s.fund, symbol: s.symbol, stop: canon(s.stopPrice), price: canon(price), legs: legs.length },
       "stop triggered",
@@ -318,6 +361,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
 
   function review(full = false, all: StopRecord[] = allStops()): number {
     const now = clock.now();
+    resendLost(all, now);
     for (const s of all) {
       const fund = s.state === "triggered" ? state.funds.get(s.fund) : undefined;
       if (fund) ensure(fund, s.symbol); // a closing over with no change event (the check rejected it)
