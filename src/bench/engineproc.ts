@@ -28,6 +28,12 @@ export function spawnEngine(o: {
   env.RISK_BROKER_EXIT_RECONCILER__ENABLED = "false";
   env.RISK_LOG__LEVEL = "info";
   env.RISK_HTTP__PORT = String(o.httpPort ?? 0);
+  // BENCH_ENGINE_ENV: more settings for the engine, `K=V` separated by spaces (a diagnosis, e.g.
+  // "RISK_STATE__FLUSH_INTERVAL_MS=60000"); the bench's own settings above may be overridden too
+  for (const kv of process.env["BENCH_ENGINE_ENV"]?.split(" ").filter(Boolean) ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   const spawnedAt = Date.now();
   const child = spawnNode(
     scriptPath("../../bin/mts-risk.js"),
