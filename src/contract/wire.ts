@@ -7,13 +7,32 @@ export function toWire(v: unknown): unknown {
   if (v instanceof Map) return toWire(Object.fromEntries(v));
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) {
+    for (const k of sortKeys(Object.keys(v))) {
       const x = (v as Record<string, unknown>)[k];
       if (x !== undefined) out[k] = toWire(x);
     }
     return out;
   }
   return v;
+}
+
+/**
+ * The keys sorted in place, as `Array.prototype.sort()` orders strings (UTF-16 code units): an
+ * insertion sort, which allocates nothing (the built-in sort's work array was ≈ 6 % of what the
+ * engine allocated at 1 000 checks/s, one per object of every journaled record). Objects here have
+ * a few dozen keys at most.
+ */
+function sortKeys(keys: string[]): string[] {
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
 }
 
 /** Canonical JSON: sorted keys, canonical decimals, no undefined. */
