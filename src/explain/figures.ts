@@ -116,20 +116,16 @@ export function figuresOf(state: EngineState, raw: unknown, at: number): Figures
         within: resulting.lte(lim),
       });
     };
-    row(
-      "max_position_pct",
-      order.symbol,
-      (buy ? longExt : shortExt).abs(),
-      buy ? L.abs() : S.abs(),
-      limits.max_position_pct,
-    );
+    // both extremes, the larger in absolute value (the position gate's worst case of both sides)
+    row("max_position_pct", order.symbol, max(longExt.abs(), shortExt.abs()), after, limits.max_position_pct);
     row("max_gross_exposure_pct", "fund", a.gross, a.gross.plus(delta), limits.max_gross_exposure_pct);
-    const netBefore = (buy ? a.netLong : a.netShort).abs();
+    const netL = buy ? a.netLong.plus(o) : a.netLong;
+    const netS = buy ? a.netShort : a.netShort.plus(o);
     row(
       "max_net_exposure_pct",
       "fund",
-      netBefore,
-      (buy ? a.netLong : a.netShort).plus(o).abs(),
+      max(a.netLong.abs(), a.netShort.abs()),
+      max(netL.abs(), netS.abs()),
       limits.max_net_exposure_pct,
     );
     const sector = ctx.instrument?.sector;

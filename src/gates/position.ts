@@ -1,8 +1,13 @@
 /**
- * Gate 4, position and exposure against NAV. Each side is valued at its worst case: the
- * position at its mark plus every open reservation on the order's side plus this order
- * (pending orders on the other side are not netted against it). Sums are kept incrementally
- * per fund, so the cost of a check does not grow with the number of positions.
+ * Gate 4, position and exposure against NAV. Each figure is valued at its worst case: both
+ * extremes of the symbol (the position at its mark plus every open buy reservation, and minus
+ * every open sell reservation), this order added to its own side, and the larger of the two in
+ * absolute value is the resulting exposure (pending orders on one side are never netted against
+ * the other's). The contract's resulting exposure (position + every reservation + this order)
+ * lies between the two extremes, so nothing it would refuse is approved; an extreme already over
+ * the limit (a mark move, a lower NAV, a lowered limit) refuses every order that is not
+ * risk-reducing, whatever its side. Sums are kept incrementally per fund, so the cost of a check
+ * does not grow with the number of positions.
  *
  * Every limit is a filtered exact comparison (src/decimal/approx.ts): judged in float64 with an
  * error bound, and with exact `Dec` arithmetic (`over`, which also writes the denial's figures)
@@ -52,7 +57,7 @@ function exactFigures(buy: boolean, ctx: GateContext, notional: Dec, navValue: D
   return {
     navValue,
     o,
-    resulting: buy ? L.abs() : S.abs(),
+    resulting: exposureAfter,
     exposureAfter,
     delta: exposureAfter.minus(exposure),
   };
@@ -77,10 +82,10 @@ function floatFigures(buy: boolean, book: Book | undefined, notional: Dec): void
   const LM = buy ? Math.abs(l) + F.oM : Math.abs(l);
   const S = buy ? s : s + F.o;
   const SM = buy ? Math.abs(s) : Math.abs(s) + F.oM;
-  F.res = buy ? Math.abs(L) : Math.abs(S);
-  F.resM = buy ? LM : SM;
   F.after = Math.max(Math.abs(L), Math.abs(S));
   F.afterM = Math.max(LM, SM);
+  F.res = F.after;
+  F.resM = F.afterM;
   F.delta = F.after - e;
   F.deltaM = F.afterM + Math.abs(e);
 }
@@ -132,10 +137,26 @@ export const positionGate: RiskGate = {
       }
     }
     if (lim.max_net_exposure_pct !== undefined) {
-      const side = buy ? shadowOf(sh.netLong, a.netLong) : shadowOf(sh.netShort, a.netShort);
-      if (maybeOver(Math.abs(side + F.o), Math.abs(side) + F.oM, lim.max_net_exposure_pct, sh.limits[2]!)) {
+      // both extremes of the fund's net (every buy reservation filled, or every sell), this order
+      // on its own side; the larger in absolute value
+      const l = shadowOf(sh.netLong, a.netLong);
+      const s = shadowOf(sh.netShort, a.netShort);
+      const L = buy ? l + F.o : l;
+      const S = buy ? s : s + F.o;
+      const LM = buy ? Math.abs(l) + F.oM : Math.abs(l);
+      const SM = buy ? Math.abs(s) : Math.abs(s) + F.oM;
+      if (
+        maybeOver(
+          Math.max(Math.abs(L), Math.abs(S)),
+          Math.max(LM, SM),
+          lim.max_net_exposure_pct,
+          sh.limits[2]!,
+        )
+      ) {
         const e = ex();
-        const net = (buy ? a.netLong : a.netShort).plus(e.o).abs();
+        const netL = buy ? a.netLong.plus(e.o) : a.netLong;
+        const netS = buy ? a.netShort : a.netShort.plus(e.o);
+        const net = max(netL.abs(), netS.abs());
         const d = over("NET_EXPOSURE_EXCEEDED", "net exposure", net, lim.max_net_exposure_pct, e.navValue);
         if (d) return d;
       }
