@@ -145,7 +145,20 @@ export const EnvelopeSchema = z.object({
   base_currency: opt(currency),
   /** Share of a limit above which a limit_warning alert is published (0 < x <= 1). Fund-level only. */
   warn_at_pct: opt(decimal("pos")).refine((v) => v === undefined || v.lte(ONE), "must be <= 1"),
-  strategies: z.record(id, LimitsSchema).optional(),
+  /**
+   * `__proto__` is refused as a strategy id (structured error): zod's record drops that key, and
+   * orders of that strategy would get the fund's limits in silence.
+   */
+  strategies: z
+    .preprocess(
+      (v, ctx) => {
+        if (v !== null && typeof v === "object" && Object.prototype.hasOwnProperty.call(v, "__proto__"))
+          ctx.addIssue({ code: "custom", message: "__proto__ is reserved as a strategy id", input: v });
+        return v;
+      },
+      z.record(id, LimitsSchema),
+    )
+    .optional(),
 });
 export type Envelope = z.output<typeof EnvelopeSchema>;
 export type EnvelopeInput = z.input<typeof EnvelopeSchema>;

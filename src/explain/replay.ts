@@ -17,6 +17,7 @@ import { createDecider } from "../service/decide.js";
 import { type EngineState, type StateSettings, createState, project } from "../state/index.js";
 import { type Figures, figuresOf } from "./figures.js";
 import { type JournalHit, applyDecisionMessage, readStream } from "./journal.js";
+import { storedMsOf } from "../ingest/follower.js";
 
 export interface ReplayResult {
   state: EngineState;
@@ -97,7 +98,7 @@ export async function replayTo(o: {
         o.jsm,
         stream,
         (m) => {
-          project(state, stream, m.subject, m.data, m.seq);
+          project(state, stream, m.subject, m.data, m.seq, storedMsOf(stream, m));
           n++;
         },
         { lastSeq: target },

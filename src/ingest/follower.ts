@@ -23,6 +23,16 @@ export const FOLLOW_BATCH = 1000;
 /** How long `open` keeps retrying a consumer create that times out. */
 const OPEN_DEADLINE_MS = 30_000;
 
+/**
+ * When the stream stored a QUOTES or FILLS message (epoch ms): it bounds how far ahead its own
+ * timestamp may rank a quote (applyQuote) or move the fill-id watermark (applyFill); undefined for
+ * every other stream. Every reader that folds them passes it (the follower, so a rebuild too, and
+ * `mts-risk explain`'s replay), so they all fold every message the same.
+ */
+export function storedMsOf(stream: StreamName, m: JsMsg): number | undefined {
+  return stream === "QUOTES" || stream === "FILLS" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
+}
+
 export interface FollowerOptions {
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -104,11 +114,11 @@ export function createFollower(o: FollowerOptions): Follower {
   function handle(l: Lane, m: JsMsg): void {
     o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
-    const storedMs = l.stream === "QUOTES" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
+    const storedMs = storedMsOf(l.stream, m);
     const batch = l.stream === "RISK_DECISIONS" ? m.headers?.get("Mts-Batch") || null : undefined;
     const r =
       o.recognise?.(l.stream, m) ?? project(o.state, l.stream, m.subject, m.data, m.seq, storedMs, batch);
-    if (storedMs !== undefined) settleLater();
+    if (l.stream === "QUOTES") settleLater();
     if (o.onResult) o.onResult(l.stream, m, r);
     l.pendingHint = m.info.pending;
     if (!l.caught && (m.seq >= l.target || m.info.pending === 0)) {

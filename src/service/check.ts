@@ -77,7 +77,10 @@ export interface CheckService {
   inFlight(): number;
 }
 
-const td = new TextDecoder();
+/** Fatal: a body that is not UTF-8 is "not valid JSON", never decoded with U+FFFD in place of its
+ * bytes (two different orders would read the same, and the second be answered with the first's
+ * decision). */
+const td = new TextDecoder("utf-8", { fatal: true });
 const te = new TextEncoder();
 
 function orderIdOf(raw: unknown): string {

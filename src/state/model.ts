@@ -92,8 +92,8 @@ export function category(
     prev.unpriced === unpriced
   )
     return prev;
-  // \u0002 stands for undefined (never part of a sector, an asset class or a currency code)
-  const k = `${sector ?? "\u0002"}\u0001${assetClass ?? "\u0002"}\u0001${currency}\u0001${unpriced ? 1 : 0}`;
+  // JSON: unambiguous whatever characters a sector holds (free text), absent apart from any text
+  const k = JSON.stringify([sector ?? null, assetClass ?? null, currency, unpriced]);
   let c = CATEGORIES.get(k);
   if (!c) CATEGORIES.set(k, (c = { sector, assetClass, currency, unpriced }));
   return c;

@@ -7,9 +7,22 @@ import { getOrderRecord, noteFillOnly, syncReservation } from "./reservations.js
 
 export type FillOutcome = "applied" | "duplicate";
 
-export function applyFill(state: EngineState, f: Fill): FillOutcome {
+/**
+ * How far past the stream's own time of a fill its timestamp may move the fill-id watermark: a
+ * broker clock running fast (a fill stamped 2099) would otherwise move it so far that every fill id
+ * seen before is forgotten, and a fill delivered again applied twice. Stream time is the same in
+ * every fold (live, rebuild, explain), so they all forget the same ids.
+ */
+export const FILL_LEAD_MS = 1000;
+
+/** `storedMs`: when the stream stored the fill (epoch ms), if known (bounds the watermark). */
+export function applyFill(state: EngineState, f: Fill, storedMs?: number): FillOutcome {
   if (state.fillIds.has(f.fill_id)) return "duplicate";
-  rememberFillId(state, f.fill_id, f.timestamp);
+  rememberFillId(
+    state,
+    f.fill_id,
+    storedMs === undefined ? f.timestamp : Math.min(f.timestamp, storedMs + FILL_LEAD_MS),
+  );
 
   const fund = getFund(state, f.fund_id);
   const b = getBook(state, fund, f.symbol);

@@ -104,7 +104,7 @@ export const PROJECTIONS: readonly Projection[] = [
     mismatch: (s, v) => differs(s?.fund, v.fund_id) ?? differs(s?.symbol, v.symbol),
     apply(state, v, ctx) {
       const change: Change = { kind: "fill", fund: v.fund_id, symbol: v.symbol, seq: ctx.seq };
-      if (applyFill(state, v) !== "duplicate") return { change };
+      if (applyFill(state, v, ctx.storedMs) !== "duplicate") return { change };
       return {
         change,
         notice: { kind: "duplicate_fill", fund: v.fund_id, message: `fill ${v.fill_id} seen twice; ignored` },
