@@ -108,8 +108,11 @@ export async function replayTo(o: {
     applied[stream] = n;
   }
 
-  if (rec.decision.rejecting_gate === "cro_veto")
-    caveats.push("the CRO veto's answer is not in the streams: only the deterministic gates are replayed");
+  const croVeto = rec.decision.rejecting_gate === "cro_veto";
+  if (croVeto)
+    caveats.push(
+      "the CRO veto's answer is the journaled one (the advisor is not asked again); every gate before it is replayed",
+    );
   if (!rec.order) {
     return {
       state,
@@ -134,11 +137,24 @@ export async function replayTo(o: {
     nextId: () => `explain-${++n}`,
   });
   const out = await decider.decide({ raw: structuredClone(rec.order) });
+  // The CRO gate runs after every deterministic gate: when they all pass again, its journaled
+  // answer (the veto, with its reason and details) is the decision, as the engine made it.
+  const decision: RiskDecision =
+    croVeto && out.decision.approved
+      ? {
+          ...out.decision,
+          approved: false,
+          rejecting_gate: rec.decision.rejecting_gate,
+          rejection_code: rec.decision.rejection_code,
+          reason: rec.decision.reason,
+          details: rec.decision.details,
+        }
+      : out.decision;
   return {
     state,
     figures,
-    decision: out.decision,
-    differences: compareDecisions(rec.decision, out.decision),
+    decision,
+    differences: compareDecisions(rec.decision, decision),
     caveats,
     applied,
   };

@@ -10,6 +10,7 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { run } from "../support/cli.js";
 
 describe("CRO veto (advisory)", () => {
   let server: NatsServerHandle;
@@ -55,6 +56,33 @@ describe("CRO veto (advisory)", () => {
       reason: "earnings in 5 minutes",
     });
     await advisor!.drain();
+  });
+
+  it("explains a vetoed order with the same decision: every gate before the CRO replayed, its answer the journaled one", async () => {
+    await answer({ veto: true, confidence: "0.9", reason: "news pending" });
+    const o = order();
+    const d = await bus.check(o);
+    expect(d).toMatchObject({ approved: false, rejection_code: "CRO_VETO", details: { confidence: "0.9" } });
+    await advisor!.drain();
+    const before = asked;
+    const r = await waitFor(async () => {
+      const x = await run([
+        "--nats-url",
+        server.url,
+        "explain",
+        String(o["order_id"]),
+        "--fund",
+        "alpha",
+        "--json",
+      ]);
+      return x.code === 0 || x.out.includes('"replay"') ? x : undefined; // once the record is on the journal
+    });
+    const x = JSON.parse(r.out) as { replay: { same: boolean; differences: unknown[]; caveats: string[] } };
+    expect(x.replay.differences).toEqual([]);
+    expect(x.replay.same).toBe(true);
+    expect(x.replay.caveats.join(" ")).toContain("journaled one");
+    expect(r.code).toBe(0);
+    expect(asked).toBe(before); // the advisor is not asked again
   });
 
   it("passes when the confidence is exactly the threshold", async () => {
