@@ -2,7 +2,9 @@
  * The operator CLI, run in-process (`main(argv)`) against a real nats-server and an in-process
  * engine: exit codes, one-line errors, and the JSON each command prints.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +59,34 @@ describe("mts-risk CLI", () => {
     expect(r.err).toContain("frobnicate");
     expect(r.out).toBe("");
   });
+
+  it("runs the benchmark as `mts-risk bench` (ENGINE.md), with its own help and one-line errors", async () => {
+    const help = await run(["bench", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("--quick");
+    expect(help.out).toContain("apparatus,bus,several,quotefold,pipeline,scale,rss,soak,rebuild");
+    const bad = await run(["bench", "--only", "bogus"]);
+    expectOneLineError(bad, 2);
+    expect(bad.err).toContain("unknown phase 'bogus'");
+    // the built bin, as an operator runs it: one quick in-process phase, into a directory of ours
+    const out = await mkdtemp(join(tmpdir(), "mts-cli-bench-"));
+    try {
+      const bin = fileURLToPath(new URL("../bin/mts-risk.js", import.meta.url));
+      const r = spawnSync(process.execPath, [bin, "bench", "--quick", "--only", "pipeline", "--out", out], {
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const file = (await readdir(out)).find((f) => f.endsWith("-quick.json"));
+      expect(file).toBeDefined();
+      const results = JSON.parse(await readFile(join(out, file!), "utf8")) as {
+        pipeline?: { per_s?: number };
+      };
+      expect(results.pipeline?.per_s).toBeGreaterThan(0);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  }, 150_000);
 
   it("prints help with exit 0", async () => {
     const r = await run(["check", "--help"]);

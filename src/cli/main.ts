@@ -4,6 +4,7 @@
  * (usage, configuration, NATS unreachable, no responders, timeout). Errors are one line on stderr.
  */
 import { Command, CommanderError } from "commander";
+import { registerBench } from "./commands/bench.js";
 import { registerCheck } from "./commands/check.js";
 import { registerEnvelope } from "./commands/envelope.js";
 import { registerExplain } from "./commands/explain.js";
@@ -42,6 +43,7 @@ function buildProgram(ctx: CliContext, helpOnError: { text: string }): Command {
   registerResume(program, ctx);
   registerTail(program, ctx);
   registerExplain(program, ctx);
+  registerBench(program);
   return program;
 }
 

@@ -77,6 +77,7 @@ describe("CRO veto (advisory)", () => {
       ]);
       return x.code === 0 || x.out.includes('"replay"') ? x : undefined; // once the record is on the journal
     });
+    if (!r) throw new Error("explain found no record");
     const x = JSON.parse(r.out) as { replay: { same: boolean; differences: unknown[]; caveats: string[] } };
     expect(x.replay.differences).toEqual([]);
     expect(x.replay.same).toBe(true);
