@@ -111,6 +111,43 @@ describe("mts-risk CLI", () => {
     expect(r.err).toContain("fund_id");
   });
 
+  it("refuses an envelope version not newer than the fund's last (exit 1), answers the very same one as stored, and history lists the kept versions only", async () => {
+    const file = (v: number, capital: string) => {
+      const f = join(dir, `gamma-v${v}-${capital}.json`);
+      return writeFile(f, JSON.stringify({ version: v, capital, allowed_brokers: ["paper"] })).then(() => f);
+    };
+    const v2 = await run(["envelope", "set", "gamma", "--file", await file(2, "2000000"), ...g]);
+    expect(v2.code, v2.err).toBe(0);
+    const older = await run(["envelope", "set", "gamma", "--file", await file(1, "5"), ...g]);
+    expectOneLineError(older, 1);
+    expect(older.err).toContain("gamma@v1 is not newer than v2");
+    const equal = await run(["envelope", "set", "gamma", "--file", await file(2, "7"), ...g]);
+    expectOneLineError(equal, 1);
+    // the very same envelope again (a retry): answered as stored, nothing published
+    const again = await run(["envelope", "set", "gamma", "--file", await file(2, "2000000"), ...g]);
+    expect(again.code, again.err).toBe(0);
+    const first = JSON.parse(v2.out) as { stream_seq: number };
+    expect(JSON.parse(again.out)).toMatchObject({ envelope_id: "gamma@v2", stream_seq: first.stream_seq });
+    // a stale version published by another publisher than this CLI: not listed (the engine ignores it)
+    const nc = await connectTest(server.url);
+    try {
+      const js = (await import("@nats-io/jetstream")).jetstream(nc);
+      await js.publish(
+        "mts.v1.risk.envelope.updated.gamma",
+        JSON.stringify({ fund_id: "gamma", version: 1, capital: "5" }),
+      );
+    } finally {
+      await nc.close();
+    }
+    const h = await run(["envelope", "history", "gamma", ...g]);
+    expect(h.code, h.err).toBe(0);
+    const versions = h.out
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { version: number }).version);
+    expect(versions).toEqual([2]);
+  });
+
   it("sets envelopes, gets them back, and lists their history", async () => {
     const v1 = join(dir, "alpha-v1.json");
     await writeFile(

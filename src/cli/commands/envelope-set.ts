@@ -88,6 +88,69 @@ async function lostRace(nc: NatsConnection, fund: string, mine: number, g: Globa
   );
 }
 
+/** Every envelope message stored for the fund, in stream order (RISK_ENVELOPES keeps the last 100). */
+export async function storedEnvelopes(
+  nc: NatsConnection,
+  fund: string,
+  g: GlobalOptions,
+): Promise<{ seq: number; time: Date; text: string }[]> {
+  const subject = Subjects.envelopeUpdated(fund);
+  const stream = StreamName.RISK_ENVELOPES;
+  const jsm = await jetstreamManager(nc, { timeout: g.timeout });
+  let count: number;
+  try {
+    const info = await jsm.streams.info(stream, { subjects_filter: subject });
+    count = info.state.subjects?.[subject] ?? 0;
+  } catch (err) {
+    throw new CliError(`cannot read stream ${stream}: ${firstLine(err)}`, 2, { cause: err });
+  }
+  const out: { seq: number; time: Date; text: string }[] = [];
+  if (count === 0) return out;
+  const consumer = await jetstream(nc, { timeout: g.timeout }).consumers.get(stream, {
+    filter_subjects: subject,
+  });
+  const messages = await consumer.consume({ max_messages: 100 });
+  // No message for a whole timeout while some are still pending: give up.
+  let stalled = false;
+  const arm = () =>
+    setTimeout(() => {
+      stalled = true;
+      void messages.close();
+    }, g.timeout);
+  let idle = arm();
+  try {
+    for await (const m of messages) {
+      clearTimeout(idle);
+      out.push({ seq: m.seq, time: m.time, text: m.string() });
+      if (m.info.pending === 0) break;
+      idle = arm();
+    }
+  } finally {
+    clearTimeout(idle);
+    await messages.close();
+  }
+  if (stalled) throw new CliError(`reading ${stream}: no message within ${g.timeout} ms`);
+  return out;
+}
+
+/** A stored envelope of this version and content (a retry of a publish that landed), if any. */
+async function storedSame(
+  nc: NatsConnection,
+  fund: string,
+  doc: Record<string, unknown>,
+  g: GlobalOptions,
+): Promise<number | undefined> {
+  const want = canonicalJson(doc);
+  for (const m of await storedEnvelopes(nc, fund, g)) {
+    try {
+      if (canonicalJson(JSON.parse(m.text)) === want) return m.seq;
+    } catch {
+      // not JSON: not this envelope
+    }
+  }
+  return undefined;
+}
+
 /** Test seam: runs between reading the last stored envelope and publishing. */
 export interface EnvelopeSetHooks {
   afterRead?: () => Promise<void>;
@@ -110,6 +173,16 @@ export async function publishEnvelope(
   const version = doc.version as number;
   const subject = Subjects.envelopeUpdated(fund);
   const envelopeId = `${fund}@v${version}`;
+  if (last.version !== undefined && version <= last.version) {
+    // CONTRACT.md: an older or equal version is ignored (and alerted) by the engine, and not kept
+    // in the history. The very envelope already stored is a retry: answered as stored, not published.
+    const seq = await storedSame(nc, fund, doc, g);
+    if (seq !== undefined) return { envelope_id: envelopeId, stream_seq: seq };
+    throw new CliError(
+      `${envelopeId} is not newer than v${last.version}, the fund's last envelope: the engine would ignore it; not published`,
+      1,
+    );
+  }
   let ack;
   try {
     ack = await jetstream(nc, { timeout: g.timeout }).publish(subject, JSON.stringify(doc), {

@@ -1,18 +1,9 @@
 /** `mts-risk envelope get|set|history <fund>`: a fund's risk envelope (`set` is in envelope-set.ts). */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Command } from "commander";
 import { EnvelopeSchema, StreamName, Subjects, toWire } from "../../contract/index.js";
-import {
-  type CliContext,
-  CliError,
-  firstLine,
-  isRecord,
-  replyError,
-  requestJson,
-  withNats,
-} from "../common.js";
+import { type CliContext, CliError, isRecord, replyError, requestJson, withNats } from "../common.js";
 import { positiveInt, printJson, printLine } from "../io.js";
-import { registerEnvelopeSet } from "./envelope-set.js";
+import { registerEnvelopeSet, storedEnvelopes } from "./envelope-set.js";
 
 export function registerEnvelope(program: Command, ctx: CliContext): void {
   const envelope = program.command("envelope").description("read, publish and list a fund's risk envelope");
@@ -46,47 +37,19 @@ export function registerEnvelope(program: Command, ctx: CliContext): void {
     .argument("<fund>", "fund_id")
     .action(async (fund: string, _opts: unknown, cmd: Command) => {
       const { config, globals } = ctx.load(cmd);
-      const subject = Subjects.envelopeUpdated(fund);
-      const stream = StreamName.RISK_ENVELOPES;
-      const rows = await withNats(config, globals, "envelope-history", async (nc) => {
-        const jsm = await jetstreamManager(nc, { timeout: globals.timeout });
-        let count: number;
-        try {
-          const info = await jsm.streams.info(stream, { subjects_filter: subject });
-          count = info.state.subjects?.[subject] ?? 0;
-        } catch (err) {
-          throw new CliError(`cannot read stream ${stream}: ${firstLine(err)}`, 2, { cause: err });
-        }
-        const out: Record<string, unknown>[] = [];
-        if (count === 0) return out;
-        const consumer = await jetstream(nc, { timeout: globals.timeout }).consumers.get(stream, {
-          filter_subjects: subject,
-        });
-        const messages = await consumer.consume({ max_messages: 100 });
-        // No message for a whole timeout while some are still pending: give up.
-        let stalled = false;
-        const arm = () =>
-          setTimeout(() => {
-            stalled = true;
-            void messages.close();
-          }, globals.timeout);
-        let idle = arm();
-        try {
-          for await (const m of messages) {
-            clearTimeout(idle);
-            out.push(historyRow(m.seq, m.time, m.string()));
-            if (m.info.pending === 0) break;
-            idle = arm();
-          }
-        } finally {
-          clearTimeout(idle);
-          await messages.close();
-        }
-        if (stalled) throw new CliError(`reading ${stream}: no message within ${globals.timeout} ms`);
-        return out;
-      });
+      const rows = await withNats(config, globals, "envelope-history", async (nc) =>
+        (await storedEnvelopes(nc, fund, globals)).map((m) => historyRow(m.seq, m.time, m.text)),
+      );
       if (rows.length === 0) throw new CliError(`no envelope published for fund ${fund}`, 1);
-      for (const r of rows) printLine(r);
+      // the versions the engine kept: an older or equal version is ignored and not kept (CONTRACT.md)
+      let newest = -Infinity;
+      for (const r of rows) {
+        if (typeof r.version === "number") {
+          if (r.version <= newest) continue;
+          newest = r.version;
+        }
+        printLine(r);
+      }
       ctx.exitCode = 0;
     });
 }
