@@ -54,7 +54,7 @@ import {
   orderToJson,
 } from "./order-store.js";
 import type { FillChanges, FillDisk } from "./fill-store.js";
-import { deadlineOf, forgetAt, isCold, lapsedKeepMs } from "./projections/reservations.js";
+import { type OrderHorizon, deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
 import type { PnlPeriod } from "../contract/records.js";
 
 const SCHEMA_VERSION = "1";
@@ -127,8 +127,6 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
   const rows: Capture["rows"] = [];
   const orders: OrderRow[] = [];
   const failures: Failure[] = [];
-  const ttl = state.settings.reservationTtlMs;
-  const keep = lapsedKeepMs(state.settings);
   for (const [kind, keys] of state.deleted) {
     for (const k of keys) {
       if (kind === "order") {
@@ -146,7 +144,7 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
           orders.push({
             k,
             h: hash32(k),
-            ...(r ? orderColumns(r, ttl, keep) : { cold: 0, exp: 0 }),
+            ...(r ? orderColumns(r, state.settings) : { cold: 0, exp: 0 }),
             v: r && orderToJson(r),
           });
           refs.push(r);
@@ -184,9 +182,9 @@ function capture(state: EngineState, idem: IdemChange[], refs: OrderRefs, unfini
  * back (a load reads it), or open (a load leaves it on disk; `exp` its deadline, when the sweep
  * must look at it, −1 for none).
  */
-function orderColumns(r: OrderRecord, ttl: number, keep: number): { cold: number; exp: number } {
-  if (isCold(r)) return { cold: ROW_COLD, exp: forgetAt(r, ttl, keep) };
-  const at = deadlineOf(r, ttl, keep);
+function orderColumns(r: OrderRecord, h: OrderHorizon): { cold: number; exp: number } {
+  if (isCold(r)) return { cold: ROW_COLD, exp: forgetAt(r, h) };
+  const at = deadlineOf(r, h);
   return { cold: r.unconfirmed.size > 0 ? ROW_UNCONFIRMED : ROW_OPEN, exp: at === Infinity ? -1 : at };
 }
 
@@ -594,10 +592,9 @@ export function openSnapshot(path: string): Snapshot {
    * at the same cursors).
    */
   function upgradeOrders(state: EngineState, orders: OrderRecord[]): void {
-    const ttl = state.settings.reservationTtlMs;
     db.transaction(() => {
       for (const o of orders) {
-        const c = orderColumns(o, ttl, lapsedKeepMs(state.settings));
+        const c = orderColumns(o, state.settings);
         putOrder.run(o.key, hash32(o.key), c.cold, c.exp, orderToJson(o));
       }
       for (const f of state.funds.values())
@@ -722,7 +719,6 @@ export function openSnapshot(path: string): Snapshot {
         for (const [id, n] of Object.entries(JSON.parse(open ?? "{}") as Record<string, number>))
           getFund(state, id).openOrders = n;
       }
-      const ttl = state.settings.reservationTtlMs;
       const queued: Due<OrderRecord>[] = [];
       for (const o of orders) {
         // the books' rows count what it reserved (an older snapshot's: nothing yet); one that
@@ -731,7 +727,7 @@ export function openSnapshot(path: string): Snapshot {
         if (o.side !== undefined && (o.reserved.gt(ZERO) || (!o.terminal && o.filled.lt(o.approved))))
           syncReservation(state, o, false);
         // queued at its deadline (what the sweep's first look at it would do), in one heapify
-        const at = deadlineOf(o, ttl, lapsedKeepMs(state.settings));
+        const at = deadlineOf(o, state.settings);
         if (at === Infinity) o.queued = false;
         else queued.push({ at, item: o });
       }

@@ -3,7 +3,7 @@ import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
 import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, velocityBucket } from "../velocity.js";
 import { pruneDuplicates, recordDuplicate } from "../duplicates.js";
-import { type EngineState, type FundState, getFund, key2, touch } from "../model.js";
+import { type EngineState, type FundState, type IdemRecord, getFund, key2, touch } from "../model.js";
 import { applyApproval, revokeApproval } from "./reservations.js";
 
 /**
@@ -12,15 +12,19 @@ import { applyApproval, revokeApproval } from "./reservations.js";
  * snapshot load drops whatever is still unconfirmed (the tail replay restores what was journaled),
  * so a crash can never leave in the snapshot an approval that no stream holds.
  */
+/**
+ * An earlier decision's idempotency record, expired when `rec` was made: the live engine had swept
+ * it (`rec` recorded the key afresh). A fold that sweeps later (a rebuild: once, at its end) must
+ * not keep it in place of `rec`: the key then names `rec`.
+ */
+const expiredBy = (cur: IdemRecord, rec: DecisionRecord): boolean => cur.expiresAt <= rec.at_ms;
+
 export function applyDecision(state: EngineState, rec: DecisionRecord, live = false): void {
   const fundKnown = rec.fund_id !== "_";
   if (rec.recorded && rec.idempotency_key !== undefined && rec.fingerprint !== undefined && fundKnown) {
     const k = key2(rec.fund_id, rec.idempotency_key);
     let cur = state.idem.get(k);
-    if (cur && cur.expiresAt <= rec.at_ms) {
-      // An earlier decision's record, expired when this one was made: the live engine had swept it
-      // (this decision recorded the key afresh). A fold that sweeps later (a rebuild: once, at its
-      // end) must not keep it in place of this one: the key then names this decision.
+    if (cur && expiredBy(cur, rec)) {
       state.idem.delete(k);
       cur = undefined;
     }
@@ -60,7 +64,7 @@ export function confirmDecision(state: EngineState, rec: DecisionRecord): void {
   const k = key2(rec.fund_id, rec.idempotency_key);
   if (rec.recorded && rec.fingerprint !== undefined) {
     const cur = state.idem.get(k);
-    if (!cur || cur.expiresAt <= rec.at_ms) return applyDecision(state, rec);
+    if (!cur || expiredBy(cur, rec)) return applyDecision(state, rec);
     if (!cur.confirmed) state.idem.confirm(k);
   }
   const res = rec.reservation;

@@ -231,28 +231,27 @@ export function revokeApproval(state: EngineState, fund: string, idemKey: string
   syncReservation(state, r);
 }
 
+/** What an order record's deadlines derive from (the state's settings). */
+export type OrderHorizon = { reservationTtlMs: number; idempotencyWindowMs: number };
+
 /**
  * When the record next needs the sweep: its TTL release (approved, never acknowledged), else when
- * it may be forgotten: `keep` (lapsedKeepMs) after its TTL release, or a TTL after it was last
- * touched once it ended, so that a late fill or event still merges. Infinity while held (re-queued when it ends).
+ * it may be forgotten: after its TTL release, the longer of the TTL and the idempotency window (an
+ * acknowledgement or a fill that comes meanwhile finds the approval and the order reserves again:
+ * it is working at a broker after all; one forgotten sooner would reserve nothing live, and again
+ * in a rebuild, which sweeps only at its end, so live and rebuilt states would disagree), or a TTL
+ * after it was last touched once it ended, so that a late fill or event still merges. Infinity
+ * while held (re-queued when it ends).
  */
-export function deadlineOf(r: OrderRecord, ttl: number, keep: number = ttl): number {
+export function deadlineOf(r: OrderRecord, h: OrderHorizon): number {
   if (held(r)) return Infinity;
+  const ttl = h.reservationTtlMs;
   if (r.expiresAt === 0) return r.touchedAt + ttl; // fills or events only, no approval seen
   const working = !r.terminal && r.approved.gt(r.filled);
   if (working && !r.lapsed) return r.expiresAt;
-  return Math.max(r.expiresAt + (r.lapsed ? keep : 0), r.touchedAt + ttl);
+  const keep = r.lapsed ? Math.max(ttl, h.idempotencyWindowMs) : 0;
+  return Math.max(r.expiresAt + keep, r.touchedAt + ttl);
 }
-
-/**
- * How long an approval whose TTL ran out unacknowledged (lapsed) is remembered after its TTL: the
- * longer of the TTL and the idempotency window. An acknowledgement or a fill that comes meanwhile
- * finds the approval and the order reserves again (it is working at a broker after all); one
- * forgotten sooner would reserve nothing live, and again in a rebuild (which sweeps only at its
- * end), so the live and rebuilt states would disagree on what it reserves.
- */
-export const lapsedKeepMs = (s: { reservationTtlMs: number; idempotencyWindowMs: number }): number =>
-  Math.max(s.reservationTtlMs, s.idempotencyWindowMs);
 
 /**
  * Release what has expired by `now` and forget records that can no longer matter.
@@ -261,8 +260,6 @@ export const lapsedKeepMs = (s: { reservationTtlMs: number; idempotencyWindowMs:
 export function sweepReservations(state: EngineState, now: number): number {
   settleFillOnly(state, now); // a rebuild's orders seen in fills alone (state/fill-only.ts)
   const q = state.orderExpiry;
-  const ttl = state.settings.reservationTtlMs;
-  const keep = lapsedKeepMs(state.settings);
   let released = 0;
   // open records a load left on disk whose deadline came: read back, and handled as queued ones
   for (const k of state.orders.warmDue(now)) {
@@ -280,7 +277,7 @@ export function sweepReservations(state: EngineState, now: number): number {
       r.lapsed = true;
       syncReservation(state, r);
     }
-    const due = deadlineOf(r, ttl, keep);
+    const due = deadlineOf(r, state.settings);
     if (due === Infinity) {
       r.queued = false; // held: syncReservation queues it again when it ends
       continue;
@@ -315,9 +312,9 @@ export const isCold = (r: OrderRecord): boolean =>
  * When the sweep forgets a cold record left alone: its deadline, or, for one never acknowledged
  * whose TTL passed (the sweep marks it lapsed first), the later deadline of a lapsed record.
  */
-export function forgetAt(r: OrderRecord, ttl: number, keep: number = ttl): number {
-  if (!r.lapsed && r.expiresAt > 0 && !acknowledged(r)) return deadlineOf({ ...r, lapsed: true }, ttl, keep);
-  return deadlineOf(r, ttl, keep);
+export function forgetAt(r: OrderRecord, h: OrderHorizon): number {
+  if (!r.lapsed && r.expiresAt > 0 && !acknowledged(r)) return deadlineOf({ ...r, lapsed: true }, h);
+  return deadlineOf(r, h);
 }
 
 /**
