@@ -23,7 +23,7 @@ export interface Mark {
   ask: Dec;
   mid: Dec;
   ts: number; // quote's own timestamp, epoch ms (freshness)
-  rank: number; // what orders quotes for the mark: ts, capped at the stream's time + QUOTE_LEAD_MS
+  rank: number; // what orders quotes for the mark: ts, bounded by the stream's time (boundedByStream)
 }
 
 /** A fund's holding in one symbol. Cost and realized are in price units (× multiplier when valued). */

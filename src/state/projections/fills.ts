@@ -4,25 +4,15 @@ import { ZERO, div, min } from "../../decimal/index.js";
 import { getBook, revalueOrDefer, touchBook } from "../book.js";
 import { type EngineState, getFund } from "../model.js";
 import { getOrderRecord, noteFillOnly, syncReservation } from "./reservations.js";
+import { boundedByStream } from "./stream-time.js";
 
 export type FillOutcome = "applied" | "duplicate";
 
-/**
- * How far past the stream's own time of a fill its timestamp may move the fill-id watermark: a
- * broker clock running fast (a fill stamped 2099) would otherwise move it so far that every fill id
- * seen before is forgotten, and a fill delivered again applied twice. Stream time is the same in
- * every fold (live, rebuild, explain), so they all forget the same ids.
- */
-export const FILL_LEAD_MS = 1000;
-
-/** `storedMs`: when the stream stored the fill (epoch ms), if known (bounds the watermark). */
+/** `storedMs`: when the stream stored the fill (epoch ms), if known: it bounds how far the fill's
+ * timestamp moves the fill-id watermark (boundedByStream). */
 export function applyFill(state: EngineState, f: Fill, storedMs?: number): FillOutcome {
   if (state.fillIds.has(f.fill_id)) return "duplicate";
-  rememberFillId(
-    state,
-    f.fill_id,
-    storedMs === undefined ? f.timestamp : Math.min(f.timestamp, storedMs + FILL_LEAD_MS),
-  );
+  rememberFillId(state, f.fill_id, boundedByStream(f.timestamp, storedMs));
 
   const fund = getFund(state, f.fund_id);
   const b = getBook(state, fund, f.symbol);

@@ -8,6 +8,7 @@ import type { Instrument, Quote } from "../../contract/schemas.js";
 import { type Dec, HALF } from "../../decimal/index.js";
 import { markSymbol, revalueFx, revalueSymbol } from "../book.js";
 import { type EngineState, type Mark, touch } from "../model.js";
+import { boundedByStream } from "./stream-time.js";
 
 /**
  * The mid of a quote. A bid of 0 is a price (nobody pays more than nothing: a far out-of-the-money
@@ -23,22 +24,14 @@ export function toMark(bid: Dec, ask: Dec, ts: number, rank = ts): Mark {
 }
 
 /**
- * How far ahead of the time the stream stored it a quote's timestamp may rank it. A publisher
- * whose clock runs an hour fast would otherwise hold the mark for an hour against every correct
- * quote (all "older"): its quote ranks at most this far past its arrival, so correct quotes
- * replace it within this bound.
- */
-export const QUOTE_LEAD_MS = 1000;
-
-/**
  * The mark is the latest quote by its own timestamp: one older than the mark in force (feeds
  * reorder, several publishers) is kept out; one with the same rank replaces it (stream order).
- * The rank is the timestamp capped at the stream's own time of the message + QUOTE_LEAD_MS, a
- * value stored in the stream, so a rebuild ranks every quote the same. Freshness still judges
+ * The rank is the timestamp bounded by the stream's own time of the message (boundedByStream: a
+ * publisher whose clock runs fast cannot hold the mark), so a rebuild ranks every quote the same. Freshness still judges
  * the quote's own timestamp. True when the quote became the mark.
  */
 export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boolean {
-  const rank = storedMs === undefined ? q.timestamp : Math.min(q.timestamp, storedMs + QUOTE_LEAD_MS);
+  const rank = boundedByStream(q.timestamp, storedMs);
   const cur = state.marks.get(q.symbol);
   if (cur && rank < cur.rank) return false;
   const mark = toMark(q.bid, q.ask, q.timestamp, rank);
