@@ -173,15 +173,16 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       );
   }
 
-  /** Closing orders OMS_INTENTS acknowledged, by idempotency key (their message id). */
-  const landed = new Set<string>();
-  /** When each closing order not known to have landed was last sent (engine clock). */
-  const sentAt = new Map<string, number>();
+  /**
+   * Closing orders sent, by idempotency key (their message id): when last sent (engine clock), or
+   * Infinity once OMS_INTENTS acknowledged it or the OMS was seen handling it.
+   */
+  const sent = new Map<string, number>();
 
   function submit(o: ReturnType<typeof closingOrder>, key: string, now: number): void {
-    sentAt.set(key, now);
+    sent.set(key, now);
     facts.order(o).then(
-      () => landed.add(key),
+      () => sent.set(key, Infinity),
       (err: unknown) =>
         log.error({ err, order_id: o["order_id"] }, "closing order publish failed; sent again"),
     );
@@ -202,19 +203,18 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       if (state.funds.get(s.fund)?.halts.has("KILL_SWITCH")) continue; // the operator decides
       for (const leg of legsOf(s)) {
         current.add(leg.key);
-        if (landed.has(leg.key)) continue;
+        const at = sent.get(leg.key) ?? -Infinity;
+        if (at === Infinity) continue;
         if (state.orders.get(key2(s.fund, leg.orderId)) || state.idem.get(key2(s.fund, leg.key))) {
-          landed.add(leg.key); // the OMS has it: checked, acknowledged or filled
+          sent.set(leg.key, Infinity); // the OMS has it: checked, acknowledged or filled
           continue;
         }
-        if (facts.inFlight(leg.key) !== undefined) continue;
-        if (now - (sentAt.get(leg.key) ?? -Infinity) < RESEND_MS) continue;
+        if (facts.inFlight(leg.key) !== undefined || now - at < RESEND_MS) continue;
         log.warn({ fund: s.fund, symbol: s.symbol, order_id: leg.orderId }, "closing order sent again");
         submit(closingOrder(s, leg, s.at), leg.key, now);
       }
     }
-    for (const k of landed) if (!current.has(k)) landed.delete(k);
-    for (const k of sentAt.keys()) if (!current.has(k)) sentAt.delete(k);
+    for (const k of sent.keys()) if (!current.has(k)) sent.delete(k);
   }
 
   function ensure(fund: FundState, symbol: string): boolean {
