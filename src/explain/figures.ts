@@ -7,7 +7,7 @@
  */
 import type { Order } from "../contract/schemas.js";
 import { type Dec, ZERO, canon, max } from "../decimal/index.js";
-import { DEFAULT_MAX_QUOTE_AGE_MS, buildContext, checkSchema } from "../gates/index.js";
+import { DEFAULT_MAX_QUOTE_AGE_MS, buildContext, checkSchema, worstAfter } from "../gates/index.js";
 import { fundReport } from "../service/fund-report.js";
 import { type EngineState, effectiveLimits, nav } from "../state/index.js";
 
@@ -98,10 +98,8 @@ export function figuresOf(state: EngineState, raw: unknown, at: number): Figures
     const c = ctx.book?.contrib;
     const longExt = c?.longExt ?? ZERO;
     const shortExt = c?.shortExt ?? ZERO;
-    const L = buy ? longExt.plus(o) : longExt;
-    const S = buy ? shortExt : shortExt.plus(o);
     const exposure = c?.exposure ?? ZERO;
-    const after = max(L.abs(), S.abs());
+    const after = worstAfter(longExt, shortExt, o, buy); // as the position gate values it
     const delta = after.minus(exposure);
     const a = fund.agg;
     const row = (limit: string, scope: string, current: Dec, resulting: Dec, pct: Dec | undefined) => {
@@ -116,16 +114,13 @@ export function figuresOf(state: EngineState, raw: unknown, at: number): Figures
         within: resulting.lte(lim),
       });
     };
-    // both extremes, the larger in absolute value (the position gate's worst case of both sides)
     row("max_position_pct", order.symbol, max(longExt.abs(), shortExt.abs()), after, limits.max_position_pct);
     row("max_gross_exposure_pct", "fund", a.gross, a.gross.plus(delta), limits.max_gross_exposure_pct);
-    const netL = buy ? a.netLong.plus(o) : a.netLong;
-    const netS = buy ? a.netShort : a.netShort.plus(o);
     row(
       "max_net_exposure_pct",
       "fund",
       max(a.netLong.abs(), a.netShort.abs()),
-      max(netL.abs(), netS.abs()),
+      worstAfter(a.netLong, a.netShort, o, buy),
       limits.max_net_exposure_pct,
     );
     const sector = ctx.instrument?.sector;

@@ -1,5 +1,6 @@
 import { drawdownGate } from "./drawdown.js";
 import { positionGate } from "./position.js";
+export { worstAfter } from "./position.js";
 import { reconciliationGate } from "./reconciliation.js";
 import { shortSideGate } from "./short-side.js";
 import { staticGate } from "./static.js";

@@ -36,56 +36,58 @@ function over(
   });
 }
 
+/**
+ * The worst case of both extremes once the order is in: the long extreme (position + buy
+ * reservations) and the short one (position − sell reservations), the order's signed notional `o`
+ * added to its own side, the larger in absolute value. A symbol's extremes give the position limit
+ * and its share of gross, sector and asset class; the fund's (netLong, netShort) give net.
+ */
+export function worstAfter(long: Dec, short: Dec, o: Dec, buy: boolean): Dec {
+  return max((buy ? long.plus(o) : long).abs(), (buy ? short : short.plus(o)).abs());
+}
+
 /** The exact figures of the order's effect, computed only when a float comparison is not certain. */
 interface Exact {
   navValue: Dec;
   o: Dec; // signed order notional
-  resulting: Dec;
-  exposureAfter: Dec;
+  exposureAfter: Dec; // the symbol's worst case after the order (worstAfter)
   delta: Dec;
 }
 
 function exactFigures(buy: boolean, ctx: GateContext, notional: Dec, navValue: Dec): Exact {
   const o = buy ? notional : notional.neg();
   const c = ctx.book?.contrib;
-  const longExt = c?.longExt ?? ZERO;
-  const shortExt = c?.shortExt ?? ZERO;
-  const exposure = c?.exposure ?? ZERO;
-  const L = buy ? longExt.plus(o) : longExt;
-  const S = buy ? shortExt : shortExt.plus(o);
-  const exposureAfter = max(L.abs(), S.abs());
-  return {
-    navValue,
-    o,
-    resulting: exposureAfter,
-    exposureAfter,
-    delta: exposureAfter.minus(exposure),
-  };
+  const exposureAfter = worstAfter(c?.longExt ?? ZERO, c?.shortExt ?? ZERO, o, buy);
+  return { navValue, o, exposureAfter, delta: exposureAfter.minus(c?.exposure ?? ZERO) };
 }
 
 /**
  * The same figures in float64, each with its magnitude (the error bound's scale, see approx.ts).
  * Module scratch: gates run synchronously, one at a time.
  */
-const F = { nav: 0, navM: 0, o: 0, oM: 0, res: 0, resM: 0, after: 0, afterM: 0, delta: 0, deltaM: 0 };
+const F = { nav: 0, navM: 0, o: 0, oM: 0, after: 0, afterM: 0, delta: 0, deltaM: 0 };
 const navOut = { v: 0, m: 0 };
+/** worstAfterF's answer: the worst case and its magnitude. */
+const W = { v: 0, m: 0 };
+
+/** worstAfter in float64 with its magnitude, for the order in F (`l`, `s`: the two extremes). */
+function worstAfterF(l: number, s: number, buy: boolean): typeof W {
+  const L = buy ? l + F.o : l;
+  const S = buy ? s : s + F.o;
+  W.v = Math.max(Math.abs(L), Math.abs(S));
+  W.m = Math.max(buy ? Math.abs(l) + F.oM : Math.abs(l), buy ? Math.abs(s) : Math.abs(s) + F.oM);
+  return W;
+}
 
 function floatFigures(buy: boolean, book: Book | undefined, notional: Dec): void {
   const n = approx(notional);
   const c = book?.contrib;
-  const l = c ? approx(c.longExt) : 0;
-  const s = c ? approx(c.shortExt) : 0;
   const e = c ? approx(c.exposure) : 0;
   F.o = buy ? n : -n;
   F.oM = Math.abs(n);
-  const L = buy ? l + F.o : l;
-  const LM = buy ? Math.abs(l) + F.oM : Math.abs(l);
-  const S = buy ? s : s + F.o;
-  const SM = buy ? Math.abs(s) : Math.abs(s) + F.oM;
-  F.after = Math.max(Math.abs(L), Math.abs(S));
-  F.afterM = Math.max(LM, SM);
-  F.res = F.after;
-  F.resM = F.afterM;
+  const w = worstAfterF(c ? approx(c.longExt) : 0, c ? approx(c.shortExt) : 0, buy);
+  F.after = w.v;
+  F.afterM = w.m;
   F.delta = F.after - e;
   F.deltaM = F.afterM + Math.abs(e);
 }
@@ -111,12 +113,15 @@ export const positionGate: RiskGate = {
     const ex = (): Exact => (exact ??= exactFigures(buy, ctx, notional, nav(ctx.fund)!));
     const a = ctx.fund.agg;
 
-    if (lim.max_position_pct !== undefined && maybeOver(F.res, F.resM, lim.max_position_pct, sh.limits[0]!)) {
+    if (
+      lim.max_position_pct !== undefined &&
+      maybeOver(F.after, F.afterM, lim.max_position_pct, sh.limits[0]!)
+    ) {
       const e = ex();
       const d = over(
         "MAX_POSITION_EXCEEDED",
         `position ${order.symbol}`,
-        e.resulting,
+        e.exposureAfter,
         lim.max_position_pct,
         e.navValue,
       );
@@ -137,26 +142,11 @@ export const positionGate: RiskGate = {
       }
     }
     if (lim.max_net_exposure_pct !== undefined) {
-      // both extremes of the fund's net (every buy reservation filled, or every sell), this order
-      // on its own side; the larger in absolute value
-      const l = shadowOf(sh.netLong, a.netLong);
-      const s = shadowOf(sh.netShort, a.netShort);
-      const L = buy ? l + F.o : l;
-      const S = buy ? s : s + F.o;
-      const LM = buy ? Math.abs(l) + F.oM : Math.abs(l);
-      const SM = buy ? Math.abs(s) : Math.abs(s) + F.oM;
-      if (
-        maybeOver(
-          Math.max(Math.abs(L), Math.abs(S)),
-          Math.max(LM, SM),
-          lim.max_net_exposure_pct,
-          sh.limits[2]!,
-        )
-      ) {
+      // the fund's two extremes (every buy reservation filled, or every sell)
+      const w = worstAfterF(shadowOf(sh.netLong, a.netLong), shadowOf(sh.netShort, a.netShort), buy);
+      if (maybeOver(w.v, w.m, lim.max_net_exposure_pct, sh.limits[2]!)) {
         const e = ex();
-        const netL = buy ? a.netLong.plus(e.o) : a.netLong;
-        const netS = buy ? a.netShort : a.netShort.plus(e.o);
-        const net = max(netL.abs(), netS.abs());
+        const net = worstAfter(a.netLong, a.netShort, e.o, buy);
         const d = over("NET_EXPOSURE_EXCEEDED", "net exposure", net, lim.max_net_exposure_pct, e.navValue);
         if (d) return d;
       }
