@@ -6,27 +6,7 @@
  * every reservation + this order) was over it. Found by a red-team pass.
  */
 import { describe, it, expect } from "vitest";
-import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
-import { createDecider } from "../../src/service/decide.js";
-import { manualClock } from "../../src/time/clock.js";
-import { Feed, NOW, rawOrder } from "./fixtures.js";
-
-function deciderOn(feed: Feed) {
-  let n = 0;
-  const decider = createDecider({
-    state: feed.state,
-    pipeline: createPipeline(DETERMINISTIC_GATES),
-    clock: manualClock(NOW),
-    instance: "t",
-    ready: () => true,
-    nextId: () => `dec-${++n}`,
-  });
-  return (raw: unknown) => {
-    const out = decider.decide({ raw });
-    if (out instanceof Promise) throw new Error("the deterministic pipeline decides synchronously");
-    return out.decision;
-  };
-}
+import { Feed, deciderOn, rawOrder } from "./fixtures.js";
 
 describe("resulting exposure counts every open reservation, not only the order's side", () => {
   it("net: short 100 000 and a pending short of 40 000, the mark up 20 %: a BUY of 1 200 elsewhere is refused", () => {

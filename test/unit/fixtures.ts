@@ -8,7 +8,17 @@ import type { DecisionRecord } from "../../src/contract/records.js";
 import { type Order, OrderSchema } from "../../src/contract/schemas.js";
 import { Subjects, type StreamName } from "../../src/contract/subjects.js";
 import { toWire } from "../../src/contract/wire.js";
-import { type GateContext, type GateResult, type RiskGate, buildContext } from "../../src/gates/index.js";
+import {
+  DETERMINISTIC_GATES,
+  type GateContext,
+  type GateResult,
+  type RiskGate,
+  buildContext,
+  createPipeline,
+} from "../../src/gates/index.js";
+import type { RiskDecision } from "../../src/contract/schemas.js";
+import { createDecider } from "../../src/service/decide.js";
+import { type Clock, manualClock } from "../../src/time/clock.js";
 import {
   type EngineState,
   type FundState,
@@ -245,4 +255,22 @@ export function runGate(
 /** The code a gate answered with, or "" when it passed. */
 export function codeOf(c: Checked): string {
   return c.result?.code ?? "";
+}
+
+/** A decider with every deterministic gate on the feed's state: `decide(raw)` gives the decision. */
+export function deciderOn(feed: Feed, clock: Clock = manualClock(NOW)): (raw: unknown) => RiskDecision {
+  let n = 0;
+  const decider = createDecider({
+    state: feed.state,
+    pipeline: createPipeline(DETERMINISTIC_GATES),
+    clock,
+    instance: "t",
+    ready: () => true,
+    nextId: () => `dec-${++n}`,
+  });
+  return (raw) => {
+    const out = decider.decide({ raw });
+    if (out instanceof Promise) throw new Error("the deterministic pipeline decides synchronously");
+    return out.decision;
+  };
 }

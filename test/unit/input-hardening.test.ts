@@ -8,27 +8,8 @@
 import { describe, expect, it } from "vitest";
 import { EnvelopeSchema } from "../../src/contract/schemas.js";
 import { Subjects } from "../../src/contract/subjects.js";
-import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
-import { createDecider } from "../../src/service/decide.js";
 import { project } from "../../src/state/index.js";
-import { manualClock } from "../../src/time/clock.js";
-import { FUND, Feed, NOW, envelope, rawOrder } from "./fixtures.js";
-
-function deciderOn(feed: Feed) {
-  const decider = createDecider({
-    state: feed.state,
-    pipeline: createPipeline(DETERMINISTIC_GATES),
-    clock: manualClock(NOW),
-    instance: "t",
-    ready: () => true,
-    nextId: () => "d",
-  });
-  return (raw: unknown) => {
-    const out = decider.decide({ raw });
-    if (out instanceof Promise) throw new Error("the deterministic pipeline decides synchronously");
-    return out.decision;
-  };
-}
+import { FUND, Feed, NOW, deciderOn, envelope, rawOrder } from "./fixtures.js";
 
 describe("odd input the schemas allow", () => {
   it("keeps every fill id within the window when a fill stamped far ahead comes (its stream time bounds the watermark)", () => {
