@@ -61,6 +61,28 @@ function roundDiv(n: bigint, d: bigint, rm: Rounding): bigint {
   return away ? q + sign : q;
 }
 
+/**
+ * The exact value's text without trailing zeros (toFixed()): the fraction's trailing zeros are cut
+ * from the digit string, with no bigint division per zero (the snapshot and the digest write every
+ * figure this way).
+ */
+function exactText(units: bigint, scale: number): string {
+  if (units === 0n) return "0";
+  const neg = units < 0n;
+  let digits = (neg ? -units : units).toString();
+  let places = scale;
+  let end = digits.length;
+  while (places > 0 && digits.charCodeAt(end - 1) === 48) {
+    end--;
+    places--;
+  }
+  if (end !== digits.length) digits = digits.slice(0, end);
+  if (places === 0) return neg ? `-${digits}` : digits;
+  if (digits.length <= places) digits = "0".repeat(places - digits.length + 1) + digits;
+  const text = `${digits.slice(0, digits.length - places)}.${digits.slice(digits.length - places)}`;
+  return neg ? `-${text}` : text;
+}
+
 export class Dec {
   /** The value is units / 10^scale; scale ≥ 0. */
   constructor(
@@ -178,8 +200,9 @@ export class Dec {
    * places; without, the exact value with no trailing zeros ("-0" never appears).
    */
   toFixed(dp?: number): string {
-    const d = dp === undefined ? this.normalize() : this.round(dp);
-    const places = dp ?? d.scale;
+    if (dp === undefined) return exactText(this.units, this.scale);
+    const d = this.round(dp);
+    const places = dp;
     const neg = d.units < 0n;
     let digits = (neg ? -d.units : d.units).toString();
     // pad the fraction to the wanted places (when dp exceeds the value's own scale)

@@ -174,6 +174,35 @@ describe("parseDec and canon", () => {
     );
   });
 
+  it("given units and a scale with trailing zeros, leading fraction zeros or a sign, when written exactly, then toFixed() is the shortest exact text", () => {
+    const cases: [bigint, number, string][] = [
+      [0n, 0, "0"],
+      [0n, 7, "0"],
+      [1000n, 3, "1"],
+      [1000n, 2, "10"],
+      [1000n, 0, "1000"],
+      [-1000n, 3, "-1"],
+      [5n, 1, "0.5"],
+      [-5n, 1, "-0.5"],
+      [100n, 6, "0.0001"],
+      [-100n, 6, "-0.0001"],
+      [123450n, 3, "123.45"],
+      [10n ** 40n, 40, "1"],
+      [10n ** 40n + 10n, 40, "1.000000000000000000000000000000000000001"],
+    ];
+    for (const [u, s, text] of cases) expect(new Dec(u, s).toFixed()).toBe(text);
+    // against the value itself: any units and scale, written, parse back to the same value
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.integer({ min: 0, max: 40 }), (u, s) => {
+        const d = new Dec(u, s);
+        const text = d.toFixed();
+        expect(text).toMatch(CANONICAL_RE);
+        expect(Dec.of(text).eq(d)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("given two accepted decimal strings, when compared, then lte agrees with exact integer arithmetic", () => {
     fc.assert(
       fc.property(decimalString, decimalString, (a, l) => {
