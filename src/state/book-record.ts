@@ -11,8 +11,10 @@ import { type Dec, ZERO } from "../decimal/index.js";
 import { BrokerQty } from "./broker-qty.js";
 import {
   type Book,
+  type BookValue,
   type Category,
   type Contribution,
+  type Extremes,
   type Mark,
   type Position,
   NO_CATEGORY,
@@ -49,26 +51,31 @@ const newExtra = (): Extra => ({
  * A book is its own position (`pos` is the book itself, `pos.brokers` too: the quantity per broker
  * is held by the BrokerQty fields the class extends): three objects a position fewer, ≈ 64 bytes.
  * It is its own contribution too (`contrib` is the book: one object fewer, ≈ 32 bytes, and none
- * allocated at each revaluation). Its key (`key2(fund, symbol)`, the snapshot's) is made when asked (a flush), not held: ≈ 40
+ * allocated at each revaluation), and it holds none of the figures a quote changes: its market value,
+extremes and exposure are derived from `qm` and the mark it was valued at (a pointer to the
+symbol's mark, shared), with extremes of their own only while it has reservations (`ext`). A quote
+then allocates nothing that outlives it in a book (before: a new `mv`, and an exposure for a
+short, per holder and quote, promoted by the young generation's GC), and a position holds one
+exact value fewer (≈ 64 bytes) and three fields fewer (≈ 16 bytes). Its key (`key2(fund, symbol)`, the snapshot's) is made when asked (a flush), not held: ≈ 40
  * bytes a book; the state notes a changed book itself (`EngineState.dirtyBooks`), not its key.
  */
-export class BookRecord extends BrokerQty implements Book, Position, Contribution {
+export class BookRecord extends BrokerQty implements Book, Position, BookValue {
   qty: Dec = ZERO;
   cost: Dec = ZERO;
   realized: Dec = ZERO;
   fees: Dec = ZERO;
   assetClassHint: AssetClass | undefined = undefined;
   quote: Mark | undefined = undefined;
-  // its contribution (`contrib` is the book itself): updated in place by revalue() and settle()
-  mv: Dec = ZERO;
+  // its contribution (`contrib` is the book itself): written by revalue() (value) and settle() (markAt)
   valCost: Dec = ZERO;
   valRealized: Dec = ZERO;
   valFees: Dec = ZERO;
-  longExt: Dec = ZERO;
-  shortExt: Dec = ZERO;
-  exposure: Dec = ZERO;
   qm: Dec = ZERO;
   cat: Category = NO_CATEGORY;
+  /** The mark its market value is at (shared with every holder of the symbol); see BookValue. */
+  at: Mark | undefined = undefined;
+  /** Its extremes and exposure while it has reservations (undefined: they follow `mv`). */
+  ext: Extremes | undefined = undefined;
   private x: Extra | undefined = undefined;
 
   constructor(
@@ -87,8 +94,44 @@ export class BookRecord extends BrokerQty implements Book, Position, Contributio
     return this;
   }
 
-  get contrib(): Contribution {
+  get contrib(): BookValue {
     return this;
+  }
+
+  /**
+   * Its market value: `qm × mid` at the mark it was valued at, its valued cost without one (what
+   * revalue() computes, recomputed exactly when read: no figure a quote changes is held).
+   */
+  get mv(): Dec {
+    const qm = this.qm;
+    if (qm.units === 0n) return ZERO;
+    return this.at === undefined ? this.valCost : qm.times(this.at.mid);
+  }
+
+  get longExt(): Dec {
+    return this.ext === undefined ? this.mv : this.ext.longExt;
+  }
+
+  get shortExt(): Dec {
+    return this.ext === undefined ? this.mv : this.ext.shortExt;
+  }
+
+  get exposure(): Dec {
+    return this.ext === undefined ? this.mv.abs() : this.ext.exposure;
+  }
+
+  value(next: Contribution, at: Mark | undefined, flat: boolean): void {
+    this.valCost = next.valCost;
+    this.valRealized = next.valRealized;
+    this.valFees = next.valFees;
+    this.qm = next.qm;
+    this.cat = next.cat;
+    this.at = at;
+    this.ext = flat ? undefined : { longExt: next.longExt, shortExt: next.shortExt, exposure: next.exposure };
+  }
+
+  markAt(mark: Mark): void {
+    this.at = mark;
   }
 
   get brokers(): BrokerQty {

@@ -140,15 +140,8 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   next.cat = category(prev.cat, inst?.sector, inst?.asset_class ?? b.assetClassHint, ccy, unpriced);
   b.quote = undefined; // valued at the mark in force: nothing left to fold
   applyContribution(fund, prev, next);
-  prev.mv = next.mv;
-  prev.valCost = next.valCost;
-  prev.valRealized = next.valRealized;
-  prev.valFees = next.valFees;
-  prev.longExt = next.longExt;
-  prev.shortExt = next.shortExt;
-  prev.exposure = next.exposure;
-  prev.qm = next.qm;
-  prev.cat = next.cat;
+  // no reservation on either side: both extremes are the market value itself (shared above)
+  prev.value(next, mark !== undefined && qm.units !== 0n ? mark : undefined, longExt === mv && shortExt === mv);
 }
 
 /** A contribution's values (revalue()'s next ones, before they are written into the book). */
@@ -293,34 +286,33 @@ const ACC: FundDelta = {
  */
 function foldMark(b: Book, mark: Mark, acc: FundDelta): void {
   const c = b.contrib;
-  const mv = c.qm.units === 0n ? ZERO : c.qm.times(mark.mid);
-  const d = mv.minus(c.mv);
+  if (c.qm.units === 0n) return; // no position: its market value is 0 at any mark
+  const was = c.mv; // at the mark it was valued at (or its valued cost)
+  const mv = c.qm.times(mark.mid);
+  c.markAt(mark);
+  const d = mv.minus(was);
   if (d.units === 0n) return;
-  // no reservation on either side: both extremes are the market value itself (revalue() shares it)
-  const flat = c.longExt === c.mv && c.shortExt === c.mv;
-  let exposure: Dec;
-  if (flat) {
-    c.longExt = mv;
-    c.shortExt = mv;
-    exposure = mv.abs();
+  const ext = c.ext; // undefined: no reservation on either side, both extremes are mv itself
+  let dExp: Dec;
+  if (ext === undefined) {
+    // a long (short) book that stays long (short) changes its exposure by Δmv (−Δmv)
+    dExp =
+      was.s === mv.s && was.units !== 0n && mv.units !== 0n
+        ? mv.s > 0
+          ? d
+          : d.neg()
+        : mv.abs().minus(was.abs());
   } else {
-    c.longExt = c.longExt.plus(d);
-    c.shortExt = c.shortExt.plus(d);
-    const la = c.longExt.abs();
-    const sa = c.shortExt.abs();
-    exposure = la.gte(sa) ? la : sa;
+    ext.longExt = ext.longExt.plus(d);
+    ext.shortExt = ext.shortExt.plus(d);
+    const la = ext.longExt.abs();
+    const sa = ext.shortExt.abs();
+    const exposure = la.gte(sa) ? la : sa;
+    dExp = exposure.minus(ext.exposure);
+    ext.exposure = exposure;
   }
-  // a long (short) book that stays long (short) changes its exposure by Δmv (−Δmv)
-  const dExp =
-    flat && c.mv.s === mv.s && c.mv.units !== 0n && mv.units !== 0n
-      ? mv.s > 0
-        ? d
-        : d.neg()
-      : exposure.minus(c.exposure);
-  c.mv = mv;
   acc.mv = acc.mv.plus(d);
   if (dExp.units !== 0n) {
-    c.exposure = exposure;
     acc.gross = acc.gross.plus(dExp);
     sumInto(acc.sector, c.cat.sector, dExp);
     sumInto(acc.assetClass, c.cat.assetClass, dExp);

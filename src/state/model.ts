@@ -42,13 +42,13 @@ export interface Position {
  * clash with the position's own `cost`, `realized` and `fees`.
  */
 export interface Contribution {
-  mv: Dec; // signed market value of the position (at mark, cost when no mark)
+  readonly mv: Dec; // signed market value of the position (at mark, cost when no mark)
   valCost: Dec; // signed cost basis × multiplier
   valRealized: Dec; // realized × multiplier
   valFees: Dec;
-  longExt: Dec; // position + pending buys (signed notional)
-  shortExt: Dec; // position − pending sells (signed notional)
-  exposure: Dec; // max(|longExt|, |shortExt|)
+  readonly longExt: Dec; // position + pending buys (signed notional)
+  readonly shortExt: Dec; // position − pending sells (signed notional)
+  readonly exposure: Dec; // max(|longExt|, |shortExt|)
   /**
    * Where the exposure is filed (sector, asset class, the currency of the instrument's prices, and
    * whether it is unpriced), shared with the books alike (see `category()`).
@@ -56,6 +56,30 @@ export interface Contribution {
   cat: Category;
   /** Quantity × multiplier × FX rate: `mv` at a mark is `qm × mid` (a quote revalues with one product). */
   qm: Dec;
+}
+
+/** A book's extremes and exposure, held only while it has reservations (else all follow its mv). */
+export interface Extremes {
+  longExt: Dec;
+  shortExt: Dec;
+  exposure: Dec;
+}
+
+/**
+ * A book's contribution as it is held (state/book-record.ts): what it was valued from, not the
+ * derived figures. Its market value is `qm × at.mid` (at a mark) or its valued cost (no mark), and
+ * without reservations both extremes are that market value and the exposure its magnitude: a book
+ * holds no figure a quote changes, only the mark it was last valued at (shared by every holder).
+ */
+export interface BookValue extends Contribution {
+  /** The mark `mv` is at (undefined: valued at cost, or no position). */
+  readonly at: Mark | undefined;
+  /** The extremes and exposure while the book has reservations (written in place by a quote). */
+  readonly ext: Extremes | undefined;
+  /** Valued anew (revalue()): `next`'s figures, at `at`, with extremes of their own unless flat. */
+  value(next: Contribution, at: Mark | undefined, flat: boolean): void;
+  /** Valued at a new mark (a quote folded in: settle()). */
+  markAt(mark: Mark): void;
 }
 
 /**
@@ -120,7 +144,7 @@ export interface Book {
   pendSellByBroker: Map<string, Dec>;
   assetClassHint: AssetClass | undefined; // from orders when refdata has none
   /** What it adds to its fund's aggregates (the book itself: its fields are updated in place). */
-  readonly contrib: Contribution;
+  readonly contrib: BookValue;
   /** The FX symbol (`<CCY>-<BASE>`) the book is valued through, when not in the fund's base currency. */
   fx: string | undefined;
   /** A mark not yet folded into `contrib` (quotes are conflated; see settle() in book.ts). */

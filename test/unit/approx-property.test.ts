@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { Dec, ZERO, configureApprox, max } from "../../src/decimal/index.js";
 import { type GateContext, type GateResult, isReducing } from "../../src/gates/index.js";
-import { addVelocity, category } from "../../src/state/index.js";
+import { type Contribution, addVelocity, category } from "../../src/state/index.js";
 import {
   GATES,
   NOW,
@@ -27,6 +27,14 @@ import {
 } from "./approx-support.js";
 
 /** Orders across every scenario (each run is one generated order against one boundary). */
+/** A contribution's valued figures, kept when a test gives the book extremes of its own. */
+const pickValued = (c: Contribution) => ({
+  valCost: c.valCost,
+  valRealized: c.valRealized,
+  valFees: c.valFees,
+  qm: c.qm,
+});
+
 const RUNS = Number(process.env["APPROX_PROPERTY_RUNS"] ?? 100_000);
 
 afterEach(() => configureApprox({ reset: true }));
@@ -74,11 +82,9 @@ const positionScene = fc
       else shortExt = limit.neg().minus(o);
     }
     const exposure = max(longExt.abs(), shortExt.abs());
-    const c = book.contrib; // the book itself: its contribution's fields are written in place
-    c.longExt = longExt;
-    c.shortExt = shortExt;
-    c.exposure = exposure;
-    c.cat = category(c.cat, c.cat.sector, g.sameClass ? "equity" : "crypto", c.cat.currency, c.cat.unpriced);
+    const c = book.contrib; // the book itself: valued anew with these extremes (its own: not flat)
+    const cat = category(c.cat, c.cat.sector, g.sameClass ? "equity" : "crypto", c.cat.currency, c.cat.unpriced);
+    c.value({ ...pickValued(c), cat, mv: c.mv, longExt, shortExt, exposure }, c.at, false);
     const L = g.buy ? longExt.plus(o) : longExt;
     const S = g.buy ? shortExt : shortExt.plus(o);
     const after = max(L.abs(), S.abs());

@@ -53,7 +53,8 @@ const fillArb = fc.record({
   side: fc.constantFrom("BUY", "SELL"),
   // small round quantities often take a book back to flat (and open it again)
   qty: fc.oneof(positive(2, 30), fc.constantFrom("1", "2")),
-  price: positive(2, 150),
+  // now and then a transfer in at 0: a book valued at a cost of 0 until its first mark
+  price: fc.oneof({ arbitrary: positive(2, 150), weight: 9 }, { arbitrary: fc.constant("0"), weight: 1 }),
 });
 const reserveArb = fc.record({
   kind: fc.constant("reserve" as const),
