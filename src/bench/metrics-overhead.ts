@@ -43,7 +43,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const calls = Number(process.argv[2] ?? 1_000_000);
   const decisions = Number(process.argv[3] ?? 100_000);
   const hook = hookCostNs(calls);
-  const r = runInProcess({ mode: "pipeline", decisions, positions: 10_000 });
+  const r = await runInProcess({ mode: "pipeline", decisions, positions: 10_000 });
   const decideUs = "mean_us" in r ? r.mean_us : NaN;
   process.stdout.write(
     `${JSON.stringify({

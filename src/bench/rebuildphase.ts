@@ -99,7 +99,7 @@ export async function runRebuildPhase(
         try {
           const rec = JSON.parse(l) as { msg?: string; applied?: number; behind?: number; stream?: string };
           // where the rebuild's time went (folding, then each step of the end)
-          if (rec.msg === "rebuilt") progress("rebuild: done", rec as Record<string, unknown>);
+          if (rec.msg === "rebuilt") progress("rebuild: done", rec);
           if (rec.msg === "rebuilding" && Date.now() - lastShown > 5000) {
             lastShown = Date.now();
             progress("rebuild: replaying", {

@@ -141,7 +141,11 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   b.quote = undefined; // valued at the mark in force: nothing left to fold
   applyContribution(fund, prev, next);
   // no reservation on either side: both extremes are the market value itself (shared above)
-  prev.value(next, mark !== undefined && qm.units !== 0n ? mark : undefined, longExt === mv && shortExt === mv);
+  prev.value(
+    next,
+    mark !== undefined && qm.units !== 0n ? mark : undefined,
+    longExt === mv && shortExt === mv,
+  );
 }
 
 /** A contribution's values (revalue()'s next ones, before they are written into the book). */

@@ -83,7 +83,13 @@ const positionScene = fc
     }
     const exposure = max(longExt.abs(), shortExt.abs());
     const c = book.contrib; // the book itself: valued anew with these extremes (its own: not flat)
-    const cat = category(c.cat, c.cat.sector, g.sameClass ? "equity" : "crypto", c.cat.currency, c.cat.unpriced);
+    const cat = category(
+      c.cat,
+      c.cat.sector,
+      g.sameClass ? "equity" : "crypto",
+      c.cat.currency,
+      c.cat.unpriced,
+    );
     c.value({ ...pickValued(c), cat, mv: c.mv, longExt, shortExt, exposure }, c.at, false);
     const L = g.buy ? longExt.plus(o) : longExt;
     const S = g.buy ? shortExt : shortExt.plus(o);

@@ -193,12 +193,16 @@ describe("parseDec and canon", () => {
     for (const [u, s, text] of cases) expect(new Dec(u, s).toFixed()).toBe(text);
     // against the value itself: any units and scale, written, parse back to the same value
     fc.assert(
-      fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.integer({ min: 0, max: 40 }), (u, s) => {
-        const d = new Dec(u, s);
-        const text = d.toFixed();
-        expect(text).toMatch(CANONICAL_RE);
-        expect(Dec.of(text).eq(d)).toBe(true);
-      }),
+      fc.property(
+        fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }),
+        fc.integer({ min: 0, max: 40 }),
+        (u, s) => {
+          const d = new Dec(u, s);
+          const text = d.toFixed();
+          expect(text).toMatch(CANONICAL_RE);
+          expect(Dec.of(text).eq(d)).toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
