@@ -114,7 +114,8 @@ const TAG_STRING = 2;
 const TAG_JSON = 3;
 
 function hashValue(field: string, v: unknown, parsed: Dec | undefined): number {
-  if (v === undefined || v === null) return fnv(TAG_ABSENT, "");
+  // reduce_only false is its absence (sameButReduceOnlyForm)
+  if (v === undefined || v === null || (v === false && field === "reduce_only")) return fnv(TAG_ABSENT, "");
   if (DECIMAL_FIELDS.has(field)) {
     const d =
       parsed ??
@@ -126,6 +127,17 @@ function hashValue(field: string, v: unknown, parsed: Dec | undefined): number {
     if (d) return fnv(TAG_DEC, canon(d));
   }
   return typeof v === "string" ? fnv(TAG_STRING, v) : fnv(TAG_JSON, JSON.stringify(v) ?? "");
+}
+
+/**
+ * `reduce_only: false` and no `reduce_only` are one value (the flag is optional, false when
+ * absent): an order that differs from the recorded one only in that form is the same order. The
+ * fingerprint keeps the form it was journaled with (records already on the journal stay valid), so
+ * the other form is tried only when the fingerprints differ.
+ */
+function sameButReduceOnlyForm(o: Order, recorded: string): boolean {
+  if (o.reduce_only === true) return false;
+  return fingerprint({ ...o, reduce_only: o.reduce_only === false ? undefined : false }) === recorded;
 }
 
 /**
@@ -190,6 +202,7 @@ export function checkIdempotency(
   if (record.fields === undefined && order && legacyFingerprint(order) === record.fingerprint) {
     return { kind: "replay", record };
   }
+  if (order && sameButReduceOnlyForm(order, record.fingerprint)) return { kind: "replay", record };
   const details: Record<string, string> = {
     original_order_id: record.decision.order_id,
     original_decided_at: record.decision.decided_at,

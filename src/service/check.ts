@@ -27,7 +27,7 @@ import type { JsAck } from "../bus/js-publisher.js";
 import { idempotencyKeyOf } from "../gates/idempotency.js";
 import type { Decider, Evaluation } from "./decide.js";
 import { revokeLive } from "../state/projections/decisions.js";
-import { key2, type EngineState } from "../state/model.js";
+import { key2, type EngineState, type IdemRecord } from "../state/model.js";
 import { NO_FUND } from "../contract/subjects.js";
 import { FencedError, type FundJournal } from "./fund-journal.js";
 import { FORWARDED_SUBJECT_HEADER, type Forwarder } from "./forward.js";
@@ -48,6 +48,8 @@ export interface CheckServiceOptions {
   journal: FundJournal;
   queueGroup?: string;
   journalTimeoutMs?: number;
+  /** How long an approval whose write timed out is published again before it is dropped. */
+  journalRetryMs?: number;
   onDecision?: (e: Evaluation) => void;
   /**
    * Each reply sent: the evaluation, what the OMS was told (`unavailable`: an approval answered
@@ -107,6 +109,19 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   let approved = 0;
   let journalFailures = 0;
   let stopped = false;
+  /**
+   * Approvals whose journal write is not yet known durable, by fund + idempotency key: a replay
+   * waits for them. Kept here, not only on the record: a record flushed to the snapshot and
+   * evicted from the store's cache is read back as a new object, without the promise.
+   */
+  const notDurable = new Map<string, Promise<void>>();
+  const untilDurable = (k: string, p: Promise<void>): void => {
+    notDurable.set(k, p);
+    const settled = () => {
+      if (notDurable.get(k) === p) notDurable.delete(k);
+    };
+    p.then(settled, settled);
+  };
   let inFlight = 0;
 
   // a protobuf reply names protobuf as the request did (application/protobuf or x-protobuf)
@@ -153,7 +168,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
    * record again until the stream acknowledges it (a duplicate ack: the first write had landed).
    */
   async function rejournal(e: Evaluation, idemKey: string): Promise<void> {
-    const deadline = Date.now() + JOURNAL_RETRY_MS;
+    const deadline = Date.now() + (o.journalRetryMs ?? JOURNAL_RETRY_MS);
     for (let attempt = 1; ; attempt++) {
       await delay(Math.min(100 * attempt, 1000));
       // Read back from the journal meanwhile (the follower found the lost write's bytes): it is
@@ -168,6 +183,16 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         if (stopped || err instanceof FencedError || Date.now() >= deadline) throw err;
       }
     }
+  }
+
+  /** The idempotency record of this very decision, not yet read back from the journal. */
+  function sameUnconfirmed(cur: IdemRecord | undefined, e: Evaluation): boolean {
+    return (
+      cur !== undefined &&
+      !cur.confirmed &&
+      cur.fingerprint === e.record.fingerprint &&
+      cur.decision.decided_at === e.decision.decided_at
+    );
   }
 
   function journaledAlready(e: Evaluation, idemKey: string): boolean {
@@ -185,7 +210,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     o.onDecision?.(e);
     if (e.replayOf) {
       // The original must be durable before anyone is told about it again.
-      const durable = e.replayOf.durable;
+      const durable = e.replayOf.durable ?? notDurable.get(key2(e.record.fund_id, e.replayOf.key));
       if (durable) {
         const ok = await Promise.race([
           durable.then(
@@ -225,8 +250,9 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       : undefined;
     const idemKey = e.record.idempotency_key ? key2(e.record.fund_id, e.record.idempotency_key) : undefined;
     const forget = () => {
-      // the reservation stays (conservative); a retry is evaluated afresh
-      if (idem && idemKey && o.state.idem.get(idemKey) === idem) o.state.idem.delete(idemKey);
+      // the reservation stays (conservative); a retry is evaluated afresh. The record is matched
+      // by content, not identity: it may have been read back from the snapshot meanwhile.
+      if (idemKey && sameUnconfirmed(o.state.idem.get(idemKey), e)) o.state.idem.delete(idemKey);
     };
     let reused = false;
     const first = journal(e).then(
@@ -243,6 +269,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       },
     );
     if (idem) idem.durable = first;
+    if (idemKey) untilDurable(idemKey, first);
     try {
       await first;
       approved++;
@@ -259,6 +286,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         revokeLive(o.state, e.record);
       } else if (idem && idemKey) {
         idem.durable = rejournal(e, idemKey);
+        untilDurable(idemKey, idem.durable);
         idem.durable.catch((cause: unknown) => {
           forget();
           log.error({ err: cause, order_id: e.decision.order_id }, "decision journal unavailable; dropped");

@@ -280,9 +280,17 @@ export function createDecider(d: DeciderDeps): Decider {
         return finish(at, a);
       }
       if (rejection) return complete(at, a, order, limits, rejection, ctx);
-      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile).
-      const again = runGates(at, fund, order, limits);
-      return complete(at, a, order, limits, pipeline.runSync(order, limits, again), again);
+      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile),
+      // and the envelope in force now: one applied while the gate thought replaces its limits.
+      const engineNow = checkEngine(fund, order.fund_id, d.ready());
+      if (engineNow || !fund.envelope) {
+        a.denial = engineNow;
+        a.envelopeId = envelopeIdOf(order.fund_id);
+        return finish(at, a);
+      }
+      const current = effectiveLimits(fund.envelope, order.strategy_id);
+      const again = runGates(at, fund, order, current);
+      return complete(at, a, order, current, pipeline.runSync(order, current, again), again);
     });
   }
 

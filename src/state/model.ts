@@ -166,6 +166,11 @@ export interface OrderRecord {
   unconfirmed: Set<string>; // approvals applied live, not yet read back from the journal
   filled: Dec;
   terminal: boolean;
+  /**
+   * The largest `filled_quantity` an OMS end event reported (ZERO: none): once ended, the part of
+   * it whose fills have not arrived yet still reserves (FILLS and OMS_ORDERS are not ordered).
+   */
+  endFilled: Dec;
   accepted: boolean; // the OMS reported it accepted (working at a broker)
   expiresAt: number; // epoch ms; 0 until an approval is seen
   /**

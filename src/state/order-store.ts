@@ -242,6 +242,7 @@ export function orderToJson(r: OrderRecord): string {
     unconfirmed: [...r.unconfirmed],
     filled: r.filled.toFixed(),
     terminal: r.terminal,
+    ...(r.endFilled.eq(ZERO) ? {} : { endFilled: r.endFilled.toFixed() }),
     accepted: r.accepted,
     expiresAt: r.expiresAt,
     lapsed: r.lapsed,
@@ -269,6 +270,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     unconfirmed?: string[];
     filled: string;
     terminal: boolean;
+    endFilled?: string;
     accepted?: boolean;
     expiresAt: number;
     lapsed?: boolean;
@@ -290,6 +292,7 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     unconfirmed: NO_KEYS,
     filled: dec(o.filled),
     terminal: o.terminal,
+    endFilled: o.endFilled === undefined ? ZERO : dec(o.endFilled),
     accepted: o.accepted === true,
     expiresAt: o.expiresAt,
     lapsed: o.lapsed === true,

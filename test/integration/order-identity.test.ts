@@ -130,6 +130,33 @@ describe("order identity, velocity history, reserved fund, acknowledged reservat
     });
   });
 
+  describe("case 12b: reduce_only false and reduce_only absent are the same order", () => {
+    it("a retry that states reduce_only false where the first left it out (or the reverse) is replayed", async () => {
+      await setup("ro", {});
+      const absent = order({ fund_id: "ro" });
+      const first = await bus.check(absent);
+      expect(first.approved).toBe(true);
+      const stated = await bus.check({ ...absent, reduce_only: false });
+      expect({ ...outcome(stated), replayed: stated.details["replayed"] }).toEqual({
+        ...approved,
+        replayed: "true",
+      });
+      const stating = order({ fund_id: "ro", symbol: "MSFT", reduce_only: false });
+      expect(outcome(await bus.check(stating))).toEqual(approved);
+      const { reduce_only: _, ...left } = stating;
+      expect((await bus.check(left)).details["replayed"]).toBe("true");
+      // true is another order
+      const other = await bus.check({ ...absent, reduce_only: true });
+      expect(outcome(other)).toEqual(rejected("idempotency", "IDEMPOTENCY_CONFLICT"));
+      expect(other.details["field"]).toBe("reduce_only");
+      // and a conflict on a later field is named for that field, whichever form reduce_only takes
+      const located = await bus.check({ ...absent, reduce_only: false, locate_id: "loc-1" });
+      expect(located.details["field"]).toBe("locate_id");
+      await settled();
+      expect(pending("ro", "AAPL").buy).toBe("100");
+    });
+  });
+
   describe("case 3: velocity counts orders decided before its limit existed", () => {
     it("a limit set after five orders rejects the sixth", async () => {
       await setup("vel-set", {});

@@ -5,7 +5,7 @@
  * terminal event or its last fill (an acknowledgement after the TTL makes it reserve again: it is
  * working at a broker, whenever the OMS said so).
  */
-import { type Dec, ZERO, max } from "../../decimal/index.js";
+import { type Dec, ZERO, max, min } from "../../decimal/index.js";
 import type { Reservation } from "../../contract/records.js";
 import { getBook, revalueOrDefer, touchBook } from "../book.js";
 import {
@@ -69,6 +69,7 @@ function newOrderRecord(
     unconfirmed: NO_KEYS,
     filled,
     terminal: false,
+    endFilled: ZERO,
     accepted: false,
     expiresAt: 0,
     lapsed: false,
@@ -130,8 +131,9 @@ function settleFillOnly(state: EngineState, now: number): void {
   }
 }
 
-/** The OMS acknowledged it: `accepted`, or a fill seen. */
-export const acknowledged = (r: OrderRecord): boolean => r.accepted || r.filled.gt(ZERO);
+/** The OMS acknowledged it: `accepted`, a fill seen, or an end event reporting a fill. */
+export const acknowledged = (r: OrderRecord): boolean =>
+  r.accepted || r.filled.gt(ZERO) || r.endFilled.gt(ZERO);
 
 /** Working and acknowledged: reserves whatever the TTL, and is never forgotten until it ends. */
 export const held = (r: OrderRecord): boolean =>
@@ -142,8 +144,13 @@ export const held = (r: OrderRecord): boolean =>
  * `revalueBook` false: the caller revalues the book afterwards (a load revalues every book once).
  */
 export function syncReservation(state: EngineState, r: OrderRecord, revalueBook = true): void {
-  const released = r.terminal || r.side === undefined || (r.lapsed && !acknowledged(r));
-  const want = released ? ZERO : max(ZERO, r.approved.minus(r.filled));
+  const released = r.side === undefined || (r.lapsed && !acknowledged(r));
+  // ended: only what the OMS said was filled and FILLS has not brought yet (at most the approval)
+  const want = released
+    ? ZERO
+    : r.terminal
+      ? max(ZERO, min(r.endFilled, r.approved).minus(r.filled))
+      : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
   touch(state, "order", r.key);
   if (!r.queued && !held(r)) {
@@ -287,6 +294,7 @@ export function sweepReservations(state: EngineState, now: number): number {
       continue;
     }
     r.terminal = true; // forgotten: whatever it still reserved is released with it
+    r.endFilled = ZERO; // fills the OMS reported and FILLS never brought included
     syncReservation(state, r);
     state.orders.delete(k);
     markDeleted(state, "order", k);
