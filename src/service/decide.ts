@@ -279,10 +279,15 @@ export function createDecider(d: DeciderDeps): Decider {
         a.envelopeId = limits.envelope_id;
         return finish(at, a);
       }
-      if (rejection) return complete(at, a, order, limits, rejection, ctx);
-      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile).
-      const again = runGates(at, fund, order, limits);
-      return complete(at, a, order, limits, pipeline.runSync(order, limits, again), again);
+      // The limits in force now: a new envelope version applied while the advisor was asked
+      // replaces the one the order arrived under (a limit tightened meanwhile is not bypassed).
+      const current =
+        fund.envelope && fund.envelope !== entry ? effectiveLimits(fund.envelope, order.strategy_id) : limits;
+      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile);
+      // they come before the asynchronous ones, so their rejection answers first.
+      const again = runGates(at, fund, order, current);
+      const sync = pipeline.runSync(order, current, again);
+      return complete(at, a, order, current, sync ?? rejection, sync ? again : ctx);
     });
   }
 

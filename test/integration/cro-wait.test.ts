@@ -1,0 +1,61 @@
+/**
+ * The CRO veto is asked over the network: while an order waits on the advisor, the fund's envelope
+ * may change. The decision is made against the envelope in force when it is made, not the one in
+ * force when the order arrived (a limit tightened meanwhile must not be bypassed by a slow advisor).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { NatsServerHandle } from "../../src/bus/nats-server.js";
+import { Subjects } from "../../src/contract/subjects.js";
+import type { Engine } from "../../src/engine/index.js";
+import { connectTest, startTestNats, waitFor } from "../support/nats.js";
+import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
+
+describe("CRO veto: limits changed while the advisor thinks", () => {
+  let server: NatsServerHandle;
+  let engine: Engine;
+  let nc: NatsConnection;
+  let bus: Bus;
+  let advisor: Subscription | undefined;
+  beforeAll(async () => {
+    server = await startTestNats();
+    engine = await startTestEngine(server.url, {
+      flags: { "cro_veto.enabled": true, "cro_veto.timeout_s": 4, "cro_veto.confidence_threshold": 0.85 },
+    });
+    nc = await connectTest(server.url);
+    bus = new Bus(nc);
+    const seq = await bus.envelope(envelope("alpha", { max_order_qty: "1000" }));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
+  });
+  afterAll(async () => {
+    if (advisor && !advisor.isClosed()) await advisor.drain();
+    await nc?.close();
+    await engine?.close();
+    await server?.stop();
+  });
+
+  it("rejects an order whose symbol was restricted by a new envelope version while the advisor was asked", async () => {
+    const held: Msg[] = [];
+    advisor = nc.subscribe(Subjects.croVeto, {
+      callback: (_e, m) => {
+        held.push(m);
+      },
+    });
+    await nc.flush();
+    const pending = bus.check(order(), Subjects.check, 8000);
+    await waitFor(() => held.length === 1);
+    const seq = await bus.envelope(
+      envelope("alpha", { version: 2, max_order_qty: "1000", restricted_symbols: ["AAPL"] }),
+    );
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
+    held[0]!.respond(JSON.stringify({ veto: false, confidence: "0.1" }));
+    const d = await pending;
+    expect(d).toMatchObject({
+      approved: false,
+      rejecting_gate: "static",
+      rejection_code: "SYMBOL_RESTRICTED",
+      envelope_id: "alpha@v2",
+    });
+    await advisor.drain();
+  });
+});
