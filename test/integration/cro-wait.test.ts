@@ -11,7 +11,7 @@ import type { Engine } from "../../src/engine/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
 
-describe("CRO veto: limits changed while the advisor thinks", () => {
+describe("CRO veto: limits changed while the advisor thinks, and odd but clear answers", () => {
   let server: NatsServerHandle;
   let engine: Engine;
   let nc: NatsConnection;
@@ -56,6 +56,23 @@ describe("CRO veto: limits changed while the advisor thinks", () => {
       rejection_code: "SYMBOL_RESTRICTED",
       envelope_id: "alpha@v2",
     });
+    await advisor.drain();
+  });
+
+  it("vetoes when the advisor is confident above the threshold and explains itself at length", async () => {
+    const seq = await bus.envelope(envelope("alpha", { version: 3, max_order_qty: "1000" }));
+    await waitFor(() => applied(engine, "RISK_ENVELOPES", seq));
+    const long = "the issuer reports in five minutes; ".repeat(200); // 7 200 characters
+    advisor = nc.subscribe(Subjects.croVeto, {
+      callback: (_e, m) => {
+        m.respond(JSON.stringify({ veto: true, confidence: "0.95", reason: long }));
+      },
+    });
+    await nc.flush();
+    const d = await bus.check(order());
+    expect(d).toMatchObject({ approved: false, rejecting_gate: "cro_veto", rejection_code: "CRO_VETO" });
+    expect(d.reason.length).toBeLessThanOrEqual(4096);
+    expect(long.startsWith(d.reason.slice(0, 100))).toBe(true);
     await advisor.drain();
   });
 });
