@@ -287,7 +287,7 @@ export function createDecider(d: DeciderDeps): Decider {
       // they come before the asynchronous ones, so their rejection answers first.
       const again = runGates(at, fund, order, current);
       const sync = pipeline.runSync(order, current, again);
-      return complete(at, a, order, current, sync ?? rejection, sync ? again : ctx);
+      return complete(at, a, order, current, sync ?? rejection, again);
     });
   }
 

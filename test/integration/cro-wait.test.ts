@@ -9,7 +9,7 @@ import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
 
 describe("CRO veto: limits changed while the advisor thinks, and odd but clear answers", () => {
   let server: NatsServerHandle;
@@ -56,6 +56,35 @@ describe("CRO veto: limits changed while the advisor thinks, and odd but clear a
       rejection_code: "SYMBOL_RESTRICTED",
       envelope_id: "alpha@v2",
     });
+    await advisor.drain();
+  });
+
+  it("values an approved MARKET order at the mark in force when it is decided, after the advisor's answer", async () => {
+    const held: Msg[] = [];
+    advisor = nc.subscribe(Subjects.croVeto, {
+      callback: (_e, m) => {
+        held.push(m);
+      },
+    });
+    await nc.flush();
+    const q1 = await bus.quote("MKT", "99", "100", new Date().toISOString());
+    await waitFor(() => applied(engine, "QUOTES", q1));
+    const o = order({ symbol: "MKT", order_type: "MARKET", limit_price: null, quantity: "10" });
+    const pending = bus.check(o, Subjects.check, 8000);
+    await waitFor(() => held.length === 1);
+    const q2 = await bus.quote("MKT", "109", "110", new Date().toISOString());
+    await waitFor(() => applied(engine, "QUOTES", q2));
+    held[0]!.respond(JSON.stringify({ veto: false, confidence: "0.1" }));
+    expect((await pending).approved).toBe(true);
+    const rec = await waitFor(async () => {
+      const all = await readStream<{ decision: { order_id: string }; notional?: string }>(
+        nc,
+        "RISK_DECISIONS",
+        Subjects.decision("alpha"),
+      );
+      return all.find((r) => r.data.decision?.order_id === o["order_id"]);
+    });
+    expect(rec!.data.notional).toBe("1100"); // 10 × the ask in force at the decision
     await advisor.drain();
   });
 
