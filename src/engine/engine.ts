@@ -15,7 +15,14 @@ import { connectBus } from "../bus/connect.js";
 import { ensureStreams } from "../bus/streams.js";
 import { retryTransient } from "../bus/transient.js";
 import { createInFlight } from "../bus/in-flight.js";
-import { DETERMINISTIC_GATES, createCroVetoGate, createPipeline, type RiskGate } from "../gates/index.js";
+import {
+  DETERMINISTIC_GATES,
+  createCroVetoGate,
+  createDrawdownGate,
+  createPipeline,
+  drawdownGate,
+  type RiskGate,
+} from "../gates/index.js";
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
 import { type Logger, silentLogger } from "../obs/log.js";
@@ -263,7 +270,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   const readiness = createReadiness({ stale: () => staleness.stale(), behind: () => follower.behind(), lag });
   const isReady = readiness.isReady;
 
-  const gates: RiskGate[] = [...DETERMINISTIC_GATES, ...(o.extraGates ?? [])];
+  // the drawdown gate also counts the halts the monitor decided and has not read back yet
+  const drawdownNow = createDrawdownGate({ inFlight: (fund) => drawdown.inFlight(fund) });
+  const gates: RiskGate[] = [
+    ...DETERMINISTIC_GATES.map((g) => (g === drawdownGate ? drawdownNow : g)),
+    ...(o.extraGates ?? []),
+  ];
   if (config.cro_veto.enabled) {
     gates.push(
       createCroVetoGate({

@@ -8,10 +8,19 @@ import { toWire } from "../contract/wire.js";
 import { type Dec, canon } from "../decimal/index.js";
 import { deny, type RiskGate } from "./types.js";
 
+/** Characters of the advisor's reason kept in the decision. */
+const REASON_MAX = 4096;
+
+/**
+ * The advisor's answer: `veto` and `confidence` decide; `reason` is only text, so a long one is
+ * cut and a missing or non-string one gives the default text (never a reason to ignore the veto).
+ */
 const VetoReply = z.object({
   veto: z.boolean(),
   confidence: dec("nonneg"),
-  reason: z.string().max(4096).optional(),
+  reason: z
+    .unknown()
+    .transform((r) => (typeof r === "string" && r.length > 0 ? r.slice(0, REASON_MAX) : undefined)),
 });
 
 export interface CroVetoOptions {

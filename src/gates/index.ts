@@ -1,4 +1,5 @@
 import { drawdownGate } from "./drawdown.js";
+export { createDrawdownGate, type DrawdownGateOptions, type HaltSeen } from "./drawdown.js";
 import { positionGate } from "./position.js";
 export { worstAfter } from "./position.js";
 import { reconciliationGate } from "./reconciliation.js";

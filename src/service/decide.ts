@@ -279,9 +279,8 @@ export function createDecider(d: DeciderDeps): Decider {
         a.envelopeId = limits.envelope_id;
         return finish(at, a);
       }
-      if (rejection) return complete(at, a, order, limits, rejection, ctx);
-      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile),
-      // and the envelope in force now: one applied while the gate thought replaces its limits.
+      // The engine and the envelope in force now: a version applied while the gate thought replaces
+      // the limits the order arrived under (a limit tightened meanwhile is not bypassed).
       const engineNow = checkEngine(fund, order.fund_id, d.ready());
       if (engineNow || !fund.envelope) {
         a.denial = engineNow;
@@ -289,8 +288,11 @@ export function createDecider(d: DeciderDeps): Decider {
         return finish(at, a);
       }
       const current = effectiveLimits(fund.envelope, order.strategy_id);
+      // Re-check the synchronous gates against the state as it is now (orders decided meanwhile);
+      // they come before the asynchronous ones, so their rejection answers first.
       const again = runGates(at, fund, order, current);
-      return complete(at, a, order, current, pipeline.runSync(order, current, again), again);
+      const sync = pipeline.runSync(order, current, again);
+      return complete(at, a, order, current, sync ?? rejection, again);
     });
   }
 

@@ -7,7 +7,8 @@
  * *_loss_halt_pct of that equity publishes one sticky Halt of that severity. Evaluated on every
  * fill and mark change for the affected fund only; baselines also roll on a timer.
  */
-import type { HaltSeverity } from "../contract/codes.js";
+import { HALT_PRECEDENCE, type HaltSeverity } from "../contract/codes.js";
+import type { HaltSeen } from "../gates/drawdown.js";
 import type { PnlPeriod } from "../contract/records.js";
 import { type Dec, ZERO, canon, dec, pct } from "../decimal/index.js";
 import { nav, tradingPnl } from "../state/book.js";
@@ -40,6 +41,11 @@ export interface DrawdownWorker extends Worker {
    * changed since), so a loss in the first instant of a period is a loss of that period.
    */
   beforeApply(): void;
+  /**
+   * The most severe halt this monitor decided for the fund and has not read back (in flight, or
+   * kept after a failed publish and sent again each tick): the check's drawdown gate counts it.
+   */
+  inFlight(fund: string): HaltSeen | undefined;
 }
 
 export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
@@ -91,6 +97,17 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     if (!facts.tracking()) return false;
     const f = facts.latest("halt", FactKeys.halt(fund, sev));
     return f !== undefined && f.msgId === FactIds.halt(fund, sev, start);
+  }
+
+  /** Loss severities, most severe first (HALT_PRECEDENCE order). */
+  const LOSS_FIRST = HALT_PRECEDENCE.filter((s) => (Object.values(SEVERITY) as string[]).includes(s));
+  function inFlight(fund: string): HaltSeen | undefined {
+    if (!facts.tracking()) return undefined;
+    for (const sev of LOSS_FIRST) {
+      const f = facts.latest("halt", FactKeys.halt(fund, sev));
+      if (f) return { severity: sev, since: f.body.at, reason: f.body.reason };
+    }
+    return undefined;
   }
 
   /**
@@ -217,6 +234,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     evaluate,
     evaluateAll,
     beforeApply,
+    inFlight,
     onReady() {
       rolled = periodStarts(clock.now()).day;
       evaluateAll();

@@ -10,7 +10,7 @@
  */
 import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
 import { nav, settle } from "../state/book.js";
-import type { FundState } from "../state/model.js";
+import { type FundState, key2 } from "../state/model.js";
 import type { Change, Worker, WorkerContext } from "./types.js";
 
 export const LIMIT_WARNING = "limit_warning";
@@ -65,7 +65,17 @@ export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
     return out;
   }
 
-  function evaluate(fund: FundState, symbol: string | undefined, eventId: string): string[] {
+  /**
+   * `rearmOnly`: an event that is neither a decision nor a fill (an OMS event releasing a
+   * reservation) only re-arms the measures it finds at or below their share, so that the next
+   * decision or fill taking one above again is a new upward crossing; it warns about nothing.
+   */
+  function evaluate(
+    fund: FundState,
+    symbol: string | undefined,
+    eventId: string,
+    rearmOnly = false,
+  ): string[] {
     const share = fund.envelope?.envelope.warn_at_pct;
     if (share === undefined) return [];
     settle(fund); // conflated quotes folded in before the measures are read
@@ -81,6 +91,7 @@ export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
         set?.delete(k);
         continue;
       }
+      if (rearmOnly) continue;
       if (!set) above.set(fund.id, (set = new Set()));
       if (set.has(k)) continue;
       set.add(k);
@@ -113,6 +124,14 @@ export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
       if (f?.envelope?.envelope.warn_at_pct !== undefined) evaluate(f, symbol, decisionId);
     },
     onChange(c: Change) {
+      if (c.kind === "order") {
+        // a cancel, reject, expiry or done releases a reservation: the measures may be back below
+        if (!above.get(c.fund)?.size) return;
+        const f = state.funds.get(c.fund);
+        const symbol = state.orders.get(key2(c.fund, c.orderId))?.symbol;
+        if (f?.envelope?.envelope.warn_at_pct !== undefined) evaluate(f, symbol, "", true);
+        return;
+      }
       if (c.kind !== "fill") return;
       const f = state.funds.get(c.fund);
       if (f?.envelope?.envelope.warn_at_pct !== undefined) evaluate(f, c.symbol, `fill-${c.seq ?? 0}`);
