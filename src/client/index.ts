@@ -14,6 +14,9 @@
  * until the deadline, timeoutMs × (retries + 1). When no engine answered in time, the result is a
  * rejection with `rejecting_gate: "client"`, `rejection_code: "ENGINE_UNAVAILABLE"`.
  * A STATE_NOT_READY answer is returned as is (the engine did not record it: the OMS may retry).
+ * A reply that is not a RiskDecision for this order (`approved` not a boolean, an approval with a
+ * rejection code or of another order_id, a rejection without a code) is no answer: it is asked
+ * again like a failed attempt, and ends in ENGINE_UNAVAILABLE (`last: malformed reply: …`).
  *
  * Connection: on a server run with deploy/nats-secure.conf, connect as the `oms` user with the OMS
  * inbox prefix, `connect({ user: "oms", pass, inboxPrefix: "_INBOX_oms" })`: replies, JetStream
@@ -85,7 +88,33 @@ export class RiskClientError extends Error {
   }
 }
 
+/** A reply on the check subject that is not a RiskDecision for this order: not an answer. */
+export class MalformedReplyError extends Error {
+  override readonly name = "MalformedReplyError";
+  constructor(problem: string) {
+    super(`malformed reply: ${problem}`);
+  }
+}
+
 const te = new TextEncoder();
+
+/**
+ * Why a reply is not a RiskDecision for the order `orderId` (undefined when it is one). A caller
+ * reads `approved`, so it must be a boolean; an approval must be this order's and carry no
+ * rejection; a rejection must name its code (an empty protobuf body decodes to a code-less one).
+ */
+function notADecision(d: unknown, orderId: string): string | undefined {
+  if (typeof d !== "object" || d === null || Array.isArray(d)) return "not an object";
+  const r = d as Record<string, unknown>;
+  if (typeof r.approved !== "boolean") return "approved is not a boolean";
+  if (typeof r.rejection_code !== "string" || typeof r.rejecting_gate !== "string") {
+    return "rejecting_gate or rejection_code is not a string";
+  }
+  if (!r.approved) return r.rejection_code === "" ? "a rejection without a rejection_code" : undefined;
+  if (r.rejection_code !== "" || r.rejecting_gate !== "") return "an approval with a rejection";
+  if (r.order_id !== orderId) return `an approval of order_id ${JSON.stringify(r.order_id)}`;
+  return undefined;
+}
 
 function errorKind(err: unknown): "timeout" | "no_responders" | "other" {
   const e = err as {
@@ -167,6 +196,7 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
       let timeouts = 0;
       let attempts = 0;
       let last = "no attempt";
+      let malformed: string | undefined; // kept: a later attempt's timeout must not hide it
       while (timeouts <= retries) {
         const left = deadline - performance.now();
         if (left <= 0) break;
@@ -176,12 +206,16 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
             timeout: Math.max(1, Math.min(timeoutMs, Math.ceil(left))),
             ...(proto ? { headers: protoHeaders } : {}),
           });
-          return isProtobufContentType(m.headers?.get("Content-Type"))
+          const d: unknown = isProtobufContentType(m.headers?.get("Content-Type"))
             ? decodeDecisionProto(m.data)
-            : m.json<RiskDecision>();
+            : m.json<unknown>();
+          const problem = notADecision(d, orderId);
+          if (problem === undefined) return d as RiskDecision;
+          throw new MalformedReplyError(problem);
         } catch (err) {
           const kind = errorKind(err);
           last = kind === "other" ? String(err) : kind;
+          if (err instanceof MalformedReplyError) malformed = err.message;
           if (kind === "timeout") timeouts++;
           else await delay(Math.max(0, Math.min(100, deadline - performance.now())));
         }
@@ -190,7 +224,8 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
       return clientRejection(
         orderId,
         "ENGINE_UNAVAILABLE",
-        `no risk engine answered within ${ms} ms (${attempts} attempts; last: ${last})`,
+        `no risk engine answered within ${ms} ms (${attempts} attempts; last: ${last}` +
+          `${malformed !== undefined && !last.includes(malformed) ? `; ${malformed}` : ""})`,
         {
           attempts: String(attempts),
           elapsed_ms: String(ms),
