@@ -8,7 +8,7 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import {
   PROTOBUF_CONTENT_TYPE,
   decodeDecisionProto,
-  encodeOrderProto,
+  encodeOrderProtoExact,
   isProtobufContentType,
 } from "../../contract/codec.js";
 import { Subjects } from "../../contract/index.js";
@@ -107,7 +107,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
         }
         let body: Uint8Array;
         try {
-          body = encodeOrderProto(order);
+          body = encodeOrderProtoExact(order);
         } catch (err) {
           throw new CliError(`cannot encode the order as protobuf: ${firstLine(err)}`, 2, { cause: err });
         }
