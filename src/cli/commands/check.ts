@@ -11,6 +11,7 @@ import {
   encodeOrderProtoExact,
   isProtobufContentType,
 } from "../../contract/codec.js";
+import { notADecision } from "../../contract/decision-reply.js";
 import { Subjects } from "../../contract/index.js";
 import { type CliContext, CliError, firstLine, isRecord, parseReply, request, withNats } from "../common.js";
 import { printJson, readDataFile } from "../io.js";
@@ -121,9 +122,10 @@ export function registerCheck(program: Command, ctx: CliContext): void {
           throw new CliError(`undecodable protobuf reply: ${firstLine(err)}`, 2, { cause: err });
         }
       });
-      if (!isRecord(decision) || typeof decision.approved !== "boolean") {
+      const problem = notADecision(decision, String(order.order_id));
+      if (problem !== undefined || !isRecord(decision)) {
         throw new CliError(
-          `unexpected reply on ${Subjects.check}: ${JSON.stringify(decision).slice(0, 200)}`,
+          `unexpected reply on ${Subjects.check} (${problem}): ${JSON.stringify(decision).slice(0, 200)}`,
         );
       }
       printJson(decision);
