@@ -51,9 +51,9 @@ export type * from "./types.js";
 export type Encoding = "json" | "protobuf";
 
 export interface RiskClientOptions {
-  /** Per attempt, in milliseconds (default 1000). */
+  /** Per attempt, in milliseconds (default 1000; > 0 and finite, else INVALID_OPTIONS). */
   timeoutMs?: number;
-  /** Attempts after the first one timed out (default 2). */
+  /** Attempts after the first one timed out (default 2; a whole number >= 0, else INVALID_OPTIONS). */
   retries?: number;
   /** Default encoding of check() (default "json"). */
   encoding?: Encoding;
@@ -118,7 +118,15 @@ function errorKind(err: unknown): "timeout" | "no_responders" | "other" {
 
 export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {}): RiskClient {
   const timeoutMs = opts.timeoutMs ?? 1000;
-  const retries = Math.max(0, opts.retries ?? 2);
+  const retries = opts.retries ?? 2;
+  // a timeout of 0 (or NaN) made every check ENGINE_UNAVAILABLE after 0 attempts, a phantom outage;
+  // endless retries made a check never return while no engine answers: both are refused here
+  if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
+    throw new RiskClientError("INVALID_OPTIONS", `timeoutMs must be a positive number of ms, not ${timeoutMs}`);
+  }
+  if (!(Number.isSafeInteger(retries) && retries >= 0)) {
+    throw new RiskClientError("INVALID_OPTIONS", `retries must be a whole number >= 0, not ${retries}`);
+  }
   const now = opts.now ?? (() => Date.now());
   const protoHeaders = natsHeaders();
   protoHeaders.set("Content-Type", PROTOBUF_CONTENT_TYPE);

@@ -131,3 +131,40 @@ describe("risk client: replies that are not a RiskDecision", () => {
     }
   });
 });
+
+describe("risk client: options that would never ask the engine", () => {
+  let server: NatsServerHandle;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    server = await startTestNats();
+    nc = await connectTest(server.url);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  // timeoutMs 0, negative or NaN-retries: every check was ENGINE_UNAVAILABLE after 0 attempts (a
+  // phantom outage); retries Infinity: a check never returned while no engine answered.
+  for (const bad of [
+    { timeoutMs: 0 },
+    { timeoutMs: -5 },
+    { timeoutMs: Number.NaN },
+    { timeoutMs: Number.POSITIVE_INFINITY },
+    { retries: Number.NaN },
+    { retries: Number.POSITIVE_INFINITY },
+    { retries: 1.5 },
+  ]) {
+    it(`refuses ${JSON.stringify(bad, (_k, v: unknown) => (typeof v === "number" ? String(v) : v))} at creation (RiskClientError INVALID_OPTIONS)`, () => {
+      expect(() => createRiskClient(nc, bad)).toThrow(
+        expect.objectContaining({ name: "RiskClientError", code: "INVALID_OPTIONS" }) as Error,
+      );
+    });
+  }
+
+  it("accepts the defaults and ordinary options", () => {
+    expect(() => createRiskClient(nc)).not.toThrow();
+    expect(() => createRiskClient(nc, { timeoutMs: 1, retries: 0 })).not.toThrow();
+    expect(() => createRiskClient(nc, { timeoutMs: 250.5, retries: 3 })).not.toThrow();
+  });
+});
