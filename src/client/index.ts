@@ -182,7 +182,15 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
       const subject =
         opts.subject ?? (opts.partitioned ? `${Subjects.check}.${order.fund_id}` : Subjects.check);
       // one body for every attempt: a retry is the same order under the same idempotency_key
-      const body = proto ? encodeOrderProto(order) : te.encode(JSON.stringify(order));
+      let body: Uint8Array;
+      try {
+        body = proto ? encodeOrderProto(order) : te.encode(JSON.stringify(order));
+      } catch (err) {
+        // a value the schema ignores but the encoding cannot carry (a BigInt, a cycle): an answer, not a throw
+        return clientRejection(orderId, "SCHEMA_INVALID", `the order cannot be encoded: ${String(err)}`, {
+          checked_by: "client",
+        });
+      }
       const started = performance.now();
       const deadline = started + timeoutMs * (retries + 1);
       let timeouts = 0;

@@ -168,3 +168,33 @@ describe("risk client: options that would never ask the engine", () => {
     expect(() => createRiskClient(nc, { timeoutMs: 250.5, retries: 3 })).not.toThrow();
   });
 });
+
+describe("risk client: an order it cannot serialise", () => {
+  let server: NatsServerHandle;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    server = await startTestNats();
+    nc = await connectTest(server.url);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("an unknown field JSON cannot carry (a BigInt, a cycle) is a SCHEMA_INVALID answer, not a throw", async () => {
+    const c = createRiskClient(nc, { timeoutMs: 100, retries: 0, subject: "test.nobody.check" });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const meta of [10n, cyclic]) {
+      const o = ord({ meta });
+      const d = await c.check(o);
+      expect(d).toMatchObject({
+        order_id: o.order_id,
+        approved: false,
+        rejecting_gate: "schema",
+        rejection_code: "SCHEMA_INVALID",
+        details: { checked_by: "client" },
+      });
+    }
+  });
+});
