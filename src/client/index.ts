@@ -14,6 +14,9 @@
  * until the deadline, timeoutMs × (retries + 1). When no engine answered in time, the result is a
  * rejection with `rejecting_gate: "client"`, `rejection_code: "ENGINE_UNAVAILABLE"`.
  * A STATE_NOT_READY answer is returned as is (the engine did not record it: the OMS may retry).
+ * A reply that is not a RiskDecision for this order (`approved` not a boolean, an approval with a
+ * rejection code or of another order_id, a rejection without a code) is no answer: it is asked
+ * again like a failed attempt, and ends in ENGINE_UNAVAILABLE (`last: malformed reply: …`).
  *
  * Connection: on a server run with deploy/nats-secure.conf, connect as the `oms` user with the OMS
  * inbox prefix, `connect({ user: "oms", pass, inboxPrefix: "_INBOX_oms" })`: replies, JetStream
@@ -29,6 +32,7 @@ import {
   encodeOrderProto,
   isProtobufContentType,
 } from "../contract/codec.js";
+import { notADecision } from "../contract/decision-reply.js";
 import { Subjects } from "../contract/subjects.js";
 import { checkSchema } from "../gates/schema.js";
 import type {
@@ -47,9 +51,9 @@ export type * from "./types.js";
 export type Encoding = "json" | "protobuf";
 
 export interface RiskClientOptions {
-  /** Per attempt, in milliseconds (default 1000). */
+  /** Per attempt, in milliseconds (default 1000; > 0 and finite, else INVALID_OPTIONS). */
   timeoutMs?: number;
-  /** Attempts after the first one timed out (default 2). */
+  /** Attempts after the first one timed out (default 2; a whole number >= 0, else INVALID_OPTIONS). */
   retries?: number;
   /** Default encoding of check() (default "json"). */
   encoding?: Encoding;
@@ -85,7 +89,16 @@ export class RiskClientError extends Error {
   }
 }
 
+/** A reply on the check subject that is not a RiskDecision for this order: not an answer. */
+export class MalformedReplyError extends Error {
+  override readonly name = "MalformedReplyError";
+  constructor(problem: string) {
+    super(`malformed reply: ${problem}`);
+  }
+}
+
 const te = new TextEncoder();
+
 
 function errorKind(err: unknown): "timeout" | "no_responders" | "other" {
   const e = err as {
@@ -105,7 +118,15 @@ function errorKind(err: unknown): "timeout" | "no_responders" | "other" {
 
 export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {}): RiskClient {
   const timeoutMs = opts.timeoutMs ?? 1000;
-  const retries = Math.max(0, opts.retries ?? 2);
+  const retries = opts.retries ?? 2;
+  // a timeout of 0 (or NaN) made every check ENGINE_UNAVAILABLE after 0 attempts, a phantom outage;
+  // endless retries made a check never return while no engine answers: both are refused here
+  if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
+    throw new RiskClientError("INVALID_OPTIONS", `timeoutMs must be a positive number of ms, not ${timeoutMs}`);
+  }
+  if (!(Number.isSafeInteger(retries) && retries >= 0)) {
+    throw new RiskClientError("INVALID_OPTIONS", `retries must be a whole number >= 0, not ${retries}`);
+  }
   const now = opts.now ?? (() => Date.now());
   const protoHeaders = natsHeaders();
   protoHeaders.set("Content-Type", PROTOBUF_CONTENT_TYPE);
@@ -161,12 +182,21 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
       const subject =
         opts.subject ?? (opts.partitioned ? `${Subjects.check}.${order.fund_id}` : Subjects.check);
       // one body for every attempt: a retry is the same order under the same idempotency_key
-      const body = proto ? encodeOrderProto(order) : te.encode(JSON.stringify(order));
+      let body: Uint8Array;
+      try {
+        body = proto ? encodeOrderProto(order) : te.encode(JSON.stringify(order));
+      } catch (err) {
+        // a value the schema ignores but the encoding cannot carry (a BigInt, a cycle): an answer, not a throw
+        return clientRejection(orderId, "SCHEMA_INVALID", `the order cannot be encoded: ${String(err)}`, {
+          checked_by: "client",
+        });
+      }
       const started = performance.now();
       const deadline = started + timeoutMs * (retries + 1);
       let timeouts = 0;
       let attempts = 0;
       let last = "no attempt";
+      let malformed: string | undefined; // kept: a later attempt's timeout must not hide it
       while (timeouts <= retries) {
         const left = deadline - performance.now();
         if (left <= 0) break;
@@ -176,12 +206,16 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
             timeout: Math.max(1, Math.min(timeoutMs, Math.ceil(left))),
             ...(proto ? { headers: protoHeaders } : {}),
           });
-          return isProtobufContentType(m.headers?.get("Content-Type"))
+          const d: unknown = isProtobufContentType(m.headers?.get("Content-Type"))
             ? decodeDecisionProto(m.data)
-            : m.json<RiskDecision>();
+            : m.json<unknown>();
+          const problem = notADecision(d, orderId);
+          if (problem === undefined) return d as RiskDecision;
+          throw new MalformedReplyError(problem);
         } catch (err) {
           const kind = errorKind(err);
           last = kind === "other" ? String(err) : kind;
+          if (err instanceof MalformedReplyError) malformed = err.message;
           if (kind === "timeout") timeouts++;
           else await delay(Math.max(0, Math.min(100, deadline - performance.now())));
         }
@@ -190,7 +224,8 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
       return clientRejection(
         orderId,
         "ENGINE_UNAVAILABLE",
-        `no risk engine answered within ${ms} ms (${attempts} attempts; last: ${last})`,
+        `no risk engine answered within ${ms} ms (${attempts} attempts; last: ${last}` +
+          `${malformed !== undefined && !last.includes(malformed) ? `; ${malformed}` : ""})`,
         {
           attempts: String(attempts),
           elapsed_ms: String(ms),

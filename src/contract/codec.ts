@@ -256,6 +256,31 @@ export function encodeOrderProto(wireOrder: Record<string, unknown>): Uint8Array
   return encode(load().Order, wireOrder);
 }
 
+/** The Order fields that are decimals: a JSON integer there is the same value as its string. */
+const ORDER_DECIMALS = new Set(["quantity", "limit_price", "stop_price"]);
+
+/**
+ * encodeOrderProto, refusing (CodecError) an order that protobuf would carry as another order:
+ * protobufjs coerces a field's value to its type (`10.5` -> "10.5", `3` -> "3", `"false"` ->
+ * true) and proto3 cannot tell "" from absent, so such an order, SCHEMA_INVALID as JSON, could
+ * arrive valid. Every field must decode back to its JSON value (a JSON integer decimal to its
+ * string). For the CLI, which sends what an operator wrote.
+ */
+export function encodeOrderProtoExact(wireOrder: Record<string, unknown>): Uint8Array {
+  const t = load().Order;
+  const bytes = encode(t, wireOrder);
+  const back = messageToJson(t, decodeRaw(t, bytes));
+  for (const f of t.fieldsArray) {
+    const v = wireOrder[f.name];
+    if (v === undefined || v === null) continue;
+    const b = back[f.name];
+    const same =
+      b === v || (ORDER_DECIMALS.has(f.name) && typeof v === "number" && Number.isSafeInteger(v) && b === String(v));
+    if (!same) throw new CodecError(`${f.name}: ${JSON.stringify(v)} has no faithful protobuf form`);
+  }
+  return bytes;
+}
+
 export function encodeDecisionProto(d: RiskDecision): Uint8Array {
   return encode(load().RiskDecision, { ...d });
 }

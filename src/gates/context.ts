@@ -1,7 +1,7 @@
 /** Builds the per-order gate context: prices, notional, mark freshness, risk-reduction. */
 import { DEFAULT_BASE_CURRENCY, type Order } from "../contract/schemas.js";
 import { type Dec, ONE, ZERO, approx, approxSign } from "../decimal/index.js";
-import { atBroker, fxSymbol, pendingAtBroker, settle } from "../state/book.js";
+import { atBroker, fxRate, fxSymbol, pendingAtBroker, settle } from "../state/book.js";
 import { duplicateKey } from "../state/duplicates.js";
 import type { Book, Effective, EngineState, FundState, Mark } from "../state/model.js";
 import type { GateContext } from "./types.js";
@@ -81,8 +81,9 @@ export function buildContext(
   if (currency !== base) {
     fx = fxSymbol(currency, base);
     const fm = state.marks.get(fx);
-    fxFresh = isFresh(fm?.ts, now, maxAge);
-    notional = fxFresh && notional !== undefined ? notional.times(fm!.mid) : undefined; // in the base
+    const rate = fxRate(fm);
+    fxFresh = rate !== undefined && isFresh(fm?.ts, now, maxAge);
+    notional = fxFresh && notional !== undefined ? notional.times(rate!) : undefined; // in the base
   }
   const pendBuyQty = ahead ? (book?.pendBuyQty ?? ZERO).plus(ahead.buy) : (book?.pendBuyQty ?? ZERO);
   const pendSellQty = ahead ? (book?.pendSellQty ?? ZERO).plus(ahead.sell) : (book?.pendSellQty ?? ZERO);

@@ -3,7 +3,7 @@
  * daily volume (max_adv_pct) and the FX rate of an order priced outside the fund's base currency.
  * Both fail closed: no `adv` while max_adv_pct is set, or no fresh FX rate, is a rejection.
  */
-import { type Dec, approx, approxSign, canon, pct } from "../decimal/index.js";
+import { type Dec, ZERO, approx, approxSign, canon, pct } from "../decimal/index.js";
 import { type Denial, type GateContext, deny } from "./types.js";
 
 /** quantity <= pct × adv (exactly at the limit passes). */
@@ -45,16 +45,18 @@ export function checkFx(symbol: string, ctx: GateContext): Denial | undefined {
     const age = fm ? String(ctx.now - fm.ts) : "";
     return deny(
       "STALE_MARKET_DATA",
-      fm
-        ? `FX rate ${ctx.fxSymbol} for ${symbol} is ${age} ms old`
-        : `no FX rate ${ctx.fxSymbol} for ${symbol} (priced in ${ctx.currency})`,
+      fm === undefined
+        ? `no FX rate ${ctx.fxSymbol} for ${symbol} (priced in ${ctx.currency})`
+        : fm.bid.eq(ZERO)
+          ? `FX quote ${ctx.fxSymbol} for ${symbol} has no bid: no rate`
+          : `FX rate ${ctx.fxSymbol} for ${symbol} is ${age} ms old`,
       { symbol: ctx.fxSymbol, currency: ctx.currency, quote_age_ms: age },
     );
   }
   const unpriced = ctx.fund.agg.unpriced;
   if (unpriced.size > 0) {
     const [ccy] = unpriced.keys();
-    return deny("STALE_MARKET_DATA", `the fund holds ${ccy} with no FX rate ever seen: NAV unknown`, {
+    return deny("STALE_MARKET_DATA", `the fund holds ${ccy} with no FX rate (none seen, or no bid): NAV unknown`, {
       currency: ccy!,
       quote_age_ms: "",
     });

@@ -17,7 +17,7 @@
 import type { HaltSeverity } from "../contract/codes.js";
 import type { PnlPeriod } from "../contract/records.js";
 import { type Dec, ZERO, canon, div, max } from "../decimal/index.js";
-import { baseCurrency, fxSymbol, nav, tradingPnl } from "../state/book.js";
+import { baseCurrency, fxRate, fxSymbol, nav, tradingPnl } from "../state/book.js";
 import { iso } from "../time/clock.js";
 import type { EngineState, FundState, ReconLock, StopRecord } from "../state/model.js";
 
@@ -89,11 +89,12 @@ function currencies(state: EngineState, fund: FundState, base: string): Currency
   for (const ccy of [...seen].sort()) {
     const fx = ccy === base ? undefined : fxSymbol(ccy, base);
     const m = fx === undefined ? undefined : state.marks.get(fx);
+    const rate = fxRate(m);
     rows.push({
       currency: ccy,
       exposure: canon(fund.agg.currency.get(ccy) ?? ZERO),
       fx_symbol: fx ?? null,
-      fx_rate: m ? canon(m.mid) : null,
+      fx_rate: rate ? canon(rate) : null, // none for a quote with no bid
       fx_quote_at: m ? iso(m.ts) : null,
     });
   }

@@ -64,6 +64,15 @@ export function baseCurrency(fund: FundState): string {
 /** The FX symbol a price in `ccy` converts to `base` through (EUR-USD: USD per EUR). */
 export const fxSymbol = (ccy: string, base: string): string => `${ccy}-${base}`;
 
+/**
+ * The exchange rate an FX mark gives: its mid, or none when the quote has no bid. A currency
+ * nobody bids for has no rate: the mid of such a quote (ask / 2) would value every amount in it
+ * at half (a bid with no ask, ask 0, is a rate: the mark is then the bid).
+ */
+export function fxRate(m: Mark | undefined): Dec | undefined {
+  return m === undefined || m.bid.eq(ZERO) ? undefined : m.mid;
+}
+
 /** Keeps the FX symbol -> books index in line with the book's currency. */
 function linkFx(state: EngineState, b: Book, fx: string | undefined): void {
   if (b.fx === fx) return;
@@ -101,10 +110,9 @@ export function revalue(state: EngineState, fund: FundState, b: Book): void {
   if (ccy !== base) {
     const fx = fxSymbol(ccy, base);
     linkFx(state, b, fx);
-    const fm = state.marks.get(fx);
-    if (fm) rate = fm.mid;
-    else {
-      rate = ZERO; // no FX rate ever seen: valued at 0, and the fund's orders are refused (static gate)
+    rate = fxRate(state.marks.get(fx));
+    if (rate === undefined) {
+      rate = ZERO; // no FX rate (none seen, or no bid): valued at 0, and the fund's orders are refused (static gate)
       unpriced = !(
         p.qty.eq(ZERO) &&
         p.realized.eq(ZERO) &&

@@ -8,9 +8,10 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import {
   PROTOBUF_CONTENT_TYPE,
   decodeDecisionProto,
-  encodeOrderProto,
+  encodeOrderProtoExact,
   isProtobufContentType,
 } from "../../contract/codec.js";
+import { notADecision } from "../../contract/decision-reply.js";
 import { Subjects } from "../../contract/index.js";
 import { type CliContext, CliError, firstLine, isRecord, parseReply, request, withNats } from "../common.js";
 import { printJson, readDataFile } from "../io.js";
@@ -107,7 +108,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
         }
         let body: Uint8Array;
         try {
-          body = encodeOrderProto(order);
+          body = encodeOrderProtoExact(order);
         } catch (err) {
           throw new CliError(`cannot encode the order as protobuf: ${firstLine(err)}`, 2, { cause: err });
         }
@@ -121,9 +122,10 @@ export function registerCheck(program: Command, ctx: CliContext): void {
           throw new CliError(`undecodable protobuf reply: ${firstLine(err)}`, 2, { cause: err });
         }
       });
-      if (!isRecord(decision) || typeof decision.approved !== "boolean") {
+      const problem = notADecision(decision, String(order.order_id));
+      if (problem !== undefined || !isRecord(decision)) {
         throw new CliError(
-          `unexpected reply on ${Subjects.check}: ${JSON.stringify(decision).slice(0, 200)}`,
+          `unexpected reply on ${Subjects.check} (${problem}): ${JSON.stringify(decision).slice(0, 200)}`,
         );
       }
       printJson(decision);

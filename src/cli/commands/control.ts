@@ -6,12 +6,22 @@ import { jetstream, type PubAck } from "@nats-io/jetstream";
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { InvalidArgumentError } from "commander";
 import type { z } from "zod";
-import { ID_RE, firstIssue } from "../../contract/index.js";
+import { ID_RE, NO_FUND, firstIssue } from "../../contract/index.js";
 import { CliError, type GlobalOptions, firstLine } from "../common.js";
 
 /** Commander parser: an id usable as a subject token (fund_id, alert kind). */
 export function idArg(value: string): string {
   if (!ID_RE.test(value)) throw new InvalidArgumentError("must match ^[A-Za-z0-9_-]{1,64}$");
+  return value;
+}
+
+/**
+ * Commander parser: a fund id, so not `_`, the journal's "no fund" token (CONTRACT.md "Encoding"):
+ * a halt or resume of it would be a control message for no fund, kept on RISK_CONTROL for ever.
+ */
+export function fundArg(value: string): string {
+  idArg(value);
+  if (value === NO_FUND) throw new InvalidArgumentError(`"${NO_FUND}" is reserved (the journal's "no fund" token)`);
   return value;
 }
 

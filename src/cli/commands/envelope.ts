@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { EnvelopeSchema, StreamName, Subjects, toWire } from "../../contract/index.js";
 import { type CliContext, CliError, isRecord, replyError, requestJson, withNats } from "../common.js";
 import { positiveInt, printJson, printLine } from "../io.js";
+import { fundArg } from "./control.js";
 import { registerEnvelopeSet, storedEnvelopes } from "./envelope-set.js";
 
 export function registerEnvelope(program: Command, ctx: CliContext): void {
@@ -13,7 +14,7 @@ export function registerEnvelope(program: Command, ctx: CliContext): void {
     .description(
       `print the fund's current envelope (or --version N) from the engine (${Subjects.envelopeGet})`,
     )
-    .argument("<fund>", "fund_id")
+    .argument("<fund>", "fund_id", fundArg)
     .option("--version <n>", "a version from the engine's history", positiveInt)
     .action(async (fund: string, opts: { version?: number }, cmd: Command) => {
       const { config, globals } = ctx.load(cmd);
@@ -34,7 +35,7 @@ export function registerEnvelope(program: Command, ctx: CliContext): void {
     .description(
       `list the fund's published envelope versions (${StreamName.RISK_ENVELOPES}), one JSON line each`,
     )
-    .argument("<fund>", "fund_id")
+    .argument("<fund>", "fund_id", fundArg)
     .action(async (fund: string, _opts: unknown, cmd: Command) => {
       const { config, globals } = ctx.load(cmd);
       const rows = await withNats(config, globals, "envelope-history", async (nc) =>

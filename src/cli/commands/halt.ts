@@ -10,7 +10,7 @@ import { HaltSchema, Subjects } from "../../contract/index.js";
 import { type CliContext, withNats } from "../common.js";
 import { printJson } from "../io.js";
 import { cancelAllMsgId } from "../../workers/kill-switch.js";
-import { idArg, operatorId, publishJs, textArg, validated } from "./control.js";
+import { fundArg, operatorId, publishJs, textArg, validated } from "./control.js";
 
 interface HaltOptions {
   reason: string;
@@ -28,7 +28,7 @@ export function registerHalt(program: Command, ctx: CliContext): void {
       "halt a fund: risk-increasing orders are rejected (FUND_HALTED) until `resume`; " +
         "--kill also cancels its open orders",
     )
-    .argument("<fund>", "fund_id", idArg)
+    .argument("<fund>", "fund_id", fundArg)
     .requiredOption("--reason <text>", "why the fund is halted", textArg)
     .option("--kill", "kill switch: severity KILL_SWITCH, and ask the OMS to cancel all open orders")
     .addOption(

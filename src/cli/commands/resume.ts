@@ -14,7 +14,7 @@ import type { Command } from "commander";
 import { ResumeSchema, StreamName, Subjects } from "../../contract/index.js";
 import { type CliContext, CliError, firstLine, withNats } from "../common.js";
 import { printJson } from "../io.js";
-import { idArg, publishJs, textArg, validated } from "./control.js";
+import { fundArg, publishJs, textArg, validated } from "./control.js";
 
 interface ResumeOptions {
   operator: string;
@@ -38,7 +38,7 @@ export function registerResume(program: Command, ctx: CliContext): void {
   program
     .command("resume")
     .description("lift a fund's halts (refused when the fund is not halted)")
-    .argument("<fund>", "fund_id", idArg)
+    .argument("<fund>", "fund_id", fundArg)
     .requiredOption("--operator <name>", "who lifts the halt", textArg)
     .requiredOption("--reason <text>", "why", textArg)
     .action(async (fund: string, opts: ResumeOptions, cmd: Command) => {
