@@ -62,7 +62,7 @@ describe("mts-risk check --protobuf: the order of the file, or a refusal", () =>
     ["a fractional JSON number quantity", { quantity: 10.5 }, "quantity"],
     ["a number time_in_force", { time_in_force: 3 }, "time_in_force"],
     ['reduce_only "false"', { reduce_only: "false" }, "reduce_only"],
-    ['an empty stop_price on a LIMIT order', { stop_price: "" }, "stop_price"],
+    ["an empty stop_price on a LIMIT order", { stop_price: "" }, "stop_price"],
   ];
   for (const [name, over, path] of cases) {
     it(`${name}: SCHEMA_INVALID in JSON, refused (exit 2, one line) in protobuf, never approved`, async () => {

@@ -99,7 +99,6 @@ export class MalformedReplyError extends Error {
 
 const te = new TextEncoder();
 
-
 function errorKind(err: unknown): "timeout" | "no_responders" | "other" {
   const e = err as {
     name?: string;
@@ -122,7 +121,10 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
   // a timeout of 0 (or NaN) made every check ENGINE_UNAVAILABLE after 0 attempts, a phantom outage;
   // endless retries made a check never return while no engine answers: both are refused here
   if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
-    throw new RiskClientError("INVALID_OPTIONS", `timeoutMs must be a positive number of ms, not ${timeoutMs}`);
+    throw new RiskClientError(
+      "INVALID_OPTIONS",
+      `timeoutMs must be a positive number of ms, not ${timeoutMs}`,
+    );
   }
   if (!(Number.isSafeInteger(retries) && retries >= 0)) {
     throw new RiskClientError("INVALID_OPTIONS", `retries must be a whole number >= 0, not ${retries}`);

@@ -275,7 +275,8 @@ export function encodeOrderProtoExact(wireOrder: Record<string, unknown>): Uint8
     if (v === undefined || v === null) continue;
     const b = back[f.name];
     const same =
-      b === v || (ORDER_DECIMALS.has(f.name) && typeof v === "number" && Number.isSafeInteger(v) && b === String(v));
+      b === v ||
+      (ORDER_DECIMALS.has(f.name) && typeof v === "number" && Number.isSafeInteger(v) && b === String(v));
     if (!same) throw new CodecError(`${f.name}: ${JSON.stringify(v)} has no faithful protobuf form`);
   }
   return bytes;

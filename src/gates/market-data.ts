@@ -56,10 +56,14 @@ export function checkFx(symbol: string, ctx: GateContext): Denial | undefined {
   const unpriced = ctx.fund.agg.unpriced;
   if (unpriced.size > 0) {
     const [ccy] = unpriced.keys();
-    return deny("STALE_MARKET_DATA", `the fund holds ${ccy} with no FX rate (none seen, or no bid): NAV unknown`, {
-      currency: ccy!,
-      quote_age_ms: "",
-    });
+    return deny(
+      "STALE_MARKET_DATA",
+      `the fund holds ${ccy} with no FX rate (none seen, or no bid): NAV unknown`,
+      {
+        currency: ccy!,
+        quote_age_ms: "",
+      },
+    );
   }
   return undefined;
 }

@@ -94,7 +94,11 @@ describe("risk client: replies that are not a RiskDecision", () => {
       const c = createRiskClient(nc, { timeoutMs: 100, retries: 1, subject, encoding: "protobuf" });
       const o = ord();
       const d = await c.check(o);
-      expect(d).toMatchObject({ order_id: o.order_id, approved: false, rejection_code: "ENGINE_UNAVAILABLE" });
+      expect(d).toMatchObject({
+        order_id: o.order_id,
+        approved: false,
+        rejection_code: "ENGINE_UNAVAILABLE",
+      });
     } finally {
       r.stop();
     }
@@ -124,8 +128,14 @@ describe("risk client: replies that are not a RiskDecision", () => {
       true,
     );
     try {
-      const d = await createRiskClient(nc, { timeoutMs: 500, subject: subjectP, encoding: "protobuf" }).check(o);
-      expect(d).toMatchObject({ order_id: o.order_id, approved: false, rejection_code: "MAX_ORDER_QTY_EXCEEDED" });
+      const d = await createRiskClient(nc, { timeoutMs: 500, subject: subjectP, encoding: "protobuf" }).check(
+        o,
+      );
+      expect(d).toMatchObject({
+        order_id: o.order_id,
+        approved: false,
+        rejection_code: "MAX_ORDER_QTY_EXCEEDED",
+      });
     } finally {
       rp.stop();
     }

@@ -21,7 +21,8 @@ export function idArg(value: string): string {
  */
 export function fundArg(value: string): string {
   idArg(value);
-  if (value === NO_FUND) throw new InvalidArgumentError(`"${NO_FUND}" is reserved (the journal's "no fund" token)`);
+  if (value === NO_FUND)
+    throw new InvalidArgumentError(`"${NO_FUND}" is reserved (the journal's "no fund" token)`);
   return value;
 }
 
