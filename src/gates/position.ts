@@ -82,10 +82,18 @@ function worstAfterF(l: number, s: number, buy: boolean): typeof W {
 function floatFigures(buy: boolean, book: Book | undefined, notional: Dec): void {
   const n = approx(notional);
   const c = book?.contrib;
-  const e = c ? approx(c.exposure) : 0;
+  // a book without reservations: both extremes are its market value, the exposure its magnitude
+  // (derived when read: one product, taken once here; |approx(mv)| is approx(|mv|) exactly)
+  const ext = c?.ext;
+  const mv = c === undefined || ext !== undefined ? 0 : approx(c.mv);
+  const e = ext !== undefined ? approx(ext.exposure) : Math.abs(mv);
   F.o = buy ? n : -n;
   F.oM = Math.abs(n);
-  const w = worstAfterF(c ? approx(c.longExt) : 0, c ? approx(c.shortExt) : 0, buy);
+  const w = worstAfterF(
+    ext !== undefined ? approx(ext.longExt) : mv,
+    ext !== undefined ? approx(ext.shortExt) : mv,
+    buy,
+  );
   F.after = w.v;
   F.afterM = w.m;
   F.delta = F.after - e;

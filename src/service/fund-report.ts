@@ -121,11 +121,13 @@ function exposures(fund: FundState, navValue: Dec): ExposureRow[] {
   if (lim.max_position_pct !== undefined) {
     const pct = lim.max_position_pct;
     const half = pct.times(navValue).div(2);
+    // each book's exposure once (derived from its mark when read: see BookValue)
     const symbols = [...fund.books.values()]
-      .filter((b) => b.contrib.exposure.gt(ZERO))
-      .sort((x, y) => y.contrib.exposure.cmp(x.contrib.exposure) || (x.symbol < y.symbol ? -1 : 1));
-    const shown = symbols.filter((b, i) => i === 0 || b.contrib.exposure.gt(half));
-    for (const b of shown) row("max_position_pct", b.symbol, b.contrib.exposure, pct);
+      .map((b) => ({ symbol: b.symbol, exposure: b.contrib.exposure }))
+      .filter((b) => b.exposure.gt(ZERO))
+      .sort((x, y) => y.exposure.cmp(x.exposure) || (x.symbol < y.symbol ? -1 : 1));
+    const shown = symbols.filter((b, i) => i === 0 || b.exposure.gt(half));
+    for (const b of shown) row("max_position_pct", b.symbol, b.exposure, pct);
     if (shown.length === 0) row("max_position_pct", "fund", ZERO, pct);
   }
   if (lim.max_gross_exposure_pct !== undefined) {
