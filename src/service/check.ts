@@ -111,8 +111,8 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   let stopped = false;
   /**
    * Approvals whose journal write is not yet known durable, by fund + idempotency key: a replay
-   * waits for them. Kept here, not only on the record: a record flushed to the snapshot and
-   * evicted from the store's cache is read back as a new object, without the promise.
+   * waits for them. Kept here, not on the record: a record flushed to the snapshot and evicted
+   * from the store's cache is read back as a new object.
    */
   const notDurable = new Map<string, Promise<void>>();
   const untilDurable = (k: string, p: Promise<void>): void => {
@@ -210,7 +210,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     o.onDecision?.(e);
     if (e.replayOf) {
       // The original must be durable before anyone is told about it again.
-      const durable = e.replayOf.durable ?? notDurable.get(key2(e.record.fund_id, e.replayOf.key));
+      const durable = notDurable.get(key2(e.record.fund_id, e.replayOf.key));
       if (durable) {
         const ok = await Promise.race([
           durable.then(
@@ -268,7 +268,6 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         throw err;
       },
     );
-    if (idem) idem.durable = first;
     if (idemKey) untilDurable(idemKey, first);
     try {
       await first;
@@ -285,9 +284,9 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         forget();
         revokeLive(o.state, e.record);
       } else if (idem && idemKey) {
-        idem.durable = rejournal(e, idemKey);
-        untilDurable(idemKey, idem.durable);
-        idem.durable.catch((cause: unknown) => {
+        const again = rejournal(e, idemKey);
+        untilDurable(idemKey, again);
+        again.catch((cause: unknown) => {
           forget();
           log.error({ err: cause, order_id: e.decision.order_id }, "decision journal unavailable; dropped");
         });

@@ -303,8 +303,6 @@ export interface IdemRecord {
   expiresAt: number;
   /** False while only applied live (not yet read back from RISK_DECISIONS). */
   confirmed: boolean;
-  /** Resolves when the decision is durable (live only). */
-  durable?: Promise<void> | undefined;
   /** Short per-field hashes of the order (see gates/idempotency.ts), to name a conflict's field. */
   fields?: string | undefined;
   /** This record's decision owns its order id (see state/idem-store.ts); set by the store. */

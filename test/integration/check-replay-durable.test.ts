@@ -46,7 +46,11 @@ describe("check service: a retry of an approval not yet durable, its record on d
     await server?.stop();
   });
 
-  it("waits for the original, and replays nothing once the original certainly failed", async () => {
+  /**
+   * One fund, its decider (decision ids `<prefix>-<n>`, an idempotency cache of one record) and a
+   * check service writing through `wrap(real publisher)`.
+   */
+  function rig(prefix: string, wrap: (real: JsPublisher) => JsPublisher, journalRetryMs?: number) {
     const state = createState({ idempotencyCacheSize: 1 });
     new Feed(state).envelope();
     let n = 0;
@@ -56,32 +60,18 @@ describe("check service: a retry of an approval not yet durable, its record on d
       clock: manualClock(NOW),
       instance: "t",
       ready: () => true,
-      nextId: () => `dec-${++n}`,
+      nextId: () => `${prefix}-${++n}`,
     });
-    // the first approval's write hangs until the test fails it (certainly not written)
     const real = createJsPublisher(nc, { timeoutMs: 2000 });
-    let fail: (() => void) | undefined;
-    let asked = false;
-    const publisher: JsPublisher = {
-      inFlight: () => real.inFlight(),
-      close: () => real.close(),
-      publish(subject, data, msgId, opts) {
-        if (msgId !== "dec-1") return real.publish(subject, data, msgId, opts);
-        asked = true;
-        return new Promise((_ok, ko) => {
-          fail = () => ko(new JsPublishError("JOURNAL_WRONG_LAST_SEQ", "another engine wrote (injected)"));
-        });
-      },
-    };
-    const journal = createFundJournal({ publisher, state });
     const service = createCheckService({
       nc,
       decider,
       state,
       log: silentLogger,
-      journal,
+      journal: createFundJournal({ publisher: wrap(real), state }),
       clock: () => NOW_ISO,
       journalTimeoutMs: 300,
+      ...(journalRetryMs === undefined ? {} : { journalRetryMs }),
     });
     service.listen();
     const check = async (order: unknown) =>
@@ -91,18 +81,48 @@ describe("check service: a retry of an approval not yet durable, its record on d
         ),
       ) as { approved: boolean; rejection_code: string; details: Record<string, string> };
     const snap = openSnapshot(join(mkdtempSync(join(tmpdir(), "mts-replay-durable-")), "s.db"));
-    try {
-      const order = rawOrder({ order_id: "o-1", idempotency_key: "k-1" });
-      const first = check(order);
-      for (let i = 0; !asked && i < 500; i++) await delay(10);
-      expect(asked).toBe(true);
-      // the record leaves memory: flushed, then pushed out of the cache by another record read back
+    /** k-1's record leaves memory: flushed, then pushed out of the cache by k-2's, read back anew. */
+    const evict = () => {
+      const before = state.idem.get(key2(FUND, "k-1"));
+      expect(before).toBeDefined();
       snap.flush(state);
       const other = decider.decide({ raw: rawOrder({ order_id: "o-2", idempotency_key: "k-2" }) });
       expect(other instanceof Promise).toBe(false);
       snap.flush(state);
       expect(state.idem.get(key2(FUND, "k-2"))).toBeDefined();
-      expect(state.idem.get(key2(FUND, "k-1"))?.durable).toBeUndefined();
+      const after = state.idem.get(key2(FUND, "k-1"));
+      expect(after).toBeDefined();
+      expect(after).not.toBe(before);
+    };
+    const close = async () => {
+      await service.stop();
+      snap.close();
+      real.close();
+    };
+    return { state, check, evict, close };
+  }
+
+  it("waits for the original, and replays nothing once the original certainly failed", async () => {
+    // the first approval's write hangs until the test fails it (certainly not written)
+    let fail: (() => void) | undefined;
+    let asked = false;
+    const { check, evict, close } = rig("dec", (real): JsPublisher => ({
+      inFlight: () => real.inFlight(),
+      close: () => real.close(),
+      publish(subject, data, msgId, opts) {
+        if (msgId !== "dec-1") return real.publish(subject, data, msgId, opts);
+        asked = true;
+        return new Promise((_ok, ko) => {
+          fail = () => ko(new JsPublishError("JOURNAL_WRONG_LAST_SEQ", "another engine wrote (injected)"));
+        });
+      },
+    }));
+    try {
+      const order = rawOrder({ order_id: "o-1", idempotency_key: "k-1" });
+      const first = check(order);
+      for (let i = 0; !asked && i < 500; i++) await delay(10);
+      expect(asked).toBe(true);
+      evict();
 
       const retrying = check(order);
       await delay(500);
@@ -121,67 +141,34 @@ describe("check service: a retry of an approval not yet durable, its record on d
         replayed: undefined,
       });
     } finally {
-      await service.stop();
-      snap.close();
-      real.close();
+      await close();
     }
   }, 30_000);
   it("forgets an approval it never journaled (every write timed out) though its record was read back from disk", async () => {
-    const state = createState({ idempotencyCacheSize: 1 });
-    new Feed(state).envelope();
-    let n = 0;
-    const decider = createDecider({
-      state,
-      pipeline: createPipeline(DETERMINISTIC_GATES),
-      clock: manualClock(NOW),
-      instance: "t",
-      ready: () => true,
-      nextId: () => `d2-${++n}`,
-    });
     // every write of the first approval times out; the first one only once the test says so
-    const real = createJsPublisher(nc, { timeoutMs: 2000 });
     let release: (() => void) | undefined;
     let attempts = 0;
     const timedOut = () => new JsPublishError("JOURNAL_TIMEOUT", "no acknowledgement (injected)");
-    const publisher: JsPublisher = {
-      inFlight: () => real.inFlight(),
-      close: () => real.close(),
-      publish(subject, data, msgId, opts) {
-        if (msgId !== "d2-1") return real.publish(subject, data, msgId, opts);
-        if (++attempts > 1) return Promise.reject(timedOut());
-        return new Promise((_ok, ko) => {
-          release = () => ko(timedOut());
-        });
-      },
-    };
-    const journal = createFundJournal({ publisher, state });
-    const service = createCheckService({
-      nc,
-      decider,
-      state,
-      log: silentLogger,
-      journal,
-      clock: () => NOW_ISO,
-      journalTimeoutMs: 300,
-      journalRetryMs: 500,
-    });
-    service.listen();
-    const check = async (order: unknown) =>
-      JSON.parse(
-        td.decode(
-          (await nc.request(Subjects.check, te.encode(JSON.stringify(order)), { timeout: 10_000 })).data,
-        ),
-      ) as { approved: boolean; rejection_code: string; details: Record<string, string> };
-    const snap = openSnapshot(join(mkdtempSync(join(tmpdir(), "mts-replay-durable-")), "s.db"));
+    const { state, check, evict, close } = rig(
+      "d2",
+      (real): JsPublisher => ({
+        inFlight: () => real.inFlight(),
+        close: () => real.close(),
+        publish(subject, data, msgId, opts) {
+          if (msgId !== "d2-1") return real.publish(subject, data, msgId, opts);
+          if (++attempts > 1) return Promise.reject(timedOut());
+          return new Promise((_ok, ko) => {
+            release = () => ko(timedOut());
+          });
+        },
+      }),
+      500,
+    );
     try {
       const order = rawOrder({ order_id: "o-1", idempotency_key: "k-1" });
       const first = check(order);
       for (let i = 0; release === undefined && i < 500; i++) await delay(10);
-      snap.flush(state);
-      const other = decider.decide({ raw: rawOrder({ order_id: "o-2", idempotency_key: "k-2" }) });
-      expect(other instanceof Promise).toBe(false);
-      snap.flush(state);
-      expect(state.idem.get(key2(FUND, "k-1"))?.durable).toBeUndefined();
+      evict();
       release!();
       expect((await first).rejection_code).toBe("STATE_NOT_READY");
       // published again until the retry time is up, then dropped
@@ -190,9 +177,7 @@ describe("check service: a retry of an approval not yet durable, its record on d
       const fresh = await check(order);
       expect(fresh.details["replayed"]).toBeUndefined();
     } finally {
-      await service.stop();
-      snap.close();
-      real.close();
+      await close();
     }
   }, 30_000);
 });

@@ -93,7 +93,6 @@ describe("an OMS end event with filled_quantity before its fills", () => {
       "true:",
     );
     await settled();
-    await new Promise((r) => setTimeout(r, 200)); // a flush
     await engine.close();
     engine = await startTestEngine(server.url, { clock, stateDir, flags });
     await settled();
