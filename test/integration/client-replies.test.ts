@@ -16,19 +16,19 @@ import { order } from "../support/engine.js";
 const ord = (over: Record<string, unknown> = {}) => order(over) as OrderRequest;
 const te = new TextEncoder();
 
+// one server for the file: every test answers on a subject of its own
+let server: NatsServerHandle;
+let nc: NatsConnection;
+beforeAll(async () => {
+  server = await startTestNats();
+  nc = await connectTest(server.url);
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
 describe("risk client: replies that are not a RiskDecision", () => {
-  let server: NatsServerHandle;
-  let nc: NatsConnection;
-
-  beforeAll(async () => {
-    server = await startTestNats();
-    nc = await connectTest(server.url);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
-
   /** Answers every request on `subject` with `reply(order)`; returns how many it answered. */
   function responder(subject: string, reply: (o: Record<string, unknown>) => Uint8Array, proto = false) {
     let n = 0;
@@ -42,6 +42,21 @@ describe("risk client: replies that are not a RiskDecision", () => {
       },
     });
     return { count: () => n, stop: () => sub.unsubscribe() };
+  }
+
+  /** Runs `fn` with a responder answering `reply` on a fresh subject, stopped afterwards. */
+  async function withResponder(
+    reply: (o: Record<string, unknown>) => Uint8Array,
+    fn: (subject: string, answered: () => number) => Promise<void>,
+    proto = false,
+  ): Promise<void> {
+    const subject = `test.reply.${Math.random().toString(36).slice(2)}`;
+    const r = responder(subject, reply, proto);
+    try {
+      await fn(subject, r.count);
+    } finally {
+      r.stop();
+    }
   }
 
   const good = (o: Record<string, unknown>) => ({
@@ -67,57 +82,53 @@ describe("risk client: replies that are not a RiskDecision", () => {
 
   for (const [name, body] of cases) {
     it(`a JSON reply of ${name} is never returned as a decision: fails closed, retried with the same body`, async () => {
-      const subject = `test.bad.${Math.random().toString(36).slice(2)}`;
-      const r = responder(subject, (o) => te.encode(JSON.stringify(body(o))));
-      try {
-        const c = createRiskClient(nc, { timeoutMs: 100, retries: 1, subject });
+      await withResponder(
+        (o) => te.encode(JSON.stringify(body(o))),
+        async (subject, answered) => {
+          const c = createRiskClient(nc, { timeoutMs: 100, retries: 1, subject });
+          const o = ord();
+          const d = await c.check(o);
+          expect(d).toMatchObject({
+            order_id: o.order_id,
+            approved: false,
+            rejecting_gate: "client",
+            rejection_code: "ENGINE_UNAVAILABLE",
+          });
+          expect(d.reason).toMatch(/malformed reply/);
+          expect(answered()).toBeGreaterThanOrEqual(2);
+        },
+      );
+    });
+  }
+
+  it("an empty protobuf reply (every field at its default: a rejection with no code) fails closed", async () => {
+    await withResponder(
+      () => new Uint8Array(0),
+      async (subject) => {
+        const c = createRiskClient(nc, { timeoutMs: 100, retries: 1, subject, encoding: "protobuf" });
         const o = ord();
         const d = await c.check(o);
         expect(d).toMatchObject({
           order_id: o.order_id,
           approved: false,
-          rejecting_gate: "client",
           rejection_code: "ENGINE_UNAVAILABLE",
         });
-        expect(d.reason).toMatch(/malformed reply/);
-        expect(r.count()).toBeGreaterThanOrEqual(2);
-      } finally {
-        r.stop();
-      }
-    });
-  }
-
-  it("an empty protobuf reply (every field at its default: a rejection with no code) fails closed", async () => {
-    const subject = `test.bad.${Math.random().toString(36).slice(2)}`;
-    const r = responder(subject, () => new Uint8Array(0), true);
-    try {
-      const c = createRiskClient(nc, { timeoutMs: 100, retries: 1, subject, encoding: "protobuf" });
-      const o = ord();
-      const d = await c.check(o);
-      expect(d).toMatchObject({
-        order_id: o.order_id,
-        approved: false,
-        rejection_code: "ENGINE_UNAVAILABLE",
-      });
-    } finally {
-      r.stop();
-    }
+      },
+      true,
+    );
   });
 
   it("a well-formed reply is returned as is (JSON and protobuf)", async () => {
-    const subject = `test.ok.${Math.random().toString(36).slice(2)}`;
-    const r = responder(subject, (o) => te.encode(JSON.stringify(good(o))));
-    try {
-      const o = ord();
-      const d = await createRiskClient(nc, { timeoutMs: 500, subject }).check(o);
-      expect(d).toMatchObject({ order_id: o.order_id, approved: true, rejection_code: "" });
-    } finally {
-      r.stop();
-    }
+    await withResponder(
+      (o) => te.encode(JSON.stringify(good(o))),
+      async (subject) => {
+        const o = ord();
+        const d = await createRiskClient(nc, { timeoutMs: 500, subject }).check(o);
+        expect(d).toMatchObject({ order_id: o.order_id, approved: true, rejection_code: "" });
+      },
+    );
     const o = ord();
-    const subjectP = `test.okp.${Math.random().toString(36).slice(2)}`;
-    const rp = responder(
-      subjectP,
+    await withResponder(
       () =>
         encodeDecisionProto({
           ...good(o),
@@ -125,35 +136,20 @@ describe("risk client: replies that are not a RiskDecision", () => {
           rejecting_gate: "static",
           rejection_code: "MAX_ORDER_QTY_EXCEEDED",
         } as never),
+      async (subject) => {
+        const d = await createRiskClient(nc, { timeoutMs: 500, subject, encoding: "protobuf" }).check(o);
+        expect(d).toMatchObject({
+          order_id: o.order_id,
+          approved: false,
+          rejection_code: "MAX_ORDER_QTY_EXCEEDED",
+        });
+      },
       true,
     );
-    try {
-      const d = await createRiskClient(nc, { timeoutMs: 500, subject: subjectP, encoding: "protobuf" }).check(
-        o,
-      );
-      expect(d).toMatchObject({
-        order_id: o.order_id,
-        approved: false,
-        rejection_code: "MAX_ORDER_QTY_EXCEEDED",
-      });
-    } finally {
-      rp.stop();
-    }
   });
 });
 
 describe("risk client: options that would never ask the engine", () => {
-  let server: NatsServerHandle;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    server = await startTestNats();
-    nc = await connectTest(server.url);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
-
   // timeoutMs 0, negative or NaN-retries: every check was ENGINE_UNAVAILABLE after 0 attempts (a
   // phantom outage); retries Infinity: a check never returned while no engine answered.
   for (const bad of [
@@ -180,17 +176,6 @@ describe("risk client: options that would never ask the engine", () => {
 });
 
 describe("risk client: an order it cannot serialise", () => {
-  let server: NatsServerHandle;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    server = await startTestNats();
-    nc = await connectTest(server.url);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
-
   it("an unknown field JSON cannot carry (a BigInt, a cycle) is a SCHEMA_INVALID answer, not a throw", async () => {
     const c = createRiskClient(nc, { timeoutMs: 100, retries: 0, subject: "test.nobody.check" });
     const cyclic: Record<string, unknown> = {};
