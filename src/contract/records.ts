@@ -3,7 +3,8 @@ import { z } from "zod";
 import { AssetClass, HaltSeverity, Side } from "./codes.js";
 import { dec, id, timestamp } from "./schemas.js";
 
-const RiskDecisionSchema = z.object({
+/** A RiskDecision as CONTRACT.md defines it (also what a reply on the check subject must be). */
+export const RiskDecisionSchema = z.object({
   order_id: z.string(),
   approved: z.boolean(),
   rejecting_gate: z.string(),
