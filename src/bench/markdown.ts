@@ -30,10 +30,10 @@ export function markdown(r: Results): string {
         `nats-server ${idle.nats_server ?? "?"}.`,
       "",
       "Every bus run (latency from the intended send time; failures = timeouts + error replies; CPU of " +
-        "the target's process per request, and of the generator and the quote publisher in % of a core):",
+        "the target's process per request, and of the generator, the quote publisher and nats-server in % of a core):",
       "",
-      "| target | rate/s | s | sent | p50 | p90 | p99 | p99.9 | max | failed | rejected | lag p99 | target CPU/req | generator % | quotes % |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "| target | rate/s | s | sent | p50 | p90 | p99 | p99.9 | max | failed | rejected | lag p99 | target CPU/req | generator % | quotes % | nats-server % |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
     const share = (v: number | undefined, s: number) =>
       v === undefined ? "?" : ((v / (s * 1000)) * 100).toFixed(1);
@@ -43,7 +43,7 @@ export function markdown(r: Results): string {
       out.push(
         `| ${s.target} | ${fmt(s.rate)} | ${s.seconds}${s.aborted_at_s !== undefined ? " (cut short)" : ""} | ${fmt(s.sent)} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ` +
           `${s.failures} | ${rejectedPct(s)} % | ${s.schedule_lag_ms.p99} | ` +
-          `${cpu !== undefined ? `${cpu.toFixed(0)} µs` : "?"} | ${share(s.cpu_ms.generator, s.seconds)} | ${share(s.cpu_ms.quotes, s.seconds)} |`,
+          `${cpu !== undefined ? `${cpu.toFixed(0)} µs` : "?"} | ${share(s.cpu_ms.generator, s.seconds)} | ${share(s.cpu_ms.quotes, s.seconds)} | ${share(s.cpu_ms.nats_server, s.seconds)} |`,
       );
     }
     out.push("", "Sustainable-rate search (every step; ✗ failed, the limit in brackets):", "");

@@ -44,7 +44,12 @@ function run(
     schedule_lag_ms: summary(0.1, 0.5),
     rejection_codes: {},
     error_codes: {},
-    cpu_ms: { [target === "engine" ? "engine" : "baselines"]: cpuMs, generator: 1000, quotes: 200 },
+    cpu_ms: {
+      [target === "engine" ? "engine" : "baselines"]: cpuMs,
+      generator: 1000,
+      quotes: 200,
+      nats_server: 2500,
+    },
     round_p50_ms: rounds.map((r) => r[0]),
     round_p99_ms: rounds.map((r) => r[1]),
     round_cpu_ms: [cpuMs / 2, cpuMs / 2],
@@ -185,6 +190,13 @@ describe("bench report rows", () => {
     const md = markdown({ ...results(), table });
     expect(md).toContain("| metric | engine | baseline | ratio | noise | target | result |");
     expect(md).toContain("- rebuild: boom");
+  });
+
+  it("every bus run's row gives the generator's, the quote publisher's and nats-server's share of a core", () => {
+    const md = markdown({ ...results(), table });
+    expect(md).toContain("| generator % | quotes % | nats-server % |");
+    // 10 s runs: 1 000, 200 and 2 500 ms of CPU
+    expect(md).toMatch(/\| engine \| 1 000 \|.*\| 10\.0 \| 2\.0 \| 25\.0 \|/);
   });
 
   it("noise with one round says so", () => {
