@@ -208,12 +208,9 @@ export function streamCatalog(o: CatalogOptions = DEFAULT_CATALOG_OPTIONS): Stre
       name: "QUOTES",
       subjects: [`${PREFIX}.quote.>`],
       payload: "Quote",
-      retention: "last quote per symbol, at most 1 h old",
+      retention: "last 10 per symbol, at most 1 h old",
       max_age_ns: HOUR,
-      // One per symbol: a file-backed stream keeping more than one message per subject costs
-      // nats-server 2.9 ≈ 30 % of a core at 2 000 quotes/s, one ≈ 4 % (README, "QUOTES keeps one
-      // quote per symbol"). Marks are not in the state digest; a rebuild needs only the last.
-      max_msgs_per_subject: 1,
+      max_msgs_per_subject: 10,
       duplicate_window_ns: 60 * NS,
     },
     {

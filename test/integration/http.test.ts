@@ -216,7 +216,7 @@ describe("/readyz during catch-up", () => {
     const bus = new Bus(nc);
     const first = await startTestEngine(server.url);
     await first.close(); // streams provisioned; now a backlog no engine has applied
-    // FILLS keeps every message (QUOTES one per symbol)
+    // FILLS keeps every message (QUOTES keeps 10 per symbol)
     const N = 20_000;
     for (let i = 0; i < N; i += 1000) {
       await Promise.all(
