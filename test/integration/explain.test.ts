@@ -1,7 +1,7 @@
 /**
  * `mts-risk explain` from the streams alone (the engine is stopped first): an approval, a position
  * rejection decided right after an approval the engine had not read back yet, and a halt; each
- * replayed to the same decision. A journal record that does not follow from the streams is
+ * replayed to the same decision, though the symbol was quoted again after them. A journal record that does not follow from the streams is
  * reported as different, field by field.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -74,6 +74,9 @@ describe("mts-risk explain", () => {
     ids.halted = String(c.order_id);
     // every decision durable, then no engine at all
     await waitFor(async () => (await readStream(nc, "RISK_DECISIONS")).length >= 3);
+    // the market moves on after the decisions: the replay still finds the mark each was decided at
+    // (QUOTES keeps the last 10 quotes of a symbol; with one, every replay below differs)
+    await bus.quote("AAPL", "149.9", "150.1");
     await engine.close();
   });
   afterAll(async () => {
