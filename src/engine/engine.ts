@@ -5,6 +5,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -38,7 +39,14 @@ import {
   type CheckService,
   type EngineStatus,
 } from "../service/index.js";
-import { type Snapshot, openSnapshot, sweepIdempotency, sweepReservations } from "../state/index.js";
+import {
+  type EngineState,
+  type Snapshot,
+  openSnapshot,
+  startHashReader,
+  sweepIdempotency,
+  sweepReservations,
+} from "../state/index.js";
 import { type Clock, systemClock } from "../time/clock.js";
 import type { ReadBack } from "../facts/decisions.js";
 import { type Alerter, createAlerter, parkedUpTo } from "./alerts.js";
@@ -138,7 +146,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   // Unique per start: decision ids are the journal's Nats-Msg-Id, and a reused id would be dropped
   // by the stream's duplicate window.
   const idBase = `${instance}-${randomBytes(6).toString("base64url")}`;
-
+  // a restart: the snapshot's hash lists are read on a worker thread while this one connects,
+  // provisions and loads the rest (the load reads a list itself whenever this copy is not usable)
+  const hashes = existsSync(snapshotPath(config)) ? startHashReader(snapshotPath(config)) : undefined;
   const nc = await connectBus({
     url: config.nats.url,
     name: `riskengine:${instance}`,
@@ -166,7 +176,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   log.info({ streams: provisioned }, "streams provisioned");
 
   const snapshot: Snapshot = openSnapshot(snapshotPath(config));
-  const state = snapshot.load(stateSettings(config));
+  let state: EngineState;
+  try {
+    state = snapshot.load(stateSettings(config), hashes);
+  } finally {
+    hashes?.close();
+  }
   log.info({ cursors: Object.fromEntries(state.cursors), funds: state.funds.size }, "snapshot loaded");
 
   const metrics = createMetrics();

@@ -3,6 +3,7 @@ export * from "./book.js";
 export * from "./projector.js";
 export * from "./digest.js";
 export * from "./snapshot.js";
+export { type HashReader, startHashReader } from "./snapshot-hashes.js";
 export { sweepReservations, isOpenOrder, isOrderDone } from "./projections/reservations.js";
 export {
   sweepIdempotency,

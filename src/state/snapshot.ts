@@ -54,6 +54,7 @@ import {
   orderToJson,
 } from "./order-store.js";
 import type { FillChanges, FillDisk } from "./fill-store.js";
+import { HASH_QUERIES, type HashList, type HashReader } from "./snapshot-hashes.js";
 import { type OrderHorizon, deadlineOf, forgetAt, isCold } from "./projections/reservations.js";
 import type { PnlPeriod } from "../contract/records.js";
 
@@ -78,7 +79,11 @@ export interface Snapshot {
    * interrupted rebuild thus never loads as a snapshot.
    */
   flushAheadInBackground(state: EngineState, what: "fill_ids" | "all"): Promise<FlushReport>;
-  load(settings?: Partial<StateSettings>): EngineState;
+  /**
+   * The state the snapshot holds. `hashes`: its hash lists already being read on a worker thread
+   * (snapshot-hashes.ts), taken where they are needed; each is read here when not trusted.
+   */
+  load(settings?: Partial<StateSettings>, hashes?: HashReader): EngineState;
   close(): void;
 }
 
@@ -669,11 +674,14 @@ export function openSnapshot(path: string): Snapshot {
       });
       return background;
     },
-    load(settings) {
+    load(settings, hashes) {
       if (db.prepare("SELECT 1 FROM meta WHERE k = 'unfinished'").get() !== undefined)
         throw new SnapshotError(`snapshot ${path} is unfinished (an interrupted rebuild); rebuild it`);
       const state = createState(settings);
-      migrateLegacy(db);
+      // a migration writes the tables the worker may have read first: then every list is read here
+      const migrated = migrateLegacy(db);
+      const pre = (list: HashList): Iterable<number> =>
+        (migrated ? undefined : hashes?.take(list)) ?? hashList(HASH_QUERIES[list]);
       // one kind at a time (in key order, as before): no array of every row of the snapshot
       const ofKind = db.prepare("SELECT kind, k, v FROM entities WHERE kind = ? ORDER BY k");
       const byKind = { get: (kind: EntityKind) => ofKind.all(kind) as Row[] };
@@ -704,7 +712,7 @@ export function openSnapshot(path: string): Snapshot {
       const lazy = lazyOrders();
       // the ended records stay on disk (read by key when needed): their keys' hashes only; so do
       // the open ones of a snapshot that holds their reservations' sums (read on first touch)
-      state.orders.attach(orderDisk, hashList("SELECT h FROM orders INDEXED BY orders_h"));
+      state.orders.attach(orderDisk, pre("orders"));
       const eagerRows = db
         .prepare(
           lazy
@@ -732,19 +740,13 @@ export function openSnapshot(path: string): Snapshot {
         else queued.push({ at, item: o });
       }
       state.orderExpiry = dueQueue(queued);
-      loadIdem(db, byKind.get("idem") ?? []);
+      const idemChanged = loadIdem(db, byKind.get("idem") ?? []);
       // the index and the digest from the hash columns alone (covering index idem_hd; loadIdem
-      // filled any missing)
-      state.idem.attachHashes(
-        disk,
-        db.prepare("SELECT h FROM idem INDEXED BY idem_hd").pluck().all() as number[],
-        db
-          .prepare("SELECT oh FROM idem INDEXED BY idem_hd WHERE owner = 1 AND oh IS NOT NULL")
-          .pluck()
-          .all() as number[],
-        db.prepare("SELECT dh FROM idem INDEXED BY idem_hd").pluck().all() as number[],
-      );
-      state.fillIds.attach(fillDisk, hashList("SELECT h FROM fill_ids"), maxFillSeq());
+      // filled any missing); the worker's lists only when loadIdem changed nothing they hold
+      const idemList = (list: HashList): Iterable<number> =>
+        idemChanged ? hashList(HASH_QUERIES[list]) : pre(list);
+      state.idem.attachHashes(disk, idemList("idem"), idemList("owned"), idemList("digests"));
+      state.fillIds.attach(fillDisk, pre("fills"), maxFillSeq());
       for (const r of byKind.get("stop") ?? []) {
         const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice" | "legs"> & {
           qty: string;
@@ -874,11 +876,12 @@ function loadOrder(state: EngineState, k: string, v: string, droppedOrders: stri
  * `order` and `fill_id`) into them: every order hot (read in full by this load, as before), the
  * fill ids in timestamp order (the order that load gave them).
  */
-function migrateLegacy(db: Database.Database): void {
+/** True when it moved anything (orders and fill ids kept as entities by an older snapshot). */
+function migrateLegacy(db: Database.Database): boolean {
   const legacy = db
     .prepare("SELECT kind, k, v FROM entities WHERE kind IN ('order', 'fill_id')")
     .all() as Row[];
-  if (legacy.length === 0) return;
+  if (legacy.length === 0) return false;
   const putOrder = db.prepare(PUT_ORDER);
   const putFill = db.prepare(PUT_FILL);
   db.transaction(() => {
@@ -892,18 +895,20 @@ function migrateLegacy(db: Database.Database): void {
     for (const [k, t] of fills) putFill.run(++seq, k, t, hash32(k));
     db.prepare("DELETE FROM entities WHERE kind IN ('order', 'fill_id')").run();
   })();
+  return true;
 }
 
 /**
  * Prepares the idem table for a load: moves the rows of a snapshot written before it (entities of
  * kind `idem`) into it, owners derived as they were (earliest expiry, then key, first), and drops
  * the records applied live but never read back from the journal (the tail replay restores them if
- * they were journaled), passing the order ids they owned to the next record in that order.
+ * they were journaled), passing the order ids they owned to the next record in that order. True
+ * when it changed a row.
  */
-function loadIdem(db: Database.Database, legacy: Row[]): void {
+function loadIdem(db: Database.Database, legacy: Row[]): boolean {
   const put = db.prepare(PUT_IDEM);
   const setOwner = db.prepare("UPDATE idem SET owner = 1 WHERE k = ?");
-  db.transaction(() => {
+  return db.transaction(() => {
     const orphans = new Set<string>();
     for (const r of legacy) {
       const rec = fromRow(r.v, 0);
@@ -930,6 +935,7 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
       owner: number;
     }[];
     db.prepare("DELETE FROM idem WHERE conf = 0").run();
+    let changed = legacy.length > 0 || stale.length > 0;
     for (const r of stale) if (r.owner === 1 && r.ok !== null) orphans.add(r.ok);
     const owned = db.prepare("SELECT 1 FROM idem WHERE ok = ? AND owner = 1").pluck();
     const unowned = [...orphans].filter((ok) => owned.get(ok) === undefined);
@@ -958,12 +964,15 @@ function loadIdem(db: Database.Database, legacy: Row[]): void {
     }[];
     const setHash = db.prepare("UPDATE idem SET h = ?, oh = ? WHERE k = ?");
     for (const r of unhashed) setHash.run(hash32(r.k), r.ok === null ? null : hash32(r.ok), r.k);
+    if (unhashed.length > 0) changed = true;
     // rows written before the digest column (once)
     if (db.prepare("SELECT 1 FROM meta WHERE k = 'idem_dh_fill'").get() !== undefined) {
       const rows = db.prepare("SELECT k, v FROM idem WHERE dh IS NULL").all() as { k: string; v: string }[];
       const setDigest = db.prepare("UPDATE idem SET dh = ? WHERE k = ?");
       for (const r of rows) setDigest.run(recordHash(fromRow(r.v, 0)), r.k);
       db.prepare("DELETE FROM meta WHERE k = 'idem_dh_fill'").run();
+      changed = true;
     }
+    return changed;
   })();
 }
