@@ -34,11 +34,12 @@ const TAKE_TIMEOUT_MS = 30_000;
 
 const SOURCE = `
 const { workerData } = require("node:worker_threads");
-const Database = require(workerData.sqlite);
 const { port, flag, path, queries } = workerData;
 const signal = () => { Atomics.add(flag, 0, 1); Atomics.notify(flag, 0); };
 let db;
 try {
+  // every failure is posted: the load may be waiting on the port, where an error event never reaches
+  const Database = require(workerData.sqlite);
   db = new Database(path, { readonly: true, fileMustExist: true });
   for (const [name, sql] of queries) {
     const values = db.prepare(sql).pluck().all();

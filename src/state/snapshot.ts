@@ -546,8 +546,7 @@ export function openSnapshot(path: string): Snapshot {
   const maxFillSeq = () => (db.prepare("SELECT max(seq) FROM fill_ids").pluck().get() as number | null) ?? 0;
   /** The stores read the records this snapshot holds (a state built in memory, at its first flush). */
   const attach = (state: EngineState, fillIdsOnly = false) => {
-    if (!state.fillIds.attached)
-      state.fillIds.attach(fillDisk, hashes("SELECT h FROM fill_ids"), maxFillSeq());
+    if (!state.fillIds.attached) state.fillIds.attach(fillDisk, hashes(HASH_QUERIES.fills), maxFillSeq());
     // a write of the fill ids alone: the other stores keep everything in memory until a full write
     if (fillIdsOnly) return;
     if (!state.idem.attached) state.idem.attach(disk, keyRows());
@@ -680,8 +679,9 @@ export function openSnapshot(path: string): Snapshot {
       const state = createState(settings);
       // a migration writes the tables the worker may have read first: then every list is read here
       const migrated = migrateLegacy(db);
-      const pre = (list: HashList): Iterable<number> =>
-        (migrated ? undefined : hashes?.take(list)) ?? hashList(HASH_QUERIES[list]);
+      /** A hash list: the worker's when it read what this load reads, else read here. */
+      const listOf = (list: HashList, unchanged = !migrated): Iterable<number> =>
+        (unchanged ? hashes?.take(list) : undefined) ?? hashList(HASH_QUERIES[list]);
       // one kind at a time (in key order, as before): no array of every row of the snapshot
       const ofKind = db.prepare("SELECT kind, k, v FROM entities WHERE kind = ? ORDER BY k");
       const byKind = { get: (kind: EntityKind) => ofKind.all(kind) as Row[] };
@@ -712,7 +712,7 @@ export function openSnapshot(path: string): Snapshot {
       const lazy = lazyOrders();
       // the ended records stay on disk (read by key when needed): their keys' hashes only; so do
       // the open ones of a snapshot that holds their reservations' sums (read on first touch)
-      state.orders.attach(orderDisk, pre("orders"));
+      state.orders.attach(orderDisk, listOf("orders"));
       const eagerRows = db
         .prepare(
           lazy
@@ -743,10 +743,14 @@ export function openSnapshot(path: string): Snapshot {
       const idemChanged = loadIdem(db, byKind.get("idem") ?? []);
       // the index and the digest from the hash columns alone (covering index idem_hd; loadIdem
       // filled any missing); the worker's lists only when loadIdem changed nothing they hold
-      const idemList = (list: HashList): Iterable<number> =>
-        idemChanged ? hashList(HASH_QUERIES[list]) : pre(list);
-      state.idem.attachHashes(disk, idemList("idem"), idemList("owned"), idemList("digests"));
-      state.fillIds.attach(fillDisk, pre("fills"), maxFillSeq());
+      const unchanged = !migrated && !idemChanged;
+      state.idem.attachHashes(
+        disk,
+        listOf("idem", unchanged),
+        listOf("owned", unchanged),
+        listOf("digests", unchanged),
+      );
+      state.fillIds.attach(fillDisk, listOf("fills"), maxFillSeq());
       for (const r of byKind.get("stop") ?? []) {
         const s = JSON.parse(r.v) as Omit<StopRecord, "qty" | "stopPrice" | "legs"> & {
           qty: string;
@@ -874,9 +878,8 @@ function loadOrder(state: EngineState, k: string, v: string, droppedOrders: stri
 /**
  * Moves the order and fill id rows of a snapshot written before their tables (entities of kind
  * `order` and `fill_id`) into them: every order hot (read in full by this load, as before), the
- * fill ids in timestamp order (the order that load gave them).
+ * fill ids in timestamp order (the order that load gave them). True when it moved anything.
  */
-/** True when it moved anything (orders and fill ids kept as entities by an older snapshot). */
 function migrateLegacy(db: Database.Database): boolean {
   const legacy = db
     .prepare("SELECT kind, k, v FROM entities WHERE kind IN ('order', 'fill_id')")
