@@ -15,6 +15,7 @@ import {
   type Category,
   type Contribution,
   type Extremes,
+  type FundState,
   type Mark,
   type Position,
   NO_CATEGORY,
@@ -79,10 +80,14 @@ export class BookRecord extends BrokerQty implements Book, Position, BookValue {
   private x: Extra | undefined = undefined;
 
   constructor(
-    readonly fund: string,
+    readonly owner: FundState,
     readonly symbol: string,
   ) {
     super();
+  }
+
+  get fund(): string {
+    return this.owner.id;
   }
 
   /** key2(fund, symbol): its key in the snapshot. */

@@ -21,11 +21,11 @@ export function multiplier(state: EngineState, symbol: string): Dec {
 export function getBook(state: EngineState, fund: FundState, symbol: string): Book {
   let b = fund.books.get(symbol);
   if (!b) {
-    b = new BookRecord(fund.id, symbol);
+    b = new BookRecord(fund, symbol);
     fund.books.set(symbol, b);
     let h = state.holders.get(symbol);
     if (!h) state.holders.set(symbol, (h = []));
-    h.push(fund); // once: the fund's book in this symbol is new
+    h.push(b); // once: the fund's book in this symbol is new
   }
   return b;
 }
@@ -187,10 +187,7 @@ export function revalueDeferred(state: EngineState): void {
   const books = state.deferred;
   state.deferred = undefined;
   if (books) {
-    for (const b of books) {
-      const fund = state.funds.get(b.fund);
-      if (fund) revalue(state, fund, b);
-    }
+    for (const b of books) revalue(state, b.owner, b);
   }
   settleAll(state);
 }
@@ -345,10 +342,11 @@ function foldMark(b: Book, mark: Mark, acc: FundDelta): void {
 export function markSymbol(state: EngineState, symbol: string, mark: Mark): void {
   const holders = state.holders.get(symbol);
   if (!holders) return;
-  for (const fund of holders) {
-    const b = fund.books.get(symbol);
-    if (!b || (b.pos.qty.units === 0n && b.contrib.mv.units === 0n)) continue;
+  for (let i = 0; i < holders.length; i++) {
+    const b = holders[i]!;
+    if (b.pos.qty.units === 0n && b.contrib.mv.units === 0n) continue;
     if (b.quote === undefined) {
+      const fund = b.owner;
       if (fund.stale.length >= fund.books.size) settle(fund); // revalue() left entries behind: bounded
       fund.stale.push(b);
       state.staleFunds.add(fund);
@@ -401,21 +399,16 @@ export function settleAll(state: EngineState): void {
 export function revalueFx(state: EngineState, fx: string): void {
   const books = state.fxHolders.get(fx);
   if (!books) return;
-  for (const b of books) {
-    const fund = state.funds.get(b.fund);
-    if (fund) revalue(state, fund, b);
-  }
+  for (const b of books) revalue(state, b.owner, b);
 }
 
 /** Revalue every open book in a symbol (after a mark or refdata change). */
 export function revalueSymbol(state: EngineState, symbol: string, onlyOpen: boolean): void {
   const holders = state.holders.get(symbol);
   if (!holders) return;
-  for (const fund of holders) {
-    const b = fund.books.get(symbol);
-    if (!b) continue;
+  for (const b of holders) {
     if (onlyOpen && b.pos.qty.eq(ZERO) && b.contrib.mv.eq(ZERO)) continue;
-    revalue(state, fund, b);
+    revalue(state, b.owner, b);
   }
 }
 

@@ -125,7 +125,10 @@ export function category(
 
 /** Position and open reservations of one fund in one symbol. */
 export interface Book {
-  fund: string;
+  /** Its fund's id (`owner.id`). */
+  readonly fund: string;
+  /** Its fund (a holder of the symbol is its book: `state.holders`). */
+  readonly owner: FundState;
   symbol: string;
   /** key2(fund, symbol): its key in the snapshot (made when asked: a flush). */
   readonly key: string;
@@ -327,11 +330,13 @@ export interface EngineState {
   instruments: Map<string, Instrument>;
   marks: Map<string, Mark>;
   /**
-   * symbol -> funds with a book in it (for mark and refdata updates), in the order their books were
-   * made. An array, not a Set (a fund is added once, with its book, and books are never deleted): a
-   * Set of 50 funds costs ≈ 1.3 kB, an array ≈ 0.6 kB (a million positions over 20 000 symbols).
+   * symbol -> the books in it (for mark and refdata updates; `book.owner` is the fund), in the order
+   * they were made. An array, not a Set (a book is added once, when made, and books are never
+   * deleted): a Set of 50 costs ≈ 1.3 kB, an array ≈ 0.6 kB (a million positions over 20 000
+   * symbols). The books, not their funds: a quote's three passes over the holders (the mark, the
+   * drawdown monitor, the stops) then read each book without a lookup in its fund's map.
    */
-  holders: Map<string, FundState[]>;
+  holders: Map<string, Book[]>;
   /** FX symbol (`<CCY>-<BASE>`) -> books valued through it (an FX mark revalues them). */
   fxHolders: Map<string, Set<Book>>;
   /**

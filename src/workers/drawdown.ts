@@ -248,10 +248,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
         const f = state.funds.get(c.fund);
         if (f) evaluate(f);
       } else if (c.kind === "quote") {
-        for (const f of state.holders.get(c.symbol) ?? []) {
-          const b = f.books.get(c.symbol);
-          if (b && !b.pos.qty.eq(ZERO)) later(f);
-        }
+        for (const b of state.holders.get(c.symbol) ?? []) if (b.pos.qty.units !== 0n) later(b.owner);
         // an FX rate (<CCY>-<BASE>) revalues every fund holding something priced in CCY
         for (const b of state.fxHolders.get(c.symbol) ?? []) {
           const f = state.funds.get(b.fund);

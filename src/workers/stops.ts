@@ -350,11 +350,11 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     if (!holders) return 0;
     const now = clock.now();
     let fired = 0;
-    for (const fund of holders) {
+    for (const b of holders) {
+      const fund = b.owner;
       if (!mine(fund.id)) continue;
-      const b = fund.books.get(symbol);
       const s = stopOf(fund.id, symbol);
-      if (b && s?.state === "armed" && check(fund, s, b, now)) fired++;
+      if (s?.state === "armed" && check(fund, s, b, now)) fired++;
     }
     return fired;
   }

@@ -63,7 +63,7 @@ describe("a position's quantity per broker (one broker inline, a Map from the se
 
 describe("a book's reservations (a record allocated with the first one)", () => {
   it("given a new book, then every reservation reads zero and the shared empty maps", () => {
-    const b = new BookRecord("f", "AAPL");
+    const b = new BookRecord(getFund(createState(), "f"), "AAPL");
     expect(b.pendBuyQty).toBe(ZERO);
     expect(b.pendSellValue).toBe(ZERO);
     expect(b.pendBuyByBroker).toBe(NO_PENDING);
@@ -73,7 +73,7 @@ describe("a book's reservations (a record allocated with the first one)", () => 
   });
 
   it("given reservations written and released, then each field reads what was last written", () => {
-    const b = new BookRecord("f", "AAPL");
+    const b = new BookRecord(getFund(createState(), "f"), "AAPL");
     b.pendBuyQty = dec("10");
     b.pendBuyValue = dec("1000.5");
     b.pendBuyByBroker = new Map([["paper", dec("10")]]);
@@ -98,7 +98,7 @@ describe("a book's reservations (a record allocated with the first one)", () => 
   });
 
   it("given an FX symbol and reservations, then each reads what was last written, and clearing both reads them empty again", () => {
-    const b = new BookRecord("f", "SAP");
+    const b = new BookRecord(getFund(createState(), "f"), "SAP");
     expect(b.fx).toBeUndefined();
     expect(b.key).toBe("f\u0001SAP");
     b.fx = "EUR-USD";
