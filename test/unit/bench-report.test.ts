@@ -182,6 +182,30 @@ describe("bench report rows", () => {
     expect(by("restart to ready")!.result).toBe("pass");
   });
 
+  it("quote folding in process: the median run's figure, every run's beside it, judged on the median", () => {
+    const fold = (us: number) => ({
+      quotes: 40_000,
+      seconds_simulated: 20,
+      cpu_ms: (us * 40_000) / 1000,
+      core_pct_at_2000_per_s: +((us * 2000) / 1e4).toFixed(2),
+      us_per_quote: us,
+    });
+    const row = buildTable({
+      ...results(),
+      quotefold: { ...fold(24), runs_us_per_quote: [31, 22, 24, 26, 20] },
+    }).find((r) => r.metric.startsWith("quote folding"))!;
+    expect(row.engine).toBe("4.8 % in process (24 µs/quote, median of 5 runs)");
+    expect(row.noise).toBe("runs 31 / 22 / 24 / 26 / 20 µs/quote");
+    expect(row.baseline).toBe("engine process over the bus, quotes only: 4 %");
+    expect(row.result).toBe("pass");
+    const single = buildTable({ ...results(), quotefold: fold(26) }).find((r) =>
+      r.metric.startsWith("quote folding"),
+    )!;
+    expect(single.engine).toBe("5.2 % in process (26 µs/quote)");
+    expect(single.noise).toBe("");
+    expect(single.result).toBe("miss");
+  });
+
   it("one vs two engines, and a failed phase reported as a row and a section", () => {
     expect(by("issue 10: two engines vs one, check p99")!.ratio).toBe("1.50×");
     expect(by("issue 10: engines' CPU per check")!.ratio).toBe("1.40×");
