@@ -172,7 +172,9 @@ await phase("quotefold", async () => {
   // 25-33 µs/quote where the runs around it read 17-23): the median of several, each printed.
   const runs: QuoteFold[] = [];
   for (let i = 0; i < S.quotefoldRuns; i++) {
-    runs.push(await runJson<QuoteFold>(scriptPath("./quotefold.js"), ["--json", "--seconds", "20"]));
+    runs.push(
+      await runJson<QuoteFold>(scriptPath("./quotefold.js"), ["--json", "--seconds", quick ? "10" : "20"]),
+    );
     progress("quotefold run", { ...runs[runs.length - 1] });
   }
   const sorted = [...runs].sort((a, b) => a.us_per_quote - b.us_per_quote);

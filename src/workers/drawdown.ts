@@ -250,10 +250,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       } else if (c.kind === "quote") {
         for (const b of state.holders.get(c.symbol) ?? []) if (b.pos.qty.units !== 0n) later(b.owner);
         // an FX rate (<CCY>-<BASE>) revalues every fund holding something priced in CCY
-        for (const b of state.fxHolders.get(c.symbol) ?? []) {
-          const f = state.funds.get(b.fund);
-          if (f && !b.pos.qty.eq(ZERO)) later(f);
-        }
+        for (const b of state.fxHolders.get(c.symbol) ?? []) if (b.pos.qty.units !== 0n) later(b.owner);
       }
     },
     stop() {
