@@ -17,7 +17,7 @@ import {
   createPipeline,
 } from "../../src/gates/index.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
-import { createDecider } from "../../src/service/decide.js";
+import { type Decider, createDecider } from "../../src/service/decide.js";
 import { type Clock, manualClock } from "../../src/time/clock.js";
 import {
   type EngineState,
@@ -257,10 +257,10 @@ export function codeOf(c: Checked): string {
   return c.result?.code ?? "";
 }
 
-/** A decider with every deterministic gate on the feed's state: `decide(raw)` gives the decision. */
-export function deciderOn(feed: Feed, clock: Clock = manualClock(NOW)): (raw: unknown) => RiskDecision {
+/** The decider with every deterministic gate on the feed's state (instance "t", ids dec-1, dec-2, …). */
+export function testDecider(feed: Feed, clock: Clock = manualClock(NOW)): Decider {
   let n = 0;
-  const decider = createDecider({
+  return createDecider({
     state: feed.state,
     pipeline: createPipeline(DETERMINISTIC_GATES),
     clock,
@@ -268,6 +268,11 @@ export function deciderOn(feed: Feed, clock: Clock = manualClock(NOW)): (raw: un
     ready: () => true,
     nextId: () => `dec-${++n}`,
   });
+}
+
+/** A decider with every deterministic gate on the feed's state: `decide(raw)` gives the decision. */
+export function deciderOn(feed: Feed, clock: Clock = manualClock(NOW)): (raw: unknown) => RiskDecision {
+  const decider = testDecider(feed, clock);
   return (raw) => {
     const out = decider.decide({ raw });
     if (out instanceof Promise) throw new Error("the deterministic pipeline decides synchronously");

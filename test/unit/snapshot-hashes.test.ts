@@ -10,8 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
-import { type Evaluation, createDecider } from "../../src/service/decide.js";
+import type { Evaluation } from "../../src/service/decide.js";
 import {
   type EngineState,
   createState,
@@ -22,7 +21,7 @@ import {
 } from "../../src/state/index.js";
 import { HASH_QUERIES } from "../../src/state/snapshot-hashes.js";
 import { manualClock } from "../../src/time/clock.js";
-import { FUND, Feed, NOW, rawOrder } from "./fixtures.js";
+import { FUND, Feed, NOW, rawOrder, testDecider } from "./fixtures.js";
 
 const dir = mkdtempSync(join(tmpdir(), "riskengine-unit-hashes-"));
 let n = 0;
@@ -34,15 +33,7 @@ function snapshotOf(count: number, unread = 0): string {
     .envelope({ max_order_qty: "10" })
     .quote("AAPL", "99.99", "100.01");
   const clock = manualClock(NOW);
-  let id = 0;
-  const decider = createDecider({
-    state: feed.state,
-    pipeline: createPipeline(DETERMINISTIC_GATES),
-    clock,
-    instance: "t",
-    ready: () => true,
-    nextId: () => `dec-${++id}`,
-  });
+  const decider = testDecider(feed, clock);
   const path = join(dir, `s-${++n}.db`);
   const snap = openSnapshot(path);
   try {
