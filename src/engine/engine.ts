@@ -27,6 +27,7 @@ import {
 import { createFollower, type Follower } from "../ingest/follower.js";
 import { createStalenessMonitor } from "../ingest/staleness.js";
 import { type Logger, silentLogger } from "../obs/log.js";
+import { readVelocity, velocityOnDisk } from "../state/velocity.js";
 import { type Activity, createActivity } from "../obs/activity.js";
 import { type EngineMetrics, createMetrics } from "../obs/metrics.js";
 import {
@@ -426,6 +427,7 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       closing: readiness.closing,
     });
     if (!readiness.closing()) check.listen();
+    warmVelocity(state, log, readiness.closing); // once answering: one fund a turn, between checks
   };
 
   // After a reconnect: re-measure, reopen every consumer from its cursor, then catch up (./reconnect.ts).
@@ -512,4 +514,31 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       snapshot.close();
     },
   };
+}
+
+/**
+ * Reads the velocity windows a snapshot left on disk (see Snapshot.load), one fund a turn of the
+ * event loop once the engine is ready: checks are answered meanwhile, and a check of a fund not
+ * read yet reads its window first (a velocity gate never counts a window it has not read).
+ */
+function warmVelocity(state: EngineState, log: Logger, closing: () => boolean): void {
+  const funds = [...state.funds.values()].filter((f) => velocityOnDisk(f.velocity));
+  if (funds.length === 0) return;
+  const t0 = performance.now();
+  const n = funds.length;
+  const next = (): void => {
+    const f = funds.pop();
+    if (closing()) return;
+    if (!f) {
+      log.info({ funds: n, ms: Math.round(performance.now() - t0) }, "velocity windows read");
+      return;
+    }
+    try {
+      readVelocity(f.velocity);
+    } catch (err) {
+      log.warn({ err, fund: f.id }, "velocity window not read ahead (read on first use)");
+    }
+    setImmediate(next);
+  };
+  setImmediate(next);
 }

@@ -19,10 +19,40 @@ export interface VelocityWindow {
   cum: Dec[]; // cumulative notional up to and including each entry (offset by `base`)
   base: Dec; // cumulative notional before index 0
   head: number; // entries before head are pruned
+  /**
+   * Reads the window's entries from where a snapshot left them, on first use (undefined: in
+   * memory). A restart then does not read every decision of the last hour before it answers.
+   */
+  lazy: ((w: VelocityWindow) => void) | undefined;
 }
 
 export function createVelocity(): VelocityWindow {
-  return { ids: [], at: [], cum: [], base: ZERO, head: 0 };
+  return { ids: [], at: [], cum: [], base: ZERO, head: 0, lazy: undefined };
+}
+
+/** Entries still to be read (a snapshot's load left them on disk). */
+export const velocityOnDisk = (w: VelocityWindow): boolean => w.lazy !== undefined;
+
+/**
+ * Brings the window's entries into memory, if a snapshot left them on disk. A read that fails
+ * leaves the window as it was (on disk, empty in memory): it is never used half-read, so a window
+ * cannot undercount.
+ */
+export function readVelocity(w: VelocityWindow): void {
+  const read = w.lazy;
+  if (read === undefined) return;
+  w.lazy = undefined;
+  try {
+    read(w);
+  } catch (err) {
+    w.ids.length = 0;
+    w.at.length = 0;
+    w.cum.length = 0;
+    w.base = ZERO;
+    w.head = 0;
+    w.lazy = read;
+    throw err;
+  }
 }
 
 /** First index >= head whose time is > t. */
@@ -44,6 +74,7 @@ const cumBefore = (w: VelocityWindow, i: number): Dec => (i > 0 ? w.cum[i - 1]! 
  * only the entries of that millisecond are compared); keeps time order.
  */
 export function addVelocity(w: VelocityWindow, id: string, at: number, notional: Dec): boolean {
+  if (w.lazy) readVelocity(w);
   const i = upper(w, at);
   for (let k = i - 1; k >= w.head && w.at[k] === at; k--) if (w.ids[k] === id) return false;
   const n = w.at.length;
@@ -63,6 +94,7 @@ export function addVelocity(w: VelocityWindow, id: string, at: number, notional:
 
 /** Drops entries at or before the cutoff; returns the buckets (seconds) they were in. */
 export function pruneVelocity(w: VelocityWindow, cutoff: number): number[] {
+  if (w.lazy) readVelocity(w);
   const i = upper(w, cutoff);
   const buckets: number[] = [];
   for (let k = w.head; k < i; k++) {
@@ -86,6 +118,7 @@ export function velocityUsage(
   now: number,
   windowS: number,
 ): { count: number; notional: Dec } {
+  if (w.lazy) readVelocity(w);
   const from = upper(w, now - windowS * 1000);
   const to = upper(w, now);
   if (to <= from) return { count: 0, notional: ZERO };
@@ -93,11 +126,13 @@ export function velocityUsage(
 }
 
 export function velocityEntries(w: VelocityWindow): [string, number, Dec][] {
+  if (w.lazy) readVelocity(w);
   return entriesFrom(w, w.head, w.at.length);
 }
 
 /** The entries of one bucket (a second of decision time). */
 export function velocityBucketEntries(w: VelocityWindow, bucket: number): [string, number, Dec][] {
+  if (w.lazy) readVelocity(w);
   return entriesFrom(w, upper(w, bucket * 1000 - 1), upper(w, bucket * 1000 + 999));
 }
 

@@ -124,7 +124,8 @@ export class Feed {
     return this;
   }
 
-  private decN = 0;
+  /** Decision ids issued so far (a second Feed over a loaded state starts after the first's). */
+  decN = 0;
   /** An approved order already decided: its reservation is open until filled or terminal. */
   reserve(
     orderId: string,

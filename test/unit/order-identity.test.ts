@@ -28,10 +28,12 @@ import {
   addVelocity,
   createVelocity,
   key2,
+  SnapshotError,
   openSnapshot,
   stateDigest,
   sweepIdempotency,
   sweepReservations,
+  velocityOnDisk,
   velocityUsage,
 } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
@@ -383,6 +385,47 @@ describe("velocity history, whatever the envelope", () => {
     } finally {
       snap.close();
     }
+  });
+});
+
+describe("velocity rows a snapshot leaves on disk (read on first use)", () => {
+  it("given a loaded snapshot, then a fund's window is read only when used, and a decision counted into one of its seconds is flushed with that second's earlier entries", () => {
+    const feed = new Feed().envelope();
+    const snap = openSnapshot(join(dir, `snap-${++snapN}.db`));
+    try {
+      feed
+        .counted("1", NOW)
+        .counted("2", NOW + 400)
+        .counted("3", NOW + 1500);
+      snap.flush(feed.state);
+      const loaded = snap.load();
+      const w = loaded.funds.get(FUND)!.velocity;
+      expect(velocityOnDisk(w)).toBe(true);
+      expect(w.at).toEqual([]);
+      // a decision in the first second, before anything read the window
+      const more = new Feed(loaded);
+      more.decN = feed.decN; // and the streams' sequences go on from the first feed's
+      for (const [stream, seq] of feed.seqs) more.seqs.set(stream, seq);
+      more.counted("4", NOW + 700);
+      expect(velocityOnDisk(w)).toBe(false);
+      snap.flush(loaded);
+      const reloaded = snap.load().funds.get(FUND)!.velocity;
+      const used = velocityUsage(reloaded, NOW + 1500, 60);
+      expect({ count: used.count, notional: canon(used.notional) }).toEqual({ count: 4, notional: "10" });
+    } finally {
+      snap.close();
+    }
+  });
+
+  it("given a closed snapshot, when a window it left on disk is used, then the use fails and the window is still unread, never counted empty", () => {
+    const feed = new Feed().envelope().counted("1", NOW);
+    const snap = openSnapshot(join(dir, `snap-${++snapN}.db`));
+    snap.flush(feed.state);
+    const w = snap.load().funds.get(FUND)!.velocity;
+    snap.close();
+    expect(() => velocityUsage(w, NOW, 60)).toThrow(SnapshotError);
+    expect(velocityOnDisk(w)).toBe(true);
+    expect(() => velocityUsage(w, NOW, 60)).toThrow(SnapshotError);
   });
 });
 
