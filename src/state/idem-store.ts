@@ -334,6 +334,9 @@ export function createIdemStore(o: { cacheSize?: number | undefined; index?: Key
     },
     attachHashes(d, keyHashes, ownedHashes, digests) {
       disk = d;
+      // the owned order ids mostly share their key's slot (an OMS's key is usually its order id)
+      const known = (keyHashes as { length?: unknown }).length;
+      if (typeof known === "number") index.reserve(known);
       for (const h of keyHashes) {
         index.add(h, Role.idem);
         count++;

@@ -119,6 +119,22 @@ describe("KeyIndex", () => {
     for (let i = 0; i < 100_000; i++) if (s.has(hash32(`k${i}`), Role.fill)) hits++;
     expect(hits).toBeLessThan(10); // removed: only a fingerprint collision (≈ 10 000 / 2²⁸ each) hits
   });
+
+  it("given room reserved for the keys a load will add, then the table is sized once, holds them all and stays within 1 / 0.55", () => {
+    const s = new KeyIndex();
+    for (let i = 0; i < 100; i++) s.add(hash32(`a${i}`), Role.order);
+    s.reserve(50_000);
+    const sized = s.bytes;
+    expect(sized).toBeLessThanOrEqual(Math.ceil(50_100 / 0.55) * 4 + 4);
+    for (let i = 0; i < 50_000; i++) s.add(hash32(`b${i}`), Role.idem);
+    expect(s.bytes).toBe(sized); // never rebuilt while they were added
+    let missing = 0;
+    for (let i = 0; i < 50_000; i++) if (!s.has(hash32(`b${i}`), Role.idem)) missing++;
+    for (let i = 0; i < 100; i++) if (!s.has(hash32(`a${i}`), Role.order)) missing++;
+    expect(missing).toBe(0);
+    s.reserve(10); // room enough already: unchanged
+    expect(s.bytes).toBe(sized);
+  });
 });
 
 describe("idempotency records on disk", () => {
