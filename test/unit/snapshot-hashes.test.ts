@@ -98,6 +98,25 @@ describe("a snapshot's hash lists read on a worker thread", () => {
     }
   });
 
+  it("given a row with a NULL hash (written before the hash columns), then that list is not the worker's, and the others still are", () => {
+    const path = snapshotOf(60);
+    const db = new Database(path);
+    try {
+      db.prepare("UPDATE idem SET dh = NULL WHERE k = ?").run(key2(FUND, "k-7"));
+    } finally {
+      db.close();
+    }
+    const reader = startHashReader(path);
+    try {
+      expect(reader.take("idem")).toHaveLength(60);
+      expect(reader.take("digests")).toBeUndefined();
+    } finally {
+      reader.close();
+    }
+    // and the load fills the column and reads that list itself: the same state as reading every list
+    expect(load(path, true)).toEqual(load(path, false));
+  });
+
   it("given a snapshot, when loaded with the worker's lists, then the state is the one a load reading them itself gives", () => {
     const path = snapshotOf(300);
     const plain = load(path, false);
