@@ -169,11 +169,11 @@ export function createFollower(o: FollowerOptions): Follower {
   return {
     async start() {
       for (const stream of o.streams) {
-        const l: Lane = { stream, target: 0, caught: false, sub: undefined, pendingHint: 0 };
-        lanes.set(stream, l);
-        await measure(l);
+        lanes.set(stream, { stream, target: 0, caught: false, sub: undefined, pendingHint: 0 });
       }
-      for (const l of lanes.values()) await open(l);
+      // every stream at once (a round trip each; streams fold independently of how they interleave)
+      await Promise.all([...lanes.values()].map(measure));
+      await Promise.all([...lanes.values()].map(open));
       log.info(
         { targets: Object.fromEntries([...lanes].map(([s, l]) => [s, l.target])) },
         "following streams",
@@ -181,7 +181,7 @@ export function createFollower(o: FollowerOptions): Follower {
       settle();
     },
     async remeasure() {
-      for (const l of lanes.values()) await measure(l);
+      await Promise.all([...lanes.values()].map(measure));
       settle();
     },
     caughtUp: allCaught,
