@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { InvalidArgumentError } from "commander";
-import { parseDocument, visit } from "yaml";
+import { yaml } from "../config/yaml.js";
 import { CliError, firstLine } from "./common.js";
 
 /**
@@ -26,6 +26,7 @@ export function readDataFile(file: string): unknown {
       throw new CliError(`${file}: invalid JSON: ${firstLine(err)}`, 2, { cause: err });
     }
   }
+  const { parseDocument, visit } = yaml();
   const doc = parseDocument(text);
   const problem = doc.errors[0];
   if (problem) throw new CliError(`${file}: invalid YAML: ${firstLine(problem)}`, 2, { cause: problem });

@@ -6,7 +6,7 @@
  * read, so an error names the key and the source that set it.
  */
 import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { yaml } from "./yaml.js";
 import type { z } from "zod";
 import { CONFIG_SECTIONS, ConfigSchema, DEFAULTS, type Config } from "./schema.js";
 
@@ -166,7 +166,7 @@ function readFile(file: string, into: Map<string, Setting>): void {
   }
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = yaml().parse(text);
   } catch (err) {
     const first = (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
     throw new ConfigError(`config: file ${file}: invalid YAML: ${first}`, { source: "file", cause: err });

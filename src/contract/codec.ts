@@ -5,7 +5,8 @@
  * strings, unset optionals, *_UNSPECIFIED enums) omitted, list wrappers unwrapped to arrays.
  */
 import { readFileSync } from "node:fs";
-import protobuf from "protobufjs";
+import { createRequire } from "node:module";
+import type protobuf from "protobufjs";
 import { AssetClass, OrderType, Side } from "./codes.js";
 import type { RiskDecision } from "./schemas.js";
 
@@ -83,10 +84,20 @@ function buildEnumMap(e: protobuf.Enum): EnumMap {
   return map;
 }
 
+let pbjs: typeof protobuf | undefined;
+/**
+ * protobufjs, required on first use: an engine or a CLI command that sees no protobuf message
+ * never pays for its import (≈ 60–120 ms of a restart on the benchmark machine).
+ */
+function pb(): typeof protobuf {
+  pbjs ??= createRequire(import.meta.url)("protobufjs") as typeof protobuf;
+  return pbjs;
+}
+
 /** Parse the .proto once (snake_case field names kept) and cache the types. */
 function load(): Loaded {
   if (loaded) return loaded;
-  const root = protobuf.parse(readFileSync(PROTO_URL, "utf8"), { keepCase: true }).root;
+  const root = pb().parse(readFileSync(PROTO_URL, "utf8"), { keepCase: true }).root;
   root.resolveAll();
   const type = (name: string) => root.lookupType(`${PACKAGE}.${name}`);
   const enums = new Map<protobuf.Enum, EnumMap>();
@@ -124,11 +135,11 @@ function enumMap(e: protobuf.Enum): EnumMap {
 /** One value of a field; `undefined` means absent. Unknown enum numbers pass through for zod to reject. */
 function valueToJson(f: protobuf.Field, v: unknown, inList: boolean): unknown {
   const rt = f.resolvedType;
-  if (rt instanceof protobuf.Enum) {
+  if (rt instanceof pb().Enum) {
     if (typeof v !== "string") return v;
     return enumMap(rt).toJson.get(v) ?? (inList ? v : undefined);
   }
-  if (rt instanceof protobuf.Type && isObj(v)) {
+  if (rt instanceof pb().Type && isObj(v)) {
     const lf = listField(rt);
     if (!lf) return messageToJson(rt, v);
     const values = v.values;
@@ -160,12 +171,12 @@ function messageToJson(t: protobuf.Type, o: Obj): Obj {
 
 function valueToProto(f: protobuf.Field, v: unknown, path: string): unknown {
   const rt = f.resolvedType;
-  if (rt instanceof protobuf.Enum) {
+  if (rt instanceof pb().Enum) {
     const p = typeof v === "string" ? enumMap(rt).toProto.get(v) : undefined;
     if (p === undefined) throw new CodecError(`${path}: not a ${rt.name}: ${JSON.stringify(v)}`);
     return p;
   }
-  if (rt instanceof protobuf.Type) {
+  if (rt instanceof pb().Type) {
     const lf = listField(rt);
     if (lf) {
       if (!Array.isArray(v)) throw new CodecError(`${path}: must be an array`);
