@@ -16,7 +16,18 @@ import type { Registry } from "./registry.js";
 
 export type Route =
   | { kind: "local" }
-  | { kind: "remote"; subject: string; owner: string }
+  | {
+      kind: "remote";
+      subject: string;
+      owner: string;
+      /**
+       * The owner is not judged live here, but this engine could not take the partition over
+       * anyway (catching up, leaving): it is asked all the same, since its heartbeat may only be
+       * late in this engine's view. If nobody answers on its subject: `unavailable`, no engine can
+       * take it (answer not ready at once); `wait`, another engine will (hold).
+       */
+      unsure?: "wait" | "unavailable";
+    }
   | { kind: "wait" }
   | { kind: "unavailable" };
 
@@ -111,6 +122,19 @@ export function createOwnership(o: OwnershipOptions): Ownership {
 
   function eligible(): boolean {
     return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced() && trusted();
+  }
+
+  /** Eligible but for trusting its own leases: it will be once its next heartbeat is acknowledged. */
+  function mayTake(): boolean {
+    return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced();
+  }
+
+  /** Live engines other than this one that are not leaving, ready or still catching up. */
+  function successors(): boolean {
+    for (const m of o.registry.members().values()) {
+      if (m.instance !== me && !m.leaving && o.registry.isLive(m.instance)) return true;
+    }
+    return false;
   }
 
   function candidates(): string[] {
@@ -259,12 +283,18 @@ export function createOwnership(o: OwnershipOptions): Ownership {
           : { kind: "wait" };
       }
       const owner = o.registry.leases().get(p)?.owner ?? "";
-      if (owner !== "" && owner !== me && o.registry.isLive(owner)) {
+      if (owner !== "" && owner !== me) {
         const m = o.registry.members().get(owner);
-        if (m) return { kind: "remote", subject: m.subject, owner };
+        if (m && o.registry.isLive(owner)) return { kind: "remote", subject: m.subject, owner };
+        // its heartbeat late in this engine's view (a busy catch-up reads it late): ask it anyway
+        if (m && !eligible() && o.registry.known(owner)) {
+          const unsure = candidates().length > 0 ? "wait" : "unavailable";
+          return { kind: "remote", subject: m.subject, owner, unsure };
+        }
       }
-      // moving: wait for the engines that can take it; with none (a lone engine catching up), not ready
-      return candidates().length > 0 ? { kind: "wait" } : { kind: "unavailable" };
+      // moving: wait for the engines that can take it, this one included when it only waits for its
+      // own heartbeat's acknowledgement (a loaded bus); with none (a lone engine catching up), not ready
+      return candidates().length > 0 || mayTake() ? { kind: "wait" } : { kind: "unavailable" };
     },
     changed: () => new Promise<void>((resolve) => waiters.push(resolve)),
     active(fund) {
@@ -307,8 +337,9 @@ export function createOwnership(o: OwnershipOptions): Ownership {
         await Promise.race([this.changed(), delay(20)]);
         tick();
       }
-      // let the new owners take the leases (and catch up) before this engine stops forwarding
-      const others = () => candidates().length > 0;
+      // let the new owners take the leases (and catch up) before this engine stops forwarding; an
+      // engine seen not ready for a moment (a late heartbeat) is waited for too, up to the deadline
+      const others = () => candidates().length > 0 || successors();
       const taken = () =>
         released.every((p) => {
           const owner = o.registry.leases().get(p)?.owner ?? "";

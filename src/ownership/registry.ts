@@ -58,6 +58,8 @@ export interface Registry {
   members(): ReadonlyMap<string, Member>;
   leases(): ReadonlyMap<number, Lease>;
   isLive(instance: string): boolean;
+  /** Registered, and not this engine's predecessor on its state directory (which is gone). */
+  known(instance: string): boolean;
   /** This engine's leases may be trusted: its last heartbeat was acknowledged recently. */
   fresh(): boolean;
   setStatus(s: { ready: boolean; leaving: boolean }): void;
@@ -133,14 +135,20 @@ export function createRegistry(o: RegistryOptions): Registry {
     o.onChange();
   }
 
+  /** Our predecessor on this state directory (not heard of since we started). */
+  const predecessor = (m: Member) => m.home === o.self.home && m.seenAt < startedAt;
+
   function isLive(instance: string): boolean {
     awake();
     if (instance === o.self.instance) return !stopped && fresh();
     const m = members.get(instance);
-    if (!m) return false;
-    // our predecessor on this state directory (not heard of since we started)
-    if (m.home === o.self.home && m.seenAt < startedAt) return false;
+    if (!m || predecessor(m)) return false;
     return mono() - m.seenAt < o.deadMs;
+  }
+
+  function known(instance: string): boolean {
+    const m = members.get(instance);
+    return m !== undefined && !predecessor(m);
   }
 
   function fresh(): boolean {
@@ -225,6 +233,7 @@ export function createRegistry(o: RegistryOptions): Registry {
     members: () => members,
     leases: () => leases,
     isLive,
+    known,
     fresh,
     setStatus(s) {
       const changed = s.ready !== status.ready || s.leaving !== status.leaving;

@@ -205,7 +205,18 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     );
   }
 
-  async function deliver(msg: Msg, proto: boolean, e: Evaluation, t0: number): Promise<void> {
+  /**
+   * `again`: routes the check once more (several engines). An approval whose write certainly did not
+   * land because the fund's ownership moved (fenced, or another engine wrote first) is undone and
+   * handed to the new owner rather than answered STATE_NOT_READY (a planned handover fails no check).
+   */
+  async function deliver(
+    msg: Msg,
+    proto: boolean,
+    e: Evaluation,
+    t0: number,
+    again?: () => Promise<void>,
+  ): Promise<void> {
     decisions++;
     o.onDecision?.(e);
     if (e.replayOf) {
@@ -255,6 +266,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       if (idemKey && sameUnconfirmed(o.state.idem.get(idemKey), e)) o.state.idem.delete(idemKey);
     };
     let reused = false;
+    let moved = false;
     const first = journal(e).then(
       (ack) => {
         if (ack.duplicate) {
@@ -264,7 +276,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       },
       (err: unknown) => {
         // definitely not written (another engine owns the fund, or wrote since this decision)
-        if (definite(err)) reused = true;
+        if (definite(err)) reused = moved = true;
         throw err;
       },
     );
@@ -283,10 +295,17 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       if (reused) {
         forget();
         revokeLive(o.state, e.record);
+        if (moved && again && !stopped) {
+          log.info(
+            { err, order_id: e.decision.order_id },
+            "fund moved while its approval was written; routed again",
+          );
+          return again();
+        }
       } else if (idem && idemKey) {
-        const again = rejournal(e, idemKey);
-        untilDurable(idemKey, again);
-        again.catch((cause: unknown) => {
+        const resent = rejournal(e, idemKey);
+        untilDurable(idemKey, resent);
+        resent.catch((cause: unknown) => {
           forget();
           log.error({ err: cause, order_id: e.decision.order_id }, "decision journal unavailable; dropped");
         });
@@ -339,11 +358,14 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       const ik = decodeError === undefined ? idempotencyKeyOf(raw) : undefined;
       const fund = ik && ik.fund !== NO_FUND ? ik.fund : undefined;
       inFlight++;
-      fwd
-        .dispatch(msg, fund, forwarded, {
-          local: () => decideHere(msg, proto, raw, decodeError, subjectFund, t0),
+      // once more at most: a check whose approval was fenced is routed to the fund's new owner
+      const route = (retry: boolean): Promise<void> =>
+        fwd.dispatch(msg, fund, forwarded, {
+          local: () =>
+            decideHere(msg, proto, raw, decodeError, subjectFund, t0, retry ? () => route(false) : undefined),
           notReady: (why) => notReady(msg, proto, raw, why),
-        })
+        });
+      route(true)
         .catch((err: unknown) => log.error({ err }, "check routing failed"))
         .finally(() => inFlight--);
       return;
@@ -361,6 +383,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     decodeError: string | undefined,
     subjectFund: string | undefined,
     t0: number,
+    again?: () => Promise<void>,
   ): Promise<void> {
     let out: Evaluation | Promise<Evaluation>;
     try {
@@ -371,7 +394,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       return;
     }
     try {
-      await deliver(msg, proto, out instanceof Promise ? await out : out, t0);
+      await deliver(msg, proto, out instanceof Promise ? await out : out, t0, again);
     } catch (err) {
       // never leave a check unanswered: a fault after the decision is a transient rejection (a
       // second reply after one already sent is ignored by the requester)

@@ -51,14 +51,16 @@ export function createForwarder(o: {
     return h;
   }
 
-  async function forward(msg: Msg, subject: string, timeout: number): Promise<boolean> {
+  /** `answered` (the owner's reply relayed), `gone` (nobody listens on its subject), or `again`. */
+  async function forward(msg: Msg, subject: string, timeout: number): Promise<"answered" | "gone" | "again"> {
     try {
       const r = await o.nc.request(subject, msg.data, { headers: forwardHeaders(msg), timeout });
-      if (r.headers?.get(NOT_OWNER_HEADER)) return false;
+      if (r.headers?.get(NOT_OWNER_HEADER)) return "again";
       if (msg.reply) msg.respond(r.data, r.headers ? { headers: r.headers } : undefined);
-      return true;
-    } catch {
-      return false; // no responder or no answer: the owner may have gone; look again
+      return "answered";
+    } catch (err) {
+      // no responder or no answer: the owner may have gone; look again
+      return (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true ? "gone" : "again";
     }
   }
 
@@ -70,7 +72,10 @@ export function createForwarder(o: {
         if (r.kind === "local") return h.local();
         const left = deadline - performance.now();
         if (r.kind === "remote" && !forwarded && left > 0) {
-          if (await forward(msg, r.subject, Math.min(FORWARD_TIMEOUT_MS, left))) return;
+          const got = await forward(msg, r.subject, Math.min(FORWARD_TIMEOUT_MS, left));
+          if (got === "answered") return;
+          // an owner this engine only hoped was alive is gone, and no engine can take its funds
+          if (got === "gone" && r.unsure === "unavailable") return h.notReady("state not ready");
           await Promise.race([o.router.changed(), delay(RECHECK_MS)]);
           continue;
         }

@@ -51,7 +51,7 @@ describe("deploy/engines: three engines on the 3-node cluster, rolling restart",
     if (env) await script("stop").catch(() => undefined);
     await nc?.close();
     await cluster?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir && process.env["CRASH_KEEP"] !== "1") rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
   it("starts three engines sharing the partitions, and restarts them in turn failing no check", async () => {
@@ -99,8 +99,10 @@ describe("deploy/engines: three engines on the 3-node cluster, rolling restart",
           .request(subject, JSON.stringify(order), { timeout: 10_000 })
           .then((m) => {
             const d = m.json<RiskDecision>();
-            if (d.rejection_code === "STATE_NOT_READY") outcome.notReady++;
-            else if (d.approved) outcome.ok++;
+            if (d.rejection_code === "STATE_NOT_READY") {
+              outcome.notReady++;
+              failures.push(`${new Date().toISOString()} ${order.order_id}: STATE_NOT_READY ${d.reason}`);
+            } else if (d.approved) outcome.ok++;
             else {
               outcome.rejected++;
               failures.push(`${order.order_id}: ${d.rejection_code} ${JSON.stringify(d.details)}`);
@@ -126,7 +128,11 @@ describe("deploy/engines: three engines on the 3-node cluster, rolling restart",
     await load;
 
     expect(restarted.stdout.match(/: ready \(pid/g)).toHaveLength(3);
-    expect(outcome, failures.slice(0, 10).join("\n")).toMatchObject({ notReady: 0, failed: 0, rejected: 0 });
+    expect(outcome, [...failures.slice(0, 10), `files: ${dir}`].join("\n")).toMatchObject({
+      notReady: 0,
+      failed: 0,
+      rejected: 0,
+    });
     expect(outcome.ok).toBeGreaterThan(100);
 
     const after = (await statusAll(nc, 500)) as unknown as View[];

@@ -101,6 +101,12 @@ export class SeveralEngines {
     return e;
   }
 
+  /** Each engine's warnings, errors and ownership changes, in order (for failure messages). */
+  notable(): string {
+    const keep = (l: string) => /"level":[456]\d|partition/.test(l);
+    return this.engines.map((e, i) => `--- engine ${i}\n${e.logLines(keep).join("\n")}`).join("\n");
+  }
+
   logs(): string {
     return this.engines.map((e, i) => `--- engine ${i}\n${e.logTail(30)}`).join("\n");
   }

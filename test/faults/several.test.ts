@@ -152,6 +152,7 @@ describe("several engines, one service", () => {
     const funds = ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"];
     for (const f of funds) await h.publishEnvelope(f); // no position limit: every order approved
     const outcome = { ok: 0, notReady: 0, failed: 0, rejected: 0 };
+    const notReadyWhy: string[] = [];
     let running = true;
     let n = 0;
     // open loop at RATE checks/s: request i is due at t0 + i / RATE, whatever the earlier answers
@@ -166,8 +167,10 @@ describe("several engines, one service", () => {
           const o = raceOrder(f, n);
           const pr = h.request(o, n % 2 ? Subjects.check : Subjects.checkFund(f), 5000).then((d) => {
             if (!d) outcome.failed++;
-            else if (d.rejection_code === "STATE_NOT_READY") outcome.notReady++;
-            else if (d.approved) outcome.ok++;
+            else if (d.rejection_code === "STATE_NOT_READY") {
+              outcome.notReady++;
+              notReadyWhy.push(`${new Date().toISOString()} ${String(o["order_id"])} ${d.reason}`);
+            } else if (d.approved) outcome.ok++;
             else outcome.rejected++;
           });
           inFlight.add(pr);
@@ -188,7 +191,10 @@ describe("several engines, one service", () => {
     }
     running = false;
     await load;
-    expect(outcome, h.failures.slice(0, 10).join("\n")).toMatchObject({
+    const why = () =>
+      [...h.failures.slice(0, 10), ...notReadyWhy.slice(0, 10), `files: ${h.dir}`, h.notable()].join("\n");
+    if (outcome.notReady + outcome.failed + outcome.rejected > 0) console.log(why());
+    expect(outcome, why()).toMatchObject({
       notReady: 0,
       failed: 0,
       rejected: 0,

@@ -100,7 +100,12 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     env[k] = v;
   }
   // LOG_LEVEL is what pino falls back to; the CLI passes config log.level, so set that too.
-  return { ...env, LOG_LEVEL: "warn", RISK_LOG__LEVEL: "warn", ...extra };
+  return {
+    ...env,
+    LOG_LEVEL: process.env["ENGINE_LOG_LEVEL"] ?? "warn",
+    RISK_LOG__LEVEL: process.env["ENGINE_LOG_LEVEL"] ?? "warn",
+    ...extra,
+  };
 }
 
 function assertBuilt(): void {
@@ -218,6 +223,15 @@ export class EngineProcess {
       return await this.exited;
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** Every line the engine processes wrote that `keep` selects (for failure messages). */
+  logLines(keep: (line: string) => boolean): string[] {
+    try {
+      return readFileSync(this.o.logFile, "utf8").split("\n").filter(keep);
+    } catch {
+      return [];
     }
   }
 
