@@ -208,14 +208,15 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   /**
    * `again`: routes the check once more (several engines). An approval whose write certainly did not
    * land because the fund's ownership moved (fenced, or another engine wrote first) is undone and
-   * handed to the new owner rather than answered STATE_NOT_READY (a planned handover fails no check).
+   * handed to the new owner rather than answered STATE_NOT_READY (a planned handover fails no check);
+   * routed here again, it is answered STATE_NOT_READY (`stillHere`), not decided a second time.
    */
   async function deliver(
     msg: Msg,
     proto: boolean,
     e: Evaluation,
     t0: number,
-    again?: () => Promise<void>,
+    again?: (stillHere: () => void) => Promise<void>,
   ): Promise<void> {
     decisions++;
     o.onDecision?.(e);
@@ -300,7 +301,10 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
             { err, order_id: e.decision.order_id },
             "fund moved while its approval was written; routed again",
           );
-          return again();
+          return again(() => {
+            journalUnavailable(msg, proto, e.decision);
+            answered(e, "unavailable", t0);
+          });
         }
       } else if (idem && idemKey) {
         const resent = rejournal(e, idemKey);
@@ -358,14 +362,18 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       const ik = decodeError === undefined ? idempotencyKeyOf(raw) : undefined;
       const fund = ik && ik.fund !== NO_FUND ? ik.fund : undefined;
       inFlight++;
-      // once more at most: a check whose approval was fenced is routed to the fund's new owner
-      const route = (retry: boolean): Promise<void> =>
+      // A check whose approval was fenced is routed once more, to the fund's new owner; routed here
+      // again, it is not decided a second time on the state the fence proved stale: `stillHere`.
+      const route = (stillHere?: () => void): Promise<void> =>
         fwd.dispatch(msg, fund, forwarded, {
-          local: () =>
-            decideHere(msg, proto, raw, decodeError, subjectFund, t0, retry ? () => route(false) : undefined),
+          local: () => {
+            if (!stillHere) return decideHere(msg, proto, raw, decodeError, subjectFund, t0, route);
+            stillHere();
+            return Promise.resolve();
+          },
           notReady: (why) => notReady(msg, proto, raw, why),
         });
-      route(true)
+      route()
         .catch((err: unknown) => log.error({ err }, "check routing failed"))
         .finally(() => inFlight--);
       return;
@@ -383,7 +391,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     decodeError: string | undefined,
     subjectFund: string | undefined,
     t0: number,
-    again?: () => Promise<void>,
+    again?: (stillHere: () => void) => Promise<void>,
   ): Promise<void> {
     let out: Evaluation | Promise<Evaluation>;
     try {

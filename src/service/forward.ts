@@ -51,16 +51,53 @@ export function createForwarder(o: {
     return h;
   }
 
-  /** `answered` (the owner's reply relayed), `gone` (nobody listens on its subject), or `again`. */
-  async function forward(msg: Msg, subject: string, timeout: number): Promise<"answered" | "gone" | "again"> {
+  /**
+   * `answered` (the owner's reply relayed), `gone` (nobody listens on its subject), or `again`.
+   * An `abandoned` forward (the check was routed elsewhere meanwhile) relays nothing.
+   */
+  async function forward(
+    msg: Msg,
+    subject: string,
+    timeout: number,
+    abandoned: () => boolean,
+  ): Promise<"answered" | "gone" | "again"> {
     try {
       const r = await o.nc.request(subject, msg.data, { headers: forwardHeaders(msg), timeout });
-      if (r.headers?.get(NOT_OWNER_HEADER)) return "again";
+      if (r.headers?.get(NOT_OWNER_HEADER) || abandoned()) return "again";
       if (msg.reply) msg.respond(r.data, r.headers ? { headers: r.headers } : undefined);
       return "answered";
     } catch (err) {
       // no responder or no answer: the owner may have gone; look again
-      return (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true ? "gone" : "again";
+      return (err as { isNoResponders?: () => boolean } | null)?.isNoResponders?.() === true
+        ? "gone"
+        : "again";
+    }
+  }
+
+  /**
+   * Forwards to an owner not judged live here, abandoning the attempt as soon as the fund's route
+   * changes (another engine took it): a paused owner would otherwise keep the check for the whole
+   * attempt while a live one could answer.
+   */
+  async function forwardUnsure(
+    msg: Msg,
+    fund: string | undefined,
+    r: Extract<Route, { kind: "remote" }>,
+    timeout: number,
+  ): Promise<"answered" | "gone" | "again"> {
+    let done = false;
+    const moved = (async () => {
+      while (!done) {
+        await Promise.race([o.router.changed(), delay(RECHECK_MS)]);
+        const now = o.router.route(fund);
+        if (!(now.kind === "remote" && now.owner === r.owner)) return "again" as const;
+      }
+      return "again" as const;
+    })();
+    try {
+      return await Promise.race([forward(msg, r.subject, timeout, () => done), moved]);
+    } finally {
+      done = true;
     }
   }
 
@@ -72,7 +109,10 @@ export function createForwarder(o: {
         if (r.kind === "local") return h.local();
         const left = deadline - performance.now();
         if (r.kind === "remote" && !forwarded && left > 0) {
-          const got = await forward(msg, r.subject, Math.min(FORWARD_TIMEOUT_MS, left));
+          const timeout = Math.min(FORWARD_TIMEOUT_MS, left);
+          const got = r.unsure
+            ? await forwardUnsure(msg, fund, r, timeout)
+            : await forward(msg, r.subject, timeout, () => false);
           if (got === "answered") return;
           // an owner this engine only hoped was alive is gone, and no engine can take its funds
           if (got === "gone" && r.unsure === "unavailable") return h.notReady("state not ready");

@@ -2,7 +2,8 @@
  * Several engines: an approval whose journal write is fenced because its fund moved to another
  * engine while it was decided (a planned handover that outran a slow journal) certainly did not
  * land. It is undone here and the check routed again, so the OMS gets the new owner's answer instead
- * of STATE_NOT_READY; routed again once at most (a write fenced twice is answered STATE_NOT_READY).
+ * of STATE_NOT_READY; routed again once at most, and answered STATE_NOT_READY if it still routes
+ * here (never decided a second time on the state the fence proved stale).
  * Real nats-server, real journal, forwarder and check service; the "new owner" is a responder on
  * its own subject, and the fence is this engine's `mayWrite` turning false as the write is queued.
  */
@@ -125,7 +126,7 @@ describe("check service: an approval fenced by a handover", () => {
     }
   });
 
-  it("is answered STATE_NOT_READY when still routed here after the fence (routed again once, no loop)", async () => {
+  it("is answered STATE_NOT_READY when still routed here after the fence (not decided again, no loop)", async () => {
     const e = engine({ routeAfterFence: { kind: "local" } });
     try {
       const order = rawOrder();
@@ -136,7 +137,8 @@ describe("check service: an approval fenced by a handover", () => {
         rejection_code: "STATE_NOT_READY",
         reason: "decision journal unavailable",
       });
-      expect(e.decided).toEqual(["true", "true"]); // the first decision, and the one routing again
+      // not decided a second time on the state the fence proved stale (it would count twice)
+      expect(e.decided).toEqual(["true"]);
     } finally {
       await e.service.stop();
       e.publisher.close();

@@ -85,6 +85,37 @@ describe("forwarding a check to an owner judged dead here", () => {
     }
   });
 
+  it("stops waiting for an owner that does not answer as soon as another engine holds the fund", async () => {
+    // a paused owner: it answers only once the OMS has its answer, or after 2 s (within the 2.5 s a
+    // forward waits); a forwarder that kept waiting for it would relay "owner" instead of "local"
+    let taken = false;
+    let answered = false;
+    const owner = nc.subscribe("test.owner.paused", {
+      callback: (_e, m) => {
+        taken = true; // meanwhile another engine takes the fund: this one owns it now
+        const late = Date.now() + 2000;
+        const reply = () => {
+          if (answered || Date.now() >= late) m.respond(te.encode("owner"));
+          else setTimeout(reply, 10);
+        };
+        reply();
+      },
+    });
+    const e = engine(() =>
+      taken
+        ? { kind: "local" }
+        : { kind: "remote", subject: "test.owner.paused", owner: "a", unsure: "wait" },
+    );
+    try {
+      const answer = await e.ask();
+      answered = true;
+      expect(answer).toBe("local");
+    } finally {
+      await e.stop();
+      await owner.drain();
+    }
+  });
+
   it("holds the check when nobody listens but another engine will take the fund, until it does", async () => {
     let taken = false;
     let tries = 0;

@@ -30,6 +30,7 @@ import {
   key2,
   SnapshotError,
   openSnapshot,
+  project,
   stateDigest,
   sweepIdempotency,
   sweepReservations,
@@ -426,6 +427,51 @@ describe("velocity rows a snapshot leaves on disk (read on first use)", () => {
     expect(() => velocityUsage(w, NOW, 60)).toThrow(SnapshotError);
     expect(velocityOnDisk(w)).toBe(true);
     expect(() => velocityUsage(w, NOW, 60)).toThrow(SnapshotError);
+  });
+
+  it("given a closed snapshot, when an approval of a fund whose window it left on disk is applied, then nothing of it is (no idempotency record without its reservation)", () => {
+    const feed = new Feed().envelope().counted("1", NOW);
+    const snap = openSnapshot(join(dir, `snap-${++snapN}.db`));
+    snap.flush(feed.state);
+    const loaded = snap.load();
+    snap.close();
+    const approval = {
+      decision_id: "d-late",
+      instance: "t",
+      fund_id: FUND,
+      at_ms: NOW,
+      idempotency_key: "k-late",
+      fingerprint: "fp-late",
+      recorded: true,
+      counted: true,
+      replayed: false,
+      notional: "1000",
+      reservation: {
+        order_id: "late",
+        symbol: "AAPL",
+        side: "BUY",
+        quantity: "10",
+        price: "100",
+        expires_at_ms: NOW + 86_400_000,
+      },
+      decision: {
+        order_id: "late",
+        approved: true,
+        rejecting_gate: "",
+        rejection_code: "",
+        reason: "approved",
+        details: {},
+        envelope_id: `${FUND}@v1`,
+        decided_at: new Date(NOW).toISOString(),
+      },
+    };
+    const seq = (feed.seqs.get("RISK_DECISIONS") ?? 0) + 1;
+    const bytes = new TextEncoder().encode(JSON.stringify(approval));
+    const subject = `mts.v1.risk.decision.${FUND}`;
+    expect(() => project(loaded, "RISK_DECISIONS", subject, bytes, seq)).toThrow(SnapshotError);
+    expect(loaded.idem.get(key2(FUND, "k-late"))).toBeUndefined();
+    expect(loaded.orders.has(key2(FUND, "late"))).toBe(false);
+    expect(velocityOnDisk(loaded.funds.get(FUND)!.velocity)).toBe(true);
   });
 });
 

@@ -1,7 +1,7 @@
 /** RISK_DECISIONS: idempotency records, velocity windows and reservations. Idempotent per decision. */
 import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
-import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, velocityBucket } from "../velocity.js";
+import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, readVelocity, velocityBucket } from "../velocity.js";
 import { pruneDuplicates, recordDuplicate } from "../duplicates.js";
 import { type EngineState, type FundState, type IdemRecord, getFund, key2, touch } from "../model.js";
 import { applyApproval, revokeApproval } from "./reservations.js";
@@ -21,6 +21,9 @@ const expiredBy = (cur: IdemRecord, rec: DecisionRecord): boolean => cur.expires
 
 export function applyDecision(state: EngineState, rec: DecisionRecord, live = false): void {
   const fundKnown = rec.fund_id !== "_";
+  // a velocity window a snapshot left on disk is read before anything changes: a read that fails
+  // applies nothing of the record, never its idempotency record without its reservation
+  if (fundKnown && rec.counted) readVelocity(getFund(state, rec.fund_id).velocity);
   if (rec.recorded && rec.idempotency_key !== undefined && rec.fingerprint !== undefined && fundKnown) {
     const k = key2(rec.fund_id, rec.idempotency_key);
     let cur = state.idem.get(k);
