@@ -18,6 +18,7 @@ export const FORWARDED_SUBJECT_HEADER = "Mts-Forwarded-Subject";
 const FORWARD_TIMEOUT_MS = 2500;
 /** Re-examined at least this often while held (besides every ownership change). */
 const RECHECK_MS = 50;
+const never = (): boolean => false;
 
 export interface Router {
   route(fund: string | undefined): Route;
@@ -112,7 +113,7 @@ export function createForwarder(o: {
           const timeout = Math.min(FORWARD_TIMEOUT_MS, left);
           const got = r.unsure
             ? await forwardUnsure(msg, fund, r, timeout)
-            : await forward(msg, r.subject, timeout, () => false);
+            : await forward(msg, r.subject, timeout, never);
           if (got === "answered") return;
           // an owner this engine only hoped was alive is gone, and no engine can take its funds
           if (got === "gone" && r.unsure === "unavailable") return h.notReady("state not ready");

@@ -13,17 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJsPublisher } from "../../src/bus/js-publisher.js";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
-import { DETERMINISTIC_GATES, createPipeline } from "../../src/gates/index.js";
 import { silentLogger } from "../../src/obs/log.js";
 import type { Route } from "../../src/ownership/manager.js";
 import { createCheckService } from "../../src/service/check.js";
-import { createDecider } from "../../src/service/decide.js";
 import { createForwarder } from "../../src/service/forward.js";
 import { createFundJournal } from "../../src/service/fund-journal.js";
 import { key2 } from "../../src/state/model.js";
-import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats } from "../support/nats.js";
-import { FUND, Feed, NOW, NOW_ISO, rawOrder } from "../unit/fixtures.js";
+import { FUND, Feed, NOW_ISO, rawOrder, testDecider } from "../unit/fixtures.js";
 
 const te = new TextEncoder();
 const td = new TextDecoder();
@@ -49,15 +46,7 @@ describe("check service: an approval fenced by a handover", () => {
     const feed = new Feed();
     feed.envelope();
     const state = feed.state;
-    let n = 0;
-    const decider = createDecider({
-      state,
-      pipeline: createPipeline(DETERMINISTIC_GATES),
-      clock: manualClock(NOW),
-      instance: "old-owner",
-      ready: () => true,
-      nextId: () => `dec-${++n}`,
-    });
+    const decider = testDecider(feed);
     let owned = true;
     const publisher = createJsPublisher(nc, { timeoutMs: 2000 });
     const journal = createFundJournal({ publisher, state, mayWrite: () => owned });

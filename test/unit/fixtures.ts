@@ -134,6 +134,8 @@ export class Feed {
     quantity: string,
     price: string,
     broker?: string,
+    /** Counted for velocity with this notional (by default not counted). */
+    notional?: string,
   ): this {
     const id = `d-${++this.decN}`;
     this.publish("RISK_DECISIONS", Subjects.decision(FUND), {
@@ -144,8 +146,9 @@ export class Feed {
       idempotency_key: `k-${orderId}`,
       fingerprint: `fp-${orderId}`,
       recorded: true,
-      counted: false,
+      counted: notional !== undefined,
       replayed: false,
+      ...(notional === undefined ? {} : { notional }),
       reservation: {
         order_id: orderId,
         symbol,

@@ -30,7 +30,6 @@ import {
   key2,
   SnapshotError,
   openSnapshot,
-  project,
   stateDigest,
   sweepIdempotency,
   sweepReservations,
@@ -435,40 +434,11 @@ describe("velocity rows a snapshot leaves on disk (read on first use)", () => {
     snap.flush(feed.state);
     const loaded = snap.load();
     snap.close();
-    const approval = {
-      decision_id: "d-late",
-      instance: "t",
-      fund_id: FUND,
-      at_ms: NOW,
-      idempotency_key: "k-late",
-      fingerprint: "fp-late",
-      recorded: true,
-      counted: true,
-      replayed: false,
-      notional: "1000",
-      reservation: {
-        order_id: "late",
-        symbol: "AAPL",
-        side: "BUY",
-        quantity: "10",
-        price: "100",
-        expires_at_ms: NOW + 86_400_000,
-      },
-      decision: {
-        order_id: "late",
-        approved: true,
-        rejecting_gate: "",
-        rejection_code: "",
-        reason: "approved",
-        details: {},
-        envelope_id: `${FUND}@v1`,
-        decided_at: new Date(NOW).toISOString(),
-      },
-    };
-    const seq = (feed.seqs.get("RISK_DECISIONS") ?? 0) + 1;
-    const bytes = new TextEncoder().encode(JSON.stringify(approval));
-    const subject = `mts.v1.risk.decision.${FUND}`;
-    expect(() => project(loaded, "RISK_DECISIONS", subject, bytes, seq)).toThrow(SnapshotError);
+    const more = new Feed(loaded);
+    more.decN = feed.decN;
+    for (const [stream, seq] of feed.seqs) more.seqs.set(stream, seq);
+    // an approval counted for velocity (idempotency key "k-late"), applied as the follower would
+    expect(() => more.reserve("late", "AAPL", "BUY", "10", "100", undefined, "1000")).toThrow(SnapshotError);
     expect(loaded.idem.get(key2(FUND, "k-late"))).toBeUndefined();
     expect(loaded.orders.has(key2(FUND, "late"))).toBe(false);
     expect(velocityOnDisk(loaded.funds.get(FUND)!.velocity)).toBe(true);
