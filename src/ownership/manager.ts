@@ -120,13 +120,13 @@ export function createOwnership(o: OwnershipOptions): Ownership {
     return true;
   }
 
-  function eligible(): boolean {
-    return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced() && trusted();
-  }
-
   /** Eligible but for trusting its own leases: it will be once its next heartbeat is acknowledged. */
   function mayTake(): boolean {
     return !leaving && !stopped && !suspended() && o.ready() && o.registry.synced();
+  }
+
+  function eligible(): boolean {
+    return mayTake() && trusted();
   }
 
   /** Live engines other than this one that are not leaving, ready or still catching up. */
