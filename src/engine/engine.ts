@@ -495,7 +495,10 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
       host.stop();
       schedule.stop();
       const step = readiness.connected() ? 2500 : 500;
-      await bounded(check.stop(), step);
+      // a check held while its fund moved is forwarded once the new owner has caught up and fenced
+      // (it may still be taking the lease over): wait for it up to the forwarder's hold, T + 2 s
+      const held = readiness.connected() ? takeoverMs + 2000 : 500;
+      await bounded(check.stop(held), held + 500);
       await bounded(envelopeSvc.stop(), step);
       await bounded(statusSvc.stop(), step);
       await bounded(several.stop(), step);

@@ -73,7 +73,11 @@ export type Outcome = "approved" | "rejected" | "replayed" | "unavailable";
 export interface CheckService {
   /** Starts answering (subscribes); a no-op when already listening. */
   listen(): void;
-  stop(): Promise<void>;
+  /**
+   * Stops answering; waits up to `answerMs` (default: the journal timeout) for the checks under way
+   * to be answered (several engines: a check held while its fund moves waits for the new owner).
+   */
+  stop(answerMs?: number): Promise<void>;
   stats(): { decisions: number; approved: number; journalFailures: number };
   /** Checks received and not answered yet (held, forwarded or waiting for their journal write). */
   inFlight(): number;
@@ -438,13 +442,13 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
 
   return {
     listen,
-    async stop() {
+    async stop(answerMs = journalTimeout) {
       stopped = true;
       await Promise.all(
         subs.map((s) => Promise.race([s.drain().catch(() => undefined), delay(journalTimeout)])),
       );
       // let the checks under way (their journal writes, forwards) be answered
-      const deadline = Date.now() + journalTimeout;
+      const deadline = Date.now() + answerMs;
       while ((inFlight > 0 || o.journal.pending() > 0) && Date.now() < deadline) await delay(5);
     },
     stats: () => ({ decisions, approved, journalFailures }),
