@@ -46,6 +46,44 @@ function isNameInUse(err: unknown): boolean {
   );
 }
 
+/**
+ * "subjects overlap with an existing stream": nats-server 2.9 answers so, rather than "name in use",
+ * when another engine's create of the same stream landed between our lookup and our create. Only a
+ * race if the stream now exists under our name; otherwise a foreign stream really holds the subjects.
+ */
+function isSubjectOverlap(err: unknown): boolean {
+  const e = err as { message?: unknown; api_error?: { err_code?: number } };
+  return (
+    e?.api_error?.err_code === 10065 ||
+    (typeof e?.message === "string" && /subjects overlap/i.test(e.message))
+  );
+}
+
+async function lookup(jsm: JetStreamManager, name: string): Promise<StreamConfig | undefined> {
+  try {
+    return (await jsm.streams.info(name)).config;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    return undefined;
+  }
+}
+
+/** Create the stream, or, when another engine created it first, the config it created. */
+async function create(
+  jsm: JetStreamManager,
+  want: Partial<StreamConfig> & { name: string },
+): Promise<StreamConfig | undefined> {
+  try {
+    await jsm.streams.add(want);
+    return undefined;
+  } catch (err) {
+    if (!isNameInUse(err) && !isSubjectOverlap(err)) throw err;
+    const theirs = await lookup(jsm, want.name);
+    if (!theirs) throw err;
+    return theirs;
+  }
+}
+
 export type ProvisionResult = Record<string, "created" | "updated" | "unchanged" | "foreign">;
 
 export interface ProvisionOptions {
@@ -82,21 +120,11 @@ async function provision(
 ): Promise<ProvisionResult> {
   const out: ProvisionResult = {};
   // every stream's info asked at once (a restart waits for one round trip, not one a stream)
-  const infos = await Promise.all(
-    catalog.map(async (spec): Promise<StreamConfig | undefined> => {
-      try {
-        return (await jsm.streams.info(spec.name)).config;
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        return undefined;
-      }
-    }),
-  );
+  const infos = await Promise.all(catalog.map((spec) => lookup(jsm, spec.name)));
   for (const [i, spec] of catalog.entries()) {
     const want = streamConfig(spec, replicas);
-    const existing = infos[i];
+    const existing = infos[i] ?? (await create(jsm, want));
     if (!existing) {
-      await jsm.streams.add(want);
       out[spec.name] = "created";
       continue;
     }

@@ -2,7 +2,9 @@
  * Stream provisioning at start-up, on a real nats-server: every stream's info is asked at once,
  * then each stream is created when missing, updated when the engine owns it and it differs from
  * the catalog, left alone when it matches, and never touched when it exists and another team owns
- * it (a warning names the catalog subjects it lacks).
+ * it (a warning names the catalog subjects it lacks). Engines started at once on a fresh server race
+ * to create the same streams: every one of them starts (nats-server 2.9 answers the loser of a
+ * create race "subjects overlap", not "name in use").
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -60,5 +62,25 @@ describe("stream provisioning", () => {
     expect(await ensureStreams(jsm, catalog, 1, log)).toEqual({ ...existing, [owned.name]: "updated" });
     expect((await jsm.streams.info(owned.name)).config.max_age).toBe(owned.max_age_ns);
     expect(warned).toEqual([{ stream: foreign.name, missing: foreign.subjects }]);
+  });
+
+  it("engines provisioning at once on an empty server all succeed, whichever wins each create", async () => {
+    const catalog = streamCatalog();
+    const conns = await Promise.all([1, 2, 3, 4].map(() => connectTest(server.url)));
+    try {
+      const jsms = await Promise.all(conns.map((c) => jetstreamManager(c)));
+      for (let round = 0; round < 40; round++) {
+        for (const spec of catalog) await jsms[0]!.streams.delete(spec.name).catch(() => undefined);
+        const results = await Promise.all(
+          jsms.map((jsm) => ensureStreams(jsm, catalog, 1, silentLogger, { retryForMs: 0 })),
+        );
+        // each stream created by one engine or another; every engine sees them all
+        for (const r of results) expect(Object.keys(r).sort()).toEqual(catalog.map((s) => s.name).sort());
+        for (const spec of catalog)
+          expect((await jsms[0]!.streams.info(spec.name)).config.subjects, spec.name).toEqual(spec.subjects);
+      }
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+    }
   });
 });
