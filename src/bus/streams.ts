@@ -39,7 +39,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** Another engine created the stream between our lookup and our create (engines started together). */
-function isNameInUse(err: unknown): boolean {
+export function isNameInUse(err: unknown): boolean {
   const e = err as { message?: unknown; api_error?: { err_code?: number } };
   return (
     e?.api_error?.err_code === 10058 || (typeof e?.message === "string" && /already in use/i.test(e.message))
@@ -51,7 +51,7 @@ function isNameInUse(err: unknown): boolean {
  * when another engine's create of the same stream landed between our lookup and our create. Only a
  * race if the stream now exists under our name; otherwise a foreign stream really holds the subjects.
  */
-function isSubjectOverlap(err: unknown): boolean {
+export function isSubjectOverlap(err: unknown): boolean {
   const e = err as { message?: unknown; api_error?: { err_code?: number } };
   return (
     e?.api_error?.err_code === 10065 ||

@@ -8,6 +8,7 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type KV, type KvWatchEntry, Kvm } from "@nats-io/kv";
+import { isNameInUse, isSubjectOverlap } from "../bus/streams.js";
 import { retryTransient } from "../bus/transient.js";
 import type { Logger } from "../obs/log.js";
 import { type Clock, iso } from "../time/clock.js";
@@ -198,12 +199,17 @@ export function createRegistry(o: RegistryOptions): Registry {
       });
   }
 
-  /** The bucket, created by the first engine; a cluster still settling is retried for 30 s. */
+  /**
+   * The bucket, created by the first engine; a cluster still settling is retried for 30 s, and so is
+   * the loser of two engines' create race (its create answered "name in use" or "subjects overlap";
+   * the retry finds the winner's bucket).
+   */
   async function openBucket(): Promise<KV> {
     return retryTransient(
       () => new Kvm(o.js).create(OWNERSHIP_BUCKET, { history: 1, replicas: o.replicas }),
       {
         forMs: 30_000,
+        retryable: (err) => isNameInUse(err) || isSubjectOverlap(err),
         onRetry: (err, attempt) =>
           log.warn({ err: String(err), attempt }, "ownership bucket not available yet; retrying"),
       },

@@ -4,6 +4,9 @@
  * between them). Before the fix, when the watch came first, the view stayed unsynced until the
  * next heartbeat (takeover_s / 5), and an engine's start waited out its 10 s bound on most starts
  * of a loaded machine. Here the heartbeat interval is an hour: only the first heartbeat can sync.
+ * Registries started at once on a server without the bucket all start. (The stream create race that
+ * made an engine exit, "subjects overlap", is reproduced in streams-provision.test.ts; for the
+ * bucket it was not reproduced here, before or after the bucket's retry of that answer.)
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -59,4 +62,33 @@ describe("ownership registry: synced by the first heartbeat", () => {
     const jsm = await jetstreamManager(nc);
     expect((await jsm.streams.info(`KV_${OWNERSHIP_BUCKET}`)).config.name).toBe(`KV_${OWNERSHIP_BUCKET}`);
   }, 240_000);
+
+  it("four registries started at once, bucket absent, 10 rounds: every one starts", async () => {
+    const jsm = await jetstreamManager(nc);
+    const conns = await Promise.all([0, 1, 2, 3].map(() => connectTest(server.url)));
+    try {
+      for (let round = 0; round < 10; round++) {
+        await jsm.streams.delete(`KV_${OWNERSHIP_BUCKET}`).catch(() => undefined);
+        const registries = conns.map((c, i) => {
+          const instance = `race-${round}-${i}`;
+          return createRegistry({
+            js: jetstream(c),
+            self: { instance, subject: `_ENGINE.${instance}`, home: `/tmp/${instance}` },
+            replicas: 1,
+            heartbeatMs: HOUR,
+            deadMs: HOUR,
+            freshMs: HOUR,
+            clock: systemClock,
+            log: silentLogger,
+            onChange: () => undefined,
+          });
+        });
+        const started = await Promise.allSettled(registries.map((r) => r.start()));
+        expect(started.filter((s) => s.status === "rejected")).toEqual([]);
+        await Promise.all(registries.map((r) => r.stop()));
+      }
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+    }
+  }, 120_000);
 });
