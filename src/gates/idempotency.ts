@@ -5,7 +5,7 @@
  * the fund.
  */
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import { ID_RE, type Order } from "../contract/schemas.js";
 import { NO_FUND } from "../contract/subjects.js";
 import { canon, parseDec, type Dec, ZERO } from "../decimal/index.js";
@@ -71,8 +71,18 @@ function hashFields(o: Order, withCreatedAt: boolean): string {
   const s = fields.some((f) => f.includes("\u0000"))
     ? `\u0000${JSON.stringify(fields)}`
     : fields.join("\u0000");
-  return createHash("sha1").update(s).digest("base64url");
+  return sha1(s);
 }
+
+/**
+ * SHA-1, base64url: the one-shot `crypto.hash` (Node ≥ 20.12) where there is one, ≈ 1 µs less a
+ * decision than a Hash object (0.6–0.8 against 1.8–1.9 µs a fingerprint, same output); a Hash
+ * object on an older Node 20.
+ */
+const sha1: (s: string) => string =
+  typeof crypto.hash === "function"
+    ? (s) => crypto.hash("sha1", s, "base64url")
+    : (s) => crypto.createHash("sha1").update(s).digest("base64url");
 
 /**
  * The fields compared by "the same order", in the contract's order (`idempotency_key` and
