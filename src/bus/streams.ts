@@ -38,24 +38,19 @@ function isNotFound(err: unknown): boolean {
   );
 }
 
-/** Another engine created the stream between our lookup and our create (engines started together). */
-export function isNameInUse(err: unknown): boolean {
-  const e = err as { message?: unknown; api_error?: { err_code?: number } };
-  return (
-    e?.api_error?.err_code === 10058 || (typeof e?.message === "string" && /already in use/i.test(e.message))
-  );
-}
-
 /**
- * "subjects overlap with an existing stream": nats-server 2.9 answers so, rather than "name in use",
- * when another engine's create of the same stream landed between our lookup and our create. Only a
- * race if the stream now exists under our name; otherwise a foreign stream really holds the subjects.
+ * Another engine created the stream between our lookup and our create (engines started together):
+ * "name in use", or, as nats-server 2.9 answers it, "subjects overlap with an existing stream".
+ * Only a race if the stream now exists under our name; otherwise a foreign stream really holds the
+ * subjects (the caller looks).
  */
-export function isSubjectOverlap(err: unknown): boolean {
+export function lostCreateRace(err: unknown): boolean {
   const e = err as { message?: unknown; api_error?: { err_code?: number } };
+  const code = e?.api_error?.err_code;
   return (
-    e?.api_error?.err_code === 10065 ||
-    (typeof e?.message === "string" && /subjects overlap/i.test(e.message))
+    code === 10058 ||
+    code === 10065 ||
+    (typeof e?.message === "string" && /already in use|subjects overlap/i.test(e.message))
   );
 }
 
@@ -77,7 +72,7 @@ async function create(
     await jsm.streams.add(want);
     return undefined;
   } catch (err) {
-    if (!isNameInUse(err) && !isSubjectOverlap(err)) throw err;
+    if (!lostCreateRace(err)) throw err;
     const theirs = await lookup(jsm, want.name);
     if (!theirs) throw err;
     return theirs;
@@ -93,9 +88,9 @@ export interface ProvisionOptions {
 
 /**
  * Provision every stream of the catalog. Several engines started at once on a fresh cluster race to
- * create the same streams, and a cluster that is still electing its meta leader answers with
- * timeouts or "jetstream is not enabled": both are retried (the loser of a create race reads the
- * winner's stream), up to `retryForMs`; any other error fails at once.
+ * create the same streams: the loser of each create reads the winner's stream (`create`). A
+ * cluster that is still electing its meta leader answers with timeouts or "jetstream is not
+ * enabled": those are retried up to `retryForMs`; any other error fails at once.
  */
 export async function ensureStreams(
   jsm: JetStreamManager,
@@ -106,7 +101,6 @@ export async function ensureStreams(
 ): Promise<ProvisionResult> {
   return retryTransient(() => provision(jsm, catalog, replicas, log), {
     forMs: opts.retryForMs ?? 60_000,
-    retryable: isNameInUse,
     onRetry: (err, attempt) =>
       log.warn({ err: String(err), attempt }, "stream provisioning failed, retrying"),
   });

@@ -8,7 +8,7 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type KV, type KvWatchEntry, Kvm } from "@nats-io/kv";
-import { isNameInUse, isSubjectOverlap } from "../bus/streams.js";
+import { lostCreateRace } from "../bus/streams.js";
 import { retryTransient } from "../bus/transient.js";
 import type { Logger } from "../obs/log.js";
 import { type Clock, iso } from "../time/clock.js";
@@ -209,7 +209,7 @@ export function createRegistry(o: RegistryOptions): Registry {
       () => new Kvm(o.js).create(OWNERSHIP_BUCKET, { history: 1, replicas: o.replicas }),
       {
         forMs: 30_000,
-        retryable: (err) => isNameInUse(err) || isSubjectOverlap(err),
+        retryable: lostCreateRace,
         onRetry: (err, attempt) =>
           log.warn({ err: String(err), attempt }, "ownership bucket not available yet; retrying"),
       },

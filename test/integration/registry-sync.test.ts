@@ -20,6 +20,20 @@ import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 const HOUR = 3_600_000;
 const STARTS = 12;
 
+/** A registry on `conn` whose heartbeat interval is an hour: only its first heartbeat can sync it. */
+const registryOn = (conn: NatsConnection, instance: string): Registry =>
+  createRegistry({
+    js: jetstream(conn),
+    self: { instance, subject: `_ENGINE.${instance}`, home: `/tmp/${instance}` },
+    replicas: 1,
+    heartbeatMs: HOUR,
+    deadMs: HOUR,
+    freshMs: HOUR,
+    clock: systemClock,
+    log: silentLogger,
+    onChange: () => undefined,
+  });
+
 describe("ownership registry: synced by the first heartbeat", () => {
   let server: NatsServerHandle;
   let nc: NatsConnection;
@@ -37,17 +51,7 @@ describe("ownership registry: synced by the first heartbeat", () => {
     const unsynced: string[] = [];
     for (let i = 0; i < STARTS; i++) {
       const instance = `sync-${i}`;
-      const registry: Registry = createRegistry({
-        js: jetstream(nc),
-        self: { instance, subject: `_ENGINE.${instance}`, home: `/tmp/sync-${i}` },
-        replicas: 1,
-        heartbeatMs: HOUR,
-        deadMs: HOUR,
-        freshMs: HOUR,
-        clock: systemClock,
-        log: silentLogger,
-        onChange: () => undefined,
-      });
+      const registry: Registry = registryOn(nc, instance);
       await registry.start();
       const synced = await waitFor(() => registry.synced(), { timeoutMs: 15_000, intervalMs: 5 }).then(
         () => true,
@@ -71,17 +75,7 @@ describe("ownership registry: synced by the first heartbeat", () => {
         await jsm.streams.delete(`KV_${OWNERSHIP_BUCKET}`).catch(() => undefined);
         const registries = conns.map((c, i) => {
           const instance = `race-${round}-${i}`;
-          return createRegistry({
-            js: jetstream(c),
-            self: { instance, subject: `_ENGINE.${instance}`, home: `/tmp/${instance}` },
-            replicas: 1,
-            heartbeatMs: HOUR,
-            deadMs: HOUR,
-            freshMs: HOUR,
-            clock: systemClock,
-            log: silentLogger,
-            onChange: () => undefined,
-          });
+          return registryOn(c, instance);
         });
         const started = await Promise.allSettled(registries.map((r) => r.start()));
         expect(started.filter((s) => s.status === "rejected")).toEqual([]);
