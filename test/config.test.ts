@@ -34,7 +34,7 @@ describe("config defaults", () => {
     expect(sources).toEqual([]);
     expect(DEFAULTS).toEqual({
       nats: { url: "nats://127.0.0.1:4222", queue_group: "riskengine", replicas: 1 },
-      state: { dir: "./var/state", flush_interval_ms: 200 },
+      state: { dir: "./var/state", flush_interval_ms: 200, commit_interval_ms: 1000 },
       envelope: { versions_kept: 100 },
       idempotency: { window_s: 86400 },
       reservations: { ttl_s: 86400 },

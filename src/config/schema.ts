@@ -47,6 +47,11 @@ const state = z.strictObject({
   /** Where the SQLite snapshot lives. */
   dir: z.string().min(1).default("./var/state"),
   flush_interval_ms: positiveInt(200),
+  /**
+   * The snapshot writer commits at most once per this many ms: the captures taken every
+   * flush_interval_ms meanwhile go in one transaction (0: each as it comes).
+   */
+  commit_interval_ms: z.number().int().min(0).default(1000),
 });
 
 const envelope = z.strictObject({

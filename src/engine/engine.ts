@@ -176,7 +176,9 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   );
   log.info({ streams: provisioned }, "streams provisioned");
 
-  const snapshot: Snapshot = openSnapshot(snapshotPath(config));
+  const snapshot: Snapshot = openSnapshot(snapshotPath(config), {
+    commitEveryMs: config.state.commit_interval_ms,
+  });
   let state: EngineState;
   try {
     state = snapshot.load(stateSettings(config), hashes);

@@ -19,9 +19,12 @@ export interface Flusher {
   flush: () => Promise<void>;
 }
 
-/** The periodic flush is written by a worker thread, so SQLite never stalls the check path. */
+/**
+ * The periodic flush is written by a worker thread, so SQLite never stalls the check path. With a
+ * snapshot that batches its commits (`commitEveryMs`), several captures wait for theirs at once.
+ */
 export function createFlusher(o: {
-  snapshot: Pick<Snapshot, "flush" | "flushInBackground">;
+  snapshot: Pick<Snapshot, "flush" | "flushInBackground" | "commitNow">;
   state: EngineState;
   log: Logger;
 }): Flusher {
@@ -30,18 +33,29 @@ export function createFlusher(o: {
     for (const f of r.failures)
       log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
   };
-  let background: Promise<void> | undefined;
+  /** The snapshot's last background write, how many are unanswered, and when all sent so far are. */
+  let sent: Promise<FlushReport> | undefined;
+  let open = 0;
+  let settled: Promise<void> | undefined;
   return {
     background() {
-      background ??= snapshot
-        .flushInBackground(state)
+      const p = snapshot.flushInBackground(state);
+      if (p === sent) return; // the writer is behind: that write's promise again (already handled)
+      sent = p;
+      open++;
+      const handled = p
         .then(report, (err: unknown) => log.error({ err }, "snapshot flush failed"))
-        .finally(() => {
-          background = undefined;
-        });
+        .finally(() => open--);
+      const before = settled;
+      settled = before ? Promise.all([before, handled]).then(() => undefined) : handled;
     },
     async flush() {
-      await background;
+      // a periodic capture may start while this waits: wait again until none is unanswered, then
+      // write the rest here, in the same turn
+      while (open > 0) {
+        snapshot.commitNow();
+        await settled;
+      }
       try {
         report(snapshot.flush(state));
       } catch (err) {

@@ -68,9 +68,13 @@ export interface Snapshot {
    * The same, off the event loop: what changed is serialized here at one instant (so the rows
    * match the cursors written with them), then a worker thread with its own connection writes it
    * in one transaction. A crash before its commit leaves the previous snapshot; a failed write
-   * marks the rows dirty again. One at a time: a call while one runs gets that one's promise.
+   * marks the rows dirty again. One at a time (a call while one runs gets that one's promise),
+   * unless `commitEveryMs` batches them: then each call captures, and its promise settles when
+   * the batch it joined commits.
    */
   flushInBackground(state: EngineState): Promise<FlushReport>;
+  /** The background writer commits what it holds now (before a final flush; see commitEveryMs). */
+  commitNow(): void;
   /**
    * A rebuild's write while it folds, in the background: the fill ids only (`"fill_ids"`: one row a
    * fill, never changed again; no other row, no cursor), or everything that changed (`"all"`, as
@@ -316,7 +320,12 @@ function reservationsRow(b: Book): ReservationsRow {
 }
 
 interface BackgroundWriter {
-  write(c: Capture): Promise<void>;
+  /** Resolves when the capture is committed: at once with `now`, else with the batch it joins. */
+  write(c: Capture, now: boolean): Promise<void>;
+  /** Commits what the writer holds now. */
+  commit(): void;
+  /** Writes are accepted again after a failure (every write taken before it has been answered). */
+  reset(): void;
   stop(): Promise<number>;
 }
 
@@ -328,11 +337,13 @@ const PUT_FILL = "INSERT OR REPLACE INTO fill_ids (seq, k, t, h) VALUES (?, ?, ?
 const DEL_FILL = "DELETE FROM fill_ids WHERE k = ?";
 
 /**
- * The snapshot's one write transaction, prepared on a connection. The main thread's flush() runs
- * it, and so does the background writer, which evaluates this function's source text: it refers
- * to nothing but its argument and the SQL constants above (WRITER_SOURCE defines them too).
+ * The snapshot's one write transaction, prepared on a connection: one or several captures, applied
+ * in the order taken (a later row replaces an earlier one; the last cursors win). The main thread's
+ * flush() runs it, and so does the background writer, which evaluates this function's source
+ * text: it refers to nothing but its argument and the SQL constants above (WRITER_SOURCE defines
+ * them too).
  */
-function prepareWrite(db: Database.Database): (c: Capture) => void {
+function prepareWrite(db: Database.Database): (cs: Capture[]) => void {
   const upsert = db.prepare("INSERT OR REPLACE INTO entities (kind, k, v) VALUES (?, ?, ?)");
   const del = db.prepare("DELETE FROM entities WHERE kind = ? AND k = ?");
   const putCursor = db.prepare("INSERT OR REPLACE INTO cursors (stream, seq) VALUES (?, ?)");
@@ -344,7 +355,7 @@ function prepareWrite(db: Database.Database): (c: Capture) => void {
   const delOrder = db.prepare(DEL_ORDER);
   const putFill = db.prepare(PUT_FILL);
   const delFill = db.prepare(DEL_FILL);
-  return db.transaction((c: Capture): void => {
+  const one = (c: Capture): void => {
     for (const r of c.rows) {
       if (r.v === undefined) del.run(r.kind, r.k);
       else upsert.run(r.kind, r.k, r.v);
@@ -369,6 +380,9 @@ function prepareWrite(db: Database.Database): (c: Capture) => void {
     }
     if (c.unfinished) putMeta.run("unfinished", "1");
     else delMeta.run("unfinished");
+  };
+  return db.transaction((cs: Capture[]): void => {
+    for (const c of cs) one(c);
   });
 }
 
@@ -390,20 +404,49 @@ const DEL_ORDER = ${JSON.stringify(DEL_ORDER)};
 const PUT_FILL = ${JSON.stringify(PUT_FILL)};
 const DEL_FILL = ${JSON.stringify(DEL_FILL)};
 const write = (${prepareWrite.toString()})(db);
-parentPort.on("message", (m) => {
+const every = workerData.commitEveryMs;
+let queue = [];
+let timer;
+let last = 0;
+// after a failed commit, nothing taken before the failure was handled may commit (its cursors
+// would skip the failed rows): every write is refused until the main thread says "reset"
+let poisoned = false;
+function commit() {
+  if (timer !== undefined) clearTimeout(timer);
+  timer = undefined;
+  const batch = queue;
+  queue = [];
+  if (batch.length === 0) return;
   try {
-    write(m.capture);
-    parentPort.postMessage({ id: m.id, ok: true });
+    write(batch.map((m) => m.capture));
+    last = Date.now();
+    for (const m of batch) parentPort.postMessage({ id: m.id, ok: true });
   } catch (e) {
-    parentPort.postMessage({ id: m.id, ok: false, error: String((e && e.message) || e) });
+    poisoned = true;
+    const error = String((e && e.message) || e);
+    for (const m of batch) parentPort.postMessage({ id: m.id, ok: false, error });
   }
+}
+parentPort.on("message", (m) => {
+  if (m.reset) {
+    poisoned = false;
+    return;
+  }
+  if (m.commit) return commit();
+  if (poisoned) {
+    parentPort.postMessage({ id: m.id, ok: false, error: "an earlier write failed" });
+    return;
+  }
+  queue.push(m);
+  if (m.now || every <= 0) return commit();
+  if (timer === undefined) timer = setTimeout(commit, Math.max(0, last + every - Date.now()));
 });
 `;
 
-function startWriter(path: string): BackgroundWriter {
+function startWriter(path: string, commitEveryMs: number): BackgroundWriter {
   const worker = new Worker(WRITER_SOURCE, {
     eval: true,
-    workerData: { path, sqlite: createRequire(import.meta.url).resolve("better-sqlite3") },
+    workerData: { path, commitEveryMs, sqlite: createRequire(import.meta.url).resolve("better-sqlite3") },
   });
   worker.unref(); // never keeps the process alive; close() stops it
   const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -421,18 +464,37 @@ function startWriter(path: string): BackgroundWriter {
   worker.on("error", (err) => failAll(new SnapshotError("snapshot writer failed", { cause: err })));
   worker.on("exit", () => failAll(new SnapshotError("snapshot writer stopped")));
   return {
-    write(capture) {
+    write(capture, now) {
       const id = ++next;
       return new Promise<void>((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        worker.postMessage({ id, capture });
+        worker.postMessage({ id, capture, now });
       });
     },
+    commit: () => worker.postMessage({ commit: true }),
+    reset: () => worker.postMessage({ reset: true }),
     stop: () => worker.terminate(),
   };
 }
 
-export function openSnapshot(path: string): Snapshot {
+/**
+ * How many background writes may wait for their commit at once when they are batched: beyond it
+ * the periodic flush skips a turn (the writer is behind) and gets the last write's promise.
+ */
+const MAX_IN_FLIGHT = 16;
+
+export interface SnapshotOptions {
+  /**
+   * The background writer commits at most once per this many ms: captures taken meanwhile (each
+   * at its own instant, so each stall of the event loop stays short) wait and go in one
+   * transaction, in order. 0 (the default): each capture is committed as it comes, one at a time.
+   */
+  commitEveryMs?: number;
+}
+
+export function openSnapshot(path: string, opts: SnapshotOptions = {}): Snapshot {
+  const commitEveryMs = opts.commitEveryMs ?? 0;
+  const maxInFlight = commitEveryMs > 0 ? MAX_IN_FLIGHT : 1;
   mkdirSync(dirname(path), { recursive: true });
   let db: Database.Database;
   try {
@@ -500,9 +562,13 @@ export function openSnapshot(path: string): Snapshot {
     .pluck();
   let closed = false;
   let writer: BackgroundWriter | undefined;
-  let background: Promise<FlushReport> | undefined;
-  /** The cursors and watermark last committed: an idle engine's flush then writes nothing. */
-  let committedTail = "";
+  /** Background writes not yet answered, and the last one sent. */
+  let inFlight = 0;
+  let lastWrite: Promise<FlushReport> | undefined;
+  /** A background write failed: the writer refuses the rest until every one sent is answered. */
+  let failed = false;
+  /** The cursors and watermark last sent (or written): an idle engine's flush then writes nothing. */
+  let sentTail = "";
   const tailOf = (c: Capture) => `${JSON.stringify(c.cursors)}|${c.watermark}`;
 
   const getIdem = db.prepare("SELECT v, owner FROM idem WHERE k = ?");
@@ -612,24 +678,39 @@ export function openSnapshot(path: string): Snapshot {
     })();
   }
 
+  /**
+   * Hands a capture to the writer; settles when it is committed (or failed: its rows are dirty
+   * again). After a failure the writer refuses every write already sent, each of which is marked
+   * dirty again too, and is reset once all are answered: nothing taken before a failure commits
+   * after it, so committed cursors never run ahead of a failed row.
+   */
   async function writeInBackground(
     state: EngineState,
     c: Capture,
     changes: IdemChange[],
     refs: OrderRefs,
+    now: boolean,
   ): Promise<FlushReport> {
     const tail = tailOf(c);
     // a rebuild's write along the way always goes out: it sets the unfinished mark
-    if (!c.unfinished && rowCount(c) === 0 && tail === committedTail)
-      return { rows: 0, failures: c.failures };
-    writer ??= startWriter(path);
+    if (!c.unfinished && rowCount(c) === 0 && tail === sentTail) return { rows: 0, failures: c.failures };
+    const w = (writer ??= startWriter(path, commitEveryMs));
+    if (!c.unfinished) sentTail = tail;
+    inFlight++;
     try {
-      await writer.write(c);
+      await w.write(c, now);
     } catch (err) {
       again(state, c, changes);
+      failed = true;
+      sentTail = "";
       throw err;
+    } finally {
+      inFlight--;
+      if (failed && inFlight === 0) {
+        failed = false;
+        w.reset();
+      }
     }
-    if (!c.unfinished) committedTail = tail;
     done(state, c, changes, refs);
     return { rows: rowCount(c), failures: c.failures };
   }
@@ -637,44 +718,42 @@ export function openSnapshot(path: string): Snapshot {
   return {
     path,
     flush(state) {
-      if (background) throw new SnapshotError("a background flush is in progress");
+      if (inFlight > 0) throw new SnapshotError("a background flush is in progress");
       attach(state);
       const changes = state.idem.capture();
       const refs: OrderRefs = [];
       const c = capture(state, changes, refs);
       try {
-        flushTx(c);
+        flushTx([c]);
       } catch (err) {
         again(state, c, changes);
         throw err;
       }
-      committedTail = tailOf(c);
+      sentTail = tailOf(c);
       done(state, c, changes, refs);
       return { rows: rowCount(c), failures: c.failures };
     },
     flushInBackground(state) {
       if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
-      if (background) return background;
+      if (inFlight >= maxInFlight && lastWrite) return lastWrite;
       attach(state);
       const changes = state.idem.capture();
       const refs: OrderRefs = [];
-      background = writeInBackground(state, capture(state, changes, refs), changes, refs).finally(() => {
-        background = undefined;
-      });
-      return background;
+      const c = capture(state, changes, refs);
+      return (lastWrite = writeInBackground(state, c, changes, refs, commitEveryMs <= 0));
+    },
+    commitNow() {
+      if (inFlight > 0) writer?.commit();
     },
     flushAheadInBackground(state, what) {
       if (closed) return Promise.reject(new SnapshotError("snapshot closed"));
-      if (background) return background;
+      if (inFlight > 0 && lastWrite) return lastWrite;
       const all = what === "all";
       attach(state, !all);
       const changes = all ? state.idem.capture() : [];
       const refs: OrderRefs = [];
       const c = all ? capture(state, changes, refs, true) : captureFillIds(state);
-      background = writeInBackground(state, c, changes, refs).finally(() => {
-        background = undefined;
-      });
-      return background;
+      return (lastWrite = writeInBackground(state, c, changes, refs, true));
     },
     load(settings, hashes) {
       if (db.prepare("SELECT 1 FROM meta WHERE k = 'unfinished'").get() !== undefined)

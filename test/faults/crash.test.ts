@@ -78,7 +78,12 @@ describe("crash safety: kill -9 of the engine process", () => {
     const KILLS = Number(process.env["CRASH_KILLS"] ?? 24);
     const BATCH = 200;
     const FLUSH = ["20", "50", "200"] as const;
-    const env = () => ({ RISK_STATE__FLUSH_INTERVAL_MS: rng.pick(FLUSH) });
+    // commits one capture at a time (0) or several batched (the default, 1 000 ms, and a short one)
+    const COMMIT = ["0", "100", "1000"] as const;
+    const env = () => ({
+      RISK_STATE__FLUSH_INTERVAL_MS: rng.pick(FLUSH),
+      RISK_STATE__COMMIT_INTERVAL_MS: rng.pick(COMMIT),
+    });
     const h = await harness("load");
     h.engine.start(env()); // it provisions the streams
     await waitEngineReady(h.nc, h.engine);
@@ -548,7 +553,8 @@ describe("crash safety: kill -9 of the engine process", () => {
     const rng = seededRng(SEED ^ 0x3e4f50); // kill points
     const fillRng = seededRng(SEED ^ 0x50617283); // fill contents (drawn while racing the kills)
     const ROUNDS = 6;
-    const flush = { RISK_STATE__FLUSH_INTERVAL_MS: "20" };
+    // a capture every 20 ms, committed five at a time: kills land in and right after commits of batches
+    const flush = { RISK_STATE__FLUSH_INTERVAL_MS: "20", RISK_STATE__COMMIT_INTERVAL_MS: "100" };
     const h = await harness("flush", flush);
     h.engine.start();
     await waitEngineReady(h.nc, h.engine);

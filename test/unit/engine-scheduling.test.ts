@@ -116,6 +116,51 @@ describe("snapshot flusher", () => {
     again.close();
   });
 
+  it("with batched commits, a flush commits what waits, waits for every capture sent and writes everything", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flusher-"));
+    dirs.push(dir);
+    // a commit at most every 60 s: without committing at once, the flush would wait that long
+    const snapshot = openSnapshot(join(dir, "snapshot.sqlite"), { commitEveryMs: 60_000 });
+    const state = createState();
+    const { log, errors } = captured();
+    const flusher = createFlusher({ snapshot, state, log });
+    state.cursors.set("FILLS", 41);
+    await snapshot.flushInBackground(state); // a commit just made: the next batch waits a minute
+    state.cursors.set("FILLS", 42);
+    flusher.background(); // waits for the next batch
+    flusher.background(); // nothing new: settled at once, the one before still waiting
+    state.cursors.set("FILLS", 43);
+    await flusher.flush();
+    expect(errors()).toEqual([]);
+    snapshot.close();
+    const again = openSnapshot(join(dir, "snapshot.sqlite"));
+    expect(again.load().cursors.get("FILLS")).toBe(43);
+    again.close();
+  });
+
+  it("with batched commits, a periodic capture taken while a flush waits is waited for too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "flusher-"));
+    dirs.push(dir);
+    const snapshot = openSnapshot(join(dir, "snapshot.sqlite"), { commitEveryMs: 60_000 });
+    const state = createState();
+    const { log, errors } = captured();
+    const flusher = createFlusher({ snapshot, state, log });
+    state.cursors.set("FILLS", 41);
+    await snapshot.flushInBackground(state); // a commit just made: the next batch waits a minute
+    state.cursors.set("FILLS", 42);
+    flusher.background();
+    const flushing = flusher.flush(); // commits the batch holding 42, and waits for it
+    state.cursors.set("FILLS", 43);
+    flusher.background(); // the timer's next capture, sent after that commit: the batch after
+    state.cursors.set("FILLS", 44);
+    await flushing; // a synchronous write while 43 waited would have failed ("in progress")
+    expect(errors()).toEqual([]);
+    snapshot.close();
+    const again = openSnapshot(join(dir, "snapshot.sqlite"));
+    expect(again.load().cursors.get("FILLS")).toBe(44);
+    again.close();
+  });
+
   it("a flush that fails is logged, not thrown", async () => {
     const dir = mkdtempSync(join(tmpdir(), "flusher-"));
     dirs.push(dir);
