@@ -13,7 +13,10 @@ import type { Timers } from "../time/timers.js";
 export { type Timers, systemTimers } from "../time/timers.js";
 
 export interface Flusher {
-  /** Starts a background flush unless one is under way (the periodic flush). */
+  /**
+   * The periodic flush: captures what changed and hands it to the snapshot's writer (unless the
+   * writer is full, or a flush() is under way).
+   */
   background: () => void;
   /** Everything applied so far, written before it resolves (after any background flush under way). */
   flush: () => Promise<void>;
@@ -37,8 +40,11 @@ export function createFlusher(o: {
   let sent: Promise<FlushReport> | undefined;
   let open = 0;
   let settled: Promise<void> | undefined;
+  /** A flush() is under way: the periodic capture waits for it (it writes everything). */
+  let flushing = false;
   return {
     background() {
+      if (flushing) return;
       const p = snapshot.flushInBackground(state);
       if (p === sent) return; // the writer is behind: that write's promise again (already handled)
       sent = p;
@@ -50,16 +56,19 @@ export function createFlusher(o: {
       settled = before ? Promise.all([before, handled]).then(() => undefined) : handled;
     },
     async flush() {
-      // a periodic capture may start while this waits: wait again until none is unanswered, then
-      // write the rest here, in the same turn
-      while (open > 0) {
-        snapshot.commitNow();
-        await settled;
-      }
+      // wait until every capture sent is answered (none starts meanwhile), then write the rest
+      // here, in the same turn
+      flushing = true;
       try {
+        while (open > 0) {
+          snapshot.commitNow();
+          await settled;
+        }
         report(snapshot.flush(state));
       } catch (err) {
         log.error({ err }, "snapshot flush failed");
+      } finally {
+        flushing = false;
       }
     },
   };

@@ -326,6 +326,8 @@ interface BackgroundWriter {
   commit(): void;
   /** Writes are accepted again after a failure (every write taken before it has been answered). */
   reset(): void;
+  /** The thread exited or failed: every write it held was refused, and it takes no more. */
+  readonly dead: boolean;
   stop(): Promise<number>;
 }
 
@@ -461,10 +463,21 @@ function startWriter(path: string, commitEveryMs: number): BackgroundWriter {
     if (m.ok) p?.resolve();
     else p?.reject(new SnapshotError(`snapshot write failed: ${m.error ?? "?"}`));
   });
-  worker.on("error", (err) => failAll(new SnapshotError("snapshot writer failed", { cause: err })));
-  worker.on("exit", () => failAll(new SnapshotError("snapshot writer stopped")));
+  let dead = false;
+  worker.on("error", (err) => {
+    dead = true;
+    failAll(new SnapshotError("snapshot writer failed", { cause: err }));
+  });
+  worker.on("exit", () => {
+    dead = true;
+    failAll(new SnapshotError("snapshot writer stopped"));
+  });
   return {
+    get dead() {
+      return dead;
+    },
     write(capture, now) {
+      if (dead) return Promise.reject(new SnapshotError("snapshot writer stopped"));
       const id = ++next;
       return new Promise<void>((resolve, reject) => {
         pending.set(id, { resolve, reject });
@@ -481,7 +494,7 @@ function startWriter(path: string, commitEveryMs: number): BackgroundWriter {
  * How many background writes may wait for their commit at once when they are batched: beyond it
  * the periodic flush skips a turn (the writer is behind) and gets the last write's promise.
  */
-const MAX_IN_FLIGHT = 16;
+const MAX_IN_FLIGHT = 64;
 
 export interface SnapshotOptions {
   /**
@@ -643,12 +656,35 @@ export function openSnapshot(path: string, opts: SnapshotOptions = {}): Snapshot
     }
     state.idem.retry(changes);
   };
-  /** A committed write: what the disk now has leaves memory. */
+  /**
+   * The idempotency and order keys in captures sent and not yet answered, with how many hold each.
+   * A record leaves memory when the write that captured it commits, unless a later capture holds
+   * it too (the record changed again): then it stays until that one is answered, so that a
+   * failure of the later write still finds it (retry) and no read meanwhile goes to a stale row.
+   */
+  const heldIdem = new Map<string, number>();
+  const heldOrders = new Map<string, number>();
+  const hold = (held: Map<string, number>, k: string) => held.set(k, (held.get(k) ?? 0) + 1);
+  const release = (held: Map<string, number>, k: string) => {
+    const n = held.get(k) ?? 0;
+    if (n <= 1) held.delete(k);
+    else held.set(k, n - 1);
+  };
+  const holdAll = (c: Capture) => {
+    for (const i of c.idem) hold(heldIdem, i.k);
+    for (const o of c.orders) hold(heldOrders, o.k);
+  };
+  const releaseAll = (c: Capture) => {
+    for (const i of c.idem) release(heldIdem, i.k);
+    for (const o of c.orders) release(heldOrders, o.k);
+  };
+  /** A committed write: what the disk now has leaves memory (see heldIdem). */
   const done = (state: EngineState, c: Capture, changes: IdemChange[], refs: OrderRefs) => {
-    state.idem.committed(changes);
+    state.idem.committed(heldIdem.size === 0 ? changes : changes.filter((ch) => !heldIdem.has(ch.k)));
     state.fillIds.committed(c.fills);
+    const rows = c.orders.map((row, i) => ({ row, ref: refs[i] }));
     const left = state.orders.committed(
-      c.orders.map((row, i) => ({ row, ref: refs[i] })),
+      heldOrders.size === 0 ? rows : rows.filter((r) => !heldOrders.has(r.row.k)),
       state.dirty.get("order"),
     );
     // the expiry heap lets go of the records that left (lazily: when it holds twice what is hot)
@@ -694,12 +730,16 @@ export function openSnapshot(path: string, opts: SnapshotOptions = {}): Snapshot
     const tail = tailOf(c);
     // a rebuild's write along the way always goes out: it sets the unfinished mark
     if (!c.unfinished && rowCount(c) === 0 && tail === sentTail) return { rows: 0, failures: c.failures };
-    const w = (writer ??= startWriter(path, commitEveryMs));
+    // a writer that died (its thread exited) is replaced: every write it held was refused
+    if (!writer || writer.dead) writer = startWriter(path, commitEveryMs);
+    const w = writer;
     if (!c.unfinished) sentTail = tail;
     inFlight++;
+    holdAll(c);
     try {
       await w.write(c, now);
     } catch (err) {
+      releaseAll(c);
       again(state, c, changes);
       failed = true;
       sentTail = "";
@@ -711,6 +751,7 @@ export function openSnapshot(path: string, opts: SnapshotOptions = {}): Snapshot
         w.reset();
       }
     }
+    releaseAll(c);
     done(state, c, changes, refs);
     return { rows: rowCount(c), failures: c.failures };
   }

@@ -12,7 +12,14 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { dec } from "../../src/decimal/index.js";
 import { toMark } from "../../src/state/projections/market.js";
-import { type EngineState, createState, openSnapshot, touch } from "../../src/state/index.js";
+import {
+  type EngineState,
+  type IdemRecord,
+  createState,
+  key2,
+  openSnapshot,
+  touch,
+} from "../../src/state/index.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -30,6 +37,18 @@ function quote(state: EngineState, symbol: string, mid: number, seq: number): vo
   state.marks.set(symbol, toMark(dec(mid - 1), dec(mid + 1), 1_000 + seq));
   touch(state, "mark", symbol);
   state.cursors.set("FILLS", seq);
+}
+
+/** An approval's idempotency record, applied live (not yet read back). */
+function idemRecord(fund: string, key: string): IdemRecord {
+  return {
+    fund,
+    key,
+    fingerprint: "fp",
+    decision: { approved: true, order_id: key, fund_id: fund } as unknown as IdemRecord["decision"],
+    expiresAt: Date.now() + 3_600_000,
+    confirmed: false,
+  };
 }
 
 const CURSORS_DDL = "CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL)";
@@ -89,6 +108,39 @@ describe("snapshot writer with batched commits", () => {
       expect(loaded.cursors.get("FILLS")).toBe(3);
       expect(loaded.marks.get("A")?.mid.toFixed()).toBe("20");
       expect(loaded.marks.get("B")?.mid.toFixed()).toBe("30");
+    } finally {
+      side.close();
+      snap.close();
+    }
+  });
+
+  it("given a record captured again before its first write is answered, it stays in memory until the second is, and a failure of the second writes it again", async () => {
+    const path = snapshotPath();
+    const snap = openSnapshot(path, { commitEveryMs: 5_000 });
+    const state = createState();
+    const side = new Database(path);
+    try {
+      quote(state, "A", 10, 1);
+      await snap.flushInBackground(state); // the writer is up, its first commit just made
+      const k = key2("F", "k1");
+      state.idem.put(k, idemRecord("F", "k1"));
+      const first = snap.flushInBackground(state); // the record, unconfirmed
+      snap.commitNow(); // its batch commits now
+      state.idem.confirm(k); // read back from the journal: the same record, confirmed
+      quote(state, "A", 11, 2);
+      const second = snap.flushInBackground(state); // the batch after: waits
+      await first;
+      expect(state.idem.resident, "still held by the second write").toBe(1);
+      side.exec("DROP TABLE cursors");
+      snap.commitNow();
+      await expect(second).rejects.toThrow(/snapshot write failed/);
+      side.exec(CURSORS_DDL);
+      const third = snap.flushInBackground(state); // written again: the confirmed record with it
+      snap.commitNow();
+      await third;
+      const loaded = snap.load();
+      expect(loaded.cursors.get("FILLS")).toBe(2);
+      expect(loaded.idem.get(k)?.confirmed, "the confirmation survived the failed write").toBe(true);
     } finally {
       side.close();
       snap.close();
