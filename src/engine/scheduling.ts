@@ -36,9 +36,8 @@ export function createFlusher(o: {
     for (const f of r.failures)
       log.error({ err: f.err, kind: f.kind, key: f.key }, "snapshot: entity not written");
   };
-  /** The snapshot's last background write, how many are unanswered, and when all sent so far are. */
+  /** The snapshot's last background write, and when all sent so far are answered. */
   let sent: Promise<FlushReport> | undefined;
-  let open = 0;
   let settled: Promise<void> | undefined;
   /** A flush() is under way: the periodic capture waits for it (it writes everything). */
   let flushing = false;
@@ -48,10 +47,7 @@ export function createFlusher(o: {
       const p = snapshot.flushInBackground(state);
       if (p === sent) return; // the writer is behind: that write's promise again (already handled)
       sent = p;
-      open++;
-      const handled = p
-        .then(report, (err: unknown) => log.error({ err }, "snapshot flush failed"))
-        .finally(() => open--);
+      const handled = p.then(report, (err: unknown) => log.error({ err }, "snapshot flush failed"));
       const before = settled;
       settled = before ? Promise.all([before, handled]).then(() => undefined) : handled;
     },
@@ -60,10 +56,8 @@ export function createFlusher(o: {
       // here, in the same turn
       flushing = true;
       try {
-        while (open > 0) {
-          snapshot.commitNow();
-          await settled;
-        }
+        snapshot.commitNow();
+        await settled;
         report(snapshot.flush(state));
       } catch (err) {
         log.error({ err }, "snapshot flush failed");

@@ -15,7 +15,7 @@ import {
   createStalenessSampler,
 } from "../../src/engine/scheduling.js";
 import type { StaleReport } from "../../src/ingest/staleness.js";
-import { createState, openSnapshot } from "../../src/state/index.js";
+import { type SnapshotOptions, createState, openSnapshot } from "../../src/state/index.js";
 import { manualClock } from "../../src/time/clock.js";
 
 /** Timers a test drives: `advance(ms)` fires every interval due, in time order. */
@@ -96,14 +96,30 @@ describe("engine schedule", () => {
   });
 });
 
+/** A flusher on a fresh snapshot (batched with `options.commitEveryMs`), its errors captured. */
+function flusherOn(options?: SnapshotOptions) {
+  const dir = mkdtempSync(join(tmpdir(), "flusher-"));
+  dirs.push(dir);
+  const path = join(dir, "snapshot.sqlite");
+  const snapshot = openSnapshot(path, options);
+  const state = createState();
+  const { log, errors } = captured();
+  return { path, snapshot, state, errors, flusher: createFlusher({ snapshot, state, log }) };
+}
+
+/** The FILLS cursor a snapshot reopened from `path` loads. */
+function cursorOnDisk(path: string): number | undefined {
+  const again = openSnapshot(path);
+  try {
+    return again.load().cursors.get("FILLS");
+  } finally {
+    again.close();
+  }
+}
+
 describe("snapshot flusher", () => {
   it("when a flush is asked while a background flush is under way, it waits for it and writes everything", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "flusher-"));
-    dirs.push(dir);
-    const snapshot = openSnapshot(join(dir, "snapshot.sqlite"));
-    const state = createState();
-    const { log, errors } = captured();
-    const flusher = createFlusher({ snapshot, state, log });
+    const { path, snapshot, state, errors, flusher } = flusherOn();
     state.cursors.set("FILLS", 41);
     flusher.background();
     flusher.background(); // one at a time: the second is the same flush
@@ -111,19 +127,12 @@ describe("snapshot flusher", () => {
     await flusher.flush(); // a synchronous flush during a background one would throw
     expect(errors()).toEqual([]);
     snapshot.close();
-    const again = openSnapshot(join(dir, "snapshot.sqlite"));
-    expect(again.load().cursors.get("FILLS")).toBe(42);
-    again.close();
+    expect(cursorOnDisk(path)).toBe(42);
   });
 
   it("with batched commits, a flush commits what waits, waits for every capture sent and writes everything", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "flusher-"));
-    dirs.push(dir);
     // a commit at most every 60 s: without committing at once, the flush would wait that long
-    const snapshot = openSnapshot(join(dir, "snapshot.sqlite"), { commitEveryMs: 60_000 });
-    const state = createState();
-    const { log, errors } = captured();
-    const flusher = createFlusher({ snapshot, state, log });
+    const { path, snapshot, state, errors, flusher } = flusherOn({ commitEveryMs: 60_000 });
     state.cursors.set("FILLS", 41);
     await snapshot.flushInBackground(state); // a commit just made: the next batch waits a minute
     state.cursors.set("FILLS", 42);
@@ -133,18 +142,11 @@ describe("snapshot flusher", () => {
     await flusher.flush();
     expect(errors()).toEqual([]);
     snapshot.close();
-    const again = openSnapshot(join(dir, "snapshot.sqlite"));
-    expect(again.load().cursors.get("FILLS")).toBe(43);
-    again.close();
+    expect(cursorOnDisk(path)).toBe(43);
   });
 
   it("with batched commits, a periodic capture is not taken while a flush waits, and the flush writes everything", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "flusher-"));
-    dirs.push(dir);
-    const snapshot = openSnapshot(join(dir, "snapshot.sqlite"), { commitEveryMs: 60_000 });
-    const state = createState();
-    const { log, errors } = captured();
-    const flusher = createFlusher({ snapshot, state, log });
+    const { path, snapshot, state, errors, flusher } = flusherOn({ commitEveryMs: 60_000 });
     state.cursors.set("FILLS", 41);
     await snapshot.flushInBackground(state); // a commit just made: the next batch waits a minute
     state.cursors.set("FILLS", 42);
@@ -156,18 +158,12 @@ describe("snapshot flusher", () => {
     await flushing; // a synchronous write while a capture waited would have failed ("in progress")
     expect(errors()).toEqual([]);
     snapshot.close();
-    const again = openSnapshot(join(dir, "snapshot.sqlite"));
-    expect(again.load().cursors.get("FILLS")).toBe(44);
-    again.close();
+    expect(cursorOnDisk(path)).toBe(44);
   });
 
   it("a flush that fails is logged, not thrown", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "flusher-"));
-    dirs.push(dir);
-    const snapshot = openSnapshot(join(dir, "snapshot.sqlite"));
+    const { snapshot, errors, flusher } = flusherOn();
     snapshot.close();
-    const { log, errors } = captured();
-    const flusher = createFlusher({ snapshot, state: createState(), log });
     flusher.background();
     await flusher.flush();
     expect(errors().map((e) => e.msg)).toEqual(["snapshot flush failed", "snapshot flush failed"]);

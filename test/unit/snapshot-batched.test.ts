@@ -15,6 +15,7 @@ import { toMark } from "../../src/state/projections/market.js";
 import {
   type EngineState,
   type IdemRecord,
+  type Snapshot,
   createState,
   key2,
   openSnapshot,
@@ -53,6 +54,28 @@ function idemRecord(fund: string, key: string): IdemRecord {
 
 const CURSORS_DDL = "CREATE TABLE IF NOT EXISTS cursors (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL)";
 
+/**
+ * A snapshot batching its commits every 5 s (a capture that joins the next batch waits that long),
+ * its first commit just made with the mark A = 10 at cursor 1, and a second connection to the same
+ * file (`side`) to break and mend the writer's tables.
+ */
+async function afterFirstCommit(
+  run: (snap: Snapshot, state: EngineState, side: Database.Database) => Promise<void>,
+): Promise<void> {
+  const path = snapshotPath();
+  const snap = openSnapshot(path, { commitEveryMs: 5_000 });
+  const state = createState();
+  const side = new Database(path);
+  try {
+    quote(state, "A", 10, 1);
+    await snap.flushInBackground(state);
+    await run(snap, state, side);
+  } finally {
+    side.close();
+    snap.close();
+  }
+}
+
 describe("snapshot writer with batched commits", () => {
   it("given captures taken while a commit waits, each settles with the batch, and the snapshot holds the last state", async () => {
     const path = snapshotPath();
@@ -81,14 +104,7 @@ describe("snapshot writer with batched commits", () => {
   });
 
   it("given a commit that fails, a capture sent before the failure was handled does not commit, and the next write restores everything", async () => {
-    const path = snapshotPath();
-    // a long interval: a capture that joined the next batch would wait seconds for it
-    const snap = openSnapshot(path, { commitEveryMs: 5_000 });
-    const state = createState();
-    const side = new Database(path);
-    try {
-      quote(state, "A", 10, 1);
-      await snap.flushAheadInBackground(state, "all"); // the writer is up, its first commit just made
+    await afterFirstCommit(async (snap, state, side) => {
       quote(state, "A", 20, 2); // the failed write's row: A = 20
       side.exec("DROP TABLE cursors"); // the writer's next commit fails
       const failing = snap.flushInBackground(state);
@@ -108,20 +124,11 @@ describe("snapshot writer with batched commits", () => {
       expect(loaded.cursors.get("FILLS")).toBe(3);
       expect(loaded.marks.get("A")?.mid.toFixed()).toBe("20");
       expect(loaded.marks.get("B")?.mid.toFixed()).toBe("30");
-    } finally {
-      side.close();
-      snap.close();
-    }
+    });
   });
 
   it("given a record captured again before its first write is answered, it stays in memory until the second is, and a failure of the second writes it again", async () => {
-    const path = snapshotPath();
-    const snap = openSnapshot(path, { commitEveryMs: 5_000 });
-    const state = createState();
-    const side = new Database(path);
-    try {
-      quote(state, "A", 10, 1);
-      await snap.flushInBackground(state); // the writer is up, its first commit just made
+    await afterFirstCommit(async (snap, state, side) => {
       const k = key2("F", "k1");
       state.idem.put(k, idemRecord("F", "k1"));
       const first = snap.flushInBackground(state); // the record, unconfirmed
@@ -141,10 +148,7 @@ describe("snapshot writer with batched commits", () => {
       const loaded = snap.load();
       expect(loaded.cursors.get("FILLS")).toBe(2);
       expect(loaded.idem.get(k)?.confirmed, "the confirmation survived the failed write").toBe(true);
-    } finally {
-      side.close();
-      snap.close();
-    }
+    });
   });
 
   it("given the default (no batching), a call while a write is under way gets that write's promise", async () => {
