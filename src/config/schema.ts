@@ -115,6 +115,12 @@ const engine = z.strictObject({
   /** "" means: derive from hostname and pid at run time. */
   instance: z.string().default(""),
   max_staleness_s: positiveSeconds(10),
+  /**
+   * A busy quote stream is read in pulls at most this many ms apart (one socket read for many
+   * quotes; a lone quote is still folded as soon as it is stored). 0: an ordered consumer delivers
+   * each quote as it is stored.
+   */
+  quote_pace_ms: z.number().int().min(0).max(1000).default(50),
 });
 
 /**

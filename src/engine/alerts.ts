@@ -1,5 +1,6 @@
 /** Publishing alerts and dead letters back onto the bus (RISK_CONTROL, RISK_DLQ). */
-import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { Delivered } from "../ingest/paced-lane.js";
 import type { StreamName } from "../contract/subjects.js";
 import { CONSUMED_STREAMS, Subjects } from "../contract/subjects.js";
 import type { InFlight } from "../bus/in-flight.js";
@@ -9,7 +10,7 @@ import { type Clock, iso } from "../time/clock.js";
 export interface Alerter {
   /** Publishes on mts.v1.risk.alert.<kind>.<fund>; `msgID` dedupes a repeated alert on the stream. */
   alert(kind: string, fund: string, message: string, details?: Record<string, string>, msgID?: string): void;
-  deadLetter(stream: StreamName, msg: JsMsg, reason: string, fund: string): void;
+  deadLetter(stream: StreamName, msg: Delivered, reason: string, fund: string): void;
   count(): { alerts: number; deadLetters: number };
 }
 

@@ -259,6 +259,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
     state,
     streams: CONSUMED_STREAMS,
     log,
+    paced: {
+      nc,
+      streams: ["QUOTES"],
+      paceMs: config.engine.quote_pace_ms,
+      inboxPrefix: config.nats.inbox_prefix,
+    },
     beforeProject() {
       if (isReady()) host.beforeApply();
     },

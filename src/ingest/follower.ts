@@ -11,11 +11,15 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { setTimeout as delay } from "node:timers/promises";
 import type { StreamName } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import { isTransientJsError } from "../bus/transient.js";
 import { type EngineState, type ProjectResult, project, settleAll } from "../state/index.js";
+import { type Delivered, type PacedLane, openPacedLane } from "./paced-lane.js";
+
+export type { Delivered } from "./paced-lane.js";
 
 /** Messages a pull request asks for (the rebuild's limit measurement, bench/bareread.ts, uses it too). */
 export const FOLLOW_BATCH = 1000;
@@ -29,7 +33,7 @@ const OPEN_DEADLINE_MS = 30_000;
  * every other stream. Every reader that folds them passes it (the follower, so a rebuild too, and
  * `mts-risk explain`'s replay), so they all fold every message the same.
  */
-export function storedMsOf(stream: StreamName, m: JsMsg): number | undefined {
+export function storedMsOf(stream: StreamName, m: Delivered): number | undefined {
   return stream === "QUOTES" || stream === "FILLS" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
 }
 
@@ -45,9 +49,19 @@ export interface FollowerOptions {
    * Folds a message the engine itself originated, from memory (facts/decisions.ts); undefined:
    * not its own, the projector folds it.
    */
-  recognise?: (stream: StreamName, msg: JsMsg) => ProjectResult | undefined;
+  recognise?: (stream: StreamName, msg: Delivered) => ProjectResult | undefined;
   /** Called after each message is folded in (alerts, dead letters, progress). */
-  onResult?: (stream: StreamName, msg: JsMsg, result: ProjectResult) => void;
+  onResult?: (stream: StreamName, msg: Delivered, result: ProjectResult) => void;
+  /**
+   * Streams read by paced pulls (./paced-lane.ts) instead of an ordered consumer: the live engine's
+   * quotes. Absent, or `paceMs` 0: every stream has an ordered consumer.
+   */
+  paced?: {
+    nc: NatsConnection;
+    streams: readonly StreamName[];
+    paceMs: number;
+    inboxPrefix?: string | undefined;
+  };
 }
 
 export interface Follower {
@@ -70,6 +84,7 @@ interface Lane {
   target: number;
   caught: boolean;
   sub: ConsumerMessages | undefined;
+  paced: PacedLane | undefined;
   pendingHint: number;
 }
 
@@ -111,7 +126,7 @@ export function createFollower(o: FollowerOptions): Follower {
     });
   };
 
-  function handle(l: Lane, m: JsMsg): void {
+  function handle(l: Lane, m: Delivered): void {
     o.beforeProject?.(l.stream);
     // the stream's own time of a quote bounds how far ahead its timestamp may rank it (see applyQuote)
     const storedMs = storedMsOf(l.stream, m);
@@ -150,26 +165,53 @@ export function createFollower(o: FollowerOptions): Follower {
     }
   }
 
+  function guarded(l: Lane, m: Delivered): void {
+    try {
+      handle(l, m);
+    } catch (err) {
+      // A projection bug must not stop the stream: the message is reported and skipped.
+      log.error({ err, stream: l.stream, seq: m.seq }, "projection failed");
+      o.onResult?.(l.stream, m, { ok: false, reason: `projection failed: ${String(err)}`, fund: "_" });
+    }
+  }
+
   async function open(l: Lane): Promise<void> {
+    const p = o.paced;
+    if (p && p.paceMs > 0 && p.streams.includes(l.stream)) {
+      l.paced = await openPacedLane({
+        nc: p.nc,
+        jsm: o.jsm,
+        stream: l.stream,
+        cursor: () => o.state.cursors.get(l.stream) ?? 0,
+        paceMs: p.paceMs,
+        inboxPrefix: p.inboxPrefix,
+        log,
+        onMessage: (m) => guarded(l, m),
+      });
+      return;
+    }
     const c = await createConsumer(l);
-    l.sub = await c.consume({
-      max_messages: FOLLOW_BATCH,
-      callback: (m) => {
-        try {
-          handle(l, m);
-        } catch (err) {
-          // A projection bug must not stop the stream: the message is reported and skipped.
-          log.error({ err, stream: l.stream, seq: m.seq }, "projection failed");
-          o.onResult?.(l.stream, m, { ok: false, reason: `projection failed: ${String(err)}`, fund: "_" });
-        }
-      },
-    });
+    l.sub = await c.consume({ max_messages: FOLLOW_BATCH, callback: (m: JsMsg) => guarded(l, m) });
+  }
+
+  async function close(l: Lane): Promise<void> {
+    if (l.sub) await l.sub.close().catch(() => undefined);
+    if (l.paced) await l.paced.close();
+    l.sub = undefined;
+    l.paced = undefined;
   }
 
   return {
     async start() {
       for (const stream of o.streams) {
-        lanes.set(stream, { stream, target: 0, caught: false, sub: undefined, pendingHint: 0 });
+        lanes.set(stream, {
+          stream,
+          target: 0,
+          caught: false,
+          sub: undefined,
+          paced: undefined,
+          pendingHint: 0,
+        });
       }
       // every stream at once (a round trip each; streams fold independently of how they interleave)
       await Promise.all([...lanes.values()].map(measure));
@@ -201,16 +243,12 @@ export function createFollower(o: FollowerOptions): Follower {
     async reopen(stream) {
       const l = lanes.get(stream);
       if (!l) return;
-      if (l.sub) await l.sub.close().catch(() => undefined);
-      l.sub = undefined;
+      await close(l);
       await open(l);
       log.warn({ stream, cursor: o.state.cursors.get(stream) ?? 0 }, "consumer reopened");
     },
     async stop() {
-      for (const l of lanes.values()) {
-        if (l.sub) await l.sub.close().catch(() => undefined);
-        l.sub = undefined;
-      }
+      for (const l of lanes.values()) await close(l);
     },
   };
 }
