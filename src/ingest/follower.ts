@@ -86,10 +86,13 @@ interface Lane {
   sub: ConsumerMessages | undefined;
   paced: PacedLane | undefined;
   pendingHint: number;
+  /** The lane's reopens, one after the other (two reconnects in a row must not open it twice). */
+  chain: Promise<void>;
 }
 
 export function createFollower(o: FollowerOptions): Follower {
   const lanes = new Map<StreamName, Lane>();
+  let stopped = false;
   let waiters: (() => void)[] = [];
   const log = o.log.child({ module: "follower" });
 
@@ -211,6 +214,7 @@ export function createFollower(o: FollowerOptions): Follower {
           sub: undefined,
           paced: undefined,
           pendingHint: 0,
+          chain: Promise.resolve(),
         });
       }
       // every stream at once (a round trip each; streams fold independently of how they interleave)
@@ -243,12 +247,22 @@ export function createFollower(o: FollowerOptions): Follower {
     async reopen(stream) {
       const l = lanes.get(stream);
       if (!l) return;
-      await close(l);
-      await open(l);
+      const run = l.chain
+        .catch(() => undefined)
+        .then(async () => {
+          await close(l);
+          if (!stopped) await open(l);
+        });
+      l.chain = run;
+      await run;
       log.warn({ stream, cursor: o.state.cursors.get(stream) ?? 0 }, "consumer reopened");
     },
     async stop() {
-      for (const l of lanes.values()) await close(l);
+      stopped = true;
+      for (const l of lanes.values()) {
+        await l.chain.catch(() => undefined);
+        await close(l);
+      }
     },
   };
 }

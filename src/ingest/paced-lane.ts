@@ -9,11 +9,13 @@
  * How: an ephemeral consumer (no acks, memory storage, one replica, from the cursor) and one pull
  * in flight at a time, its replies on an inbox subject of its own:
  * - *waiting* (nothing flowing): a pull for one message with an expiry, answered the moment a
- *   message is stored, so a lone quote is folded at once as before;
- * - *draining*: right after a message, a `no_wait` pull for everything pending; while messages keep
- *   coming (≥ BUSY a drain), the next drain starts `paceMs` after the previous one started: a busy
- *   stream is read in bursts, its marks at most `paceMs` older than an ordered consumer's;
- * - a drain that found (almost) nothing goes back to waiting.
+ *   message is stored, so the first quote after a quiet spell is folded at once as before;
+ * - *draining*: `paceMs` after that message, a `no_wait` pull for everything pending; while drains
+ *   find messages, the next starts `paceMs` after the previous one started (at once when a drain
+ *   filled its batch): a busy stream, steady or bursty, is read in a few large socket reads, its
+ *   marks at most `paceMs` older than an ordered consumer's;
+ * - a drain that found nothing goes back to waiting.
+ * The lane stops with its connection (closed) and when its inbox subscription is refused.
  * Order and completeness as an ordered consumer's: a consumer sequence that skips, a pull answered
  * with an error status (409 consumer deleted or leadership change, 503 no responders) or not
  * answered within its deadline recreates the consumer from the last sequence delivered; a message
@@ -57,6 +59,8 @@ export interface PacedLane {
   consumer(): string;
   /** Pull requests sent so far. */
   pulls(): number;
+  /** Closed: by `close()`, with its connection, or after its inbox was refused. */
+  closed(): boolean;
   /** Drops the consumer and recreates it from the last sequence delivered (a test's fault). */
   reset(reason: string): void;
   close(): Promise<void>;
@@ -64,8 +68,6 @@ export interface PacedLane {
 
 /** Messages a drain asks for. */
 const BATCH = 1000;
-/** A drain that finds at least this many messages keeps the lane paced. */
-const BUSY = 2;
 /** An idle consumer is removed by the server after this long (the lane's own is deleted on close). */
 const INACTIVE_MS = 60_000;
 const CREATE_DEADLINE_MS = 30_000;
@@ -82,7 +84,7 @@ interface Pull {
  * The delivery reply subject's fields: `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.
  * <ts>.<pending>` (9 tokens) or with domain and account hash after `ACK` (12).
  */
-function parseReply(reply: string): {
+export function parseReply(reply: string): {
   consumer: string;
   sseq: number;
   cseq: number;
@@ -114,6 +116,9 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
   let watchdog: NodeJS.Timeout | undefined;
   let paced: NodeJS.Timeout | undefined;
   let resetting: Promise<void> | undefined;
+  let lastReset = -Infinity;
+  /** Messages the server still held for the consumer when it sent the last one. */
+  let pending = 0;
 
   async function create(): Promise<void> {
     const start = Math.max(lastSseq, o.cursor());
@@ -150,14 +155,28 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
   function issue(draining: boolean): void {
     paced = undefined;
     if (closed || resetting || !consumer) return;
+    if (o.nc.isClosed()) return void close();
     const id = ++pulls;
     const batch = draining ? BATCH : 1;
     pull = { id, draining, batch, got: 0, started: performance.now() };
     const req = draining ? { batch, no_wait: true } : { batch, expires: nanos(waitMs) };
-    o.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${o.stream}.${consumer}`, JSON.stringify(req), {
-      reply: `${base}.${id}`,
-    });
+    try {
+      o.nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${o.stream}.${consumer}`, JSON.stringify(req), {
+        reply: `${base}.${id}`,
+      });
+    } catch (err) {
+      // closed or draining under it (a timer's callback must not throw)
+      pull = undefined;
+      return o.nc.isClosed() ? void close() : reset(`pull not sent: ${String(err)}`);
+    }
     arm(draining ? stallMs : waitMs + stallMs);
+  }
+
+  /** The next drain `paceMs` after `from` (the previous pull's start), at once if that has passed. */
+  function drainAfter(from: number): void {
+    const wait = from + o.paceMs - performance.now();
+    if (wait <= 0) return issue(true);
+    paced = setTimeout(() => issue(true), wait);
   }
 
   function arm(ms: number): void {
@@ -169,12 +188,15 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
     pull = undefined;
     if (watchdog) clearTimeout(watchdog);
     watchdog = undefined;
-    if (!p.draining) return issue(p.got > 0);
+    // a waiting pull's message is folded at once; what follows it waits for the paced drain, unless
+    // it was not alone (a backlog, as after a start or a reset: drained at once)
+    if (!p.draining) {
+      if (p.got === 0) return issue(false);
+      return pending > 0 ? issue(true) : drainAfter(performance.now());
+    }
     if (p.got >= p.batch) return issue(true); // more pending: at once
-    if (p.got < BUSY) return issue(false);
-    const wait = p.started + o.paceMs - performance.now();
-    if (wait <= 0) return issue(true);
-    paced = setTimeout(() => issue(true), wait);
+    if (p.got === 0) return issue(false); // quiet again: wait for the next message
+    drainAfter(p.started);
   }
 
   function reset(reason: string): void {
@@ -185,8 +207,12 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
     consumer = "";
     log.warn({ reason, consumer: old, after: lastSseq }, "paced consumer recreated");
     if (old) void o.jsm.consumers.delete(o.stream, old).catch(() => undefined);
+    const since = performance.now() - lastReset;
+    lastReset = performance.now();
     resetting = (async () => {
-      for (let attempt = 1; !closed; attempt++) {
+      // a fault that persists (say a permission) must not turn into a loop of creates
+      if (since < 1000) await delay(1000 - since);
+      for (let attempt = 1; !closed && !o.nc.isClosed(); attempt++) {
         try {
           await create();
           return;
@@ -195,10 +221,12 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
           await delay(Math.min(250 * attempt, 2000));
         }
       }
-    })().finally(() => {
-      resetting = undefined;
-      issue(false);
-    });
+    })()
+      .catch(() => undefined)
+      .finally(() => {
+        resetting = undefined;
+        issue(false);
+      });
   }
 
   function onMsg(m: Msg): void {
@@ -217,40 +245,64 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
     if (r.consumer !== consumer) return; // a consumer replaced since
     if (r.cseq !== lastCseq + 1) return reset(`consumer sequence ${r.cseq} after ${lastCseq}`);
     lastCseq = r.cseq;
-    if (r.sseq > lastSseq) {
-      lastSseq = r.sseq;
-      o.onMessage({
-        subject: m.subject, // a JetStream delivery carries the stored message's own subject
-        data: m.data,
-        headers: m.headers,
-        seq: r.sseq,
-        info: { timestampNanos: r.ts, pending: r.pending },
-      });
-    }
-    if (p) {
-      p.got++;
-      if (p.got >= p.batch) endPull(p);
+    if (p) p.got++;
+    pending = r.pending;
+    try {
+      if (r.sseq > lastSseq) {
+        lastSseq = r.sseq;
+        o.onMessage({
+          subject: m.subject, // a JetStream delivery carries the stored message's own subject
+          data: m.data,
+          headers: m.headers,
+          seq: r.sseq,
+          info: { timestampNanos: r.ts, pending: r.pending },
+        });
+      }
+    } finally {
+      if (p && p.got >= p.batch && pull === p) endPull(p);
     }
   }
 
-  const sub = o.nc.subscribe(`${base}.*`, { callback: (_err, m) => onMsg(m) });
+  let failed: Error | undefined;
+  const sub = o.nc.subscribe(`${base}.*`, {
+    callback: (err, m) => {
+      if (!err) return onMsg(m);
+      // nats-core reports a subscription's error (a permission) and closes it: the lane is dead.
+      // Stopped, not recreated: the staleness monitor alerts and reopens the stream.
+      failed ??= err;
+      log.error({ err }, "paced lane's inbox refused; the lane stops");
+      void close();
+    },
+  });
+  let closing: Promise<void> | undefined;
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      closed = true;
+      clearTimers();
+      pull = undefined;
+      sub.unsubscribe();
+      await resetting;
+      if (consumer && !o.nc.isClosed()) {
+        await o.jsm.consumers.delete(o.stream, consumer).catch(() => undefined);
+      }
+    })();
+    return closing;
+  }
+  void o.nc.closed().then(() => close());
   try {
     await create();
+    if (failed) throw failed;
   } catch (err) {
-    sub.unsubscribe();
+    await close();
+    if (consumer) await o.jsm.consumers.delete(o.stream, consumer).catch(() => undefined);
     throw err;
   }
   issue(false);
   return {
     consumer: () => consumer,
     pulls: () => pulls,
+    closed: () => closed,
     reset,
-    async close() {
-      closed = true;
-      clearTimers();
-      sub.unsubscribe();
-      await resetting?.catch(() => undefined);
-      if (consumer) await o.jsm.consumers.delete(o.stream, consumer).catch(() => undefined);
-    },
+    close,
   };
 }

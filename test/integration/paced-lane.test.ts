@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { type Delivered, type PacedLane, openPacedLane } from "../../src/ingest/paced-lane.js";
+import { type Delivered, type PacedLane, openPacedLane, parseReply } from "../../src/ingest/paced-lane.js";
 import { silentLogger } from "../../src/obs/log.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 
@@ -37,7 +37,7 @@ describe("paced lane", () => {
     await server?.stop();
   });
 
-  const open = async (o: { cursor?: number; paceMs?: number; stallMs?: number } = {}) => {
+  const open = async (o: { cursor?: number; paceMs?: number; stallMs?: number; waitMs?: number } = {}) => {
     lane = await openPacedLane({
       nc,
       jsm,
@@ -45,6 +45,7 @@ describe("paced lane", () => {
       cursor: () => o.cursor ?? 0,
       paceMs: o.paceMs ?? 50,
       ...(o.stallMs !== undefined ? { stallMs: o.stallMs } : {}),
+      ...(o.waitMs !== undefined ? { waitMs: o.waitMs } : {}),
       log: silentLogger,
       onMessage: (m) => got.push(m),
     });
@@ -69,17 +70,37 @@ describe("paced lane", () => {
     expect(got[0]!.subject).toBe("paced.s4");
     expect(got[5]!.info.pending).toBe(0);
     const stored = await jsm.streams.getMessage(STREAM, { seq: 7 });
-    expect(Math.floor(got[2]!.info.timestampNanos / 1e6)).toBe(stored!.time.getTime());
+    // nanoseconds as a double (as nats.js parses them) may round across a millisecond boundary
+    expect(
+      Math.abs(Math.floor(got[2]!.info.timestampNanos / 1e6) - stored!.time.getTime()),
+    ).toBeLessThanOrEqual(1);
   });
 
-  it("a lone message is delivered as soon as it is stored, whatever the pace", async () => {
+  it("the first message after a quiet spell is delivered as soon as it is stored, whatever the pace", async () => {
     await open({ paceMs: 60_000 });
-    for (let k = 1; k <= 3; k++) {
-      const seq = await publish(1, k);
-      // well under the pace: the lane waits for one message, it does not sleep a pace
-      await waitFor(() => got.length === k, { timeoutMs: 5_000, message: `message ${seq}` });
+    const seq = await publish(1);
+    // far under the pace: the lane waits for one message, it does not sleep a pace first
+    await waitFor(() => got.length === 1, { timeoutMs: 10_000, message: `message ${seq}` });
+    expectContiguous(0, 1);
+  });
+
+  it("quiet, then one message at a time: each is delivered", async () => {
+    await open({ paceMs: 30 });
+    for (let k = 1; k <= 5; k++) {
+      await publish(1, k);
+      await waitFor(() => got.length === k, { message: `message ${k}` });
     }
-    expectContiguous(0, 3);
+    expectContiguous(0, 5);
+  });
+
+  it("a steady feed (one message at a time) is read in paced pulls, not a pull a message", async () => {
+    await open({ paceMs: 25 });
+    const N = 600;
+    const last = await publish(N); // one after the other, each acknowledged before the next
+    await waitFor(() => got.length === N, { timeoutMs: 20_000, message: `${N} messages` });
+    expectContiguous(0, last);
+    // a pull (and a status) a message would be ≥ N; paced, a drain carries many
+    expect(lane!.pulls()).toBeLessThan(N / 3);
   });
 
   it("a busy stream is read in few pulls, every message once and in order", async () => {
@@ -112,7 +133,7 @@ describe("paced lane", () => {
   });
 
   it("a server restart (the memory consumer gone): the lane recovers by itself", async () => {
-    await open({ stallMs: 500 });
+    await open({ waitMs: 1_000, stallMs: 2_000 });
     await publish(20);
     await waitFor(() => got.length === 20);
     await server.restart();
@@ -135,5 +156,36 @@ describe("paced lane", () => {
     });
     expect(got).toHaveLength(51);
     expectContiguous(0, last);
+  });
+
+  it("its connection closed: the lane stops (no pull sent after, nothing thrown)", async () => {
+    await open({ paceMs: 10, waitMs: 1_000, stallMs: 1_000 });
+    await publish(30);
+    await waitFor(() => got.length === 30);
+    await nc.close();
+    await waitFor(() => lane!.closed(), { message: "the lane closed with its connection" });
+    const after = lane!.pulls();
+    // past the waiting pull's deadline, when a lane that missed the close would reset and pull
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(lane!.pulls()).toBe(after);
+  });
+});
+
+describe("paced lane: the delivery reply subject", () => {
+  it("reads both forms of $JS.ACK", () => {
+    expect(parseReply("$JS.ACK.QUOTES.c1.1.42.7.1700000000000000000.3")).toEqual({
+      consumer: "c1",
+      sseq: 42,
+      cseq: 7,
+      ts: 1700000000000000000,
+      pending: 3,
+    });
+    expect(parseReply("$JS.ACK.dom.acchash.QUOTES.c1.1.42.7.1700000000000000000.3.rnd")).toEqual({
+      consumer: "c1",
+      sseq: 42,
+      cseq: 7,
+      ts: 1700000000000000000,
+      pending: 3,
+    });
   });
 });
