@@ -10,10 +10,10 @@
  * in flight at a time, its replies on an inbox subject of its own:
  * - *waiting* (nothing flowing): a pull for one message with an expiry, answered the moment a
  *   message is stored, so the first quote after a quiet spell is folded at once as before;
- * - *draining*: `paceMs` after that message, a `no_wait` pull for everything pending; while drains
- *   find messages, the next starts `paceMs` after the previous one started (at once when a drain
- *   filled its batch): a busy stream, steady or bursty, is read in a few large socket reads, its
- *   marks at most `paceMs` older than an ordered consumer's;
+ * - *draining*: right after that message, a `no_wait` pull for everything stored meanwhile; while
+ *   drains find messages, the next starts `paceMs` after the previous one started (at once when a
+ *   drain filled its batch): a busy stream, steady or bursty, is read in a few large socket reads,
+ *   its marks at most `paceMs` older than an ordered consumer's;
  * - a drain that found nothing goes back to waiting.
  * The lane stops with its connection (closed) and when its inbox subscription is refused.
  * Order and completeness as an ordered consumer's: a consumer sequence that skips, a pull answered
@@ -117,8 +117,6 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
   let paced: NodeJS.Timeout | undefined;
   let resetting: Promise<void> | undefined;
   let lastReset = -Infinity;
-  /** Messages the server still held for the consumer when it sent the last one. */
-  let pending = 0;
 
   async function create(): Promise<void> {
     const start = Math.max(lastSseq, o.cursor());
@@ -188,12 +186,9 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
     pull = undefined;
     if (watchdog) clearTimeout(watchdog);
     watchdog = undefined;
-    // a waiting pull's message is folded at once; what follows it waits for the paced drain, unless
-    // it was not alone (a backlog, as after a start or a reset: drained at once)
-    if (!p.draining) {
-      if (p.got === 0) return issue(false);
-      return pending > 0 ? issue(true) : drainAfter(performance.now());
-    }
+    // a waiting pull's message is folded at once, and so is whatever was stored meanwhile (a drain
+    // at once): a quote or two after a quiet spell is not held back by the pace
+    if (!p.draining) return issue(p.got > 0);
     if (p.got >= p.batch) return issue(true); // more pending: at once
     if (p.got === 0) return issue(false); // quiet again: wait for the next message
     drainAfter(p.started);
@@ -246,7 +241,6 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
     if (r.cseq !== lastCseq + 1) return reset(`consumer sequence ${r.cseq} after ${lastCseq}`);
     lastCseq = r.cseq;
     if (p) p.got++;
-    pending = r.pending;
     try {
       if (r.sseq > lastSseq) {
         lastSseq = r.sseq;
