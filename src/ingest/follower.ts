@@ -4,7 +4,6 @@
  * caught up with the last sequence each stream had when it (re)measured.
  */
 import {
-  DeliverPolicy,
   type Consumer,
   type ConsumerMessages,
   type JetStreamClient,
@@ -17,7 +16,7 @@ import type { StreamName } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import { isTransientJsError } from "../bus/transient.js";
 import { type EngineState, type ProjectResult, project, settleAll } from "../state/index.js";
-import { type Delivered, type PacedLane, openPacedLane } from "./paced-lane.js";
+import { type Delivered, type PacedLane, openPacedLane, startAfter } from "./paced-lane.js";
 
 export type { Delivered } from "./paced-lane.js";
 
@@ -154,12 +153,7 @@ export function createFollower(o: FollowerOptions): Follower {
     for (let attempt = 1; ; attempt++) {
       const cursor = o.state.cursors.get(l.stream) ?? 0;
       try {
-        return await o.js.consumers.get(
-          l.stream,
-          cursor > 0
-            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: cursor + 1 }
-            : { deliver_policy: DeliverPolicy.All },
-        );
+        return await o.js.consumers.get(l.stream, startAfter(cursor));
       } catch (err) {
         if (!isTransientJsError(err) || Date.now() >= deadline) throw err;
         log.warn({ err, stream: l.stream, attempt }, "consumer create failed (transient); retrying");

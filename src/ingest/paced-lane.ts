@@ -24,7 +24,7 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import { type Msg, type MsgHdrs, type NatsConnection, createInbox, nanos } from "@nats-io/transport-node";
 import { setTimeout as delay } from "node:timers/promises";
-import { isTransientJsError } from "../bus/transient.js";
+import { retryTransient } from "../bus/transient.js";
 import type { Logger } from "../obs/log.js";
 
 /** What the follower needs of a delivered message (a nats.js JsMsg has all of it). */
@@ -64,6 +64,13 @@ export interface PacedLane {
   /** Drops the consumer and recreates it from the last sequence delivered (a test's fault). */
   reset(reason: string): void;
   close(): Promise<void>;
+}
+
+/** A consumer's start: the message after `seq` (every message when nothing was folded yet). */
+export function startAfter(seq: number): { deliver_policy: DeliverPolicy; opt_start_seq?: number } {
+  return seq > 0
+    ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: seq + 1 }
+    : { deliver_policy: DeliverPolicy.All };
 }
 
 /** Messages a drain asks for. */
@@ -120,28 +127,23 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
 
   async function create(): Promise<void> {
     const start = Math.max(lastSseq, o.cursor());
-    const deadline = Date.now() + CREATE_DEADLINE_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const info = await o.jsm.consumers.add(o.stream, {
+    const info = await retryTransient(
+      () =>
+        o.jsm.consumers.add(o.stream, {
           ack_policy: AckPolicy.None,
-          ...(start > 0
-            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: start + 1 }
-            : { deliver_policy: DeliverPolicy.All }),
+          ...startAfter(start),
           mem_storage: true,
           num_replicas: 1,
           inactive_threshold: nanos(INACTIVE_MS),
-        });
-        consumer = info.name;
-        lastCseq = 0;
-        lastSseq = start;
-        return;
-      } catch (err) {
-        if (closed || !isTransientJsError(err) || Date.now() >= deadline) throw err;
-        log.warn({ err, attempt }, "consumer create failed (transient); retrying");
-        await delay(Math.min(100 * attempt, 1000));
-      }
-    }
+        }),
+      {
+        forMs: CREATE_DEADLINE_MS,
+        onRetry: (err, attempt) => log.warn({ err, attempt }, "consumer create failed (transient); retrying"),
+      },
+    );
+    consumer = info.name;
+    lastCseq = 0;
+    lastSseq = start;
   }
 
   function clearTimers(): void {
@@ -184,8 +186,7 @@ export async function openPacedLane(o: PacedLaneOptions): Promise<PacedLane> {
 
   function endPull(p: Pull): void {
     pull = undefined;
-    if (watchdog) clearTimeout(watchdog);
-    watchdog = undefined;
+    clearTimers(); // the pull's watchdog (no pace timer runs while a pull is in flight)
     // a waiting pull's message is folded at once, and so is whatever was stored meanwhile (a drain
     // at once): a quote or two after a quiet spell is not held back by the pace
     if (!p.draining) return issue(p.got > 0);
