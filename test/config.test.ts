@@ -57,7 +57,7 @@ describe("config defaults", () => {
       },
       kill_switch: { verify_s: 30 },
       cro_veto: { enabled: false, timeout_s: 5, confidence_threshold: 0.85 },
-      engine: { instance: "", max_staleness_s: 10, quote_pace_ms: 50 },
+      engine: { instance: "", max_staleness_s: 10, quote_pace_ms: 0 },
       http: { enabled: true, host: "127.0.0.1", port: 9464, required: false },
       ownership: { takeover_s: 5, partitions: 64 },
       log: { level: "info" },

@@ -9,7 +9,7 @@
  * settleAll() of conflated quotes, the drawdown monitor's evaluation). CPU is this process's
  * (process.cpuUsage) over the folding only.
  *
- * `node dist/bench/quotefold.js [--json] [--seconds 10] [--rate 2000] [--batch 10] [--burst 1] [--stops] [--fx]`:
+ * `node dist/bench/quotefold.js [--json] [--seconds 10] [--rate 2000] [--batch 10] [--burst 1] [--stops] [--fx] [--no-read-back]`:
  * `--stops` arms a (far) synthetic stop on every position, `--fx` prices a quarter of the symbols in
  * EUR and quotes EUR-USD as one symbol of the stream; `--burst k` sends k consecutive quotes per symbol
  * (each a new price) before the next symbol. Prints {quotes, seconds_simulated, cpu_ms,
@@ -19,7 +19,7 @@ import type { PubAck } from "@nats-io/jetstream";
 import { fileURLToPath } from "node:url";
 import { ConfigSchema } from "../config/index.js";
 import type { Alerter } from "../engine/alerts.js";
-import { Subjects, type StreamName } from "../contract/subjects.js";
+import { Subjects, parseSubject, type StreamName } from "../contract/subjects.js";
 import { silentLogger } from "../obs/log.js";
 import { createState, project, settleAll, type EngineState } from "../state/index.js";
 import { iso, manualClock } from "../time/clock.js";
@@ -53,6 +53,11 @@ export interface QuoteFoldOptions {
   fx: boolean;
   /** Consecutive quotes per symbol (a feed's burst): 1 cycles over the symbols one quote each. */
   burst: number;
+  /**
+   * Fold what the workers publish on becoming live back into the state and report it read, as the
+   * engine's follower does (default). False (`--no-read-back`): the facts stay in flight throughout.
+   */
+  readBack: boolean;
 }
 
 export interface QuoteFoldResult {
@@ -71,9 +76,18 @@ export interface QuoteFoldResult {
   burst: number;
   /** Published by the workers while folding (halts, stop triggers, baselines): none expected. */
   published: number;
+  /** The workers still had facts in flight while quotes were folded (only with `--no-read-back`). */
+  facts_in_flight: boolean;
 }
 
 const te = new TextEncoder();
+
+/** The stream the engine would read a worker's publication back from (control facts only here). */
+const CONTROL_KINDS: ReadonlySet<string> = new Set(["halt", "resume", "pnl_baseline", "stop", "reconcile"]);
+const streamOf = (subject: string): StreamName | undefined => {
+  const kind = parseSubject(subject)?.kind;
+  return kind !== undefined && CONTROL_KINDS.has(kind) ? "RISK_CONTROL" : undefined;
+};
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface Bench {
@@ -126,6 +140,8 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
     count: () => ({ alerts: published, deadLetters: 0 }),
   };
   const ack = { stream: "bench", seq: 0, duplicate: false } as unknown as PubAck;
+  /** What the workers publish while they become live (the P&L baselines): read back below. */
+  const sent: { subject: string; body: unknown; msgId: string | undefined }[] = [];
   const ctx: WorkerContext = {
     state,
     nc: undefined as never,
@@ -134,7 +150,10 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
     log: silentLogger,
     alerter,
     config: ConfigSchema.parse({}),
-    publish: () => Promise.resolve(ack),
+    publish: (subject, body, msgId) => {
+      sent.push({ subject, body, msgId });
+      return Promise.resolve(ack);
+    },
     precheck: () => undefined,
   };
   const host = createWorkerHost(
@@ -143,6 +162,16 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
   );
   host.ready(); // live: baselines, stop arms (stubbed publishes) are taken here, not while folding
   await turn();
+  // The engine's follower folds what the workers published moments later and reports each message
+  // id read back (engine.ts, onResult): so does the bench. Left in flight, every quote's drawdown
+  // evaluation and stop lookup would search facts the live engine no longer holds.
+  for (const m of o.readBack ? sent.splice(0) : []) {
+    const stream = streamOf(m.subject);
+    if (stream !== undefined) b.feed(stream, m.subject, m.body);
+    ctx.facts?.readBack(m.msgId);
+  }
+  await turn();
+  const inFlight = ctx.facts?.tracking() ?? false;
 
   // The stream as the engine receives it: bytes, a subject and a stored time per message.
   const quotes = Math.round(o.seconds * o.rate);
@@ -208,6 +237,7 @@ export async function runQuoteFold(o: QuoteFoldOptions): Promise<QuoteFoldResult
     fx: o.fx,
     burst: o.burst,
     published: published + pubs,
+    facts_in_flight: inFlight,
   };
 }
 
@@ -227,6 +257,7 @@ export function parseArgs(argv: string[]): QuoteFoldOptions & { json: boolean } 
     stops: argv.includes("--stops"),
     fx: argv.includes("--fx"),
     burst: Math.floor(num("--burst", 1)),
+    readBack: !argv.includes("--no-read-back"),
   };
 }
 

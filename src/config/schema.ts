@@ -116,11 +116,13 @@ const engine = z.strictObject({
   instance: z.string().default(""),
   max_staleness_s: positiveSeconds(10),
   /**
-   * A busy quote stream is read in pulls at most this many ms apart (one socket read for many
-   * quotes; a lone quote is still folded as soon as it is stored). 0: an ordered consumer delivers
-   * each quote as it is stored.
+   * 0 (the default): an ordered consumer delivers each quote as it is stored, so a check sent after
+   * a quote's acknowledgement is judged at it (bar a race of microseconds). > 0: a busy quote
+   * stream is read in pulls at most this many ms apart (one socket read for many quotes, less CPU
+   * on an idle engine), and a check may be judged at a mark up to that much older than the newest
+   * stored quote (README, "Decisions where the spec is silent").
    */
-  quote_pace_ms: z.number().int().min(0).max(1000).default(50),
+  quote_pace_ms: z.number().int().min(0).max(1000).default(0),
 });
 
 /**

@@ -53,7 +53,8 @@ export interface FollowerOptions {
   onResult?: (stream: StreamName, msg: Delivered, result: ProjectResult) => void;
   /**
    * Streams read by paced pulls (./paced-lane.ts) instead of an ordered consumer: the live engine's
-   * quotes. Absent, or `paceMs` 0: every stream has an ordered consumer.
+   * quotes when `engine.quote_pace_ms` > 0 (opt-in). Absent, or `paceMs` 0 (the default): every
+   * stream has an ordered consumer.
    */
   paced?: {
     nc: NatsConnection;
