@@ -3,7 +3,7 @@
  * lane, then the default, held a busy feed's quotes back for up to 50 ms, and every such check saw
  * the previous mark). Two publishers' messages have no order on the bus: the stream delivers a
  * stored quote to the engine while the check travels from the OMS, a race of microseconds that the
- * engine can lose now and then (measured: 1 check in 180 with the ordered consumer), so the test
+ * engine can lose now and then (measured: about 1 check in 150 with the ordered consumer), so the test
  * bounds the misses instead of forbidding them; a held-back feed misses every other check.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
