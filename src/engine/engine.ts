@@ -295,7 +295,12 @@ export async function startEngine(o: EngineOptions): Promise<Engine> {
   const isReady = readiness.isReady;
 
   // the drawdown gate also counts the halts the monitor decided and has not read back yet
-  const drawdownNow = createDrawdownGate({ inFlight: (fund) => drawdown.inFlight(fund) });
+  const drawdownNow = createDrawdownGate({
+    inFlight: (fund) => {
+      drawdown.evaluateDue(fund); // a quote's breach not evaluated yet halts before this check
+      return drawdown.inFlight(fund);
+    },
+  });
   const gates: RiskGate[] = [
     ...DETERMINISTIC_GATES.map((g) => (g === drawdownGate ? drawdownNow : g)),
     ...(o.extraGates ?? []),

@@ -46,6 +46,12 @@ export interface DrawdownWorker extends Worker {
    * kept after a failed publish and sent again each tick): the check's drawdown gate counts it.
    */
   inFlight(fund: string): HaltSeen | undefined;
+  /**
+   * Evaluates the fund now if a quote left its evaluation for the end of the burst (`later`): the
+   * check's drawdown gate calls it first, so a mark that breaches a loss limit halts the fund
+   * before any check reads it, not one turn of the event loop after.
+   */
+  evaluateDue(fund: string): void;
 }
 
 export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
@@ -195,6 +201,13 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
    */
   const due = new Set<FundState>();
   let stopped = false;
+  function evaluateLogged(fund: FundState): void {
+    try {
+      evaluate(fund);
+    } catch (err) {
+      log.error({ err, fund: fund.id }, "drawdown evaluation failed");
+    }
+  }
   function later(f: FundState): void {
     if (due.size === 0)
       setImmediate(() => {
@@ -202,14 +215,16 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
         due.clear();
         for (const fund of funds) {
           if (stopped) return;
-          try {
-            evaluate(fund);
-          } catch (err) {
-            log.error({ err, fund: fund.id }, "drawdown evaluation failed");
-          }
+          evaluateLogged(fund);
         }
       });
     due.add(f);
+  }
+  function evaluateDue(id: string): void {
+    if (due.size === 0 || stopped) return;
+    const fund = state.funds.get(id);
+    if (fund === undefined || !due.delete(fund)) return;
+    evaluateLogged(fund);
   }
 
   function evaluateAll(): HaltSeverity[] {
@@ -235,6 +250,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     evaluateAll,
     beforeApply,
     inFlight,
+    evaluateDue,
     onReady() {
       rolled = periodStarts(clock.now()).day;
       evaluateAll();
