@@ -22,6 +22,7 @@ import type { Alerter } from "../engine/alerts.js";
 import { Subjects, parseSubject, type StreamName } from "../contract/subjects.js";
 import { silentLogger } from "../obs/log.js";
 import { createState, project, settleAll, type EngineState } from "../state/index.js";
+import { PROJECTIONS } from "../state/projections/table.js";
 import { iso, manualClock } from "../time/clock.js";
 import { createDrawdownMonitor } from "../workers/drawdown.js";
 import { createWorkerHost } from "../workers/host.js";
@@ -82,11 +83,10 @@ export interface QuoteFoldResult {
 
 const te = new TextEncoder();
 
-/** The stream the engine would read a worker's publication back from (control facts only here). */
-const CONTROL_KINDS: ReadonlySet<string> = new Set(["halt", "resume", "pnl_baseline", "stop", "reconcile"]);
+/** The stream the engine reads a worker's publication back from (undefined: one it does not fold). */
 const streamOf = (subject: string): StreamName | undefined => {
   const kind = parseSubject(subject)?.kind;
-  return kind !== undefined && CONTROL_KINDS.has(kind) ? "RISK_CONTROL" : undefined;
+  return PROJECTIONS.find((p) => p.kind === kind)?.stream; // the projection table's own row
 };
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

@@ -13,9 +13,7 @@ import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
 import type { Engine } from "../../src/engine/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
-
-type JournalRecord = { decision?: { order_id?: string }; cursors?: Record<string, number> };
+import { Bus, applied, decidedAt, envelope, order, startTestEngine } from "../support/engine.js";
 
 describe("a quote that breaches a loss halt, then a check", () => {
   let server: NatsServerHandle;
@@ -34,18 +32,6 @@ describe("a quote that breaches a loss halt, then a check", () => {
     await engine?.close();
     await server?.stop();
   });
-
-  /** The QUOTES cursor the engine journaled this order's decision at. */
-  async function quotesCursorOf(fund: string, orderId: unknown): Promise<number | undefined> {
-    const recs = await readStream<JournalRecord | JournalRecord[]>(
-      nc,
-      "RISK_DECISIONS",
-      `mts.v1.risk.decision.${fund}`,
-    );
-    return recs
-      .flatMap((r) => (Array.isArray(r.data) ? r.data : [r.data]))
-      .find((r) => r.decision?.order_id === orderId)?.cursors?.["QUOTES"];
-  }
 
   it("rejects FUND_HALTED every check decided after the crash quote was folded, on a busy feed", async () => {
     const rounds = 40;
@@ -74,7 +60,7 @@ describe("a quote that breaches a loss halt, then a check", () => {
       const o = order({ fund_id: fund, symbol: "OTHER", quantity: "1", limit_price: "10" });
       const d: RiskDecision = await bus.check(o);
       if (d.rejection_code === "FUND_HALTED") continue;
-      const cursor = await quotesCursorOf(fund, o["order_id"]);
+      const cursor = await decidedAt(nc, fund, o["order_id"], "QUOTES");
       const line = `${i}: ${d.approved ? "approved" : d.rejection_code} at QUOTES ${cursor}, crash quote ${crash}`;
       if (cursor === undefined || cursor >= crash) folded.push(line);
       else early.push(line);

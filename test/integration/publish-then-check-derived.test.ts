@@ -12,7 +12,7 @@ import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { Engine } from "../../src/engine/index.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, applied, envelope, order, startTestEngine, decidedAt } from "../support/engine.js";
 
 const ROUNDS = Number(process.env["PUBLISH_CHECK_ROUNDS"] ?? 60);
 const BOUND = ROUNDS / 10;
@@ -105,12 +105,7 @@ describe("derived effects: publish, await the ack, then check", () => {
           order({ fund_id: fund, symbol: "OTHER", quantity: "1", limit_price: "10" }),
         );
         // the QUOTES cursor the approval was decided at (its journal record): was the crash folded?
-        type Rec = { decision?: { order_id?: string }; cursors?: Record<string, number> };
-        const recs = await readStream<Rec | Rec[]>(nc, "RISK_DECISIONS", `mts.v1.risk.decision.${fund}`);
-        const rec = recs
-          .flatMap((r) => (Array.isArray(r.data) ? r.data : [r.data]))
-          .find((r) => r.decision?.order_id === o["order_id"]);
-        const qc = rec?.cursors?.["QUOTES"];
+        const qc = await decidedAt(nc, fund, o["order_id"], "QUOTES");
         if (qc !== undefined && qc >= qseq) markFolded++;
         approved.push(
           `${i}: ${brief(d)} | crash quote seq ${qseq}, decided at QUOTES cursor ${qc ?? "?"}` +

@@ -14,7 +14,7 @@ import type { Engine } from "../../src/engine/index.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, applied, envelope, order, startTestEngine, decidedAt } from "../support/engine.js";
 
 const ROUNDS = Number(process.env["PUBLISH_CHECK_ROUNDS"] ?? 100);
 const BOUND = ROUNDS / 10;
@@ -27,21 +27,6 @@ function report(name: string, misses: string[], extra = ""): void {
   if (misses.length === 0) return;
   console.log(`${name}: ${misses.length} of ${ROUNDS} rounds missed ${extra}`);
   console.log(misses.slice(0, 10).join("\n"));
-}
-
-type Rec = { decision?: { order_id?: string }; cursors?: Record<string, number> };
-/** The cursor of `stream` at which the engine decided `orderId` (its journal record), if found. */
-async function decidedAt(
-  nc: NatsConnection,
-  fund: string,
-  orderId: unknown,
-  stream: string,
-): Promise<string> {
-  const recs = await readStream<Rec | Rec[]>(nc, "RISK_DECISIONS", `mts.v1.risk.decision.${fund}`);
-  const rec = recs
-    .flatMap((r) => (Array.isArray(r.data) ? r.data : [r.data]))
-    .find((r) => r.decision?.order_id === orderId);
-  return String(rec?.cursors?.[stream] ?? "?");
 }
 
 describe("publish, await the ack, then check", () => {
@@ -104,7 +89,7 @@ describe("publish, await the ack, then check", () => {
       const d1 = await bus.check(o1);
       if (d1.approved || d1.rejection_code !== "FUND_HALTED")
         approvedWhileHalted.push(
-          `${i}: ${brief(d1)} | halt seq ${hseq}, decided at RISK_CONTROL ${await decidedAt(nc, "rh", o1["order_id"], "RISK_CONTROL")}`,
+          `${i}: ${brief(d1)} | halt seq ${hseq}, decided at RISK_CONTROL ${(await decidedAt(nc, "rh", o1["order_id"], "RISK_CONTROL")) ?? "?"}`,
         );
       await bus.control(Subjects.resume("rh"), { fund_id: "rh", operator: "ops", reason: `r${i}`, at });
       const d2 = await bus.check(order({ fund_id: "rh", quantity: "1" }));
@@ -199,7 +184,7 @@ describe("publish, await the ack, then check", () => {
       const d = await bus.check(o);
       if (low && (d.approved || d.rejection_code !== "MAX_ORDER_QTY_EXCEEDED"))
         approvedOverNew.push(
-          `${i} v${v}: ${brief(d)} | envelope seq ${eseq}, decided at RISK_ENVELOPES ${await decidedAt(nc, "re", o["order_id"], "RISK_ENVELOPES")}`,
+          `${i} v${v}: ${brief(d)} | envelope seq ${eseq}, decided at RISK_ENVELOPES ${(await decidedAt(nc, "re", o["order_id"], "RISK_ENVELOPES")) ?? "?"}`,
         );
       if (!low && !d.approved) refusedUnderNew.push(`${i} v${v}: ${brief(d)}`);
     }
@@ -249,7 +234,7 @@ describe("publish, await the ack, then check", () => {
       const d = await bus.check(o);
       if (d.approved || d.rejection_code !== "MAX_POSITION_EXCEEDED")
         approvedOver.push(
-          `${i}: ${brief(d)} | fill seq ${fseq}, decided at FILLS ${await decidedAt(nc, "rf", o["order_id"], "FILLS")}`,
+          `${i}: ${brief(d)} | fill seq ${fseq}, decided at FILLS ${(await decidedAt(nc, "rf", o["order_id"], "FILLS")) ?? "?"}`,
         );
     }
     report("fill→check", approvedOver);
@@ -289,7 +274,7 @@ describe("publish, await the ack, then check", () => {
       const d = await bus.check(o);
       if (!shortable && (d.approved || d.rejection_code !== "LOCATE_REQUIRED"))
         approvedShort.push(
-          `${i}: ${brief(d)} | refdata seq ${iseq}, decided at REFDATA ${await decidedAt(nc, "ri", o["order_id"], "REFDATA")}`,
+          `${i}: ${brief(d)} | refdata seq ${iseq}, decided at REFDATA ${(await decidedAt(nc, "ri", o["order_id"], "REFDATA")) ?? "?"}`,
         );
       if (shortable && !d.approved) refusedShortable.push(`${i}: ${brief(d)}`);
     }

@@ -14,7 +14,7 @@ import type { RiskDecision } from "../../src/contract/schemas.js";
 import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, NOW, applied, envelope, order, settled, startTestEngine } from "../support/engine.js";
 
 const K = (fund: string, key: string) => `${fund}\u0001${key}`;
 
@@ -33,14 +33,6 @@ describe("red team: idempotency records gone cold", () => {
     await nc?.close();
     await server?.stop();
   });
-
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_DECISIONS", "FILLS", "OMS_ORDERS", "RISK_ENVELOPES"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
-  }
 
   /** The snapshot's idem row of a key: conf (read back) or undefined when not on disk yet. */
   function idemRow(stateDir: string, fund: string, key: string): { conf: number; owner: number } | undefined {

@@ -11,11 +11,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import type { Engine } from "../../src/engine/index.js";
 import { fingerprint28, hash32 } from "../../src/state/key-index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, NOW, applied, envelope, order, settled, startTestEngine } from "../support/engine.js";
 
 /** Two distinct ids of `fund` whose keys (fund \u0001 id) share a fingerprint in the key index. */
 function collidingPair(fund: string): [string, string] {
@@ -43,14 +42,6 @@ describe("red team: ids sharing a key-index slot", () => {
     await nc?.close();
     await server?.stop();
   });
-
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_DECISIONS", "FILLS", "OMS_ORDERS", "RISK_ENVELOPES"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
-  }
 
   it("one swept, the other still replays and owns its id; both still in use after a restart", async () => {
     const clock = manualClock(NOW);

@@ -13,10 +13,9 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
-import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, NOW, applied, envelope, order, settled, startTestEngine } from "../support/engine.js";
 
 describe("red team: crash loop against one headroom", () => {
   let server: NatsServerHandle;
@@ -32,14 +31,6 @@ describe("red team: crash loop against one headroom", () => {
     await nc?.close();
     await server?.stop();
   });
-
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_DECISIONS", "FILLS", "OMS_ORDERS", "RISK_ENVELOPES"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
-  }
 
   for (const commit of [0, 1000]) {
     it(`commit_interval_ms ${commit}: answers stable and headroom exact across crashes`, async () => {

@@ -11,10 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
-import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, NOW, applied, envelope, order, settled, startTestEngine } from "../support/engine.js";
 
 describe("red team: reservations and idempotency across restarts with records on disk", () => {
   let server: NatsServerHandle;
@@ -31,14 +30,6 @@ describe("red team: reservations and idempotency across restarts with records on
     await nc?.close();
     await server?.stop();
   });
-
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_DECISIONS", "FILLS", "OMS_ORDERS", "RISK_ENVELOPES"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
-  }
 
   const approvedCount = (ds: RiskDecision[]) => ds.filter((d) => d.approved).length;
 

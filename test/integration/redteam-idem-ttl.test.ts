@@ -12,10 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { RiskDecision } from "../../src/contract/schemas.js";
-import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { Bus, NOW, applied, envelope, order, settled, startTestEngine } from "../support/engine.js";
 
 describe("red team: TTL, window and open-order limits with records on disk", () => {
   let server: NatsServerHandle;
@@ -32,13 +31,6 @@ describe("red team: TTL, window and open-order limits with records on disk", () 
     await server?.stop();
   });
 
-  async function settled(e: Engine) {
-    const jsm = await e.js.jetstreamManager();
-    for (const s of ["RISK_DECISIONS", "FILLS", "OMS_ORDERS", "RISK_ENVELOPES"]) {
-      const last = (await jsm.streams.info(s)).state.last_seq;
-      await waitFor(() => applied(e, s, last), { message: `${s} not applied up to ${last}` });
-    }
-  }
   const approvedCount = (ds: RiskDecision[]) => ds.filter((d) => d.approved).length;
   const id = (o: Record<string, unknown>) => String(o["order_id"]);
 

@@ -136,6 +136,27 @@ export async function readStream<T = Record<string, unknown>>(
   return out;
 }
 
+/**
+ * The cursor of `stream` the engine decided `orderId` at, from its journal record on
+ * RISK_DECISIONS (a group-committed batch included); undefined when no record names it.
+ */
+export async function decidedAt(
+  nc: NatsConnection,
+  fund: string,
+  orderId: unknown,
+  stream: string,
+): Promise<number | undefined> {
+  type JournalRecord = { decision?: { order_id?: string }; cursors?: Record<string, number> };
+  const recs = await readStream<JournalRecord | JournalRecord[]>(
+    nc,
+    "RISK_DECISIONS",
+    Subjects.decision(fund),
+  );
+  return recs
+    .flatMap((r) => (Array.isArray(r.data) ? r.data : [r.data]))
+    .find((r) => r.decision?.order_id === orderId)?.cursors?.[stream];
+}
+
 /** RISK_CONTROL's halts of a fund, as published: `SEVERITY` each (with `: reason` when `withReason`). */
 export async function publishedHalts(
   nc: NatsConnection,
