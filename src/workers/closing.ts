@@ -8,6 +8,7 @@ import type { OrderBody } from "../facts/emitters.js";
 import { type Dec, ZERO, canon, min } from "../decimal/index.js";
 import type { Book, ClosingLeg, EngineState, StopRecord } from "../state/model.js";
 import { isOrderDone, key2 } from "../state/index.js";
+import { acknowledged } from "../state/projections/reservations.js";
 
 /** The strategy_id of every closing order (its limits are the envelope's for this strategy). */
 export const STOP_STRATEGY = "synthetic-stop";
@@ -77,37 +78,52 @@ export function closingOrder(s: StopRecord, leg: ClosingLeg, at: string): OrderB
 }
 
 export interface ClosingOutcome {
-  /** Some closing order may still fill (not done, and the check did not reject it). */
+  /** Some closing order may still fill, or its reported fills are still to come. */
   open: boolean;
   /** What the closing orders filled in all. */
   filled: Dec;
   /** Closing orders that ended with nothing filled, with why (OMS terminal event or the check's code). */
   unfilled: { orderId: string; why: string }[];
+  /**
+   * Closing orders the OMS ended reporting a `filled_quantity` whose fills FILLS has not brought
+   * yet (FILLS and OMS_ORDERS are not ordered): the position still holds that quantity, so the
+   * stop waits for them; another closing order now would flip the position once they land.
+   */
+  fillsDue: { orderId: string; reported: Dec; filled: Dec }[];
 }
 
 /**
  * Where a triggered stop's closing orders stand. A leg is done when the OMS ended it, when it
  * filled its whole quantity (no OMS event needed: the same "done" as every order's), or when the
- * engine's check rejected it (the OMS does not route a rejected order).
+ * engine's check rejected it (the OMS does not route a rejected order). One the OMS ended with
+ * fills still to arrive stays open while the engine reserves them (until they arrive, or the
+ * reservation's TTL forgets them). One approved that the OMS never acknowledged within
+ * `reservations.ttl_s` (its reservation lapsed, or its record was forgotten) is over, unfilled.
  */
 export function closingOutcome(state: EngineState, s: StopRecord): ClosingOutcome {
   let open = false;
   let filled = ZERO;
   const unfilled: ClosingOutcome["unfilled"] = [];
+  const fillsDue: ClosingOutcome["fillsDue"] = [];
   for (const leg of legsOf(s)) {
     const r = state.orders.get(key2(s.fund, leg.orderId));
     const decision = state.idem.get(key2(s.fund, leg.key))?.decision;
     const got = r?.filled ?? ZERO;
-    if (r && isOrderDone(r, leg.qty)) {
+    if (r?.terminal && r.reserved.gt(ZERO)) {
+      open = true;
+      fillsDue.push({ orderId: leg.orderId, reported: r.endFilled, filled: got });
+    } else if (r && isOrderDone(r, leg.qty)) {
       filled = filled.plus(got);
       if (got.eq(ZERO)) unfilled.push({ orderId: leg.orderId, why: "ended by the OMS with nothing filled" });
     } else if (decision && !decision.approved) {
       filled = filled.plus(got);
       if (got.eq(ZERO))
         unfilled.push({ orderId: leg.orderId, why: `rejected by the check: ${decision.rejection_code}` });
+    } else if ((r?.lapsed && !acknowledged(r)) || (!r && decision?.approved)) {
+      unfilled.push({ orderId: leg.orderId, why: "approved, never acknowledged by the OMS within its TTL" });
     } else open = true;
   }
-  return { open, filled, unfilled };
+  return { open, filled, unfilled, fillsDue };
 }
 
 /** The wait before the stop fires again after `attempt` consecutive unfilled closings (ms). */

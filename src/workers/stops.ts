@@ -398,7 +398,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   /**
    * A triggered stop whose closing orders the OMS never acknowledged (no accepted, fill or
    * terminal event `closing_order_alert_s` after the trigger) leaves a position unprotected and
-   * blocks re-arming: alerted once per arm, so an operator can act.
+   * blocks re-arming: alerted once per arm, so an operator can act. So is one the OMS ended with
+   * fills FILLS has not brought by then (`fills_due`): the stop waits for them (closing.ts).
    */
   function watch(all: StopRecord[] = allStops()): number {
     const now = clock.now();
@@ -407,11 +408,28 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       if (s.state !== "triggered" || !mine(s.fund)) continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
+      const out = closingOutcome(state, s);
+      if (out.fillsDue.length > 0) {
+        const due = out.fillsDue.map(
+          (d) => `${d.orderId} (${canon(d.reported)} reported, ${canon(d.filled)} seen)`,
+        );
+        alertOnce(
+          s,
+          "fills_due",
+          `${s.fund}: closing order ${due.join(", ")} for the ${s.symbol} stop was ended by the OMS with fills FILLS has not brought ${Math.round(age / 1000)} s after its trigger; the stop waits for them (another closing order would flip the position) until their reservation expires`,
+          {
+            closing_order_id: out.fillsDue.map((d) => d.orderId).join(","),
+            triggered_at: s.at,
+            reported_filled: out.fillsDue.map((d) => canon(d.reported)).join(","),
+            filled: out.fillsDue.map((d) => canon(d.filled)).join(","),
+          },
+        );
+      }
       const silent = legsOf(s).filter((l) => {
         const r = state.orders.get(key2(s.fund, l.orderId));
         return !(r && (r.accepted || r.terminal || r.filled.gt(ZERO)));
       });
-      if (silent.length === 0 || !closingOutcome(state, s).open) continue;
+      if (silent.length === 0 || !out.open) continue;
       const k = `${key2(s.fund, s.symbol)}\u0001${s.armSeq}\u0001unacknowledged`;
       if (raised.has(k)) continue;
       count++;
