@@ -9,4 +9,9 @@ if (!existsSync(fileURLToPath(entry))) {
   process.exit(2);
 }
 const { main } = await import(entry.href);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// main has returned: the command is over (`serve` and `tail` return on a signal). A socket a
+// failed connect left open (a port that accepts TCP and never speaks NATS) must not keep the
+// process alive after its one-line error; an exit that nothing holds back happens before this.
+setTimeout(() => process.exit(code), 500).unref();

@@ -2,7 +2,7 @@
  * The operator CLI, run in-process (`main(argv)`) against a real nats-server and an in-process
  * engine: exit codes, one-line errors, and the JSON each command prints.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
@@ -87,6 +87,28 @@ describe("mts-risk CLI", () => {
       await rm(out, { recursive: true, force: true });
     }
   }, 150_000);
+
+  it("exits after its one-line error when the URL's port accepts TCP and never speaks NATS", async () => {
+    const silent = createServer(() => undefined); // accepts, says nothing
+    await new Promise<void>((done) => silent.listen(0, "127.0.0.1", done));
+    const addr = silent.address();
+    const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+    try {
+      const bin = fileURLToPath(new URL("../bin/mts-risk.js", import.meta.url));
+      const r = await new Promise<{ code: number | null; err: string }>((done) => {
+        const child = execFile(
+          process.execPath,
+          [bin, "--nats-url", `nats://127.0.0.1:${port}`, "--timeout", "1000", "status"],
+          { encoding: "utf8", timeout: 60_000 },
+          (_e, _out, err) => done({ code: child.exitCode, err }),
+        );
+      });
+      expect(r.code, r.err).toBe(2); // null: killed by the 60 s timeout, still running
+      expect(r.err).toMatch(/^mts-risk: cannot connect to NATS at [^\n]+\n$/);
+    } finally {
+      silent.close();
+    }
+  }, 90_000);
 
   it("prints help with exit 0", async () => {
     const r = await run(["check", "--help"]);

@@ -45,10 +45,12 @@ export async function readStream(
   each: (m: JsMsg) => void,
   o: { filter?: string; lastSeq?: number } = {},
 ): Promise<{ first: number; last: number }> {
-  const info = await jsm.streams.info(stream);
+  // with a filter, the subjects it matches: none, and a consumer would wait for ever
+  const info = await jsm.streams.info(stream, o.filter ? { subjects_filter: o.filter } : undefined);
   const last = Math.min(o.lastSeq ?? Number.MAX_SAFE_INTEGER, info.state.last_seq);
   const first = info.state.first_seq;
   if (info.state.messages === 0 || last < first) return { first, last };
+  if (o.filter && Object.keys(info.state.subjects ?? {}).length === 0) return { first, last };
   const c = await js.consumers.get(stream, {
     deliver_policy: DeliverPolicy.All,
     ...(o.filter ? { filter_subjects: o.filter } : {}),

@@ -156,4 +156,10 @@ describe("mts-risk explain", () => {
     expect(r.code).toBe(1);
     expect(r.err).toContain("no decision on order no-such-order");
   });
+
+  it("a fund with no decision at all is the same negative answer, not a wait", async () => {
+    const r = await run(["--nats-url", server.url, "explain", ids.approved!, "--fund", "no-such-fund"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`no decision on order ${ids.approved!}`);
+  });
 });
