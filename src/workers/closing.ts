@@ -8,10 +8,14 @@ import type { OrderBody } from "../facts/emitters.js";
 import { type Dec, ZERO, canon, min } from "../decimal/index.js";
 import type { Book, ClosingLeg, EngineState, StopRecord } from "../state/model.js";
 import { isOrderDone, key2 } from "../state/index.js";
-import { acknowledged } from "../state/projections/reservations.js";
+import { acknowledged, endReported } from "../state/projections/reservations.js";
+import { createHash } from "node:crypto";
 
 /** The strategy_id of every closing order (its limits are the envelope's for this strategy). */
 export const STOP_STRATEGY = "synthetic-stop";
+
+/** The contract's longest `order_id`. */
+const MAX_ORDER_ID = 128;
 
 /**
  * The orders that close a position: the brokers whose quantity has the position's sign, largest
@@ -42,8 +46,16 @@ export function closingLegs(s: StopRecord, b: Book, fallbackBroker: string): Clo
   const base = `${s.fund}-${s.symbol}-${s.armSeq}`;
   const keyBase = `stop:${s.fund}:${s.symbol}:${s.armSeq}`;
   const one = parts.length === 1;
+  const orderId = (broker: string) => {
+    const id = one ? `stop-${base}` : `stop-${base}-${broker}`;
+    if (id.length <= MAX_ORDER_ID) return id;
+    // ids of 64 characters each make a longer order_id than the contract allows: the fund and
+    // symbol become a digest of both (deterministic, still unique per fund, symbol, arm, broker)
+    const h = createHash("sha256").update(`${s.fund}\u0001${s.symbol}`).digest("hex").slice(0, 32);
+    return one ? `stop-${h}-${s.armSeq}` : `stop-${h}-${s.armSeq}-${broker}`;
+  };
   return parts.map((p) => ({
-    orderId: one ? `stop-${base}` : `stop-${base}-${p.broker}`,
+    orderId: orderId(p.broker),
     key: one ? keyBase : `${keyBase}:${p.broker}`,
     broker: p.broker,
     qty: p.qty,
@@ -93,25 +105,27 @@ export interface ClosingOutcome {
 }
 
 /**
- * Where a triggered stop's closing orders stand. A leg is done when the OMS ended it, when it
- * filled its whole quantity (no OMS event needed: the same "done" as every order's), or when the
- * engine's check rejected it (the OMS does not route a rejected order). One the OMS ended with
+ * Where a triggered stop's closing orders stand at `now`. A leg is done when the OMS ended it, when
+ * it filled its whole quantity (no OMS event needed: the same "done" as every order's), or when
+ * the engine's check rejected it (the OMS does not route a rejected order). One the OMS ended with
  * fills still to arrive stays open while the engine reserves them (until they arrive, or the
  * reservation's TTL forgets them). One approved that the OMS never acknowledged within
- * `reservations.ttl_s` (its reservation lapsed, or its record was forgotten) is over, unfilled.
+ * `reservations.ttl_s` (its reservation lapsed) is over, unfilled; so is one the engine has no
+ * record of (never checked, or its records forgotten) a TTL after the trigger.
  */
-export function closingOutcome(state: EngineState, s: StopRecord): ClosingOutcome {
+export function closingOutcome(state: EngineState, s: StopRecord, now: number): ClosingOutcome {
   let open = false;
   let filled = ZERO;
   const unfilled: ClosingOutcome["unfilled"] = [];
   const fillsDue: ClosingOutcome["fillsDue"] = [];
+  const expired = now - Date.parse(s.at) >= state.settings.reservationTtlMs;
   for (const leg of legsOf(s)) {
     const r = state.orders.get(key2(s.fund, leg.orderId));
     const decision = state.idem.get(key2(s.fund, leg.key))?.decision;
     const got = r?.filled ?? ZERO;
     if (r?.terminal && r.reserved.gt(ZERO)) {
       open = true;
-      fillsDue.push({ orderId: leg.orderId, reported: r.endFilled, filled: got });
+      fillsDue.push({ orderId: leg.orderId, reported: endReported(r), filled: got });
     } else if (r && isOrderDone(r, leg.qty)) {
       filled = filled.plus(got);
       if (got.eq(ZERO)) unfilled.push({ orderId: leg.orderId, why: "ended by the OMS with nothing filled" });
@@ -119,8 +133,13 @@ export function closingOutcome(state: EngineState, s: StopRecord): ClosingOutcom
       filled = filled.plus(got);
       if (got.eq(ZERO))
         unfilled.push({ orderId: leg.orderId, why: `rejected by the check: ${decision.rejection_code}` });
-    } else if ((r?.lapsed && !acknowledged(r)) || (!r && decision?.approved)) {
+    } else if (r?.lapsed && !acknowledged(r)) {
       unfilled.push({ orderId: leg.orderId, why: "approved, never acknowledged by the OMS within its TTL" });
+    } else if (!r && expired) {
+      unfilled.push({
+        orderId: leg.orderId,
+        why: "no check, fill or OMS event within the TTL of the trigger",
+      });
     } else open = true;
   }
   return { open, filled, unfilled, fillsDue };

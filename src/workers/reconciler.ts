@@ -91,12 +91,23 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
     }
   }
 
-  /** The engine's quantity per symbol at `broker`, over all books of the fund (zeros left out). */
+  /**
+   * The engine's quantity per symbol at `broker`, over all books of the fund (zeros left out),
+   * with the fills the OMS reported on ended orders that FILLS has not brought yet (what those
+   * orders still reserve): the broker's position already holds them, and taking their absence
+   * for a drift would adopt it, then flip the position when the fills land.
+   */
   function engineAt(fund: FundState, broker: string): Map<string, Dec> {
     const out = new Map<string, Dec>();
     for (const [symbol, b] of fund.books) {
       const q = b.pos.brokers.get(broker);
       if (q && !q.eq(ZERO)) out.set(symbol, q);
+    }
+    for (const r of ctx.state.orders.open(fund.id)) {
+      if (!r.terminal || r.reserved.eq(ZERO) || (r.broker ?? "") !== broker) continue;
+      const q = (out.get(r.symbol) ?? ZERO)[r.side === "SELL" ? "minus" : "plus"](r.reserved);
+      if (q.eq(ZERO)) out.delete(r.symbol);
+      else out.set(r.symbol, q);
     }
     return out;
   }
@@ -137,7 +148,7 @@ export function createReconciler(ctx: WorkerContext): Worker & { pass(): Promise
         log.info({ fund: f, broker, symbol: d.symbol, fill_id: prev.msgId }, "adjustment still in flight");
         continue;
       }
-      const now = fund.books.get(d.symbol)?.pos.brokers.get(broker) ?? ZERO;
+      const now = engineAt(fund, broker).get(d.symbol) ?? ZERO;
       if (!now.eq(dec(d.engine))) {
         // a fill reached the engine during this pass: the difference is stale; the next passes decide
         log.info({ fund: f, broker, symbol: d.symbol }, "position moved during the pass; not adopted");

@@ -19,7 +19,7 @@ import { foldStop } from "../state/projections/control.js";
 import { StopSchema } from "../contract/index.js";
 import type { Stop } from "../contract/records.js";
 import { FactKeys } from "../facts/emitters.js";
-import { effectiveLimits } from "../state/index.js";
+import { effectiveLimits, isOrderDone } from "../state/index.js";
 import { iso } from "../time/clock.js";
 import {
   STOP_STRATEGY,
@@ -225,7 +225,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     let attempt = cur?.state === "armed" ? cur.attempt : 0;
     let notBefore = cur?.state === "armed" ? cur.notBefore : 0;
     if (cur?.state === "triggered") {
-      const out = closingOutcome(state, cur);
+      const out = closingOutcome(state, cur, now);
       if (out.open) return false; // no re-arm while a closing order works
       // a closing order that ended with nothing filled (a rejection) backs the stop off, even when
       // another broker's leg filled: that broker would otherwise be retried at once
@@ -399,7 +399,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
    * A triggered stop whose closing orders the OMS never acknowledged (no accepted, fill or
    * terminal event `closing_order_alert_s` after the trigger) leaves a position unprotected and
    * blocks re-arming: alerted once per arm, so an operator can act. So is one the OMS ended with
-   * fills FILLS has not brought by then (`fills_due`): the stop waits for them (closing.ts).
+   * fills FILLS has not brought by then (`fills_due`: the stop waits for them, closing.ts), and one
+   * it accepted that has neither filled nor ended (`working`: an IOC order should have by then).
    */
   function watch(all: StopRecord[] = allStops()): number {
     const now = clock.now();
@@ -408,7 +409,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       if (s.state !== "triggered" || !mine(s.fund)) continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
-      const out = closingOutcome(state, s);
+      const out = closingOutcome(state, s, now);
       if (out.fillsDue.length > 0) {
         const due = out.fillsDue.map(
           (d) => `${d.orderId} (${canon(d.reported)} reported, ${canon(d.filled)} seen)`,
@@ -423,6 +424,18 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
             reported_filled: out.fillsDue.map((d) => canon(d.reported)).join(","),
             filled: out.fillsDue.map((d) => canon(d.filled)).join(","),
           },
+        );
+      }
+      const working = legsOf(s).filter((l) => {
+        const r = state.orders.get(key2(s.fund, l.orderId));
+        return r !== undefined && r.accepted && !r.terminal && !isOrderDone(r, l.qty);
+      });
+      if (working.length > 0) {
+        alertOnce(
+          s,
+          "working",
+          `${s.fund}: closing order ${working.map((l) => l.orderId).join(",")} for the ${s.symbol} stop was accepted by the OMS and has neither filled nor ended ${Math.round(age / 1000)} s after its trigger; the stop waits for it (an accepted order reserves until it ends)`,
+          { closing_order_id: working.map((l) => l.orderId).join(","), triggered_at: s.at, working: "true" },
         );
       }
       const silent = legsOf(s).filter((l) => {

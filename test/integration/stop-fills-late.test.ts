@@ -62,7 +62,7 @@ describe("a closing order ended by the OMS before its fills", () => {
   }
   /** A fund long (or short) `q` of `symbol` at 100 whose stop fired one approved closing order. */
   async function triggered(fund: string, symbol: string, side: "BUY" | "SELL", q: string): Promise<Closing> {
-    await feed.envelope(envelope(fund, { synthetic_stop_pct: "0.10", allow_shorting: false }));
+    await feed.envelope(envelope(fund, { synthetic_stop_pct: "0.10" }));
     await feed.fill(fund, symbol, side, q, "100");
     await waitFor(() => stop(fund, symbol)?.state === "armed", { message: `${fund} armed` });
     if (side === "BUY") await feed.quote(symbol, "85", "85.5");

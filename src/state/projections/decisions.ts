@@ -2,6 +2,7 @@
 import type { DecisionRecord } from "../../contract/records.js";
 import { type Dec, ZERO } from "../../decimal/index.js";
 import { VELOCITY_HISTORY_S, addVelocity, pruneVelocity, readVelocity, velocityBucket } from "../velocity.js";
+import { MAX_DUPLICATE_WINDOW_MS } from "../../contract/schemas.js";
 import { pruneDuplicates, recordDuplicate } from "../duplicates.js";
 import { type EngineState, type FundState, type IdemRecord, getFund, key2, touch } from "../model.js";
 import { applyApproval, revokeApproval } from "./reservations.js";
@@ -102,8 +103,22 @@ export function pruneFundVelocity(state: EngineState, fund: FundState, now: numb
 
 function countDuplicate(state: EngineState, fund: FundState, dupKey: string, key: string, at: number): void {
   if (!recordDuplicate(fund.dups, dupKey, key, at)) return;
-  pruneDuplicates(fund.dups, at - (fund.envelope?.duplicateWindowMs ?? 0));
+  pruneDuplicates(fund.dups, at - duplicateHorizonMs(fund));
   touch(state, "dup", fund.id);
+}
+
+/**
+ * How long a fund's duplicate keys are kept: the widest window of the envelope versions it holds,
+ * or the contract's longest window while it has none. Streams are folded in any order (a catch-up
+ * may read a decision before its fund's envelope, or under an older, narrower version): a key
+ * pruned with a window not yet known would be missing when the window arrives. Memory only: the
+ * check judges the window in force.
+ */
+function duplicateHorizonMs(fund: FundState): number {
+  if (!fund.envelope) return MAX_DUPLICATE_WINDOW_MS;
+  let w = fund.envelope.duplicateWindowMs;
+  for (const e of fund.envelopeHistory.values()) if (e.duplicateWindowMs > w) w = e.duplicateWindowMs;
+  return w;
 }
 
 /** Forgets the idempotency records expired at `now` (and the order ids they owned). */
