@@ -148,6 +148,13 @@ export const held = (r: OrderRecord): boolean =>
  * `revalueBook` false: the caller revalues the book afterwards (a load revalues every book once).
  */
 export function syncReservation(state: EngineState, r: OrderRecord, revalueBook = true): void {
+  if (r.lapsed && acknowledged(r)) {
+    // acknowledged after its TTL passed (a late `accepted`, fill or end event): working after all,
+    // no longer a lapsed record kept for a late acknowledgement; its heap entry waits for that
+    // longer deadline, so it is queued again for the one it has now (a rebuild never lapsed it)
+    r.lapsed = false;
+    if (r.queued && !held(r)) state.orderExpiry.push({ at: 0, item: r });
+  }
   const released = r.side === undefined || (r.lapsed && !acknowledged(r));
   // ended: only what the OMS said was filled and FILLS has not brought yet (at most the approval)
   const want = released
@@ -260,7 +267,10 @@ export function deadlineOf(r: OrderRecord, h: OrderHorizon): number {
   if (r.expiresAt === 0) return r.touchedAt + ttl; // fills or events only, no approval seen
   const working = !r.terminal && r.approved.gt(r.filled);
   if (working && !r.lapsed) return r.expiresAt;
-  const keep = r.lapsed ? Math.max(ttl, h.idempotencyWindowMs) : 0;
+  // kept longer while a late acknowledgement may still come; once one came (an end event that
+  // reports fills, say), whether a sweep saw the TTL pass first no longer matters: a rebuild, which
+  // sweeps only at its end, never sees it lapse, and both must forget it at the same time
+  const keep = r.lapsed && !acknowledged(r) ? Math.max(ttl, h.idempotencyWindowMs) : 0;
   return Math.max(r.expiresAt + keep, r.touchedAt + ttl);
 }
 
