@@ -11,7 +11,7 @@ if (!existsSync(fileURLToPath(entry))) {
 const { main } = await import(entry.href);
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
-// main has returned: the command is over (`serve` and `tail` return on a signal). A socket a
-// failed connect left open (a port that accepts TCP and never speaks NATS) must not keep the
-// process alive after its one-line error; an exit that nothing holds back happens before this.
-setTimeout(() => process.exit(code), 500).unref();
+// A command that failed has printed its one-line error: a socket a failed connect left open (a
+// port that accepts TCP and never speaks NATS) must not keep the process alive after it. A
+// command that succeeded ends when its last handle closes, as any Node program.
+if (code !== 0) setTimeout(() => process.exit(code), 500).unref();

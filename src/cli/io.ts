@@ -51,6 +51,16 @@ export function printLine(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v)}\n`);
 }
 
+/** Node's longest timer (2^31 − 1 ms): a longer one fires at once (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Commander argument parser: a timeout in ms, a positive integer a timer can hold. */
+export function timeoutMs(value: string): number {
+  const n = positiveInt(value);
+  if (n > MAX_TIMER_MS) throw new InvalidArgumentError(`must be at most ${MAX_TIMER_MS}`);
+  return n;
+}
+
 /** Commander argument parser: a positive integer. */
 export function positiveInt(value: string): number {
   const n = Number(value);

@@ -15,7 +15,7 @@ import { registerServe } from "./commands/serve.js";
 import { registerStatus } from "./commands/status.js";
 import { registerTail } from "./commands/tail.js";
 import { CliContext, CliError, PROG, firstLine } from "./common.js";
-import { positiveInt } from "./io.js";
+import { timeoutMs } from "./io.js";
 
 function buildProgram(ctx: CliContext, helpOnError: { text: string }): Command {
   const program = new Command(PROG)
@@ -33,7 +33,7 @@ function buildProgram(ctx: CliContext, helpOnError: { text: string }): Command {
     .option("--config <file>", "YAML configuration file")
     .option("--nats-url <url>", "NATS server URL (config nats.url)")
     .option("--state-dir <dir>", "directory of the engine snapshot (config state.dir)")
-    .option("--timeout <ms>", "request timeout in milliseconds", positiveInt, 5000);
+    .option("--timeout <ms>", "request timeout in milliseconds", timeoutMs, 5000);
   registerServe(program, ctx);
   registerStatus(program, ctx);
   registerCheck(program, ctx);

@@ -166,7 +166,12 @@ function readFile(file: string, into: Map<string, Setting>): void {
   }
   let doc: unknown;
   try {
-    doc = yaml().parse(text);
+    // parseDocument, not parse: parse reports an unresolved tag (`!!strr`) on stderr through
+    // process.emitWarning and goes on; here any error or warning refuses the file, in one line
+    const d = yaml().parseDocument(text);
+    const problem = d.errors[0] ?? d.warnings[0];
+    if (problem) throw problem;
+    doc = d.toJS();
   } catch (err) {
     const first = (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "";
     throw new ConfigError(`config: file ${file}: invalid YAML: ${first}`, { source: "file", cause: err });

@@ -2,6 +2,7 @@
  * The engine: connects, provisions streams, loads the snapshot, follows the streams, serves
  * checks, and flushes the snapshot in batches. `ready` only once caught up with every stream.
  */
+import { lockStateDir } from "./state-lock.js";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
@@ -136,7 +137,25 @@ export function stateSettings(config: Config) {
   };
 }
 
+/** Starts an engine on its state directory, which it holds (state-lock.ts) until close or abort. */
 export async function startEngine(o: EngineOptions): Promise<Engine> {
+  const lock = lockStateDir(o.config.state.dir);
+  let engine: Engine;
+  try {
+    engine = await startOnLockedDir(o);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  const close = engine.close.bind(engine);
+  const abort = engine.abort.bind(engine);
+  return Object.assign(engine, {
+    close: () => close().finally(() => lock.release()),
+    abort: () => abort().finally(() => lock.release()),
+  });
+}
+
+async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
   const config = o.config;
   const clock = o.clock ?? systemClock;
   const timers = o.timers ?? systemTimers;

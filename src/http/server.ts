@@ -47,6 +47,15 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   });
   res.end(body);
 }
+/** The path of an absolute-form request target ("" when it does not parse: a 404). */
+function pathOf(target: string): string {
+  try {
+    return new URL(target).pathname;
+  } catch {
+    return "";
+  }
+}
+
 const json = (res: ServerResponse, status: number, body: unknown) =>
   send(res, status, "application/json; charset=utf-8", JSON.stringify(body));
 
@@ -54,7 +63,9 @@ export function createHttpHandler(o: HttpOptions): (req: IncomingMessage, res: S
   const { engine } = o;
   engine.metrics.processMetrics();
   return (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    // origin form (`/metrics`) or absolute form (`http://host/metrics`, through a proxy: RFC 9112)
+    const target = req.url ?? "/";
+    const path = /^https?:\/\//i.test(target) ? pathOf(target) : target.split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("Allow", "GET, HEAD");
       return json(res, 405, { error: "method not allowed" });

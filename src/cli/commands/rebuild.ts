@@ -2,8 +2,8 @@
  * `mts-risk rebuild [--out FILE] [--install]`: replay every stream into a fresh snapshot and print
  * its state digest; `--install` then puts it in place of the engine's snapshot (engine stopped).
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, realpathSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { Config } from "../../config/index.js";
 import { Subjects } from "../../contract/index.js";
@@ -33,6 +33,29 @@ function install(out: string, snap: string): void {
   rmSync(`${out}-shm`, { force: true });
 }
 
+/** A path with its directory's symlinks resolved (the file itself too when it exists). */
+function real(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    try {
+      return join(realpathSync(dirname(p)), basename(p));
+    } catch {
+      return resolve(p);
+    }
+  }
+}
+
+/**
+ * A rebuild deletes `out`, `out-wal` and `out-shm` before it writes: none may be a file of the
+ * engine's snapshot (its WAL holds committed state), by any path to it.
+ */
+function touchesSnapshot(out: string, snap: string): boolean {
+  const files = (p: string) => [p, `${p}-wal`, `${p}-shm`].map(real);
+  const ours = new Set(files(snap));
+  return files(out).some((f) => ours.has(f));
+}
+
 export function registerRebuild(program: Command, ctx: CliContext): void {
   program
     .command("rebuild")
@@ -43,9 +66,9 @@ export function registerRebuild(program: Command, ctx: CliContext): void {
       const { config, globals, log } = ctx.load(cmd);
       const snap = resolve(snapshotPath(config));
       const out = resolve(opts.out ?? join(config.state.dir, "rebuild.sqlite"));
-      if (out === snap) {
+      if (touchesSnapshot(out, snap)) {
         throw new CliError(
-          `--out must not be the engine's snapshot (${snap}); rebuild elsewhere, then --install`,
+          `--out must not be the engine's snapshot or its -wal/-shm file (${snap}); rebuild elsewhere, then --install`,
         );
       }
       const installing = opts.install === true;
@@ -53,6 +76,13 @@ export function registerRebuild(program: Command, ctx: CliContext): void {
       mkdirSync(dirname(out), { recursive: true });
       const result = await rebuild({ config, out, clock: systemClock, log });
       if (installing) {
+        if (result.events === 0 && existsSync(snap)) {
+          // a server without the engine's streams (the wrong --nats-url) rebuilds an empty state:
+          // installed, it would replace the engine's snapshot with nothing
+          throw new CliError(
+            `the streams at ${config.nats.url} hold no message: nothing rebuilt, ${snap} left as it is (the rebuilt snapshot is ${out})`,
+          );
+        }
         await refuseIfEngineRuns(config, globals);
         install(out, snap);
         printJson({ ...result, snapshot: snap, installed: true });
