@@ -43,6 +43,7 @@ describe("config defaults", () => {
         poll_interval_s: 5,
         poll_interval_equities_s: 60,
         closing_order_alert_s: 30,
+        fills_grace_s: 5,
         retry_backoff_s: 1,
         retry_backoff_max_s: 60,
       },
@@ -97,6 +98,7 @@ synthetic_stop:
   poll_interval_s: 5
   poll_interval_equities_s: 60
   closing_order_alert_s: 30
+  fills_grace_s: 5
   retry_backoff_s: 1
   retry_backoff_max_s: 60
 position_arm_sweeper:

@@ -75,6 +75,12 @@ const synthetic_stop = z.strictObject({
   /** A closing order with no OMS event (accepted, fill, terminal) this long after its trigger is alerted. */
   closing_order_alert_s: positiveSeconds(30),
   /**
+   * A closing order the OMS reports `done` without `filled_quantity` while FILLS shows less than
+   * its quantity: the stop waits this long for fills still in flight before it takes the rest as
+   * unfilled (FILLS and OMS_ORDERS are not ordered; another closing order sooner could flip it).
+   */
+  fills_grace_s: positiveSeconds(5),
+  /**
    * After a closing order ends with nothing filled (OMS rejection, or the check's), the re-armed
    * stop fires again no sooner than this, doubling with each consecutive failure...
    */

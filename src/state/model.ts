@@ -174,11 +174,6 @@ export interface OrderRecord {
    * it whose fills have not arrived yet still reserves (FILLS and OMS_ORDERS are not ordered).
    */
   endFilled: Dec;
-  /**
-   * The OMS reported it `done` without a `filled_quantity`: finished, its whole approved quantity
-   * taken as filled, so what FILLS has not brought yet still reserves (as `endFilled` would).
-   */
-  endAll: boolean;
   accepted: boolean; // the OMS reported it accepted (working at a broker)
   expiresAt: number; // epoch ms; 0 until an approval is seen
   /**

@@ -243,7 +243,6 @@ export function orderToJson(r: OrderRecord): string {
     filled: r.filled.toFixed(),
     terminal: r.terminal,
     ...(r.endFilled.eq(ZERO) ? {} : { endFilled: r.endFilled.toFixed() }),
-    ...(r.endAll ? { endAll: true } : {}),
     accepted: r.accepted,
     expiresAt: r.expiresAt,
     lapsed: r.lapsed,
@@ -272,7 +271,6 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     filled: string;
     terminal: boolean;
     endFilled?: string;
-    endAll?: boolean;
     accepted?: boolean;
     expiresAt: number;
     lapsed?: boolean;
@@ -295,7 +293,6 @@ export function orderFromJson(v: string): { record: OrderRecord; dropped: boolea
     filled: dec(o.filled),
     terminal: o.terminal,
     endFilled: o.endFilled === undefined ? ZERO : dec(o.endFilled),
-    endAll: o.endAll === true,
     accepted: o.accepted === true,
     expiresAt: o.expiresAt,
     lapsed: o.lapsed === true,

@@ -8,7 +8,7 @@ import type { OrderBody } from "../facts/emitters.js";
 import { type Dec, ZERO, canon, min } from "../decimal/index.js";
 import type { Book, ClosingLeg, EngineState, StopRecord } from "../state/model.js";
 import { isOrderDone, key2 } from "../state/index.js";
-import { acknowledged, endReported } from "../state/projections/reservations.js";
+import { acknowledged } from "../state/projections/reservations.js";
 import { createHash } from "node:crypto";
 
 /** The strategy_id of every closing order (its limits are the envelope's for this strategy). */
@@ -109,11 +109,17 @@ export interface ClosingOutcome {
  * it filled its whole quantity (no OMS event needed: the same "done" as every order's), or when
  * the engine's check rejected it (the OMS does not route a rejected order). One the OMS ended with
  * fills still to arrive stays open while the engine reserves them (until they arrive, or the
- * reservation's TTL forgets them). One approved that the OMS never acknowledged within
+ * reservation's TTL forgets them); one it reported `done` without a quantity, for `inGrace`. One approved that the OMS never acknowledged within
  * `reservations.ttl_s` (its reservation lapsed) is over, unfilled; so is one the engine has no
  * record of (never checked, or its records forgotten) a TTL after the trigger.
  */
-export function closingOutcome(state: EngineState, s: StopRecord, now: number): ClosingOutcome {
+export function closingOutcome(
+  state: EngineState,
+  s: StopRecord,
+  now: number,
+  /** A leg the OMS reported `done` (no quantity) so recently that its fills may be in flight. */
+  inGrace: (orderId: string) => boolean = () => false,
+): ClosingOutcome {
   let open = false;
   let filled = ZERO;
   const unfilled: ClosingOutcome["unfilled"] = [];
@@ -125,7 +131,9 @@ export function closingOutcome(state: EngineState, s: StopRecord, now: number): 
     const got = r?.filled ?? ZERO;
     if (r?.terminal && r.reserved.gt(ZERO)) {
       open = true;
-      fillsDue.push({ orderId: leg.orderId, reported: endReported(r), filled: got });
+      fillsDue.push({ orderId: leg.orderId, reported: r.endFilled, filled: got });
+    } else if (r?.terminal && got.lt(leg.qty) && inGrace(leg.orderId)) {
+      open = true; // `done` with no quantity: its fills may still come (synthetic_stop.fills_grace_s)
     } else if (r && isOrderDone(r, leg.qty)) {
       filled = filled.plus(got);
       if (got.eq(ZERO)) unfilled.push({ orderId: leg.orderId, why: "ended by the OMS with nothing filled" });

@@ -174,6 +174,18 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
   }
 
   /**
+   * Closing orders the OMS reported `done` without `filled_quantity` while FILLS showed less than
+   * their quantity: when this engine saw it (its clock). Their fills may be in flight for
+   * `fills_grace_s`: the stop waits that long before it takes the rest as unfilled.
+   */
+  const doneAt = new Map<string, number>();
+  const graceMs = cfg.fills_grace_s * 1000;
+  const inGrace = (orderId: string): boolean => {
+    const t = doneAt.get(orderId);
+    return t !== undefined && clock.now() - t < graceMs;
+  };
+
+  /**
    * Closing orders sent, by idempotency key (their message id): when last sent (engine clock), or
    * Infinity once OMS_INTENTS acknowledged it or the OMS was seen handling it.
    */
@@ -225,7 +237,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
     let attempt = cur?.state === "armed" ? cur.attempt : 0;
     let notBefore = cur?.state === "armed" ? cur.notBefore : 0;
     if (cur?.state === "triggered") {
-      const out = closingOutcome(state, cur, now);
+      const out = closingOutcome(state, cur, now, inGrace);
       if (out.open) return false; // no re-arm while a closing order works
       // a closing order that ended with nothing filled (a rejection) backs the stop off, even when
       // another broker's leg filled: that broker would otherwise be retried at once
@@ -361,6 +373,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
 
   function review(full = false, all: StopRecord[] = allStops()): number {
     const now = clock.now();
+    for (const [id, t] of doneAt) if (now - t >= graceMs) doneAt.delete(id);
     resendLost(all, now);
     for (const s of all) {
       const fund = s.state === "triggered" ? state.funds.get(s.fund) : undefined;
@@ -409,7 +422,7 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
       if (s.state !== "triggered" || !mine(s.fund)) continue;
       const age = now - Date.parse(s.at);
       if (!(age >= cfg.closing_order_alert_s * 1000)) continue;
-      const out = closingOutcome(state, s, now);
+      const out = closingOutcome(state, s, now, inGrace);
       if (out.fillsDue.length > 0) {
         const due = out.fillsDue.map(
           (d) => `${d.orderId} (${canon(d.reported)} reported, ${canon(d.filled)} seen)`,
@@ -495,6 +508,8 @@ export function createStopsWorker(ctx: WorkerContext): StopsWorker {
         fire([...held.values()], clock.now()); // a stop held by a kill switch fires once it is lifted
       } else if (c.kind === "order" && c.orderId.startsWith("stop-")) {
         const fund = state.funds.get(c.fund);
+        const r = c.event === "done" ? state.orders.get(key2(c.fund, c.orderId)) : undefined;
+        if (r?.terminal && r.endFilled.eq(ZERO) && !doneAt.has(c.orderId)) doneAt.set(c.orderId, clock.now());
         const s = allStops().find((x) => x.fund === c.fund && legsOf(x).some((l) => l.orderId === c.orderId));
         if (fund && s) ensure(fund, s.symbol);
       }

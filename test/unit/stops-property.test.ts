@@ -217,13 +217,15 @@ function run(sim: StopSim, a: Action): void {
       const o = sim.emitted[a.pick % 4 === 0 ? a.pick % n : n - 1 - (a.pick % Math.min(3, n))]!.order;
       const fund = String(o["fund_id"]);
       const orderId = String(o["order_id"]);
-      const event = (e: string) =>
-        sim.publish(Subjects.orderEvent(e, fund), {
+      const event = (e: string) => {
+        if (e === "done") doneSeen(sim).set(orderId, now);
+        return sim.publish(Subjects.orderEvent(e, fund), {
           order_id: orderId,
           fund_id: fund,
           event: e,
           at: iso(now),
         });
+      };
       const fill = (qty: string) =>
         sim.fill({
           fill_id: `c${++nextId}`,
@@ -249,17 +251,31 @@ function run(sim: StopSim, a: Action): void {
   }
 }
 
+/** When the OMS (the property) reported each closing order `done`, on the sim's clock. */
+const dones = new WeakMap<StopSim, Map<string, number>>();
+function doneSeen(sim: StopSim): Map<string, number> {
+  let m = dones.get(sim);
+  if (!m) dones.set(sim, (m = new Map<string, number>()));
+  return m;
+}
+
 /**
  * The spec's rule, stated independently of the engine's code: a closing order still works when the
- * check approved it, no terminal OMS event ended it and it has not filled its whole quantity.
+ * check approved it, no terminal OMS event ended it and it has not filled its whole quantity; or
+ * when the OMS reported it `done` (no quantity) less than `fills_grace_s` ago with fills short of
+ * its quantity (they may be in flight: another closing order now could flip the position).
  */
 function closingWorks(sim: StopSim, fund: string, armSeq: number, symbol: string): boolean {
   const prefix = `stop-${fund}-${symbol}-${armSeq}`;
+  const graceMs = sim.config.synthetic_stop.fills_grace_s * 1000;
   return sim.emitted.some((e) => {
     const id = String(e.order["order_id"]);
     if (String(e.order["fund_id"]) !== fund || (id !== prefix && !id.startsWith(`${prefix}-`))) return false;
     const r = sim.state.orders.get(key2(fund, id));
-    return e.decision.approved && !r?.terminal && (r?.filled ?? ZERO).lt(dec(String(e.order["quantity"])));
+    const short = (r?.filled ?? ZERO).lt(dec(String(e.order["quantity"])));
+    const done = doneSeen(sim).get(id);
+    const inFlight = r?.terminal === true && done !== undefined && sim.clock.now() - done < graceMs;
+    return e.decision.approved && short && (!r?.terminal || inFlight);
   });
 }
 

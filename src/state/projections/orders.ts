@@ -10,9 +10,6 @@ export function applyOrderEvent(state: EngineState, e: OrderEvent): void {
   else if (TERMINAL_ORDER_EVENTS.has(e.event)) {
     r.terminal = true;
     if (e.filled_quantity !== undefined && e.filled_quantity.gt(r.endFilled)) r.endFilled = e.filled_quantity;
-    // `done` is the OMS's "finished": without a quantity, everything approved is taken as filled
-    // (its fills still to come reserve). `cancelled`, `rejected`, `expired` without one fill nothing.
-    if (e.event === "done" && e.filled_quantity === undefined) r.endAll = true;
   }
   r.touchedAt = Math.max(r.touchedAt, e.at);
   syncReservation(state, r);

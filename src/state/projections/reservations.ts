@@ -70,7 +70,6 @@ function newOrderRecord(
     filled,
     terminal: false,
     endFilled: ZERO,
-    endAll: false,
     accepted: false,
     expiresAt: 0,
     lapsed: false,
@@ -134,10 +133,7 @@ function settleFillOnly(state: EngineState, now: number): void {
 
 /** The OMS acknowledged it: `accepted`, a fill seen, or an end event reporting a fill. */
 export const acknowledged = (r: OrderRecord): boolean =>
-  r.accepted || r.filled.gt(ZERO) || r.endFilled.gt(ZERO) || r.endAll;
-
-/** What an end event said was filled: its `filled_quantity`, or all of it for a bare `done`. */
-export const endReported = (r: OrderRecord): Dec => (r.endAll ? r.approved : r.endFilled);
+  r.accepted || r.filled.gt(ZERO) || r.endFilled.gt(ZERO);
 
 /** Working and acknowledged: reserves whatever the TTL, and is never forgotten until it ends. */
 export const held = (r: OrderRecord): boolean =>
@@ -160,7 +156,7 @@ export function syncReservation(state: EngineState, r: OrderRecord, revalueBook 
   const want = released
     ? ZERO
     : r.terminal
-      ? max(ZERO, min(endReported(r), r.approved).minus(r.filled))
+      ? max(ZERO, min(r.endFilled, r.approved).minus(r.filled))
       : max(ZERO, r.approved.minus(r.filled));
   const delta = want.minus(r.reserved);
   touch(state, "order", r.key);
@@ -309,7 +305,6 @@ export function sweepReservations(state: EngineState, now: number): number {
     }
     r.terminal = true; // forgotten: whatever it still reserved is released with it
     r.endFilled = ZERO; // fills the OMS reported and FILLS never brought included
-    r.endAll = false;
     syncReservation(state, r);
     state.orders.delete(k);
     markDeleted(state, "order", k);
