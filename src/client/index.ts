@@ -78,6 +78,25 @@ export interface RiskClient {
 }
 
 /** A failure of getEnvelope/status (those throw: there is no fail-closed answer to give). */
+/** A reply that is a JSON object, else a RiskClientError (MALFORMED_REPLY). */
+function objectReply(v: unknown, subject: string): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    throw new RiskClientError("MALFORMED_REPLY", `${subject}: the reply is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** The `{ error: { code, message } }` of an engine's answer, if it is one. */
+function errorOf(reply: Record<string, unknown>): { code?: string; message?: string } | undefined {
+  const e = reply["error"];
+  if (e === undefined || e === null) return undefined;
+  if (typeof e !== "object") return { message: typeof e === "string" ? e : JSON.stringify(e) };
+  const o = e as Record<string, unknown>;
+  return {
+    ...(typeof o["code"] === "string" ? { code: o["code"] } : {}),
+    ...(typeof o["message"] === "string" ? { message: o["message"] } : {}),
+  };
+}
+
 export class RiskClientError extends Error {
   override readonly name = "RiskClientError";
   constructor(
@@ -238,20 +257,25 @@ export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {
 
     async getEnvelope(fundId, version) {
       const body = version === undefined ? { fund_id: fundId } : { fund_id: fundId, version };
-      const reply = (await request(Subjects.envelopeGet, body)) as Record<string, unknown>;
-      const err = reply.error as { code?: string; message?: string } | undefined;
+      const reply = objectReply(await request(Subjects.envelopeGet, body), Subjects.envelopeGet);
+      const err = errorOf(reply);
       if (err) {
         if (err.code === "NOT_FOUND") return undefined;
         throw new RiskClientError(err.code ?? "ERROR", err.message ?? "envelope.get failed");
       }
-      return reply as RiskEnvelope;
+      return reply as unknown as RiskEnvelope;
     },
 
     async status(fundId) {
-      return (await request(
+      const reply = objectReply(
+        await request(Subjects.status, fundId === undefined ? {} : { fund_id: fundId }),
         Subjects.status,
-        fundId === undefined ? {} : { fund_id: fundId },
-      )) as EngineStatus;
+      );
+      const err = errorOf(reply);
+      if (err) throw new RiskClientError(err.code ?? "ERROR", err.message ?? "status failed");
+      if (typeof reply["instance"] !== "string" || typeof reply["ready"] !== "boolean")
+        throw new RiskClientError("MALFORMED_REPLY", `${Subjects.status}: not an EngineStatus`);
+      return reply as unknown as EngineStatus;
     },
 
     watchDecisions(fundId, o = {}) {

@@ -2,6 +2,7 @@
  * The engine: connects, provisions streams, loads the snapshot, follows the streams, serves
  * checks, and flushes the snapshot in batches. `ready` only once caught up with every stream.
  */
+import { cursorsPast, otherBus, rememberBus, setAside, streamIdentity } from "./bus-identity.js";
 import { lockStateDir } from "./state-lock.js";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -168,7 +169,7 @@ async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
   const idBase = `${instance}-${randomBytes(6).toString("base64url")}`;
   // a restart: the snapshot's hash lists are read on a worker thread while this one connects,
   // provisions and loads the rest (the load reads a list itself whenever this copy is not usable)
-  const hashes = existsSync(snapshotPath(config)) ? startHashReader(snapshotPath(config)) : undefined;
+  let hashes = existsSync(snapshotPath(config)) ? startHashReader(snapshotPath(config)) : undefined;
   const nc = await connectBus({
     url: config.nats.url,
     name: `riskengine:${instance}`,
@@ -195,15 +196,34 @@ async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
   );
   log.info({ streams: provisioned }, "streams provisioned");
 
-  const snapshot: Snapshot = openSnapshot(snapshotPath(config), {
-    commitEveryMs: config.state.commit_interval_ms,
-  });
+  // a snapshot of another bus (streams created since, cursors past their ends) is set aside
+  const bus = await streamIdentity(jsm, CONSUMED_STREAMS);
+  const setAsideBecause = (why: string) => {
+    const to = setAside(snapshotPath(config), clock.now());
+    log.warn({ why, moved_to: to }, "snapshot is not of this bus: set aside, state rebuilt from the streams");
+  };
+  const foreign = otherBus(config.state.dir, bus);
+  if (foreign && existsSync(snapshotPath(config))) {
+    hashes?.close();
+    hashes = undefined;
+    setAsideBecause(foreign);
+  }
+  const open = () => openSnapshot(snapshotPath(config), { commitEveryMs: config.state.commit_interval_ms });
+  let snapshot: Snapshot = open();
   let state: EngineState;
   try {
     state = snapshot.load(stateSettings(config), hashes);
   } finally {
     hashes?.close();
   }
+  const past = cursorsPast(state.cursors, bus);
+  if (past) {
+    snapshot.close();
+    setAsideBecause(past);
+    snapshot = open();
+    state = snapshot.load(stateSettings(config));
+  }
+  rememberBus(config.state.dir, bus);
   log.info({ cursors: Object.fromEntries(state.cursors), funds: state.funds.size }, "snapshot loaded");
 
   const metrics = createMetrics();
@@ -390,6 +410,7 @@ async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
         });
       }
     },
+    onNotReady: (seconds) => metrics.check("unavailable", seconds, "engine", "STATE_NOT_READY"),
     onJournaled: (seconds) => metrics.journal(seconds),
     journal: several.journal,
     forwarder: several.forwarder,

@@ -49,8 +49,7 @@ export function dashboardData(engine: Engine, clock: Clock, startedAt: number): 
   const funds = engine.metrics.reports().map((report): DashboardFund => {
     const usage = usageOf(report);
     const recent = engine.activity.rejections(report.fund_id, now - RECENT_MS);
-    const byCode: Record<string, number> = {};
-    for (const e of recent) byCode[e.code] = (byCode[e.code] ?? 0) + 1;
+    const byCode = engine.activity.countsSince(report.fund_id, now - RECENT_MS);
     const d = engine.activity.lastDrift(report.fund_id);
     return {
       report,

@@ -56,6 +56,8 @@ export interface CheckServiceOptions {
    * STATE_NOT_READY because its journal write failed), and the time since the request arrived (s).
    */
   onAnswered?: (e: Evaluation, outcome: Outcome, seconds: number) => void;
+  /** A check answered STATE_NOT_READY without a decision (no owner ready, a fault): its latency. */
+  onNotReady?: (seconds: number) => void;
   /** Each acknowledged journal write and how long the stream took (s). */
   onJournaled?: (seconds: number) => void;
   /** The engine clock as an RFC 3339 string (replies the decider did not make). */
@@ -325,11 +327,12 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
   }
 
   /** A fault, not a decision: a transient rejection, so the OMS retries (never left unanswered). */
-  function internalError(msg: Msg, proto: boolean): void {
-    notReady(msg, proto, undefined, "internal error");
+  function internalError(msg: Msg, proto: boolean, t0: number): void {
+    notReady(msg, proto, undefined, "internal error", t0);
   }
 
-  function notReady(msg: Msg, proto: boolean, raw: unknown, why: string): void {
+  function notReady(msg: Msg, proto: boolean, raw: unknown, why: string, t0: number): void {
+    o.onNotReady?.((performance.now() - t0) / 1000);
     reply(msg, proto, {
       order_id: orderIdOf(raw),
       approved: false,
@@ -375,7 +378,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
             stillHere();
             return Promise.resolve();
           },
-          notReady: (why) => notReady(msg, proto, raw, why),
+          notReady: (why) => notReady(msg, proto, raw, why, t0),
         });
       route()
         .catch((err: unknown) => log.error({ err }, "check routing failed"))
@@ -402,7 +405,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       out = o.decider.decide({ raw, decodeError, subjectFund });
     } catch (err) {
       log.error({ err }, "decision failed");
-      internalError(msg, proto);
+      internalError(msg, proto, t0);
       return;
     }
     try {
@@ -411,7 +414,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       // never leave a check unanswered: a fault after the decision is a transient rejection (a
       // second reply after one already sent is ignored by the requester)
       log.error({ err }, "delivery failed");
-      internalError(msg, proto);
+      internalError(msg, proto, t0);
     }
   }
 

@@ -158,6 +158,9 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
 
   function evaluate(fund: FundState): HaltSeverity[] {
     const now = clock.now();
+    // NAV unknown (a book in a currency with no FX rate, or a one-sided FX quote: valued at 0):
+    // every order of the fund is refused meanwhile (market-data gate); judged when the rate is back
+    if (fund.agg.unpriced.size > 0) return [];
     const bases = baselinesOf(fund, now);
     const env = fund.envelope;
     if (!bases || !env) return [];
@@ -266,7 +269,8 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       } else if (c.kind === "quote") {
         for (const b of state.holders.get(c.symbol) ?? []) if (b.pos.qty.units !== 0n) later(b.owner);
         // an FX rate (<CCY>-<BASE>) revalues every fund holding something priced in CCY
-        for (const b of state.fxHolders.get(c.symbol) ?? []) if (b.pos.qty.units !== 0n) later(b.owner);
+        // (a flat book too: its realized P&L and fees in CCY move with the rate)
+        for (const b of state.fxHolders.get(c.symbol) ?? []) later(b.owner);
       }
     },
     stop() {

@@ -1,7 +1,7 @@
 /** RISK_CONTROL: halts, resumes, reconciliation locks and P&L baselines. Alerts carry no state. */
 import type { Halt, Resume } from "../../contract/schemas.js";
 import type { PnlBaseline, ReconcileEvent, Stop, StopEvent } from "../../contract/records.js";
-import { type EngineState, type StopRecord, getFund, key2, touch } from "../model.js";
+import { type EngineState, type LiftedHalt, type StopRecord, getFund, key2, touch } from "../model.js";
 
 export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq: number): void {
   const fund = getFund(state, h.fund_id);
@@ -23,6 +23,27 @@ export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq:
   }
 }
 
+/** Lifted halts a fund remembers (the latest of each severity is kept beyond them). */
+const LIFTED_KEPT = 50;
+
+/**
+ * The last LIFTED_KEPT lifts, and the latest of each severity however old: the drawdown monitor
+ * reads it to not halt again for a breach resumed within the period (60 manual halt/resume drills
+ * in a month pushed the month's resumed loss halt out, and it halted again).
+ */
+function keepLifted(all: LiftedHalt[]): LiftedHalt[] {
+  const from = all.length - LIFTED_KEPT;
+  const latest = new Set<LiftedHalt>();
+  const seen = new Set<string>();
+  for (let i = all.length - 1; i >= 0; i--) {
+    const l = all[i]!;
+    if (seen.has(l.severity)) continue;
+    seen.add(l.severity);
+    latest.add(l);
+  }
+  return all.filter((l, i) => i >= from || latest.has(l));
+}
+
 /** Lifts every halt published before this resume; returns how many it lifted. */
 export function applyResume(state: EngineState, r: Resume, raw: { at: string }, seq: number): number {
   const fund = getFund(state, r.fund_id);
@@ -33,7 +54,7 @@ export function applyResume(state: EngineState, r: Resume, raw: { at: string }, 
     fund.lifted.push({ severity: sev, since: h.since, resumedAt: raw.at, operator: r.operator });
     lifted++;
   }
-  if (fund.lifted.length > 50) fund.lifted.splice(0, fund.lifted.length - 50);
+  if (fund.lifted.length > LIFTED_KEPT) fund.lifted = keepLifted(fund.lifted);
   if (lifted > 0) touch(state, "fund", fund.id);
   return lifted;
 }
