@@ -33,7 +33,9 @@ const OPEN_DEADLINE_MS = 30_000;
  * `mts-risk explain`'s replay), so they all fold every message the same.
  */
 export function storedMsOf(stream: StreamName, m: Delivered): number | undefined {
-  return stream === "QUOTES" || stream === "FILLS" ? Math.floor(m.info.timestampNanos / 1e6) : undefined;
+  return stream === "QUOTES" || stream === "FILLS" || stream === "RISK_CONTROL"
+    ? Math.floor(m.info.timestampNanos / 1e6)
+    : undefined;
 }
 
 export interface FollowerOptions {

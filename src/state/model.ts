@@ -195,6 +195,11 @@ export interface HaltRecord {
   seq: number; // RISK_CONTROL sequence
   /** Sequence of the latest Halt of this severity applied while it was in force (a repeated press). */
   lastSeq?: number;
+  /**
+   * Its `at` bounded by when the stream stored it (+ STREAM_LEAD_MS), epoch ms, when that is
+   * earlier: a Halt stamped ahead by a fast clock belongs to the period it was published in.
+   */
+  boundedMs?: number;
 }
 
 export interface LiftedHalt {

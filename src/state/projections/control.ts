@@ -1,12 +1,22 @@
 /** RISK_CONTROL: halts, resumes, reconciliation locks and P&L baselines. Alerts carry no state. */
 import type { Halt, Resume } from "../../contract/schemas.js";
 import type { PnlBaseline, ReconcileEvent, Stop, StopEvent } from "../../contract/records.js";
+import { boundedByStream } from "./stream-time.js";
 import { type EngineState, type LiftedHalt, type StopRecord, getFund, key2, touch } from "../model.js";
 
-export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq: number): void {
+export function applyHalt(
+  state: EngineState,
+  h: Halt,
+  raw: { at: string },
+  seq: number,
+  /** When RISK_CONTROL stored it (epoch ms), if known. */
+  storedMs?: number,
+): void {
   const fund = getFund(state, h.fund_id);
   const cur = fund.halts.get(h.severity);
   if (!cur) {
+    const atMs = Date.parse(raw.at);
+    const bounded = boundedByStream(atMs, storedMs);
     fund.halts.set(h.severity, {
       severity: h.severity,
       since: raw.at,
@@ -14,6 +24,7 @@ export function applyHalt(state: EngineState, h: Halt, raw: { at: string }, seq:
       by: h.by,
       seq,
       lastSeq: seq,
+      ...(bounded < atMs ? { boundedMs: bounded } : {}),
     });
     touch(state, "fund", fund.id);
   } else if (seq > (cur.lastSeq ?? cur.seq)) {
@@ -51,7 +62,11 @@ export function applyResume(state: EngineState, r: Resume, raw: { at: string }, 
   for (const [sev, h] of fund.halts) {
     if (h.seq >= seq) continue;
     fund.halts.delete(sev);
-    fund.lifted.push({ severity: sev, since: h.since, resumedAt: raw.at, operator: r.operator });
+    // the lifted halt's period (the drawdown monitor does not halt a resumed breach again within
+    // it) is judged by its time bounded by the stream's: a Halt stamped in the next period by a
+    // clock running ahead, resumed, suppressed that period's own breach
+    const since = h.boundedMs !== undefined ? new Date(h.boundedMs).toISOString() : h.since;
+    fund.lifted.push({ severity: sev, since, resumedAt: raw.at, operator: r.operator });
     lifted++;
   }
   if (fund.lifted.length > LIFTED_KEPT) fund.lifted = keepLifted(fund.lifted);

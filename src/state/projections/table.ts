@@ -186,7 +186,7 @@ export const PROJECTIONS: readonly Projection[] = [
     schema: HaltSchema,
     mismatch: (s, v) => differs(s?.fund, v.fund_id),
     apply(state, v, ctx) {
-      applyHalt(state, v, at(ctx.raw), ctx.seq);
+      applyHalt(state, v, at(ctx.raw), ctx.seq, ctx.storedMs);
       return { change: control("halt", v.fund_id, ctx.seq) };
     },
   }),
