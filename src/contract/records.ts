@@ -1,7 +1,7 @@
 /** Records the engine itself journals (RISK_DECISIONS, RISK_CONTROL), validated on the way back in. */
 import { z } from "zod";
 import { AssetClass, HaltSeverity, Side } from "./codes.js";
-import { dec, id, timestamp } from "./schemas.js";
+import { MAX_DUPLICATE_WINDOW_MS, dec, id, timestamp } from "./schemas.js";
 
 /** A RiskDecision as CONTRACT.md defines it (also what a reply on the check subject must be). */
 export const RiskDecisionSchema = z.object({
@@ -51,6 +51,11 @@ export const DecisionRecordSchema = z.object({
    * DUPLICATE_ORDER. Rebuilds the duplicate index from the journal.
    */
   dup_key: z.string().max(512).optional(),
+  /**
+   * The fund's duplicate window in force when it was decided (ms), with `dup_key`: a fold that reads
+   * the record before that envelope version keeps the key at least that long.
+   */
+  dup_window_ms: z.number().int().positive().max(MAX_DUPLICATE_WINDOW_MS).optional(),
   decision: RiskDecisionSchema,
   /** The request as decoded (JSON, or protobuf mapped to JSON), when it was a schema-valid order. */
   order: z.record(z.string(), z.unknown()).optional(),

@@ -84,6 +84,7 @@ interface FinishArgs {
   notional?: Dec | undefined;
   reservation?: Reservation | undefined;
   dupKey?: string | undefined;
+  dupWindowMs?: number | undefined;
   /** The request as decoded, when schema-valid (its Order fields are journaled for explain). */
   order?: Record<string, unknown> | undefined;
 }
@@ -162,7 +163,10 @@ export function createDecider(d: DeciderDeps): Decider {
       order: p.order && asReceived(p.order),
       cursors: cursorsOf(state.cursors),
     };
-    if (p.dupKey !== undefined) record.dup_key = p.dupKey;
+    if (p.dupKey !== undefined) {
+      record.dup_key = p.dupKey;
+      if (p.dupWindowMs) record.dup_window_ms = p.dupWindowMs;
+    }
     applyDecision(state, record, true);
     return { decision, record };
   }
@@ -241,7 +245,10 @@ export function createDecider(d: DeciderDeps): Decider {
     a.notional = ctx.notional;
     a.reservation = reservation;
     // the duplicate index counts every order decided past the engine gate, but a duplicate itself
-    if (rejection?.denial.code !== "DUPLICATE_ORDER") a.dupKey = ctx.dupKey;
+    if (rejection?.denial.code !== "DUPLICATE_ORDER") {
+      a.dupKey = ctx.dupKey;
+      a.dupWindowMs = ctx.fund.envelope?.duplicateWindowMs;
+    }
     return finish(at, a);
   }
 

@@ -281,6 +281,8 @@ export interface FundState {
   velocity: VelocityWindow;
   /** Recent orders by duplicate key (duplicate_window_ms), derived from the journal. */
   dups: DuplicateIndex;
+  /** The widest duplicate window a decision record of the fund was made under (memory only). */
+  dupWindowSeenMs: number;
   /** Approved orders of the fund still reserving (max_open_orders), kept by syncReservation. */
   openOrders: number;
   /** Books with a mark not yet folded into the aggregates (see settle() in book.ts). */
@@ -497,6 +499,7 @@ export function getFund(state: EngineState, fundId: string): FundState {
       baselines: new Map(),
       velocity: createVelocity(),
       dups: createDuplicateIndex(),
+      dupWindowSeenMs: 0,
       openOrders: 0,
       stale: [],
       agg: {

@@ -50,6 +50,8 @@ export function applyDecision(state: EngineState, rec: DecisionRecord, live = fa
   const fund = getFund(state, rec.fund_id);
   if (rec.counted) countVelocity(state, fund, rec.decision_id, rec.at_ms, rec.notional ?? ZERO);
   if (rec.dup_key !== undefined && rec.idempotency_key !== undefined) {
+    if (rec.dup_window_ms !== undefined && rec.dup_window_ms > fund.dupWindowSeenMs)
+      fund.dupWindowSeenMs = rec.dup_window_ms;
     countDuplicate(state, fund, rec.dup_key, rec.idempotency_key, rec.at_ms);
   }
   if (rec.decision.approved && rec.reservation && rec.idempotency_key !== undefined) {
@@ -108,15 +110,16 @@ function countDuplicate(state: EngineState, fund: FundState, dupKey: string, key
 }
 
 /**
- * How long a fund's duplicate keys are kept: the widest window of the envelope versions it holds,
- * or the contract's longest window while it has none. Streams are folded in any order (a catch-up
+ * How long a fund's duplicate keys are kept: the widest window of the envelope versions it holds
+ * and of the decision records folded (each carries the window it was decided under), or the
+ * contract's longest window while it has no envelope. Streams are folded in any order (a catch-up
  * may read a decision before its fund's envelope, or under an older, narrower version): a key
  * pruned with a window not yet known would be missing when the window arrives. Memory only: the
  * check judges the window in force.
  */
 function duplicateHorizonMs(fund: FundState): number {
   if (!fund.envelope) return MAX_DUPLICATE_WINDOW_MS;
-  let w = fund.envelope.duplicateWindowMs;
+  let w = Math.max(fund.envelope.duplicateWindowMs, fund.dupWindowSeenMs);
   for (const e of fund.envelopeHistory.values()) if (e.duplicateWindowMs > w) w = e.duplicateWindowMs;
   return w;
 }
