@@ -400,7 +400,8 @@ async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
       const d = e.decision;
       if (outcome === "unavailable") metrics.check(outcome, seconds, "engine", "STATE_NOT_READY");
       else metrics.check(outcome, seconds, d.rejecting_gate, d.rejection_code);
-      if (!d.approved && outcome !== "replayed") {
+      // a fund with an envelope only: the ids an OMS invents (NO_ENVELOPE) must not grow the map
+      if (!d.approved && outcome !== "replayed" && state.funds.get(e.record.fund_id)?.envelope) {
         activity.rejected(e.record.fund_id, {
           at_ms: e.record.at_ms,
           order_id: d.order_id,
