@@ -90,4 +90,13 @@ describe("mts-risk rebuild --out next to the engine's snapshot", () => {
     expect(r.err).toContain("hold no message");
     await untouched();
   });
+
+  it("--out an existing file that is not SQLite is refused and left as it is", async () => {
+    const file = join(dir, "notes.txt");
+    await writeFile(file, "keep me");
+    const r = await run(["rebuild", "--nats-url", server.url, "--state-dir", state, "--out", file]);
+    expectOneLineError(r, 2);
+    expect(r.err).toContain("not a SQLite file");
+    expect(await readFile(file, "utf8")).toBe("keep me");
+  });
 });

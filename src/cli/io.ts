@@ -19,6 +19,7 @@ export function readDataFile(file: string): unknown {
       `${file}: ${code === "ENOENT" ? "not found" : `cannot read (${code ?? firstLine(err)})`}`,
     );
   }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte-order mark (Windows editors)
   if (extname(file).toLowerCase() === ".json") {
     try {
       return JSON.parse(text) as unknown;

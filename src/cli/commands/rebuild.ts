@@ -2,7 +2,17 @@
  * `mts-risk rebuild [--out FILE] [--install]`: replay every stream into a fresh snapshot and print
  * its state digest; `--install` then puts it in place of the engine's snapshot (engine stopped).
  */
-import { existsSync, mkdirSync, realpathSync, renameSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { Config } from "../../config/index.js";
@@ -31,6 +41,23 @@ function install(out: string, snap: string): void {
   renameSync(out, snap);
   if (existsSync(`${out}-wal`)) renameSync(`${out}-wal`, `${snap}-wal`);
   rmSync(`${out}-shm`, { force: true });
+}
+
+/** An empty file, or one that starts with SQLite's header (a snapshot a rebuild may replace). */
+function isSqliteOrEmpty(file: string): boolean {
+  try {
+    if (!statSync(file).isFile()) return false;
+    const fd = openSync(file, "r");
+    try {
+      const head = Buffer.alloc(16);
+      const n = readSync(fd, head, 0, 16, 0);
+      return n === 0 || head.toString("latin1", 0, n) === "SQLite format 3\u0000".slice(0, n);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 /** A path with its directory's symlinks resolved (the file itself too when it exists). */
@@ -70,6 +97,9 @@ export function registerRebuild(program: Command, ctx: CliContext): void {
         throw new CliError(
           `--out must not be the engine's snapshot or its -wal/-shm file (${snap}); rebuild elsewhere, then --install`,
         );
+      }
+      if (existsSync(out) && !isSqliteOrEmpty(out)) {
+        throw new CliError(`--out ${out} exists and is not a SQLite file: not overwritten`);
       }
       const installing = opts.install === true;
       if (installing) await refuseIfEngineRuns(config, globals);
