@@ -61,11 +61,17 @@ export function cursorsPast(
   return undefined;
 }
 
-export function rememberBus(dir: string, now: Map<StreamName, StreamIdentity>): void {
-  writeFileSync(
-    fileOf(dir),
-    `${JSON.stringify(Object.fromEntries([...now].map(([s, id]) => [s, id.created])))}\n`,
-  );
+/**
+ * Writes `streams.json`: the bus the state directory's snapshot is of (the engine at each start;
+ * `rebuild --install` with the streams it read, so a snapshot rebuilt from another bus and
+ * installed is set aside by the next start rather than trusted).
+ */
+export function rememberBus(
+  dir: string,
+  now: Map<StreamName, StreamIdentity> | Record<string, string>,
+): void {
+  const created = now instanceof Map ? Object.fromEntries([...now].map(([s, id]) => [s, id.created])) : now;
+  writeFileSync(fileOf(dir), `${JSON.stringify(created)}\n`);
 }
 
 /** Moves a snapshot's files aside (`<file>.other-bus-<ms>`); returns the new name. */

@@ -197,7 +197,11 @@ async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
   log.info({ streams: provisioned }, "streams provisioned");
 
   // a snapshot of another bus (streams created since, cursors past their ends) is set aside
-  const bus = await streamIdentity(jsm, CONSUMED_STREAMS);
+  const bus = await retryTransient(() => streamIdentity(jsm, CONSUMED_STREAMS), {
+    forMs: 60_000,
+    onRetry: (err, attempt) =>
+      log.warn({ err: String(err), attempt }, "stream info not available yet; retrying"),
+  });
   const setAsideBecause = (why: string) => {
     const to = setAside(snapshotPath(config), clock.now());
     log.warn({ why, moved_to: to }, "snapshot is not of this bus: set aside, state rebuilt from the streams");

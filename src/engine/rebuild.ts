@@ -31,6 +31,8 @@ export interface RebuildResult {
   events_per_s: number;
   cursors: Record<string, number>;
   snapshot: string;
+  /** The creation time of each stream read: the bus the snapshot is of (bus-identity.ts). */
+  streams: Record<string, string>;
 }
 
 export async function rebuild(o: {
@@ -64,6 +66,8 @@ export async function rebuild(o: {
     const writer = createRebuildWriter({ snapshot, state, onFailure: () => stopped.abort() });
     const existing = new Set<string>();
     for await (const name of jsm.streams.names()) existing.add(name);
+    const streams: Record<string, string> = {};
+    for (const s of CONSUMED_STREAMS) if (existing.has(s)) streams[s] = (await jsm.streams.info(s)).created;
     for (const stream of CONSUMED_STREAMS) {
       if (!existing.has(stream)) continue;
       const f = createFollower({
@@ -129,6 +133,7 @@ export async function rebuild(o: {
       events_per_s: seconds > 0 ? Math.round(events / seconds) : events,
       cursors: Object.fromEntries(state.cursors),
       snapshot: o.out,
+      streams,
     };
   } finally {
     await nc.drain().catch(() => undefined);

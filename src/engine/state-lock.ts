@@ -2,9 +2,12 @@
  * One engine a state directory: its snapshot, its cursors and its `engine-home` belong to one
  * process. A second engine started on the same directory (a copy-pasted unit file, an operator's
  * second `serve`) would take the first one for its dead predecessor (several.ts) and both would
- * write the one snapshot, each its own cursors. `engine.lock` holds the pid of the engine using the
- * directory; a lock whose process is gone (kill -9, a crash) is stale and taken over.
+ * write the one snapshot, each its own cursors. `engine.lock` names the process using the
+ * directory (pid, its start time and the boot id, so that a pid reused after a crash and a reboot
+ * is not taken for the engine) and a token of the holder; a lock whose process is gone is stale and
+ * taken over.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -20,16 +23,51 @@ export interface StateDirLock {
   release(): void;
 }
 
-/** Directories held by engines of this process (real paths). */
-const held = new Set<string>();
+/** Directories held by engines of this process (real path → the holder's token). */
+const held = new Map<string, string>();
 
-function alive(pid: number): boolean {
+function readOr(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What tells a process from a later one with the same pid: boot id and start time (Linux). */
+export function identityOf(pid: number): string {
+  const boot = readOr("/proc/sys/kernel/random/boot_id") ?? "";
+  const stat = readOr(`/proc/${pid}/stat`);
+  const start = stat ? (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? "") : "";
+  return `${boot}:${start}`;
+}
+
+function alive(pid: number, identity: string | undefined): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false; // no such process
   }
+  // the pid exists: the same process only if it started when the lock's holder did (when known)
+  return identity === undefined || identity === "" || identity === identityOf(pid);
+}
+
+interface LockFile {
+  pid: number;
+  identity?: string;
+  token?: string;
+}
+
+function parse(text: string | undefined): LockFile | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text) as LockFile;
+    if (Number.isInteger(v.pid) && v.pid > 0) return v;
+  } catch {
+    const pid = Number(text); // a bare pid (an older engine's lock)
+    if (Number.isInteger(pid) && pid > 0) return { pid };
+  }
+  return undefined;
 }
 
 export function lockStateDir(dir: string): StateDirLock {
@@ -39,35 +77,34 @@ export function lockStateDir(dir: string): StateDirLock {
   if (held.has(real)) {
     throw new StateDirInUseError(`state directory ${dir} is in use by another engine of this process`);
   }
+  const token = randomBytes(9).toString("base64url");
+  const body = JSON.stringify({ pid: process.pid, identity: identityOf(process.pid), token });
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+      writeFileSync(file, `${body}\n`, { flag: "wx" });
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw err;
-      let pid = NaN;
-      try {
-        pid = Number(readFileSync(file, "utf8").trim());
-      } catch {
-        // removed meanwhile: try again
-      }
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const cur = parse(readOr(file));
+      if (cur && cur.pid !== process.pid && alive(cur.pid, cur.identity)) {
         throw new StateDirInUseError(
-          `state directory ${dir} is in use by the engine of pid ${pid} (${file}; remove it if that process is not an engine)`,
+          `state directory ${dir} is in use by the engine of pid ${cur.pid} (${file}; remove it if that process is not an engine)`,
         );
       }
-      rmSync(file, { force: true }); // stale: its engine is gone
+      if (attempt > 0)
+        throw new StateDirInUseError(`state directory ${dir}: ${file} is being taken by another engine`);
+      rmSync(file, { force: true }); // stale: its engine is gone (or this process's, never released)
     }
   }
-  held.add(real);
+  held.set(real, token);
+  let released = false;
   return {
     release() {
-      if (!held.delete(real)) return;
-      try {
-        if (readFileSync(file, "utf8").trim() === String(process.pid)) rmSync(file, { force: true });
-      } catch {
-        // already gone
-      }
+      if (released) return;
+      released = true;
+      if (held.get(real) !== token) return; // a later holder's lock: not ours to drop
+      held.delete(real);
+      if (parse(readOr(file))?.token === token) rmSync(file, { force: true });
     },
   };
 }

@@ -144,6 +144,9 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
   /** Takes every missing baseline of the fund for the periods containing `now`, from its state now. */
   function baselinesOf(fund: FundState, now: number): Record<PnlPeriod, Base> | undefined {
     if (ctx.owns && !ctx.owns(fund.id)) return undefined; // another engine owns the fund
+    // NAV unknown (a book valued at a missing FX rate, 0): a baseline now would be wrong by that
+    // book; taken once the rate is back (the equity then, as for a fund first seen mid-period)
+    if (fund.agg.unpriced.size > 0) return undefined;
     const env = fund.envelope;
     const equity = nav(fund);
     if (!env || equity === undefined) return undefined;
@@ -160,6 +163,7 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
     const now = clock.now();
     // NAV unknown (a book in a currency with no FX rate, or a one-sided FX quote: valued at 0):
     // every order of the fund is refused meanwhile (market-data gate); judged when the rate is back
+    // (baselinesOf below takes none meanwhile either)
     if (fund.agg.unpriced.size > 0) return [];
     const bases = baselinesOf(fund, now);
     const env = fund.envelope;

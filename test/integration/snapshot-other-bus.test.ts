@@ -15,6 +15,7 @@ import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import type { Engine } from "../../src/engine/index.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
 import { Bus, applied, envelope, order, startTestEngine } from "../support/engine.js";
+import { run } from "../support/cli.js";
 
 describe("a snapshot of another bus", () => {
   const dirs: string[] = [];
@@ -89,5 +90,28 @@ describe("a snapshot of another bus", () => {
     await waitFor(() => applied(again, "RISK_ENVELOPES", last));
     expect(readdirSync(stateDir).some((f) => f.includes(".other-bus-"))).toBe(false);
     expect(again.observe.fund("alpha")?.envelope_version).toBe(3);
+  });
+
+  it("a snapshot rebuilt from another bus and installed is set aside by the next start", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "mts-installed-bus-"));
+    const elsewhere = mkdtempSync(join(tmpdir(), "mts-installed-other-"));
+    dirs.push(stateDir, elsewhere);
+    const a = await bus();
+    const first = await engineOn(a.server.url, stateDir);
+    const lastA = await envelopes(a.bus, 3);
+    await waitFor(() => applied(first, "RISK_ENVELOPES", lastA));
+    await first.close();
+    const b = await bus(); // another bus, alpha@v1 only
+    const provision = await engineOn(b.server.url, elsewhere);
+    const lastB = await envelopes(b.bus, 1);
+    await waitFor(() => applied(provision, "RISK_ENVELOPES", lastB));
+    await provision.close();
+
+    const r = await run(["rebuild", "--install", "--nats-url", b.server.url, "--state-dir", stateDir]);
+    expect(r.code, r.err).toBe(0);
+    const again = await engineOn(a.server.url, stateDir);
+    await waitFor(() => applied(again, "RISK_ENVELOPES", lastA));
+    expect(again.observe.fund("alpha")?.envelope_version).toBe(3);
+    expect(readdirSync(stateDir).some((f) => f.includes(".other-bus-"))).toBe(true);
   });
 });

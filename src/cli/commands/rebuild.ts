@@ -18,6 +18,7 @@ import type { Command } from "commander";
 import type { Config } from "../../config/index.js";
 import { Subjects } from "../../contract/index.js";
 import { rebuild, snapshotPath } from "../../engine/index.js";
+import { rememberBus } from "../../engine/bus-identity.js";
 import { systemClock } from "../../time/clock.js";
 import { type CliContext, CliError, type GlobalOptions, isRecord, requestJson, withNats } from "../common.js";
 import { printJson } from "../io.js";
@@ -115,6 +116,7 @@ export function registerRebuild(program: Command, ctx: CliContext): void {
         }
         await refuseIfEngineRuns(config, globals);
         install(out, snap);
+        rememberBus(config.state.dir, result.streams); // the bus it is of: the next start judges it
         printJson({ ...result, snapshot: snap, installed: true });
       } else {
         printJson(result);
