@@ -80,7 +80,8 @@ describe("red team: kill switch across restarts", () => {
     await engine!.close();
     clock.set(Date.parse("2026-11-19T10:00:00.000Z"));
     await start();
-    await new Promise((r) => setTimeout(r, 300));
+    // the tick resolves once what the kill switch published (its re-ask on becoming live) is stored
+    await timers.tick("kill-switch");
     expect((await cancelAlls()).length).toBe(1);
     expect(live().observe.fund(F)!.halts["KILL_SWITCH"]).toBeDefined();
     const d = await bus.check(order({ fund_id: F }));
