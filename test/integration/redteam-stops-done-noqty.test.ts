@@ -9,11 +9,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
+
 import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -27,8 +27,7 @@ describe("red team: a closing order ended `done` with no filled_quantity before 
   const clock = manualClock(NOW);
   const timers = steppableTimers();
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const stop = (fund: string, symbol: string) => engine.observe.stop(fund, symbol);
 
   beforeAll(async () => {

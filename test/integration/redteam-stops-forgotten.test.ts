@@ -11,14 +11,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import { Subjects } from "../../src/contract/subjects.js";
+
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -35,20 +35,10 @@ describe("red team: fills due never come, default reservation TTL and idempotenc
   /** The defaults: reservations.ttl_s = idempotency.window_s = 86400. */
   const TTL_S = 86_400;
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const stop = (fund: string, symbol: string) => engine.observe.stop(fund, symbol);
-  async function ended(fund: string, orderId: string, filled: string) {
-    const body = {
-      order_id: orderId,
-      fund_id: fund,
-      event: "done",
-      filled_quantity: filled,
-      at: iso(clock.now()),
-    };
-    const seq = (await bus.js.publish(Subjects.orderEvent("done", fund), JSON.stringify(body))).seq;
-    await feed.until("OMS_ORDERS", seq);
-  }
+  const ended = (fund: string, orderId: string, filled: string) =>
+    feed.orderEvent("done", fund, orderId, { filled_quantity: filled });
 
   beforeAll(async () => {
     server = await startTestNats();

@@ -13,7 +13,7 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, readStream, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -27,8 +27,7 @@ describe("red team: a stop of a fund and symbol with long (valid) ids", () => {
   const clock = manualClock(NOW);
   const timers = steppableTimers();
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const alerts = async (fund: string) =>
     (await readStream<{ message: string }>(nc, "RISK_CONTROL", Subjects.alert("stop", fund))).map(
       (m) => m.data,

@@ -12,9 +12,9 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
-import { iso, manualClock } from "../../src/time/clock.js";
+import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, settled, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, settled, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -30,8 +30,7 @@ describe("red team: the reconciler adopts the broker's flat position while a clo
   const timers = steppableTimers();
   const held: Record<string, string> = {};
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const qty = (fund: string, symbol: string) => engine.observe.fund(fund)?.books[symbol]?.qty;
 
   beforeAll(async () => {
@@ -73,17 +72,7 @@ describe("red team: the reconciler adopts the broker's flat position while a clo
     await waitFor(async () => (await closing(f)).length === 1, { message: "closing order" });
     const [c] = await closing(f);
     expect(await bus.check(c)).toMatchObject({ approved: true });
-    const done = {
-      order_id: c!.order_id,
-      fund_id: f,
-      event: "done",
-      filled_quantity: "100",
-      at: iso(clock.now()),
-    };
-    await feed.until(
-      "OMS_ORDERS",
-      (await bus.js.publish(Subjects.orderEvent("done", f), JSON.stringify(done))).seq,
-    );
+    await feed.orderEvent("done", f, c!.order_id, { filled_quantity: "100" });
     held["AAPL"] = "0"; // the broker sold: flat there; FILLS has not brought the fills yet
     for (let i = 0; i < 3; i++) {
       clock.advance(120_000);

@@ -13,7 +13,7 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, readStream, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -28,8 +28,7 @@ describe("red team: a closing order accepted by the OMS and never heard of again
   const timers = steppableTimers();
   const ALERT_S = 30;
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const alerts = async (fund: string) =>
     (
       await readStream<{ message: string; details?: Record<string, string> }>(

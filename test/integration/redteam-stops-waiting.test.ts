@@ -15,7 +15,7 @@ import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
 import { iso, manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, settled, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, settled, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -31,15 +31,11 @@ describe("red team: a stop waiting for the fills of an ended closing order", () 
   const stateDir = mkdtempSync(join(tmpdir(), "mts-rt-stops-"));
   const flags = { "reservations.ttl_s": 600, "synthetic_stop.closing_order_alert_s": 30 };
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const qty = (fund: string, symbol: string) => engine.observe.fund(fund)?.books[symbol]?.qty;
   const stop = (fund: string, symbol: string) => engine.observe.stop(fund, symbol);
-  async function ended(fund: string, orderId: string, filled: string, event = "done") {
-    const body = { order_id: orderId, fund_id: fund, event, filled_quantity: filled, at: iso(clock.now()) };
-    const seq = (await bus.js.publish(Subjects.orderEvent(event, fund), JSON.stringify(body))).seq;
-    await feed.until("OMS_ORDERS", seq);
-  }
+  const ended = (fund: string, orderId: string, filled: string, event = "done") =>
+    feed.orderEvent(event, fund, orderId, { filled_quantity: filled });
   async function pressOn(symbol: string, bid: string, ask: string) {
     for (let i = 0; i < 3; i++) {
       clock.advance(2_000);

@@ -11,9 +11,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsServerHandle } from "../../src/bus/nats-server.js";
 import { Subjects } from "../../src/contract/subjects.js";
 import type { Engine } from "../../src/engine/index.js";
-import { iso, manualClock } from "../../src/time/clock.js";
+import { manualClock } from "../../src/time/clock.js";
 import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, Feeder, NOW, envelope, readStream, startTestEngine } from "../support/engine.js";
+import { Bus, Feeder, NOW, closingOrders, envelope, readStream, startTestEngine } from "../support/engine.js";
 import { steppableTimers } from "../support/timers.js";
 
 type Closing = { order_id: string; idempotency_key: string; side: string; quantity: string; broker: string };
@@ -28,8 +28,7 @@ describe("a closing order ended by the OMS before its fills", () => {
   const timers = steppableTimers();
   const TTL_S = 600;
 
-  const closing = async (fund: string) =>
-    (await readStream<Closing>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+  const closing = (fund: string) => closingOrders<Closing>(nc, fund);
   const alerts = async (fund: string) =>
     (
       await readStream<{ message: string; details?: Record<string, string> }>(
@@ -40,17 +39,8 @@ describe("a closing order ended by the OMS before its fills", () => {
     ).map((m) => m.data);
   const qty = (fund: string, symbol: string) => engine.observe.fund(fund)?.books[symbol]?.qty;
   const stop = (fund: string, symbol: string) => engine.observe.stop(fund, symbol);
-  async function ended(fund: string, orderId: string, filled: string) {
-    const body = {
-      order_id: orderId,
-      fund_id: fund,
-      event: "done",
-      filled_quantity: filled,
-      at: iso(clock.now()),
-    };
-    const seq = (await bus.js.publish(Subjects.orderEvent("done", fund), JSON.stringify(body))).seq;
-    await feed.until("OMS_ORDERS", seq);
-  }
+  const ended = (fund: string, orderId: string, filled: string) =>
+    feed.orderEvent("done", fund, orderId, { filled_quantity: filled });
   /** Crossing quotes, ticks and backoffs: everything that would fire a re-armed stop again. */
   async function pressOn(symbol: string, bid: string, ask: string) {
     for (let i = 0; i < 3; i++) {

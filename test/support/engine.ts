@@ -100,8 +100,14 @@ export class Bus {
     );
     return a.seq;
   }
-  async orderEvent(event: string, fund: string, orderId: string, at = NOW): Promise<number> {
-    const body = { order_id: orderId, fund_id: fund, event, at };
+  async orderEvent(
+    event: string,
+    fund: string,
+    orderId: string,
+    at = NOW,
+    extra: Record<string, unknown> = {},
+  ): Promise<number> {
+    const body = { order_id: orderId, fund_id: fund, event, at, ...extra };
     return (await this.js.publish(Subjects.orderEvent(event, fund), JSON.stringify(body))).seq;
   }
   async control(subject: string, body: Record<string, unknown>): Promise<number> {
@@ -120,6 +126,14 @@ export function applied(engine: Engine, stream: string, seq: number): boolean {
 }
 
 /** Every message of a stream (optionally only subjects starting with a prefix), parsed; small streams only. */
+/** The closing orders (any order the engine sent the OMS) of a fund, from OMS_INTENTS, in order. */
+export async function closingOrders<T = Record<string, unknown>>(
+  nc: NatsConnection,
+  fund: string,
+): Promise<T[]> {
+  return (await readStream<T>(nc, "OMS_INTENTS", Subjects.orderSubmit(fund))).map((m) => m.data);
+}
+
 export async function readStream<T = Record<string, unknown>>(
   nc: NatsConnection,
   stream: string,
@@ -228,7 +242,14 @@ export class Feeder {
     const body = { fund_id: fund, symbol, side, quantity, price, timestamp: iso(this.clock.now()), ...o };
     await this.until("FILLS", await this.bus.fill(body));
   }
-  async orderEvent(event: string, fund: string, orderId: string): Promise<void> {
-    await this.until("OMS_ORDERS", await this.bus.orderEvent(event, fund, orderId, iso(this.clock.now())));
+  /** An OMS event stamped now; `extra`: more fields (`filled_quantity`). */
+  async orderEvent(
+    event: string,
+    fund: string,
+    orderId: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    const seq = await this.bus.orderEvent(event, fund, orderId, iso(this.clock.now()), extra);
+    await this.until("OMS_ORDERS", seq);
   }
 }
