@@ -281,7 +281,10 @@ export interface FundState {
   velocity: VelocityWindow;
   /** Recent orders by duplicate key (duplicate_window_ms), derived from the journal. */
   dups: DuplicateIndex;
-  /** The widest duplicate window a decision record of the fund was made under (memory only). */
+  /**
+   * The widest duplicate window seen for the fund: its envelope versions' and those its decision
+   * records were made under (memory only; how long the duplicate index keeps keys).
+   */
   dupWindowSeenMs: number;
   /** Approved orders of the fund still reserving (max_open_orders), kept by syncReservation. */
   openOrders: number;

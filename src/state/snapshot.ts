@@ -964,6 +964,7 @@ function loadFund(state: EngineState, id: string, v: string): void {
     const e = EnvelopeSchema.parse(raw);
     const entry = buildEntry(e, raw);
     f.envelopeHistory.set(e.version, entry);
+    if (entry.duplicateWindowMs > f.dupWindowSeenMs) f.dupWindowSeenMs = entry.duplicateWindowMs;
     if (e.version === o.current) f.envelope = entry;
   }
   for (const h of o.halts) f.halts.set(HaltSeveritySchema.parse(h.severity), h);

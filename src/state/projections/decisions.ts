@@ -110,18 +110,15 @@ function countDuplicate(state: EngineState, fund: FundState, dupKey: string, key
 }
 
 /**
- * How long a fund's duplicate keys are kept: the widest window of the envelope versions it holds
- * and of the decision records folded (each carries the window it was decided under), or the
- * contract's longest window while it has no envelope. Streams are folded in any order (a catch-up
- * may read a decision before its fund's envelope, or under an older, narrower version): a key
- * pruned with a window not yet known would be missing when the window arrives. Memory only: the
- * check judges the window in force.
+ * How long a fund's duplicate keys are kept: the widest window seen for it (its envelope versions
+ * and the windows its decision records were decided under: `dupWindowSeenMs`), or the contract's
+ * longest while it has no envelope. Streams are folded in any order (a catch-up may read a decision
+ * before its fund's envelope, or under an older, narrower version): a key pruned with a window not
+ * yet known would be missing when the window arrives. Memory only: the check judges the window in
+ * force. O(1): it runs for every decision with a duplicate key.
  */
 function duplicateHorizonMs(fund: FundState): number {
-  if (!fund.envelope) return MAX_DUPLICATE_WINDOW_MS;
-  let w = Math.max(fund.envelope.duplicateWindowMs, fund.dupWindowSeenMs);
-  for (const e of fund.envelopeHistory.values()) if (e.duplicateWindowMs > w) w = e.duplicateWindowMs;
-  return w;
+  return fund.envelope ? fund.dupWindowSeenMs : MAX_DUPLICATE_WINDOW_MS;
 }
 
 /** Forgets the idempotency records expired at `now` (and the order ids they owned). */

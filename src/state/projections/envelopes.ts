@@ -40,6 +40,7 @@ export function applyEnvelope(state: EngineState, e: Envelope, raw: unknown): En
   fund.envelope = entry;
   if (rebase) for (const b of fund.books.values()) revalue(state, fund, b); // money is in the new base
   fund.envelopeHistory.set(e.version, entry);
+  if (entry.duplicateWindowMs > fund.dupWindowSeenMs) fund.dupWindowSeenMs = entry.duplicateWindowMs;
   const keep = state.settings.envelopeVersionsKept;
   if (fund.envelopeHistory.size > keep) {
     const versions = [...fund.envelopeHistory.keys()].sort((a, b) => a - b);
