@@ -213,12 +213,26 @@ function messageToProto(t: protobuf.Type, o: Obj, prefix = ""): Obj {
 
 const TO_OBJECT: protobuf.IConversionOptions = { enums: String, longs: Number, defaults: false };
 
+/**
+ * proto3 `string` fields must be UTF-8. protobufjs's own reader turns an invalid byte into U+FFFD
+ * or drops it, so two different byte strings (ids "a\xff" and "a\xfe", or "a" and "a\x80") would
+ * read as one order, and the second be answered with the first's decision: strings are read with
+ * a fatal decoder instead (a leading U+FEFF is kept, not stripped), as a JSON body is.
+ */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function strictReader(view: Uint8Array): protobuf.Reader {
+  const r = pb().Reader.create(view);
+  r.string = () => strictUtf8.decode(r.bytes());
+  return r;
+}
+
 function decodeRaw(t: protobuf.Type, bytes: Uint8Array, options = TO_OBJECT): Obj {
   try {
     // A plain Uint8Array view, never a Buffer: protobufjs's Buffer reader clips a string that runs
     // past the end instead of rejecting it (a truncated "190.12" would decode as "190.1").
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return t.toObject(t.decode(view), options);
+    return t.toObject(t.decode(strictReader(view)), options);
   } catch (err) {
     throw new CodecError(`invalid ${t.name} protobuf: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,

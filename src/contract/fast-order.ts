@@ -51,7 +51,7 @@ export function fastParseOrder(raw: unknown): Order | undefined {
   const ac = o["asset_class"];
   if (!absent(ac) && (typeof ac !== "string" || !CLASSES.has(ac))) return undefined;
   const tif = o["time_in_force"];
-  if (!absent(tif) && (typeof tif !== "string" || tif.length > 16)) return undefined;
+  if (!absent(tif) && (typeof tif !== "string" || tif.length > 64)) return undefined;
   const ro = o["reduce_only"];
   if (!absent(ro) && typeof ro !== "boolean") return undefined;
   const locate = o["locate_id"];

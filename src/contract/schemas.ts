@@ -80,7 +80,7 @@ export const OrderSchema = z
     quantity: decimal("pos"),
     limit_price: opt(decimal("pos")),
     stop_price: opt(decimal("pos")),
-    time_in_force: opt(text(16)),
+    time_in_force: opt(text(64)),
     reduce_only: opt(z.boolean()),
     created_at: opt(timestamp),
     locate_id: opt(text(128).min(1)),

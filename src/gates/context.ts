@@ -18,6 +18,14 @@ export function isFresh(
 }
 
 /**
+ * Fresh for pricing an order: within the age, and not superseded by a newer quote the engine
+ * refused (refuseQuote(): the market the feed last reported is inconsistent).
+ */
+export function markFresh(mark: Mark | undefined, now: number, maxAgeMs: number): boolean {
+  return mark !== undefined && mark.refused === undefined && isFresh(mark.ts, now, maxAgeMs);
+}
+
+/**
  * The price a MARKET or STOP order is valued at: the side it would trade against (ask for a BUY,
  * bid for a SELL). A side at 0 (a one-sided market) is no price to value an order at: a SELL into
  * a 0 bid valued at 0 would add no exposure however large it is, so the order is valued at the
@@ -44,7 +52,7 @@ export function freshMark(
   now: number,
 ): Mark | undefined {
   const mark = state.marks.get(symbol);
-  return mark && isFresh(mark.ts, now, maxQuoteAgeMs(limits)) ? mark : undefined;
+  return mark && markFresh(mark, now, maxQuoteAgeMs(limits)) ? mark : undefined;
 }
 
 /** Quantities of orders about to be decided before this one (previewing several orders in turn). */
@@ -65,7 +73,7 @@ export function buildContext(
   const instrument = state.instruments.get(order.symbol);
   const mark = state.marks.get(order.symbol);
   const maxAge = maxQuoteAgeMs(limits);
-  const fresh = mark !== undefined && isFresh(mark.ts, now, maxAge); // freshMark(), without a second lookup
+  const fresh = markFresh(mark, now, maxAge); // freshMark(), without a second lookup
   const multiplier = instrument?.multiplier ?? ONE;
   const book = fund.books.get(order.symbol);
   const buy = order.side === "BUY";
@@ -82,7 +90,7 @@ export function buildContext(
     fx = fxSymbol(currency, base);
     const fm = state.marks.get(fx);
     const rate = fxRate(fm);
-    fxFresh = rate !== undefined && isFresh(fm?.ts, now, maxAge);
+    fxFresh = rate !== undefined && markFresh(fm, now, maxAge);
     notional = fxFresh && notional !== undefined ? notional.times(rate!) : undefined; // in the base
   }
   const pendBuyQty = ahead ? (book?.pendBuyQty ?? ZERO).plus(ahead.buy) : (book?.pendBuyQty ?? ZERO);

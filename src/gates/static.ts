@@ -83,10 +83,19 @@ export const staticGate: RiskGate = {
       lim.require_fresh_mark === true;
     if (needsMark && !ctx.fresh) {
       const age = ctx.mark ? String(ctx.now - ctx.mark.ts) : "";
+      const refused = ctx.mark?.refused;
       return deny(
         "STALE_MARKET_DATA",
-        ctx.mark ? `mark for ${order.symbol} is ${age} ms old` : `no mark for ${order.symbol}`,
-        { symbol: order.symbol, quote_age_ms: age },
+        refused !== undefined
+          ? `the latest quote for ${order.symbol} was refused (${refused}); no sound mark since`
+          : ctx.mark
+            ? `mark for ${order.symbol} is ${age} ms old`
+            : `no mark for ${order.symbol}`,
+        {
+          symbol: order.symbol,
+          quote_age_ms: age,
+          ...(refused !== undefined ? { quote_refused: refused } : {}),
+        },
       );
     }
     return checkFx(order.symbol, ctx);

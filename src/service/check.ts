@@ -31,6 +31,7 @@ import { key2, type EngineState, type IdemRecord } from "../state/model.js";
 import { NO_FUND } from "../contract/subjects.js";
 import { FencedError, type FundJournal } from "./fund-journal.js";
 import { FORWARDED_SUBJECT_HEADER, type Forwarder } from "./forward.js";
+import { JsonDuplicateKeyError, parseOrderJson } from "../contract/json-strict.js";
 
 export const MAX_ORDER_BYTES = 64 * 1024;
 /**
@@ -355,13 +356,17 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     const subjectFund = checkFundOf(subject);
     let raw: unknown;
     let decodeError: string | undefined;
+    let decodePath: string | undefined;
     if (msg.data.length > MAX_ORDER_BYTES) {
       decodeError = `request is ${msg.data.length} bytes; the limit is ${MAX_ORDER_BYTES}`;
     } else {
       try {
-        raw = proto ? decodeOrderProto(msg.data) : JSON.parse(td.decode(msg.data));
-      } catch {
-        decodeError = proto ? "not a valid protobuf Order" : "not valid JSON";
+        raw = proto ? decodeOrderProto(msg.data) : parseOrderJson(td.decode(msg.data));
+      } catch (err) {
+        if (err instanceof JsonDuplicateKeyError) {
+          decodeError = "a name is given twice in one object";
+          decodePath = err.path;
+        } else decodeError = proto ? "not a valid protobuf Order" : "not valid JSON";
       }
     }
     const fwd = o.forwarder;
@@ -374,7 +379,8 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       const route = (stillHere?: () => void): Promise<void> =>
         fwd.dispatch(msg, fund, forwarded, {
           local: () => {
-            if (!stillHere) return decideHere(msg, proto, raw, decodeError, subjectFund, t0, route);
+            if (!stillHere)
+              return decideHere(msg, proto, raw, decodeError, decodePath, subjectFund, t0, route);
             stillHere();
             return Promise.resolve();
           },
@@ -386,7 +392,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       return;
     }
     inFlight++;
-    decideHere(msg, proto, raw, decodeError, subjectFund, t0)
+    decideHere(msg, proto, raw, decodeError, decodePath, subjectFund, t0)
       .catch((err: unknown) => log.error({ err }, "delivery failed"))
       .finally(() => inFlight--);
   }
@@ -396,13 +402,14 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     proto: boolean,
     raw: unknown,
     decodeError: string | undefined,
+    decodePath: string | undefined,
     subjectFund: string | undefined,
     t0: number,
     again?: (stillHere: () => void) => Promise<void>,
   ): Promise<void> {
     let out: Evaluation | Promise<Evaluation>;
     try {
-      out = o.decider.decide({ raw, decodeError, subjectFund });
+      out = o.decider.decide({ raw, decodeError, decodePath, subjectFund });
     } catch (err) {
       log.error({ err }, "decision failed");
       internalError(msg, proto, t0);

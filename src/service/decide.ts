@@ -49,6 +49,8 @@ export interface CheckInput {
   /** The decoded request, or undefined when it could not be decoded. */
   raw: unknown;
   decodeError?: string | undefined;
+  /** The field a decode error is about (details.path), when it names one. */
+  decodePath?: string | undefined;
   /** The fund token of a partitioned subject (mts.v1.risk.check.<fund_id>). */
   subjectFund?: string | undefined;
 }
@@ -364,7 +366,7 @@ export function createDecider(d: DeciderDeps): Decider {
       if (!order || !ik) {
         const denial =
           input.decodeError !== undefined
-            ? schemaDenial("", input.decodeError)
+            ? schemaDenial(input.decodePath ?? "", input.decodeError)
             : schema && !schema.ok
               ? schema.denial
               : schemaDenial("idempotency_key", "required");

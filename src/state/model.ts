@@ -24,6 +24,12 @@ export interface Mark {
   mid: Dec;
   ts: number; // quote's own timestamp, epoch ms (freshness)
   rank: number; // what orders quotes for the mark: ts, bounded by the stream's time (boundedByStream)
+  /**
+   * Why a quote at least as recent as this mark was refused (crossed, no price, …): the market the
+   * feed last reported cannot be established, so the mark is never fresh (refusedQuote()) while it
+   * still values positions; the next valid quote replaces it.
+   */
+  refused?: string | undefined;
 }
 
 /** A fund's holding in one symbol. Cost and realized are in price units (× multiplier when valued). */

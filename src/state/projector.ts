@@ -9,6 +9,7 @@ import { type ParsedSubject, type SubjectKind, Subjects, parseSubject } from "..
 import type { DecisionRecord } from "../contract/records.js";
 import { type EngineState } from "./model.js";
 import { applyDecision } from "./projections/decisions.js";
+import { refuseQuote } from "./projections/market.js";
 import {
   ALERT_CHANGE,
   CONTROL_KEYWORD,
@@ -122,7 +123,10 @@ function fold(
   let value: unknown = p.fast?.(raw);
   if (value === undefined) {
     const r = parse(p.schema, raw);
-    if (!r.ok) return failed(raw, `${p.invalid ?? ""}${r.reason}`);
+    if (!r.ok) {
+      if (parsed?.kind === "quote") refuseQuote(state, parsed.symbol, raw, r.reason, storedMs);
+      return failed(raw, `${p.invalid ?? ""}${r.reason}`);
+    }
     value = r.value;
   }
   const want = p.mismatch(parsed, value);

@@ -269,7 +269,13 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     case "mark": {
       const m = state.marks.get(k);
       return m
-        ? JSON.stringify({ bid: m.bid.toFixed(), ask: m.ask.toFixed(), ts: m.ts, rank: m.rank })
+        ? JSON.stringify({
+            bid: m.bid.toFixed(),
+            ask: m.ask.toFixed(),
+            ts: m.ts,
+            rank: m.rank,
+            refused: m.refused,
+          })
         : undefined;
     }
     case "fill_id":
@@ -812,8 +818,16 @@ export function openSnapshot(path: string, opts: SnapshotOptions = {}): Snapshot
         state.instruments.set(r.k, InstrumentSchema.parse(JSON.parse(r.v)));
       }
       for (const r of byKind.get("mark") ?? []) {
-        const m = JSON.parse(r.v) as { bid: string; ask: string; ts: number; rank?: number };
-        state.marks.set(r.k, toMark(dec(m.bid), dec(m.ask), m.ts, m.rank ?? m.ts));
+        const m = JSON.parse(r.v) as {
+          bid: string;
+          ask: string;
+          ts: number;
+          rank?: number;
+          refused?: string;
+        };
+        const mark = toMark(dec(m.bid), dec(m.ask), m.ts, m.rank ?? m.ts);
+        if (m.refused !== undefined) mark.refused = m.refused;
+        state.marks.set(r.k, mark);
       }
       for (const r of byKind.get("fund") ?? []) loadFund(state, r.k, r.v);
       // A fund's velocity entries (one row a second, `${fund}\u0001${second}`) stay on disk until

@@ -6,7 +6,7 @@
  */
 import { QuoteSchema } from "../contract/schemas.js";
 import { Subjects } from "../contract/subjects.js";
-import { isFresh } from "../gates/context.js";
+import { markFresh } from "../gates/context.js";
 import type { StopRecord } from "../state/model.js";
 import { type WorkerContext, factsOf } from "./types.js";
 import { FactIds, type QuoteBody } from "../facts/emitters.js";
@@ -25,7 +25,7 @@ export function createQuotePoller(ctx: WorkerContext): (armed: StopRecord[]) => 
       const mark = state.marks.get(s.symbol);
       const crypto = state.instruments.get(s.symbol)?.asset_class === "crypto";
       const every = (crypto ? cfg.poll_interval_s : cfg.poll_interval_equities_s) * 1000;
-      if (!isFresh(mark?.ts, now, every) && now - (lastPoll.get(s.symbol) ?? 0) >= every) due.add(s.symbol);
+      if (!markFresh(mark, now, every) && now - (lastPoll.get(s.symbol) ?? 0) >= every) due.add(s.symbol);
     }
     let published = 0;
     await Promise.all(

@@ -42,6 +42,33 @@ export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boo
   return true;
 }
 
+/**
+ * A quote on `mts.v1.quote.<symbol>` that the schema refused (crossed, no price on either side, …):
+ * when it is at least as recent as the mark in force (its own timestamp when it has one, bounded by
+ * the stream's time as any quote's rank; else the stream's time), that mark is superseded by a
+ * market the engine cannot establish. It keeps valuing positions (the last sound price known), but
+ * is not fresh for any order or stop until the next valid quote (seed 003: an input that is stale,
+ * unavailable or internally inconsistent rejects the order). Deterministic: a rebuild folds the
+ * same refusals.
+ */
+export function refuseQuote(
+  state: EngineState,
+  symbol: string,
+  raw: Record<string, unknown>,
+  reason: string,
+  storedMs: number | undefined,
+): void {
+  const cur = state.marks.get(symbol);
+  if (!cur) return;
+  const t = raw["timestamp"];
+  const ts = typeof t === "string" ? Date.parse(t) : NaN;
+  const rank = Number.isFinite(ts) ? boundedByStream(ts, storedMs) : storedMs;
+  if (rank === undefined || rank < cur.rank) return;
+  cur.refused = reason;
+  cur.rank = rank; // a valid quote older than the refused one does not make the mark sound again
+  touch(state, "mark", symbol);
+}
+
 export function applyInstrument(state: EngineState, i: Instrument): void {
   state.instruments.set(i.symbol, i);
   touch(state, "instrument", i.symbol);

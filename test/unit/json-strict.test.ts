@@ -1,0 +1,64 @@
+/**
+ * parseOrderJson (src/contract/json-strict.ts): JSON.parse, except that a number rounded to an
+ * integer is handed on as a non-integer, and a name given twice in one object is refused.
+ */
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { JsonDuplicateKeyError, parseOrderJson } from "../../src/contract/json-strict.js";
+
+describe("parseOrderJson", () => {
+  it("given numbers JSON.parse rounds to an integer, then they are non-integers; exact integers stay", () => {
+    expect(parseOrderJson('{"q":100.0000000000000001}')).toEqual({ q: 100.5 });
+    expect(parseOrderJson('{"q":-7.00000000000000000001}')).toEqual({ q: -7.5 });
+    expect(parseOrderJson('{"q":5e-400}')).toEqual({ q: 0.5 });
+    expect(parseOrderJson('{"a":100.0,"b":1e2,"c":-3E+2,"d":0e5,"e":2.5}')).toEqual({
+      a: 100,
+      b: 100,
+      c: -300,
+      d: 0,
+      e: 2.5,
+    });
+    // inside strings nothing is touched
+    expect(parseOrderJson('{"d":"1.0000000000000000001","e":"x\\"1.00000000000000001"}')).toEqual({
+      d: "1.0000000000000000001",
+      e: 'x"1.00000000000000001',
+    });
+    // an unsafe integer literal reads as JSON.parse reads it (the schema refuses it as unsafe)
+    expect(parseOrderJson("[12345678901234567]")).toEqual([12345678901234568]);
+  });
+
+  it("given a name twice in one object, at the top or deeper, then it is refused naming a top-level one", () => {
+    const top = (() => {
+      try {
+        parseOrderJson('{"quantity":"1000000","side":"BUY","quantity" : "1"}');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(top).toBeInstanceOf(JsonDuplicateKeyError);
+    expect((top as JsonDuplicateKeyError).path).toBe("quantity");
+    expect(() => parseOrderJson('{"a":{"q":1,"q":2}}')).toThrow(JsonDuplicateKeyError);
+    expect(() => parseOrderJson('{"a":{"q":{"x":1}},"a":2}')).toThrow(JsonDuplicateKeyError);
+    // the same name in two different objects is not a duplicate
+    expect(parseOrderJson('{"a":{"q":1},"b":{"q":2},"c":[{"q":3},{"q":4}]}')).toEqual({
+      a: { q: 1 },
+      b: { q: 2 },
+      c: [{ q: 3 }, { q: 4 }],
+    });
+  });
+
+  it("given text that is not JSON, then it throws as JSON.parse does", () => {
+    expect(() => parseOrderJson('{"a":1')).toThrow(SyntaxError);
+    expect(() => parseOrderJson("01")).toThrow(SyntaxError);
+  });
+
+  it("given any JSON value with distinct names, then the result is JSON.parse's", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const text = JSON.stringify(v);
+        expect(parseOrderJson(text)).toStrictEqual(JSON.parse(text));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
