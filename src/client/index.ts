@@ -134,15 +134,19 @@ function errorKind(err: unknown): "timeout" | "no_responders" | "other" {
   return "other";
 }
 
+/** Node's longest timer (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function createRiskClient(nc: NatsConnection, opts: RiskClientOptions = {}): RiskClient {
   const timeoutMs = opts.timeoutMs ?? 1000;
   const retries = opts.retries ?? 2;
   // a timeout of 0 (or NaN) made every check ENGINE_UNAVAILABLE after 0 attempts, a phantom outage;
   // endless retries made a check never return while no engine answers: both are refused here
-  if (!(timeoutMs > 0 && Number.isFinite(timeoutMs))) {
+  // (and one past Node's longest timer, 2^31 − 1 ms, fires at once: the same phantom outage)
+  if (!(timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)) {
     throw new RiskClientError(
       "INVALID_OPTIONS",
-      `timeoutMs must be a positive number of ms, not ${timeoutMs}`,
+      `timeoutMs must be a positive number of ms up to ${MAX_TIMER_MS}, not ${timeoutMs}`,
     );
   }
   if (!(Number.isSafeInteger(retries) && retries >= 0)) {

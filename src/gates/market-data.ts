@@ -37,7 +37,9 @@ export function checkAdv(
 
 /**
  * The order's currency needs a fresh `<CCY>-<BASE>` mark; and a fund holding anything in a
- * currency whose rate was never seen has no NAV the engine can establish.
+ * currency whose rate was never seen has no NAV the engine can establish, which only the limits
+ * on NAV need: a risk-reducing order (it skips them) still passes, so a fund can cut risk while
+ * one currency's feed is down.
  */
 export function checkFx(symbol: string, ctx: GateContext): Denial | undefined {
   if (ctx.fxSymbol !== undefined && !ctx.fxFresh) {
@@ -54,7 +56,7 @@ export function checkFx(symbol: string, ctx: GateContext): Denial | undefined {
     );
   }
   const unpriced = ctx.fund.agg.unpriced;
-  if (unpriced.size > 0) {
+  if (unpriced.size > 0 && !ctx.reducing) {
     const [ccy] = unpriced.keys();
     return deny(
       "STALE_MARKET_DATA",

@@ -1,6 +1,7 @@
 /** Gate 2, schema: zod validation of the order; the denial names the field in details.path. */
 import { fastParseOrder } from "../contract/fast-order.js";
 import { firstIssue, type Instrument, type Order, OrderSchema } from "../contract/schemas.js";
+import type { AssetClass } from "../contract/codes.js";
 import { deny, type Denial } from "./types.js";
 
 export type SchemaOutcome = { ok: true; order: Order } | { ok: false; denial: Denial };
@@ -25,8 +26,24 @@ export function schemaDenial(path: string, message: string): Denial {
  * When refdata knows the instrument, an order stating another asset class is SCHEMA_INVALID: the
  * reference data, not the order, says what an instrument is (an order may omit it).
  */
-export function checkRefdataClass(order: Order, instrument: Instrument | undefined): Denial | undefined {
-  if (order.asset_class === undefined || instrument === undefined) return undefined;
+export function checkRefdataClass(
+  order: Order,
+  instrument: Instrument | undefined,
+  bookClass?: AssetClass,
+): Denial | undefined {
+  if (order.asset_class === undefined) return undefined;
+  if (instrument === undefined) {
+    // No refdata: the fund's book in the symbol took its class from the first approval that
+    // stated one, and its reservations and position are summed under it. An order calling the
+    // same symbol another class would be judged under one class and reserve under the other (a
+    // later order of that class would not see it): refused, as against refdata (stop 29).
+    if (bookClass === undefined || bookClass === order.asset_class) return undefined;
+    return deny(
+      "SCHEMA_INVALID",
+      `asset_class: the fund's ${order.symbol} is ${bookClass} (from its earlier orders, no reference data), not ${order.asset_class}`,
+      { path: "asset_class", book_asset_class: bookClass },
+    );
+  }
   if (order.asset_class === instrument.asset_class) return undefined;
   return deny(
     "SCHEMA_INVALID",

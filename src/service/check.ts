@@ -104,6 +104,16 @@ function definite(err: unknown): boolean {
   return code === "JOURNAL_WRONG_LAST_SEQ";
 }
 
+/**
+ * The stream answered and stored nothing (refused: full with discard new, no stream, a failed
+ * condition, fenced). A timeout or a closed connection may have landed a write.
+ */
+function notStored(err: unknown): boolean {
+  if (definite(err)) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "JOURNAL_REJECTED" || code === "JOURNAL_NO_STREAM";
+}
+
 export function createCheckService(o: CheckServiceOptions): CheckService {
   const log = o.log.child({ module: "check" });
   const queue = o.queueGroup ?? QUEUE_GROUP;
@@ -174,7 +184,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
    * The journal write of an approval timed out: whether it was stored is unknown. Publish the same
    * record again until the stream acknowledges it (a duplicate ack: the first write had landed).
    */
-  async function rejournal(e: Evaluation, idemKey: string): Promise<void> {
+  async function rejournal(e: Evaluation, idemKey: string, failed: (err: unknown) => void): Promise<void> {
     const deadline = Date.now() + (o.journalRetryMs ?? JOURNAL_RETRY_MS);
     for (let attempt = 1; ; attempt++) {
       await delay(Math.min(100 * attempt, 1000));
@@ -187,6 +197,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
         await journal(e);
         return;
       } catch (err) {
+        failed(err);
         if (stopped || err instanceof FencedError || Date.now() >= deadline) throw err;
       }
     }
@@ -314,11 +325,21 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
           });
         }
       } else if (idem && idemKey) {
-        const resent = rejournal(e, idemKey);
+        // every attempt refused by the stream (none timed out): nothing of it is journaled, so its
+        // live effects are undone when it is dropped, as a rebuild never had them (the order id is
+        // free again, the headroom too); a write that may have landed keeps its reservation
+        let mayHaveLanded = !notStored(err);
+        const resent = rejournal(e, idemKey, (cause) => {
+          if (!notStored(cause)) mayHaveLanded = true;
+        });
         untilDurable(idemKey, resent);
         resent.catch((cause: unknown) => {
-          forget();
-          log.error({ err: cause, order_id: e.decision.order_id }, "decision journal unavailable; dropped");
+          if (mayHaveLanded) forget();
+          else revokeLive(o.state, e.record);
+          log.error(
+            { err: cause, order_id: e.decision.order_id, revoked: !mayHaveLanded },
+            "decision journal unavailable; dropped",
+          );
         });
       }
       log.error({ err, order_id: e.decision.order_id }, "decision journal unavailable; rejecting");

@@ -124,6 +124,17 @@ function orderIdOf(raw: unknown): string {
   return typeof v === "string" ? v.slice(0, 128) : "";
 }
 
+/** The order a body names once its `created_at` is left out, when only that field made it invalid. */
+function withoutCreatedAt(
+  raw: unknown,
+  schema: ReturnType<typeof checkSchema> | undefined,
+): Order | undefined {
+  if (!schema || schema.ok || schema.denial.details?.["path"] !== "created_at") return undefined;
+  const { created_at: _, ...rest } = raw as Record<string, unknown>;
+  const again = checkSchema(rest);
+  return again.ok ? again.order : undefined;
+}
+
 export function createDecider(d: DeciderDeps): Decider {
   const { state, pipeline, clock } = d;
   const ttl = () => state.settings.reservationTtlMs;
@@ -157,7 +168,9 @@ export function createDecider(d: DeciderDeps): Decider {
       fingerprint: p.fp,
       fields: p.fields,
       recorded: p.schemaValid && !transient && !conflict && p.key !== undefined,
-      counted: p.schemaValid,
+      // a transient answer is not a decision on the order: its retry is evaluated afresh and counted
+      // then (counting each NO_ENVELOPE / STATE_NOT_READY retry made one order count several times)
+      counted: p.schemaValid && !transient,
       replayed: false,
       notional: p.notional,
       reservation: denial === undefined ? p.reservation : undefined,
@@ -340,13 +353,16 @@ export function createDecider(d: DeciderDeps): Decider {
       const raw = input.raw;
       const schema = input.decodeError !== undefined ? undefined : checkSchema(raw);
       const order = schema?.ok ? schema.order : undefined;
-      const fp = order ? fingerprint(order) : undefined;
+      // "The same order" is every field but created_at: a retry re-stamped in a form the schema
+      // refuses is still the same order (replayed), and SCHEMA_INVALID at created_at only if new
+      const sameOrder = order ?? withoutCreatedAt(raw, schema);
+      const fp = sameOrder ? fingerprint(sameOrder) : undefined;
       const ik = input.decodeError !== undefined ? undefined : idempotencyKeyOf(raw);
       const fields = ik ? fieldHashes(raw, order) : undefined;
 
       // 1. idempotency (replay, conflict, then an order id used under another key)
       if (ik) {
-        const out = checkIdempotency(state, ik.fund, ik.key, fp, fields, usableOrderId(raw), order);
+        const out = checkIdempotency(state, ik.fund, ik.key, fp, fields, usableOrderId(raw), sameOrder);
         if (out.kind === "replay") return replay(now, ik.fund, out.record);
         if (out.kind === "conflict") {
           return finish(now, {
@@ -389,7 +405,11 @@ export function createDecider(d: DeciderDeps): Decider {
         });
       }
       // the reference data, not the order, says what an instrument is
-      const classDenial = checkRefdataClass(order, state.instruments.get(order.symbol));
+      const classDenial = checkRefdataClass(
+        order,
+        state.instruments.get(order.symbol),
+        state.funds.get(order.fund_id)?.books.get(order.symbol)?.assetClassHint,
+      );
       if (classDenial) {
         return finish(now, {
           orderId: order.order_id,

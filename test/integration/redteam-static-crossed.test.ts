@@ -44,7 +44,7 @@ describe("red-team: a newer quote the engine refuses leaves the older mark in fo
    * collar, and a MARKET BUY is valued at the old ask 101 (max_order_notional judged on it).
    * Risk expectation (seed 003, fail closed): the latest market data for the symbol is internally
    * inconsistent, so an order needing a fresh mark is STALE_MARKET_DATA until a sound quote comes.
-   * Expected: static/STALE_MARKET_DATA. Actual: approved on the superseded mark.
+   * Expected: static/STALE_MARKET_DATA. Before the fix: approved on the superseded mark.
    */
   it("a crossed newer quote: an order needing a fresh mark is not approved on the superseded one", async () => {
     const F = "rtx-crossed";

@@ -65,7 +65,7 @@ describe("red-team JSON numbers in an order", () => {
    * one smallest unit above a limit fails. `"quantity": 100.0000000000000001` is not an integer; the
    * engine's JSON.parse rounds it to the double 100, which passes Number.isSafeInteger
    * (src/contract/schemas.ts `decimal()`), so it is judged as 100 and approved at max_order_qty 100.
-   * Expected: SCHEMA_INVALID (details.path "quantity"). Actual: approved.
+   * Expected: SCHEMA_INVALID (details.path "quantity"). Before the fix: approved.
    */
   it("a non-integer JSON number that rounds to an integer is SCHEMA_INVALID (quantity above max_order_qty)", async () => {
     const F = "rtjn-qty";
@@ -77,7 +77,7 @@ describe("red-team JSON numbers in an order", () => {
   /**
    * Same sentence, on a price: limit 105.000000000000001 is outside a 5 % collar around mid 100
    * (edge 105), and not an integer either; read as 105 it passes the collar.
-   * Expected: SCHEMA_INVALID (details.path "limit_price"). Actual: approved.
+   * Expected: SCHEMA_INVALID (details.path "limit_price"). Before the fix: approved.
    */
   it("a non-integer JSON limit_price that rounds to the collar's edge is SCHEMA_INVALID", async () => {
     const F = "rtjn-collar";
@@ -96,7 +96,7 @@ describe("red-team JSON numbers in an order", () => {
    * Risk expectation: an order whose quantity is given twice is ambiguous, and a parser
    * differential between the OMS/broker side (first value wins in several parsers) and the engine
    * (JSON.parse: last value wins) lets the engine approve 1 while 1 000 000 is routed. Expected:
-   * SCHEMA_INVALID at "quantity". Actual: judged on the last value (approved).
+   * SCHEMA_INVALID at "quantity". Before the fix: judged on the last value (approved).
    */
   it("a key given twice (quantity) is SCHEMA_INVALID, not silently the last value", async () => {
     const F = "rtjn-dup";

@@ -206,7 +206,7 @@ describe("red-team schema gate", () => {
    * second is answered "approved, replayed" with the first's decision: the OMS routes two orders
    * while the engine reserved one.
    * Expected: SCHEMA_INVALID (as for JSON), or at least not the first order's approval.
-   * Actual: approved, details.replayed = "true".
+   * Before the fix: approved, details.replayed = "true".
    */
   it("protobuf: a string field that is not UTF-8 is SCHEMA_INVALID, never read as another order", async () => {
     const fields = (idBytes: Uint8Array): PbField[] => [
@@ -247,7 +247,7 @@ describe("red-team schema gate", () => {
    * UTF-8 reader: order_id / idempotency_key "pb-drop-1" + 0x80 (bytes no valid UTF-8 string has)
    * read as "pb-drop-1", an order already approved, so this different request is answered with that
    * order's approval (details.replayed = "true") and reserves nothing.
-   * Expected: SCHEMA_INVALID. Actual: approved, replayed.
+   * Expected: SCHEMA_INVALID. Before the fix: approved, replayed.
    */
   it("protobuf: a dropped invalid byte makes another order's id (0x80 after a valid id)", async () => {
     const f = (id: Uint8Array, qty: string): PbField[] => [
@@ -307,7 +307,7 @@ describe("red-team schema gate", () => {
    * (src/contract/schemas.ts OrderSchema `time_in_force: opt(text(16))`, and fast-order.ts), so an
    * OMS using FIX's names ("ImmediateOrCancel", 17) or proto-style names ("IMMEDIATE_OR_CANCEL",
    * 19; "GOOD_TILL_CROSSING", 18) has every such valid order refused.
-   * Expected: approved. Actual: SCHEMA_INVALID at time_in_force.
+   * Expected: approved. Before the fix: SCHEMA_INVALID at time_in_force.
    */
   it("a valid order with a long time_in_force name is not refused", async () => {
     for (const tif of ["ImmediateOrCancel", "IMMEDIATE_OR_CANCEL", "GOOD_TILL_CROSSING"]) {

@@ -9,7 +9,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Command } from "commander";
 import { stateSettings } from "../../engine/engine.js";
 import type { Figures } from "../../explain/figures.js";
-import { findDecisions } from "../../explain/journal.js";
+import { type JournalHit, findDecisions } from "../../explain/journal.js";
 import { type ReplayResult, replayTo } from "../../explain/replay.js";
 import type { DecisionRecord } from "../../contract/records.js";
 import { toWire } from "../../contract/wire.js";
@@ -99,6 +99,20 @@ function report(rec: DecisionRecord, seq: number, replays: number, r: ReplayResu
   return lines.join("\n");
 }
 
+/**
+ * The decision that stands for an order id: the first one its idempotency record kept (`recorded`)
+ * that is not a DUPLICATE_ORDER_ID under another key; answers nothing keeps (NO_ENVELOPE,
+ * STATE_NOT_READY, SCHEMA_INVALID, a conflict on another order's key) were evaluated afresh on
+ * the retry. With none kept, the latest answer.
+ */
+function standing(made: JournalHit[]): JournalHit {
+  return (
+    made.find((h) => h.record.recorded && h.record.decision.rejection_code !== "DUPLICATE_ORDER_ID") ??
+    made.find((h) => h.record.recorded) ??
+    made[made.length - 1]!
+  );
+}
+
 export function registerExplain(program: Command, ctx: CliContext): void {
   program
     .command("explain")
@@ -125,18 +139,22 @@ export function registerExplain(program: Command, ctx: CliContext): void {
             `order id ${orderId} was decided for several funds (${funds.join(", ")}): add --fund`,
           );
         }
-        // the first decision on it (later ones are duplicates under another key: DUPLICATE_ORDER_ID)
-        const hit = made[0]!;
+        const hit = standing(made);
         const r = await replayTo({ js, jsm, hit, settings: stateSettings(config) });
+        // the replays of that decision: its own key's (a DUPLICATE_ORDER_ID under another key is
+        // replayed as that key's decision, not this one's)
         const replays = hits.filter(
-          (h) => h.record.replayed && h.record.fund_id === hit.record.fund_id,
+          (h) =>
+            h.record.replayed &&
+            h.record.fund_id === hit.record.fund_id &&
+            h.record.idempotency_key === hit.record.idempotency_key,
         ).length;
         if (opts.json) {
           printJson({
             record: toWire(hit.record),
             stream_seq: hit.seq,
             replays,
-            others: made.slice(1).map((h) => ({ seq: h.seq, decision: h.record.decision })),
+            others: made.filter((h) => h !== hit).map((h) => ({ seq: h.seq, decision: h.record.decision })),
             figures: r.figures ?? null,
             replay: {
               decision: r.decision ?? null,

@@ -9,9 +9,17 @@ export function envelopeId(fund: string, version: number): string {
   return `${fund}@v${version}`;
 }
 
+/**
+ * A strategy's limits: every field it sets replaces the fund's, except the per-class map
+ * `max_asset_class_pct`, merged class by class (a strategy that sets equity's share keeps the
+ * fund's cap on crypto; it may still set crypto's itself). Replacing the whole map let such a
+ * strategy trade any other class with no class limit at all (red team, stop 29).
+ */
 function overlay(base: Effective, o: Limits): Effective {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  if (o.max_asset_class_pct !== undefined && base.max_asset_class_pct !== undefined)
+    out["max_asset_class_pct"] = { ...base.max_asset_class_pct, ...o.max_asset_class_pct };
   return out as Effective;
 }
 
