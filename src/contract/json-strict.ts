@@ -75,14 +75,23 @@ function isExactly(t: string, v: number): boolean {
   return units % p === 0n && units / p === BigInt(v);
 }
 
+/** Names in every object of a parsed value (iterative: a body may nest arrays thousands deep). */
 function keyCount(v: unknown): number {
-  if (v === null || typeof v !== "object") return 0;
   let n = 0;
-  if (Array.isArray(v)) {
-    for (const x of v) n += keyCount(x);
-    return n;
+  const stack: unknown[] = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (x === null || typeof x !== "object") continue;
+    if (Array.isArray(x)) {
+      for (const y of x) if (y !== null && typeof y === "object") stack.push(y);
+      continue;
+    }
+    for (const k in x) {
+      n++;
+      const y = (x as Record<string, unknown>)[k];
+      if (y !== null && typeof y === "object") stack.push(y);
+    }
   }
-  for (const k in v) n += 1 + keyCount((v as Record<string, unknown>)[k]);
   return n;
 }
 

@@ -62,3 +62,13 @@ describe("parseOrderJson", () => {
     );
   });
 });
+
+describe("parseOrderJson on hostile nesting", () => {
+  it("given arrays nested 20 000 deep and a __proto__ name, then it parses as JSON.parse does", () => {
+    const text = `{"__proto__":{"approved":true},"x":${"[".repeat(20_000)}${"]".repeat(20_000)},"q":"1"}`;
+    const v = parseOrderJson(text) as Record<string, unknown>;
+    expect(v["q"]).toBe("1");
+    expect(Object.prototype.hasOwnProperty.call(v, "__proto__")).toBe(true);
+    expect(({} as Record<string, unknown>)["approved"]).toBeUndefined();
+  });
+});

@@ -8,7 +8,8 @@ import { describe, it, expect } from "vitest";
 import type { Alerter } from "../../src/engine/alerts.js";
 import { createLimitWarnings } from "../../src/workers/limit-warnings.js";
 import type { WorkerContext } from "../../src/workers/types.js";
-import { FUND, Feed } from "./fixtures.js";
+import { manualClock } from "../../src/time/clock.js";
+import { FUND, Feed, NOW } from "./fixtures.js";
 
 const UNIT = "0.000000000000000001";
 
@@ -26,7 +27,11 @@ function setup(over: Record<string, unknown>) {
     deadLetter: () => undefined,
     count: () => ({ alerts: sent.length, deadLetters: 0 }),
   };
-  const w = createLimitWarnings({ state: feed.state, alerter } as unknown as WorkerContext);
+  const w = createLimitWarnings({
+    state: feed.state,
+    alerter,
+    clock: manualClock(NOW),
+  } as unknown as WorkerContext);
   let n = 0;
   const fill = (qty: string) => {
     feed.fill("AAPL", qty, "100");
@@ -96,7 +101,11 @@ describe("warn_at_pct", () => {
     const feed = new Feed().envelope({ max_gross_exposure_pct: "1" });
     const sent: unknown[] = [];
     const alerter = { alert: () => void sent.push(1) } as unknown as Alerter;
-    const w = createLimitWarnings({ state: feed.state, alerter } as unknown as WorkerContext);
+    const w = createLimitWarnings({
+      state: feed.state,
+      alerter,
+      clock: manualClock(NOW),
+    } as unknown as WorkerContext);
     feed.fill("AAPL", "9999", "100");
     w.onChange!({ kind: "fill", fund: FUND, symbol: "AAPL", seq: 1 });
     expect(sent).toEqual([]);
