@@ -13,6 +13,7 @@ import type { Activity } from "./activity.js";
 import { type RollingLatency, createRollingLatency } from "./rolling.js";
 import { usageOf } from "./usage.js";
 import { type FundReport, fundReports } from "../service/fund-report.js";
+import { CONSUMED_STREAMS } from "../contract/subjects.js";
 import type { EngineState } from "../state/model.js";
 
 export const METRIC_PREFIX = "riskengine_";
@@ -132,6 +133,7 @@ export function createMetrics(o: { monotonic?: () => number } = {}): EngineMetri
     },
   );
   gauge("stream_cursor", "Last applied sequence of each followed stream", ["stream"], (g) => {
+    for (const s of CONSUMED_STREAMS) g.set({ stream: s }, source!.state.cursors.get(s) ?? 0);
     for (const [stream, seq] of source!.state.cursors) g.set({ stream }, seq);
   });
   gauge("funds_owned", "Funds this engine decides", [], (g) => g.set(source!.owned()));

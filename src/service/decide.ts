@@ -87,7 +87,10 @@ interface FinishArgs {
   reservation?: Reservation | undefined;
   dupKey?: string | undefined;
   dupWindowMs?: number | undefined;
-  /** The request as decoded, when schema-valid (its Order fields are journaled for explain). */
+  /**
+   * The request as decoded, when it is a JSON object (its Order fields are journaled for explain;
+   * CONTRACT.md: the record holds "the order as received", a schema-invalid one too).
+   */
   order?: Record<string, unknown> | undefined;
 }
 
@@ -107,6 +110,13 @@ function asReceived(raw: Record<string, unknown>): Record<string, unknown> {
     if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
   }
   return out;
+}
+
+/** A decoded request that is a JSON object (its Order fields are journaled), else undefined. */
+function receivedObject(raw: unknown): Record<string, unknown> | undefined {
+  return raw !== null && typeof raw === "object" && !Array.isArray(raw)
+    ? (raw as Record<string, unknown>)
+    : undefined;
 }
 
 /**
@@ -393,6 +403,7 @@ export function createDecider(d: DeciderDeps): Decider {
           denial,
           envelopeId: envelopeIdOf(ik?.fund),
           schemaValid: false,
+          order: receivedObject(raw),
         });
       }
       if (input.subjectFund !== undefined && input.subjectFund !== order.fund_id) {
@@ -402,6 +413,7 @@ export function createDecider(d: DeciderDeps): Decider {
           denial: schemaDenial("fund_id", `does not match the subject's fund ${input.subjectFund}`),
           envelopeId: envelopeIdOf(order.fund_id),
           schemaValid: false,
+          order: raw as Record<string, unknown>,
         });
       }
       // the reference data, not the order, says what an instrument is
@@ -417,6 +429,7 @@ export function createDecider(d: DeciderDeps): Decider {
           denial: classDenial,
           envelopeId: envelopeIdOf(order.fund_id),
           schemaValid: false,
+          order: raw as Record<string, unknown>,
         });
       }
       return evaluate(now, order, ik.key, fp!, fields!, raw as Record<string, unknown>);

@@ -2,7 +2,7 @@
 import { headers as natsHeaders, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { JSON_CONTENT_TYPE } from "../contract/codec.js";
 import { HALT_PRECEDENCE } from "../contract/codes.js";
-import { Subjects } from "../contract/subjects.js";
+import { CONSUMED_STREAMS, Subjects } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import type { FundReport } from "./fund-report.js";
 import { type EngineState, stateDigest, sweepIdempotency, sweepReservations } from "../state/index.js";
@@ -21,6 +21,16 @@ export interface EngineStatus {
   epochs?: Record<string, number>;
   /** Stream messages still to apply (catching up). */
   lag?: number;
+}
+
+/**
+ * Every stream the engine follows, 0 for one it has applied nothing of yet (an OMS or a tool reads
+ * `cursors.FILLS` as a number), and any other the state holds a cursor for; in name order.
+ */
+export function cursorsOf(state: EngineState): Record<string, number> {
+  const all = new Map<string, number>(CONSUMED_STREAMS.map((s) => [s, 0]));
+  for (const [k, v] of state.cursors) all.set(k, v);
+  return Object.fromEntries([...all].sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
 /**
@@ -45,7 +55,7 @@ export function engineStatus(
     instance: o.instance,
     ready: o.ready,
     halted_funds: halted,
-    cursors: Object.fromEntries([...state.cursors].sort(([a], [b]) => (a < b ? -1 : 1))),
+    cursors: cursorsOf(state),
     state_digest: o.digest === false ? "" : stateDigest(state),
     uptime_s: Math.max(0, Math.round((now - o.startedAt) / 1000)),
   };

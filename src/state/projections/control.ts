@@ -4,6 +4,17 @@ import type { PnlBaseline, ReconcileEvent, Stop, StopEvent } from "../../contrac
 import { boundedByStream } from "./stream-time.js";
 import { type EngineState, type LiftedHalt, type StopRecord, getFund, key2, touch } from "../model.js";
 
+/**
+ * A timestamp as the engine reports it (CONTRACT.md: RFC 3339 in UTC): one written in UTC (`Z`) is
+ * kept as written (its digits, sub-millisecond ones included); one with an offset
+ * (`15:29:59.5+01:00`) becomes that instant in UTC at millisecond precision.
+ */
+export function utcText(at: string): string {
+  if (at.endsWith("Z")) return at;
+  const ms = Date.parse(at);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : at;
+}
+
 export function applyHalt(
   state: EngineState,
   h: Halt,
@@ -19,7 +30,7 @@ export function applyHalt(
     const bounded = boundedByStream(atMs, storedMs);
     fund.halts.set(h.severity, {
       severity: h.severity,
-      since: raw.at,
+      since: utcText(raw.at),
       reason: h.reason,
       by: h.by,
       seq,
@@ -66,7 +77,7 @@ export function applyResume(state: EngineState, r: Resume, raw: { at: string }, 
     // it) is judged by its time bounded by the stream's: a Halt stamped in the next period by a
     // clock running ahead, resumed, suppressed that period's own breach
     const since = h.boundedMs !== undefined ? new Date(h.boundedMs).toISOString() : h.since;
-    fund.lifted.push({ severity: sev, since, resumedAt: raw.at, operator: r.operator });
+    fund.lifted.push({ severity: sev, since, resumedAt: utcText(raw.at), operator: r.operator });
     lifted++;
   }
   if (fund.lifted.length > LIFTED_KEPT) fund.lifted = keepLifted(fund.lifted);
@@ -76,7 +87,7 @@ export function applyResume(state: EngineState, r: Resume, raw: { at: string }, 
 
 export function applyReconcile(state: EngineState, e: ReconcileEvent, raw: { at: string }): void {
   const fund = getFund(state, e.fund_id);
-  fund.lock = e.locked ? { since: raw.at, reason: e.reason, brokers: e.brokers ?? [] } : undefined;
+  fund.lock = e.locked ? { since: utcText(raw.at), reason: e.reason, brokers: e.brokers ?? [] } : undefined;
   touch(state, "fund", fund.id);
 }
 
