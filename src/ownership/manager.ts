@@ -97,7 +97,21 @@ export function createOwnership(o: OwnershipOptions): Ownership {
   let leaving = false;
   let stopped = false;
   let suspendedUntil = Number.NEGATIVE_INFINITY;
-  const suspended = () => performance.now() < suspendedUntil;
+  /**
+   * Out of the assignment for a while after losing partitions it believed it held (a paused or
+   * cut-off engine must not flap back at once), unless no other live, ready engine is left to own
+   * them: then it is the only one that can, and waiting would stop its funds' trading for
+   * REJOIN_AFTER_LOSS_MS (red team, stop 29: the survivor of a kill -9 took 30 s instead of
+   * takeover_s; a SIGTERM of the engine that had taken its funds failed every check meanwhile).
+   */
+  const suspended = () => performance.now() < suspendedUntil && othersReady();
+
+  function othersReady(): boolean {
+    for (const m of o.registry.members().values()) {
+      if (m.instance !== me && m.ready && !m.leaving && o.registry.isLive(m.instance)) return true;
+    }
+    return false;
+  }
   let waiters: (() => void)[] = [];
 
   const part = (fund: string) => partitionOf(fund, o.partitions);

@@ -1,8 +1,8 @@
 /**
  * The check responder on mts.v1.risk.check and mts.v1.risk.check.<fund_id> (queue group
- * `riskengine`), JSON or protobuf by Content-Type. Approvals are journaled to RISK_DECISIONS and
+ * `riskengine`), JSON or protobuf by Content-Type. Every decision is journaled to RISK_DECISIONS and
  * acknowledged by the server before the reply, so a crash right after replying cannot free the
- * headroom they reserved; rejections are journaled without waiting.
+ * headroom an approval reserved, and an answered rejection is the one a retry replays.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import {
@@ -263,18 +263,11 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       answered(e, "replayed", t0);
       return;
     }
-    if (!e.record.reservation) {
-      // rejections are not waited for, but sent before their reply (see above)
-      const w = o.journal.write(e.record);
-      w.ack.catch((err: unknown) => {
-        journalFailures++;
-        log.warn({ err, order_id: e.decision.order_id }, "journal of a rejection failed");
-      });
-      await w.sent;
-      reply(msg, proto, e.decision);
-      answered(e, e.decision.approved ? "approved" : "rejected", t0);
-      return;
-    }
+    // Every decision, a rejection too, is answered once the stream has it: a rejection answered
+    // when its bytes were merely on the connection could be refused by the server afterwards (a
+    // conditional write fenced by a takeover), and the new owner then decided the OMS's retry
+    // afresh, a second decision for one key, and counted a window short of what was answered
+    // (red team, stop 29: `test/faults/redteam-several-queued.test.ts`).
     const idem = e.record.idempotency_key
       ? o.state.idem.get(key2(e.record.fund_id, e.record.idempotency_key))
       : undefined;
@@ -302,9 +295,9 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
     if (idemKey) untilDurable(idemKey, first);
     try {
       await first;
-      approved++;
+      if (e.decision.approved) approved++;
       reply(msg, proto, e.decision);
-      answered(e, "approved", t0);
+      answered(e, e.decision.approved ? "approved" : "rejected", t0);
     } catch (err) {
       journalFailures++;
       // Not known to be durable: do not tell the OMS it may trade. Unless the id was reused, the

@@ -74,9 +74,11 @@ describe("red team: several engines, replays after the owner's kill -9", () => {
     );
     const problems: string[] = [];
     for (const [k, d] of replies)
-      if (!journaled.has(`${k} ${d.approved} ${d.rejection_code}`)) problems.push(`${k}: ${show(d)} not journaled`);
+      if (!journaled.has(`${k} ${d.approved} ${d.rejection_code}`))
+        problems.push(`${k}: ${show(d)} not journaled`);
     expect(
-      new Set(records.filter((r) => r.fund_id === fund && r.decision.approved).map((r) => r.idempotency_key)).size,
+      new Set(records.filter((r) => r.fund_id === fund && r.decision.approved).map((r) => r.idempotency_key))
+        .size,
     ).toBe(100);
 
     const seen = { notReady: 0, timeouts: 0 };
@@ -85,12 +87,20 @@ describe("red team: several engines, replays after the owner's kill -9", () => {
         const k = String(o["idempotency_key"]);
         const was = replies.get(k)!;
         const again = await h.decide(o, Subjects.check, seen);
-        if (again.approved !== was.approved || again.rejection_code !== was.rejection_code || again.details["replayed"] !== "true")
-          problems.push(`${k}: first ${show(was)}, replay ${show(again)} replayed=${again.details["replayed"]}`);
+        if (
+          again.approved !== was.approved ||
+          again.rejection_code !== was.rejection_code ||
+          again.details["replayed"] !== "true"
+        )
+          problems.push(
+            `${k}: first ${show(was)}, replay ${show(again)} replayed=${again.details["replayed"]}`,
+          );
         const dup = await h.decide({ ...o, idempotency_key: `${k}-other` }, Subjects.checkFund(fund), seen);
-        if (dup.rejection_code !== "DUPLICATE_ORDER_ID") problems.push(`${k}: order id again under a new key: ${show(dup)}`);
+        if (dup.rejection_code !== "DUPLICATE_ORDER_ID")
+          problems.push(`${k}: order id again under a new key: ${show(dup)}`);
         const conflict = await h.decide({ ...o, quantity: "11" }, Subjects.check, seen);
-        if (conflict.rejection_code !== "IDEMPOTENCY_CONFLICT") problems.push(`${k}: other quantity: ${show(conflict)}`);
+        if (conflict.rejection_code !== "IDEMPOTENCY_CONFLICT")
+          problems.push(`${k}: other quantity: ${show(conflict)}`);
       }),
     );
     expect(problems.slice(0, 20), `${problems.length} problems`).toEqual([]);

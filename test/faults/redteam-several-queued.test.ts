@@ -8,7 +8,7 @@
  * CONTRACT.md "Gates and rejection codes": "Every decision is journaled." and (gate 1) "The same
  * key with the same order returns the original decision again, with details.replayed = "true"."
  * Expected: every rejection the OMS received is in RISK_DECISIONS, and asking again with its key
- * returns it, replayed. Actual (4 runs of 4): 76–268 MAX_POSITION_EXCEEDED answers have no journal
+ * returns it, replayed. Before stop 29's fix (4 runs of 4): 76–268 MAX_POSITION_EXCEEDED answers have no journal
  * record; asked again once headroom is free, the new owner evaluates them afresh and APPROVES them
  * (no `replayed`): one key, two different decisions.
  * Likely cause: src/service/fund-journal.ts `pump` resolves `sent` for every queued item when
@@ -82,7 +82,12 @@ describe("red team: several engines, rejections queued at a paused owner", () =>
     for (const d of first.decisions) {
       await js.publish(
         Subjects.orderEvent("cancelled", fund),
-        JSON.stringify({ order_id: d.order_id, fund_id: fund, event: "cancelled", at: new Date().toISOString() }),
+        JSON.stringify({
+          order_id: d.order_id,
+          fund_id: fund,
+          event: "cancelled",
+          at: new Date().toISOString(),
+        }),
       );
     }
     const omsSeq = (await h.jsm.streams.info("OMS_ORDERS")).state.last_seq;
@@ -136,9 +141,13 @@ describe("red team: several engines, rejections queued at a paused owner", () =>
       const k = String(o["idempotency_key"]);
       const was = replies.get(k);
       if (!was || now.approved !== was.approved || now.rejection_code !== was.rejection_code)
-        mismatched.push(`${k}: first ${show(was)} at ${was?.decided_at}, replay ${show(now)} at ${now.decided_at}`);
+        mismatched.push(
+          `${k}: first ${show(was)} at ${was?.decided_at}, replay ${show(now)} at ${now.decided_at}`,
+        );
       if (now.details["replayed"] !== "true")
-        notReplayed.push(`${k}: first ${show(was)} at ${was?.decided_at}, again ${show(now)} at ${now.decided_at}, not replayed`);
+        notReplayed.push(
+          `${k}: first ${show(was)} at ${was?.decided_at}, again ${show(now)} at ${now.decided_at}, not replayed`,
+        );
     };
     for (const o of orders.filter((x) => missing.has(String(x["idempotency_key"])))) {
       compare(o, await h.decide(o, Subjects.check, seen));

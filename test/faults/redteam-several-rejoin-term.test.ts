@@ -3,7 +3,7 @@
  * funds, while the woken engine is the only other one. CONTRACT.md "Several engines": "A planned
  * stop (SIGTERM) hands the engine's funds over before it exits: a rolling restart of every engine
  * fails no check." Expected: every check sent during and after the stop is approved (no
- * STATE_NOT_READY, no timeout). Actual: the stopping engine has nobody to hand over to (the woken
+ * STATE_NOT_READY, no timeout). Before stop 29's fix: the stopping engine has nobody to hand over to (the woken
  * engine keeps out of the assignment for 30 s after its loss, src/ownership/manager.ts
  * REJOIN_AFTER_LOSS_MS), exits, and checks fail until the 30 s are over. Observed (2 runs of 2):
  * 304–307 checks in 13 s, all STATE_NOT_READY, none approved; the woken engine still owns 0
@@ -30,15 +30,19 @@ describe("red team: several engines, SIGTERM with only a woken engine left", () 
     const { engine: paused } = await h.ownerOf(fund);
     const other = h.engines.find((e) => e !== paused)!;
     paused.freeze();
-    await waitFor(
-      async () => (await h.views()).some((v) => isProcess(v, other) && v.owned === PARTITIONS),
-      { timeoutMs: 20_000, intervalMs: 100, message: "the other engine took every partition" },
-    );
+    await waitFor(async () => (await h.views()).some((v) => isProcess(v, other) && v.owned === PARTITIONS), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      message: "the other engine took every partition",
+    });
     paused.thaw();
     await waitFor(
       async () => {
         const v = await h.views();
-        return v.find((x) => isProcess(x, paused))?.owned === 0 && v.find((x) => isProcess(x, other))?.owned === PARTITIONS;
+        return (
+          v.find((x) => isProcess(x, paused))?.owned === 0 &&
+          v.find((x) => isProcess(x, other))?.owned === PARTITIONS
+        );
       },
       { timeoutMs: 20_000, intervalMs: 100, message: "the woken engine answers, owning nothing" },
     );

@@ -4,7 +4,7 @@
  * killed (kill -9). CONTRACT.md "Several engines": "When an owner dies, is cut off or stops
  * answering (kill -9, a network partition, a paused process), another engine owns its funds within
  * `ownership.takeover_s` (default 5 s)". Expected: the survivor owns every partition within
- * takeover_s (+1 s for the poll) and approves the fund's orders. Actual (3 runs of 3): it takes
+ * takeover_s (+1 s for the poll) and approves the fund's orders. Before stop 29's fix (3 runs of 3): it takes
  * the partitions 28.7–30.4 s after the kill, and a check sent at 6 s is answered STATE_NOT_READY.
  * Likely cause: src/ownership/manager.ts: an engine that lost a partition is `suspended()` for
  * REJOIN_AFTER_LOSS_MS (30 s) and `mayTake()` / the heartbeat's `ready` exclude it from the
@@ -35,10 +35,11 @@ describe("red team: several engines, the woken old owner as the last survivor", 
     const other = h.engines.find((e) => e !== paused)!;
 
     paused.freeze();
-    await waitFor(
-      async () => (await h.views()).some((v) => isProcess(v, other) && v.owned === PARTITIONS),
-      { timeoutMs: 20_000, intervalMs: 100, message: "the other engine took every partition" },
-    );
+    await waitFor(async () => (await h.views()).some((v) => isProcess(v, other) && v.owned === PARTITIONS), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      message: "the other engine took every partition",
+    });
     paused.thaw();
     // the woken engine answers again, owning nothing (it learnt of its loss)
     await waitFor(

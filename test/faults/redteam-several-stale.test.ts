@@ -15,7 +15,8 @@ import { waitFor } from "../support/nats.js";
 import { readDecisions } from "./support.js";
 import { PARTITIONS, SeveralEngines, isProcess, raceOrder } from "./several-support.js";
 
-const transient = (d: RiskDecision) => d.rejection_code === "STATE_NOT_READY" || d.rejection_code === "NO_ENVELOPE";
+const transient = (d: RiskDecision) =>
+  d.rejection_code === "STATE_NOT_READY" || d.rejection_code === "NO_ENVELOPE";
 
 describe("red team: several engines, a paused owner with checks queued", () => {
   let h: SeveralEngines;
@@ -102,7 +103,9 @@ describe("red team: several engines, a paused owner with checks queued", () => {
     for (const [k, d] of replies) {
       const l = byKey.get(k) ?? [];
       if (!l.some((x) => x.approved === d.approved && x.code === d.rejection_code))
-        unjournaled.push(`${k}: answered ${d.approved ? "approved" : d.rejection_code}, journal ${JSON.stringify(l)}`);
+        unjournaled.push(
+          `${k}: answered ${d.approved ? "approved" : d.rejection_code}, journal ${JSON.stringify(l)}`,
+        );
     }
 
     // a replay of every key returns the original answer
@@ -119,7 +122,12 @@ describe("red team: several engines, a paused owner with checks queued", () => {
       }),
     );
     const approvalsByOldOwner = records.filter(
-      (x) => x.fund_id === fund && x.decision.approved && x.instance === ownerView.instance && x.idempotency_key?.startsWith(`${fund}-key-1`) && Number(x.idempotency_key.slice(`${fund}-key-`.length)) >= 1000,
+      (x) =>
+        x.fund_id === fund &&
+        x.decision.approved &&
+        x.instance === ownerView.instance &&
+        x.idempotency_key?.startsWith(`${fund}-key-1`) &&
+        Number(x.idempotency_key.slice(`${fund}-key-`.length)) >= 1000,
     );
     const why = `\n${unjournaled.slice(0, 10).join("\n")}\n${mismatched.slice(0, 10).join("\n")}\n${h.notable()}`;
     expect({ unjournaled: unjournaled.length, mismatched: mismatched.length }, why).toEqual({

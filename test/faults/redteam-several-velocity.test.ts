@@ -8,7 +8,7 @@
  * window, approved or not"; "Velocity windows count every order decided in them"; "Several
  * engines": "Two engines never approve against the same headroom".
  * Expected: no order is approved once `max_orders` (300) orders of the fund were decided (answered;
- * replays and gate-1 rejections not counted) in the window (3 600 s). Actual, in about 2 runs of 3:
+ * replays and gate-1 rejections not counted) in the window (3 600 s). Before stop 29's fix, in about 2 runs of 3:
  * the new owner's window held 257 journaled decisions while 364–424 had been answered (134–167
  * MAX_POSITION_EXCEEDED answers never journaled), and it approved 43 orders (300 − 257) as
  * decisions #365 and later. The other runs pass because the pause fell where the new owner had no
@@ -65,7 +65,11 @@ describe("red team: several engines, velocity window across a paused owner", () 
       );
     // 100 approvals (the position headroom), then rejections; paused in the middle of the burst
     const burst = ask(Array.from({ length: 1500 }, (_, i) => raceOrder(fund, i)));
-    await waitFor(() => answers.length >= 50, { timeoutMs: 20_000, intervalMs: 1, message: "burst under way" });
+    await waitFor(() => answers.length >= 50, {
+      timeoutMs: 20_000,
+      intervalMs: 1,
+      message: "burst under way",
+    });
     owner.freeze();
     // the OMS cancels every approved order: position headroom again (at the new owner), while the old one sleeps
     const js = jetstream(h.nc);
@@ -74,7 +78,12 @@ describe("red team: several engines, velocity window across a paused owner", () 
       Array.from({ length: 400 }, (_, i) =>
         js.publish(
           Subjects.orderEvent("cancelled", fund),
-          JSON.stringify({ order_id: `${fund}-${i}`, fund_id: fund, event: "cancelled", at: new Date().toISOString() }),
+          JSON.stringify({
+            order_id: `${fund}-${i}`,
+            fund_id: fund,
+            event: "cancelled",
+            at: new Date().toISOString(),
+          }),
         ),
       ),
     );
@@ -104,7 +113,9 @@ describe("red team: several engines, velocity window across a paused owner", () 
       .filter(({ d, i }) => d.approved && i >= MAX_ORDERS)
       .map(({ d, i }) => `${d.order_id} approved as decision #${i + 1} at ${d.decided_at}`);
     const codes: Record<string, number> = {};
-    for (const d of sorted) codes[d.approved ? "APPROVED" : d.rejection_code] = (codes[d.approved ? "APPROVED" : d.rejection_code] ?? 0) + 1;
+    for (const d of sorted)
+      codes[d.approved ? "APPROVED" : d.rejection_code] =
+        (codes[d.approved ? "APPROVED" : d.rejection_code] ?? 0) + 1;
     const why = `${sorted.length} decisions ${JSON.stringify(codes)}; approvals past #${MAX_ORDERS}: ${late.length}\n${late.slice(0, 5).join("\n")}`;
     console.log(why);
     expect(late, why).toEqual([]);
