@@ -21,6 +21,7 @@ import {
 } from "../state/index.js";
 import type { Clock } from "../time/clock.js";
 import { stateSettings } from "./engine.js";
+import { cursorsOf } from "../service/status.js";
 import { createRebuildWriter } from "./rebuild-writer.js";
 
 export interface RebuildResult {
@@ -131,7 +132,7 @@ export async function rebuild(o: {
       invalid,
       seconds,
       events_per_s: seconds > 0 ? Math.round(events / seconds) : events,
-      cursors: Object.fromEntries(state.cursors),
+      cursors: cursorsOf(state),
       snapshot: o.out,
       streams,
     };
