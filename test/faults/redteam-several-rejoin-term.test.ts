@@ -81,7 +81,7 @@ describe("red team: several engines, SIGTERM with only a woken engine left", () 
     console.log(why);
     // Since the fix the woken engine takes the funds as soon as it sees the other leaving; on a
     // loaded machine its takeover (catch-up, fences) can outlast the leaving engine's hold of a
-    // check or two (1 of ≈ 200 in 1 of 6 runs): a transient STATE_NOT_READY the OMS retries, never
+    // check (exactly 1 of ≈ 200 in about half the runs): a transient STATE_NOT_READY the OMS retries, never
     // a timeout nor another rejection. Before the fix: every check for 13 s.
     expect(outcome, why).toMatchObject({ failed: 0, rejected: 0 });
     expect(outcome.notReady, why).toBeLessThanOrEqual(5);
