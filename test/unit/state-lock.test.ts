@@ -37,7 +37,10 @@ describe("state directory lock", () => {
 
   it("a live process that holds it is refused; a dead one's lock, or a reused pid's, is taken over", async () => {
     const d = dir();
-    const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" });
+    // a live process that holds nothing: it lives until its stdin closes (killed below)
+    const child = spawn(process.execPath, ["-e", "process.stdin.resume()"], {
+      stdio: ["pipe", "ignore", "ignore"],
+    });
     try {
       await new Promise((r) => child.once("spawn", r));
       const pid = child.pid!;
