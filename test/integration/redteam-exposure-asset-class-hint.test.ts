@@ -6,68 +6,12 @@
  * applyApproval, src/state/projections/reservations.ts). The crypto headroom the second approval
  * used is then free again for the next crypto order: approved over the limit.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/transport-node";
-import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import type { Engine } from "../../src/engine/index.js";
-import { Subjects } from "../../src/contract/subjects.js";
-import { iso, manualClock } from "../../src/time/clock.js";
-import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
-import { steppableTimers } from "../support/timers.js";
-
+import { describe, expect, it } from "vitest";
+import { order } from "../support/engine.js";
+import { exposureBench } from "../support/exposure.js";
 describe("red-team exposure: asset class stated by orders", () => {
-  let server: NatsServerHandle;
-  let engine: Engine;
-  let nc: NatsConnection;
-  let bus: Bus;
-  const clock = manualClock(NOW);
-  const now = () => iso(clock.now());
-  const timers = steppableTimers();
-
-  beforeAll(async () => {
-    server = await startTestNats();
-    engine = await startTestEngine(server.url, {
-      clock,
-      timers,
-      flags: { "synthetic_stop.enabled": false },
-    });
-    nc = await connectTest(server.url);
-    bus = new Bus(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await engine?.close();
-    await server?.stop();
-  });
-
-  const until = (stream: string, seq: number) => waitFor(() => applied(engine, stream, seq));
-  const setup = async (fund: string, env: Record<string, unknown>) =>
-    until("RISK_ENVELOPES", await bus.envelope(envelope(fund, env)));
-  const outcome = (d: { approved: boolean; rejecting_gate: string; rejection_code: string }) =>
-    d.approved ? "approved" : `${d.rejecting_gate}/${d.rejection_code}`;
-  const quote = async (s: string, b: string, a: string) => until("QUOTES", await bus.quote(s, b, a, now()));
-  const fill = async (f: Record<string, unknown>) =>
-    until("FILLS", await bus.fill({ timestamp: now(), ...f }));
-  const inst = async (i: Record<string, unknown>) => until("REFDATA", await bus.instrument(i));
-  const ev = async (e: string, fund: string, id: unknown, extra: Record<string, unknown> = {}) =>
-    until("OMS_ORDERS", await bus.orderEvent(e, fund, String(id), now(), extra));
-  const check = async (o: Record<string, unknown>) => outcome(await bus.check(order(o)));
-  const warnings = async (F: string) =>
-    (
-      await readStream<{ details: Record<string, string> }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.alert("limit_warning", F),
-      )
-    ).map((a) => `${a.data.details["measure"]}|${a.data.details["scope"]}:${a.data.details["value"]}`);
-  void quote;
-  void fill;
-  void inst;
-  void ev;
-  void check;
-  void warnings;
-  void setup;
+  const h = exposureBench();
+  const { outcome, setup, check } = h;
 
   it("an asset class stated by orders (no refdata): an approval counted as crypto stays crypto", async () => {
     const F = "rx-acx";
@@ -88,7 +32,7 @@ describe("red-team exposure: asset class stated by orders", () => {
     // and 150 000 more crypto was approved over the 200 000 limit. Now one symbol has one class in
     // a fund: with no refdata, the class its earlier orders established; another is SCHEMA_INVALID
     // at asset_class, as an order contradicting refdata is.
-    const second = await bus.check(
+    const second = await h.bus.check(
       order({ fund_id: F, symbol: "RXAC1", asset_class: "crypto", quantity: "1000", limit_price: "100" }),
     );
     expect(`${outcome(second)} ${second.details["path"]} ${second.details["book_asset_class"]}`).toBe(

@@ -4,68 +4,12 @@
  * including a risk-reducing order on an instrument in the base currency, which needs neither the
  * rate nor NAV. The fund cannot cut risk anywhere until the FX feed recovers.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/transport-node";
-import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import type { Engine } from "../../src/engine/index.js";
-import { Subjects } from "../../src/contract/subjects.js";
-import { iso, manualClock } from "../../src/time/clock.js";
-import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
-import { steppableTimers } from "../support/timers.js";
-
+import { describe, expect, it } from "vitest";
+import { order } from "../support/engine.js";
+import { exposureBench } from "../support/exposure.js";
 describe("red-team exposure: reducing orders while a rate is missing", () => {
-  let server: NatsServerHandle;
-  let engine: Engine;
-  let nc: NatsConnection;
-  let bus: Bus;
-  const clock = manualClock(NOW);
-  const now = () => iso(clock.now());
-  const timers = steppableTimers();
-
-  beforeAll(async () => {
-    server = await startTestNats();
-    engine = await startTestEngine(server.url, {
-      clock,
-      timers,
-      flags: { "synthetic_stop.enabled": false },
-    });
-    nc = await connectTest(server.url);
-    bus = new Bus(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await engine?.close();
-    await server?.stop();
-  });
-
-  const until = (stream: string, seq: number) => waitFor(() => applied(engine, stream, seq));
-  const setup = async (fund: string, env: Record<string, unknown>) =>
-    until("RISK_ENVELOPES", await bus.envelope(envelope(fund, env)));
-  const outcome = (d: { approved: boolean; rejecting_gate: string; rejection_code: string }) =>
-    d.approved ? "approved" : `${d.rejecting_gate}/${d.rejection_code}`;
-  const quote = async (s: string, b: string, a: string) => until("QUOTES", await bus.quote(s, b, a, now()));
-  const fill = async (f: Record<string, unknown>) =>
-    until("FILLS", await bus.fill({ timestamp: now(), ...f }));
-  const inst = async (i: Record<string, unknown>) => until("REFDATA", await bus.instrument(i));
-  const ev = async (e: string, fund: string, id: unknown, extra: Record<string, unknown> = {}) =>
-    until("OMS_ORDERS", await bus.orderEvent(e, fund, String(id), now(), extra));
-  const check = async (o: Record<string, unknown>) => outcome(await bus.check(order(o)));
-  const warnings = async (F: string) =>
-    (
-      await readStream<{ details: Record<string, string> }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.alert("limit_warning", F),
-      )
-    ).map((a) => `${a.data.details["measure"]}|${a.data.details["scope"]}:${a.data.details["value"]}`);
-  void quote;
-  void fill;
-  void inst;
-  void ev;
-  void check;
-  void warnings;
-  void setup;
+  const h = exposureBench();
+  const { outcome, setup, quote, fill, inst, check } = h;
 
   it("a risk-reducing SELL of a USD position passes while an unrelated EUR rate has no bid", async () => {
     const F = "rx-fxred1";
@@ -86,7 +30,7 @@ describe("red-team exposure: reducing orders while a rate is missing", () => {
     // Before the fix: static/STALE_MARKET_DATA ("the fund holds EUR with no FX rate ...: NAV unknown",
     // checkFx in src/gates/market-data.ts refuses every order of the fund): the fund cannot cut risk
     // in any currency while one rate has no bid, or was never seen.
-    const d = await bus.check(
+    const d = await h.bus.check(
       order({ fund_id: F, symbol: "RXFR2", side: "SELL", quantity: "10", limit_price: "100" }),
     );
     expect(outcome(d)).toBe("approved");
@@ -100,7 +44,7 @@ describe("red-team exposure: reducing orders while a rate is missing", () => {
     await fill({ fund_id: F, symbol: "RXFR3", quantity: "100", price: "50" }); // a transfer in: no CHF-USD ever
     await fill({ fund_id: F, symbol: "RXFR4", quantity: "1000", price: "100" });
     // Fixed in stop 29 (same rule as above). Expected approved; actual static/STALE_MARKET_DATA.
-    const d = await bus.check(
+    const d = await h.bus.check(
       order({ fund_id: F, symbol: "RXFR4", side: "SELL", quantity: "10", limit_price: "100" }),
     );
     expect(outcome(d)).toBe("approved");

@@ -4,52 +4,12 @@
  * reservations at order price (the mark's ask for MARKET), and their release by OMS events.
  * One nats-server and one engine on a manual clock; each case uses its own fund.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/transport-node";
-import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import type { Engine } from "../../src/engine/index.js";
-import { iso, manualClock } from "../../src/time/clock.js";
-import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, startTestEngine } from "../support/engine.js";
-import { steppableTimers } from "../support/timers.js";
-
+import { describe, expect, it } from "vitest";
+import { exposureBench } from "../support/exposure.js";
+import { order } from "../support/engine.js";
 describe("red-team exposure: limits at their boundaries", () => {
-  let server: NatsServerHandle;
-  let engine: Engine;
-  let nc: NatsConnection;
-  let bus: Bus;
-  const clock = manualClock(NOW);
-  const now = () => iso(clock.now());
-  const timers = steppableTimers();
-
-  beforeAll(async () => {
-    server = await startTestNats();
-    engine = await startTestEngine(server.url, {
-      clock,
-      timers,
-      flags: { "synthetic_stop.enabled": false },
-    });
-    nc = await connectTest(server.url);
-    bus = new Bus(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await engine?.close();
-    await server?.stop();
-  });
-
-  const until = (stream: string, seq: number) => waitFor(() => applied(engine, stream, seq));
-  const setup = async (fund: string, env: Record<string, unknown>) =>
-    until("RISK_ENVELOPES", await bus.envelope(envelope(fund, env)));
-  const outcome = (d: { approved: boolean; rejecting_gate: string; rejection_code: string }) =>
-    d.approved ? "approved" : `${d.rejecting_gate}/${d.rejection_code}`;
-  const quote = async (s: string, b: string, a: string) => until("QUOTES", await bus.quote(s, b, a, now()));
-  const fill = async (f: Record<string, unknown>) =>
-    until("FILLS", await bus.fill({ timestamp: now(), ...f }));
-  const inst = async (i: Record<string, unknown>) => until("REFDATA", await bus.instrument(i));
-  const ev = async (e: string, fund: string, id: unknown, extra: Record<string, unknown> = {}) =>
-    until("OMS_ORDERS", await bus.orderEvent(e, fund, String(id), now(), extra));
-  const check = async (o: Record<string, unknown>) => outcome(await bus.check(order(o)));
+  const h = exposureBench();
+  const { outcome, setup, quote, fill, inst, ev, check } = h;
 
   it("position: multiplier × FX exactly at pct × NAV passes, one unit above fails", async () => {
     const F = "rx-pos1";
@@ -194,7 +154,7 @@ describe("red-team exposure: limits at their boundaries", () => {
     const F = "rx-rel1";
     await setup(F, { max_position_pct: "0.1" });
     const a = order({ fund_id: F, symbol: "RXR1", quantity: "1000", limit_price: "100" });
-    expect(outcome(await bus.check(a))).toBe("approved");
+    expect(outcome(await h.bus.check(a))).toBe("approved");
     expect(await check({ fund_id: F, symbol: "RXR1", quantity: "1", limit_price: "1" })).toBe(
       "position/MAX_POSITION_EXCEEDED",
     );
@@ -212,7 +172,7 @@ describe("red-team exposure: limits at their boundaries", () => {
     const F = "rx-rel2";
     await setup(F, { max_position_pct: "0.1" });
     const a = order({ fund_id: F, symbol: "RXR2", quantity: "1000", limit_price: "100" });
-    expect(outcome(await bus.check(a))).toBe("approved");
+    expect(outcome(await h.bus.check(a))).toBe("approved");
     await ev("accepted", F, a["order_id"]);
     await ev("cancelled", F, a["order_id"], { filled_quantity: "400" });
     expect(await check({ fund_id: F, symbol: "RXR2", quantity: "601", limit_price: "100" })).toBe(
@@ -229,11 +189,11 @@ describe("red-team exposure: limits at their boundaries", () => {
     const F = "rx-rel3";
     await setup(F, { max_position_pct: "0.1" });
     const a = order({ fund_id: F, symbol: "RXR3", quantity: "1000", limit_price: "100" });
-    expect(outcome(await bus.check(a))).toBe("approved");
+    expect(outcome(await h.bus.check(a))).toBe("approved");
     await ev("accepted", F, a["order_id"]);
     await ev("expired", F, a["order_id"]);
     const b = order({ fund_id: F, symbol: "RXR3", quantity: "1000", limit_price: "100" });
-    expect(outcome(await bus.check(b))).toBe("approved");
+    expect(outcome(await h.bus.check(b))).toBe("approved");
     await ev("rejected", F, b["order_id"]);
     expect(await check({ fund_id: F, symbol: "RXR3", quantity: "1000", limit_price: "100" })).toBe(
       "approved",
@@ -246,7 +206,7 @@ describe("red-team exposure: limits at their boundaries", () => {
     await inst({ symbol: "RXD1", asset_class: "equity", shortable: true, borrow_fee_bps: "1" });
     await fill({ fund_id: F, symbol: "RXD1", quantity: "100", price: "1000" }); // 100 000 > 10 000
     const s = { fund_id: F, symbol: "RXD1", side: "SELL", quantity: "60", limit_price: "1000" };
-    const ds = await Promise.all([bus.check(order(s)), bus.check(order(s))]);
+    const ds = await Promise.all([h.bus.check(order(s)), h.bus.check(order(s))]);
     expect(ds.map(outcome).sort()).toEqual(["approved", "position/MAX_POSITION_EXCEEDED"]);
   });
   it("multiplier in realized P&L and in the position at cost: NAV and headroom exact", async () => {
@@ -282,7 +242,7 @@ describe("red-team exposure: limits at their boundaries", () => {
     await setup(F, { max_position_pct: "0.001" }); // 1 000: the long is far over it
     await fill({ fund_id: F, symbol: "RXD2", quantity: "100", price: "1000" });
     const a = order({ fund_id: F, symbol: "RXD2", side: "SELL", quantity: "60", limit_price: "1000" });
-    expect(outcome(await bus.check(a))).toBe("approved");
+    expect(outcome(await h.bus.check(a))).toBe("approved");
     await ev("accepted", F, a["order_id"]);
     await fill({
       fund_id: F,

@@ -5,68 +5,12 @@
  * - A measure that fell back below its share by a mark move is still held "above" (re-armed only by
  *   an event that evaluates it), so the decision that takes it above again does not warn.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NatsConnection } from "@nats-io/transport-node";
-import type { NatsServerHandle } from "../../src/bus/nats-server.js";
-import type { Engine } from "../../src/engine/index.js";
-import { Subjects } from "../../src/contract/subjects.js";
-import { iso, manualClock } from "../../src/time/clock.js";
-import { connectTest, startTestNats, waitFor } from "../support/nats.js";
-import { Bus, NOW, applied, envelope, order, readStream, startTestEngine } from "../support/engine.js";
-import { steppableTimers } from "../support/timers.js";
-
+import { describe, expect, it } from "vitest";
+import { waitFor } from "../support/nats.js";
+import { exposureBench } from "../support/exposure.js";
 describe("red-team exposure: limit_warning crossings missed", () => {
-  let server: NatsServerHandle;
-  let engine: Engine;
-  let nc: NatsConnection;
-  let bus: Bus;
-  const clock = manualClock(NOW);
-  const now = () => iso(clock.now());
-  const timers = steppableTimers();
-
-  beforeAll(async () => {
-    server = await startTestNats();
-    engine = await startTestEngine(server.url, {
-      clock,
-      timers,
-      flags: { "synthetic_stop.enabled": false },
-    });
-    nc = await connectTest(server.url);
-    bus = new Bus(nc);
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await engine?.close();
-    await server?.stop();
-  });
-
-  const until = (stream: string, seq: number) => waitFor(() => applied(engine, stream, seq));
-  const setup = async (fund: string, env: Record<string, unknown>) =>
-    until("RISK_ENVELOPES", await bus.envelope(envelope(fund, env)));
-  const outcome = (d: { approved: boolean; rejecting_gate: string; rejection_code: string }) =>
-    d.approved ? "approved" : `${d.rejecting_gate}/${d.rejection_code}`;
-  const quote = async (s: string, b: string, a: string) => until("QUOTES", await bus.quote(s, b, a, now()));
-  const fill = async (f: Record<string, unknown>) =>
-    until("FILLS", await bus.fill({ timestamp: now(), ...f }));
-  const inst = async (i: Record<string, unknown>) => until("REFDATA", await bus.instrument(i));
-  const ev = async (e: string, fund: string, id: unknown, extra: Record<string, unknown> = {}) =>
-    until("OMS_ORDERS", await bus.orderEvent(e, fund, String(id), now(), extra));
-  const check = async (o: Record<string, unknown>) => outcome(await bus.check(order(o)));
-  const warnings = async (F: string) =>
-    (
-      await readStream<{ details: Record<string, string> }>(
-        nc,
-        "RISK_CONTROL",
-        Subjects.alert("limit_warning", F),
-      )
-    ).map((a) => `${a.data.details["measure"]}|${a.data.details["scope"]}:${a.data.details["value"]}`);
-  void quote;
-  void fill;
-  void inst;
-  void ev;
-  void check;
-  void warnings;
-  void setup;
+  const h = exposureBench();
+  const { setup, quote, fill, check, warnings } = h;
 
   it("a fill that lowers NAV takes another symbol's position above its share: one limit_warning", async () => {
     const F = "rx-warn-nav";
@@ -76,14 +20,14 @@ describe("red-team exposure: limit_warning crossings missed", () => {
     // a fill in RXWB (1 @ 1) with 200 000 of fees: NAV 799 999, RXWA's limit 79 999.9, its share 63 999.92
     await fill({ fund_id: F, symbol: "RXWB", quantity: "1", price: "1", fees: "200000" });
     // CONTRACT.md: "`warn_at_pct` ...: when a decision or a fill takes a fund's position, gross,
-    // net, sector or asset-class measure above that share of its limit, the engine publishes one
+    // net, sector or asset-class measure above that share of its limit, the h.engine publishes one
     // `limit_warning` alert". This fill took RXWA's position measure to 70 000 > 0.8 × 80 000.
     // Before stop 29: no warning (src/workers/limit-warnings.ts evaluated the measures of the
     // fill's own symbol only, here RXWB, 1 unit); now a fill that lowers NAV evaluates every book.
     await waitFor(async () => (await warnings(F)).length > 0, { timeoutMs: 10_000 });
     expect(await warnings(F)).toEqual(["position|RXWA:70000"]);
     // still above its share: a decision on it does not warn again. Alerts are stored in the order
-    // the engine publishes them, so once a later decision's warning (RXWB) is there, one for RXWA
+    // the h.engine publishes them, so once a later decision's warning (RXWB) is there, one for RXWA
     // would be there before it
     expect(await check({ fund_id: F, symbol: "RXWA", quantity: "0.01", limit_price: "1" })).toBe("approved");
     expect(await check({ fund_id: F, symbol: "RXWB", quantity: "700", limit_price: "100" })).toBe("approved");
@@ -100,7 +44,7 @@ describe("red-team exposure: limit_warning crossings missed", () => {
     await quote("RXWM", "70", "70");
     // an approval of 20 000 more takes it to 83 000 > 77 840: a new upward crossing
     expect(await check({ fund_id: F, symbol: "RXWM", quantity: "200", limit_price: "100" })).toBe("approved");
-    // Fixed in stop 29. CONTRACT.md: "the engine publishes one `limit_warning` alert ... per measure each time
+    // Fixed in stop 29. CONTRACT.md: "the h.engine publishes one `limit_warning` alert ... per measure each time
     // it crosses upward". Expected a second warning `position|RXWM:83000`; actual: none. The
     // measure stays in the worker's "above" set because mark changes are not evaluated
     // (src/workers/limit-warnings.ts; README: "A measure that falls back by a mark move ... re-arms
