@@ -42,50 +42,30 @@ export function createLimitWarnings(ctx: WorkerContext): LimitWarnings {
   /** fund -> the NAV every book was last judged at (a rise raises it), and when. */
   const lastScan = new Map<string, { nav: Dec; at: number }>();
 
-  /** The measures of one book (`position`, and its sector's and asset class's). */
-  function bookMeasures(fund: FundState, b: Book, out: Measure[], seen: Set<string>): void {
-    const lim = fund.envelope!.base;
-    const a = fund.agg;
-    const c = b.contrib;
-    out.push({ measure: "position", scope: b.symbol, value: c.exposure, limitPct: lim.max_position_pct });
-    if (c.cat.sector !== undefined && !seen.has(`s|${c.cat.sector}`)) {
-      seen.add(`s|${c.cat.sector}`);
-      const v = a.sector.get(c.cat.sector) ?? ZERO;
-      out.push({ measure: "sector", scope: c.cat.sector, value: v, limitPct: lim.max_sector_pct });
-    }
-    if (c.cat.assetClass !== undefined && !seen.has(`a|${c.cat.assetClass}`)) {
-      seen.add(`a|${c.cat.assetClass}`);
-      const pct = (lim.max_asset_class_pct as Record<string, Dec | undefined> | undefined)?.[
-        c.cat.assetClass
-      ];
-      const v = a.assetClass.get(c.cat.assetClass) ?? ZERO;
-      out.push({ measure: "asset_class", scope: c.cat.assetClass, value: v, limitPct: pct });
-    }
+  /** The keys (`measure|scope`) of one book's measures: its position, its sector's, its class's. */
+  function bookKeys(b: Book, into: Set<string>): void {
+    const c = b.contrib.cat;
+    into.add(`position|${b.symbol}`);
+    if (c.sector !== undefined) into.add(`sector|${c.sector}`);
+    if (c.assetClass !== undefined) into.add(`asset_class|${c.assetClass}`);
   }
 
   /**
    * The fund-level measures and those of `symbol`'s book, or of every book (`ALL`: after NAV fell,
-   * every limit fell with it; and to re-arm after a mark move).
+   * every limit fell with it).
    */
   function measures(fund: FundState, symbol: string | undefined | typeof ALL): Measure[] {
-    const lim = fund.envelope!.base;
-    const a = fund.agg;
-    const out: Measure[] = [
-      { measure: "gross", scope: "fund", value: a.gross, limitPct: lim.max_gross_exposure_pct },
-      {
-        measure: "net",
-        scope: "fund",
-        value: max(a.netLong.abs(), a.netShort.abs()),
-        limitPct: lim.max_net_exposure_pct,
-      },
-    ];
-    const seen = new Set<string>();
-    if (symbol === ALL) {
-      for (const b of fund.books.values()) bookMeasures(fund, b, out, seen);
-      return out;
+    const keys = new Set<string>(["gross|fund", "net|fund"]);
+    if (symbol === ALL) for (const b of fund.books.values()) bookKeys(b, keys);
+    else {
+      const b = symbol === undefined ? undefined : fund.books.get(symbol);
+      if (b) bookKeys(b, keys);
     }
-    const b = symbol === undefined ? undefined : fund.books.get(symbol);
-    if (b) bookMeasures(fund, b, out, seen);
+    const out: Measure[] = [];
+    for (const k of keys) {
+      const m = measureByKey(fund, k);
+      if (m) out.push(m);
+    }
     return out;
   }
 
