@@ -8,7 +8,8 @@
  *    handed to the schema as a non-integer, so it is `SCHEMA_INVALID` at its field like `100.5`,
  *    never judged as 100. A number whose text is exactly an integer (`100.0`, `1e2`) stays the
  *    integer it is;
- *  - a name given twice in one object (`"quantity":"1000000", …, "quantity":"1"`) is refused:
+ *  - a name given twice in one object (`"quantity":"1000000", …, "quantity":"1"`) is refused (the
+ *    fields the engine reads, see `known`):
  *    `JSON.parse` keeps the last value, other parsers keep the first, so the OMS and the engine
  *    could read two different orders from one body.
  *
@@ -95,9 +96,10 @@ function keyCount(v: unknown): number {
   return n;
 }
 
-/** The first name given twice among the top-level object's own names ("" when it is deeper). */
-function firstDuplicateTopLevel(text: string): string {
+/** The names given twice among the top-level object's own names, in the order met. */
+function duplicatesTopLevel(text: string): string[] {
   const seen = new Set<string>();
+  const twice: string[] = [];
   let depth = 0;
   const n = text.length;
   for (let i = 0; i < n; i++) {
@@ -109,7 +111,7 @@ function firstDuplicateTopLevel(text: string): string {
         while (j < n && isSpace(text.charCodeAt(j))) j++;
         if (text.charCodeAt(j) === COLON) {
           const name = JSON.parse(text.slice(i, end)) as string;
-          if (seen.has(name)) return name;
+          if (seen.has(name)) twice.push(name);
           seen.add(name);
         }
       }
@@ -117,14 +119,17 @@ function firstDuplicateTopLevel(text: string): string {
     } else if (c === OPEN_BRACE || c === 91) depth++;
     else if (c === 125 || c === 93) depth--;
   }
-  return "";
+  return twice;
 }
 
 /**
  * Parses an order's JSON text. Throws SyntaxError for text that is not JSON (as `JSON.parse`) and
- * JsonDuplicateKeyError for a name given twice in one object.
+ * JsonDuplicateKeyError for a name given twice in one object: with `known`, only for a top-level
+ * name in it (the fields the engine reads, all scalars). A name given twice anywhere else is in a
+ * field the engine ignores (CONTRACT.md: "Unknown fields are ignored") or inside a known field
+ * that is then not a scalar (SCHEMA_INVALID at that field anyway): `JSON.parse`'s reading stands.
  */
-export function parseOrderJson(text: string): unknown {
+export function parseOrderJson(text: string, known?: ReadonlySet<string>): unknown {
   const n = text.length;
   let names = 0;
   let rounded: { start: number; end: number }[] | undefined;
@@ -153,7 +158,12 @@ export function parseOrderJson(text: string): unknown {
     }
   }
   const value: unknown = JSON.parse(text);
-  if (keyCount(value) !== names) throw new JsonDuplicateKeyError(firstDuplicateTopLevel(text));
+  if (keyCount(value) !== names) {
+    const twice = duplicatesTopLevel(text);
+    if (!known) throw new JsonDuplicateKeyError(twice[0] ?? "");
+    const name = twice.find((k) => known.has(k));
+    if (name !== undefined) throw new JsonDuplicateKeyError(name);
+  }
   if (!rounded) return value;
   // each rounded number becomes its integer part and a half: not an integer, so the schema refuses
   // it at its field exactly as it refuses any other non-integer JSON number

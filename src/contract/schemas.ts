@@ -94,6 +94,8 @@ export const OrderSchema = z
     }
   });
 export type Order = z.output<typeof OrderSchema>;
+/** The names of an Order's fields (every other name in a request is ignored). */
+export const ORDER_NAMES: ReadonlySet<string> = new Set(Object.keys(OrderSchema.shape));
 
 const VelocitySchema = z.object({
   window_s: z.number().int().positive().max(86_400),

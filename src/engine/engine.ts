@@ -476,6 +476,9 @@ async function startOnLockedDir(o: EngineOptions): Promise<Engine> {
       progress();
     }
     if (!readiness.caughtUp()) return;
+    // what lapsed while the engine was away (or in what it just read) stops reserving now, not at
+    // the first periodic sweep (red team, stop 30)
+    sweepReservations(state, clock.now());
     log.info({ ms: clock.now() - t0, cursors: Object.fromEntries(state.cursors) }, "ready");
     several.setReady(isReady());
     host.ready();

@@ -136,7 +136,20 @@ function hashValue(field: string, v: unknown, parsed: Dec | undefined): number {
           : undefined);
     if (d) return fnv(TAG_DEC, canon(d));
   }
-  return typeof v === "string" ? fnv(TAG_STRING, v) : fnv(TAG_JSON, JSON.stringify(v) ?? "");
+  return typeof v === "string" ? fnv(TAG_STRING, v) : fnv(TAG_JSON, jsonText(v));
+}
+
+/**
+ * A value's JSON text for its hash; a value nested too deep to stringify (a schema-invalid field:
+ * every known field is a scalar) hashes as one marker rather than failing the check (red team,
+ * stop 30: a 20 000-deep array answered STATE_NOT_READY for ever instead of SCHEMA_INVALID).
+ */
+function jsonText(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? "";
+  } catch {
+    return "\u0000unhashable";
+  }
 }
 
 /**

@@ -18,6 +18,26 @@ export function checkSchema(raw: unknown): SchemaOutcome {
   return { ok: false, denial: schemaDenial(i.path, i.message) };
 }
 
+/**
+ * The class a fund's book in a symbol without refdata is summed under, while it holds a position
+ * or a reservation (see checkRefdataClass); undefined for a book with nothing in it, which takes
+ * the class of its next approval.
+ */
+export function heldClass(
+  book:
+    | {
+        assetClassHint: AssetClass | undefined;
+        pos: { qty: { units: bigint } };
+        pendBuyQty: { units: bigint };
+        pendSellQty: { units: bigint };
+      }
+    | undefined,
+): AssetClass | undefined {
+  if (book === undefined) return undefined;
+  const holds = book.pos.qty.units !== 0n || book.pendBuyQty.units !== 0n || book.pendSellQty.units !== 0n;
+  return holds ? book.assetClassHint : undefined;
+}
+
 export function schemaDenial(path: string, message: string): Denial {
   return deny("SCHEMA_INVALID", path ? `${path}: ${message}` : message, { path });
 }

@@ -20,7 +20,7 @@ import {
   isProtobufContentType,
   protobufContentTypeOf,
 } from "../contract/codec.js";
-import type { RiskDecision } from "../contract/schemas.js";
+import { ORDER_NAMES, type RiskDecision } from "../contract/schemas.js";
 import { QUEUE_GROUP, Subjects, checkFundOf } from "../contract/subjects.js";
 import type { Logger } from "../obs/log.js";
 import type { JsAck } from "../bus/js-publisher.js";
@@ -375,7 +375,7 @@ export function createCheckService(o: CheckServiceOptions): CheckService {
       decodeError = `request is ${msg.data.length} bytes; the limit is ${MAX_ORDER_BYTES}`;
     } else {
       try {
-        raw = proto ? decodeOrderProto(msg.data) : parseOrderJson(td.decode(msg.data));
+        raw = proto ? decodeOrderProto(msg.data) : parseOrderJson(td.decode(msg.data), ORDER_NAMES);
       } catch (err) {
         if (err instanceof JsonDuplicateKeyError) {
           decodeError = "a name is given twice in one object";

@@ -5,7 +5,7 @@
  */
 import { GATE_OF_CODE } from "../contract/codes.js";
 import type { DecisionRecord, Reservation } from "../contract/records.js";
-import { OrderSchema, type Order, type RiskDecision } from "../contract/schemas.js";
+import { ORDER_NAMES, type Order, type RiskDecision } from "../contract/schemas.js";
 import { NO_FUND } from "../contract/subjects.js";
 import {
   buildContext,
@@ -13,6 +13,7 @@ import {
   checkIdempotency,
   checkRefdataClass,
   checkSchema,
+  heldClass,
   fieldHashes,
   fingerprint,
   idempotencyKeyOf,
@@ -32,6 +33,7 @@ import {
   applyDecision,
   effectiveLimits,
   pruneFundVelocity,
+  releaseDue,
 } from "../state/index.js";
 import type { Dec } from "../decimal/index.js";
 import { type Clock, iso } from "../time/clock.js";
@@ -95,7 +97,7 @@ interface FinishArgs {
 }
 
 /** The Order fields of the contract (everything else is ignored, as the check ignores it). */
-const ORDER_KEYS: readonly string[] = Object.keys(OrderSchema.shape);
+const ORDER_KEYS: readonly string[] = [...ORDER_NAMES];
 
 /**
  * The request as journaled for explain: only the contract's Order fields, with their values as
@@ -240,6 +242,7 @@ export function createDecider(d: DeciderDeps): Decider {
   /** The synchronous gates at `at` (the context is kept for the decision record). */
   function runGates(at: number, fund: FundState, order: Order, limits: Effective): GateContext {
     pruneFundVelocity(state, fund, at);
+    releaseDue(state, at);
     return buildContext(state, fund, order, limits, at);
   }
 
@@ -353,6 +356,7 @@ export function createDecider(d: DeciderDeps): Decider {
     const entry = fund.envelope;
     const limits = effectiveLimits(entry, order.strategy_id);
     pruneFundVelocity(state, fund, now);
+    releaseDue(state, now);
     return pipeline.runSync(order, limits, buildContext(state, fund, order, limits, now, ahead));
   }
 
@@ -420,7 +424,7 @@ export function createDecider(d: DeciderDeps): Decider {
       const classDenial = checkRefdataClass(
         order,
         state.instruments.get(order.symbol),
-        state.funds.get(order.fund_id)?.books.get(order.symbol)?.assetClassHint,
+        heldClass(state.funds.get(order.fund_id)?.books.get(order.symbol)),
       );
       if (classDenial) {
         return finish(now, {

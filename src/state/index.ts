@@ -4,7 +4,7 @@ export * from "./projector.js";
 export * from "./digest.js";
 export * from "./snapshot.js";
 export { type HashReader, startHashReader } from "./snapshot-hashes.js";
-export { sweepReservations, isOpenOrder, isOrderDone } from "./projections/reservations.js";
+export { releaseDue, sweepReservations, isOpenOrder, isOrderDone } from "./projections/reservations.js";
 export {
   sweepIdempotency,
   applyDecision,

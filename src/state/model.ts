@@ -346,6 +346,11 @@ export interface EngineState {
   instruments: Map<string, Instrument>;
   marks: Map<string, Mark>;
   /**
+   * A refused quote (refuseQuote) of a symbol that had no mark yet, by symbol: a valid quote older
+   * than it becomes a mark that is not fresh. Kept in the snapshot as that symbol's mark row.
+   */
+  refusedQuotes: Map<string, { rank: number; reason: string }>;
+  /**
    * symbol -> the books in it (for mark and refdata updates; `book.owner` is the fund), in the order
    * they were made. An array, not a Set (a book is added once, when made, and books are never
    * deleted): a Set of 50 costs ≈ 1.3 kB, an array ≈ 0.6 kB (a million positions over 20 000
@@ -427,6 +432,7 @@ export function createState(settings: Partial<StateSettings> = {}): EngineState 
     funds: new Map(),
     instruments: new Map(),
     marks: new Map(),
+    refusedQuotes: new Map(),
     holders: new Map(),
     fxHolders: new Map(),
     orders: createOrderStore({ cacheSize: settings.idempotencyCacheSize, index }),

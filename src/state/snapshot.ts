@@ -268,15 +268,18 @@ function serialize(state: EngineState, kind: EntityKind, k: string): string | un
     }
     case "mark": {
       const m = state.marks.get(k);
-      return m
-        ? JSON.stringify({
-            bid: m.bid.toFixed(),
-            ask: m.ask.toFixed(),
-            ts: m.ts,
-            rank: m.rank,
-            refused: m.refused,
-          })
-        : undefined;
+      if (!m) {
+        // a refused quote of a symbol with no mark yet: the row has no price
+        const r = state.refusedQuotes.get(k);
+        return r ? JSON.stringify({ rank: r.rank, refused: r.reason }) : undefined;
+      }
+      return JSON.stringify({
+        bid: m.bid.toFixed(),
+        ask: m.ask.toFixed(),
+        ts: m.ts,
+        rank: m.rank,
+        refused: m.refused,
+      });
     }
     case "fill_id":
       return undefined; // the fill_ids table, written from the store's own changes (state/fill-store.ts)
@@ -819,12 +822,17 @@ export function openSnapshot(path: string, opts: SnapshotOptions = {}): Snapshot
       }
       for (const r of byKind.get("mark") ?? []) {
         const m = JSON.parse(r.v) as {
-          bid: string;
-          ask: string;
-          ts: number;
+          bid?: string;
+          ask?: string;
+          ts?: number;
           rank?: number;
           refused?: string;
         };
+        if (m.bid === undefined || m.ask === undefined || m.ts === undefined) {
+          if (m.rank !== undefined && m.refused !== undefined)
+            state.refusedQuotes.set(r.k, { rank: m.rank, reason: m.refused });
+          continue;
+        }
         const mark = toMark(dec(m.bid), dec(m.ask), m.ts, m.rank ?? m.ts);
         if (m.refused !== undefined) mark.refused = m.refused;
         state.marks.set(r.k, mark);

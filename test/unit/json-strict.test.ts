@@ -72,3 +72,24 @@ describe("parseOrderJson on hostile nesting", () => {
     expect(({} as Record<string, unknown>)["approved"]).toBeUndefined();
   });
 });
+
+describe("parseOrderJson with the names the engine reads", () => {
+  const known = new Set(["quantity", "side"]);
+  it("given a known name twice at the top, then it is refused naming it", () => {
+    expect(() => parseOrderJson('{"x":1,"x":2,"side":"BUY","quantity":"1","quantity":"2"}', known)).toThrow(
+      expect.objectContaining({ path: "quantity" }) as Error,
+    );
+  });
+  it("given a name twice only in ignored fields or inside a known field, then JSON.parse's reading stands", () => {
+    expect(parseOrderJson('{"x_trace":"a","x_trace":"b","quantity":"1"}', known)).toEqual({
+      x_trace: "b",
+      quantity: "1",
+    });
+    expect(parseOrderJson('{"x_meta":{"tag":"a","tag":"b"},"quantity":"1"}', known)).toEqual({
+      x_meta: { tag: "b" },
+      quantity: "1",
+    });
+    // a known field that is an object is refused by the schema at that field
+    expect(parseOrderJson('{"quantity":{"q":1,"q":2}}', known)).toEqual({ quantity: { q: 2 } });
+  });
+});

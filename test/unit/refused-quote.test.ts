@@ -69,3 +69,41 @@ describe("a refused quote supersedes the mark", () => {
     }
   });
 });
+
+describe("a refused quote of a symbol with no mark yet", () => {
+  it("given a crossed quote and then an older valid one, then the mark values positions but is not fresh", () => {
+    const s = createState();
+    expect(quote(s, "51", "49", T0 + 1000).ok).toBe(false);
+    expect(s.marks.get("X")).toBeUndefined();
+    expect(quote(s, "99", "101", T0).ok).toBe(true);
+    expect(s.marks.get("X")?.mid.toFixed()).toBe("100");
+    expect(freshMark(s, "X", LIMITS, T0 + 1000)).toBeUndefined();
+    // the next valid quote newer than the refused one makes it fresh
+    expect(quote(s, "49", "51", T0 + 1500).ok).toBe(true);
+    expect(freshMark(s, "X", LIMITS, T0 + 1500)?.mid.toFixed()).toBe("50");
+  });
+
+  it("given a valid quote newer than the refused one, then it is fresh at once", () => {
+    const s = createState();
+    quote(s, "51", "49", T0);
+    expect(quote(s, "99", "101", T0 + 1000).ok).toBe(true);
+    expect(freshMark(s, "X", LIMITS, T0 + 1000)?.mid.toFixed()).toBe("100");
+  });
+
+  it("given a flush and a load between the refusal and the older quote, then the same", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "refused-quote-"));
+    dirs.push(dir);
+    const s = createState();
+    quote(s, "51", "49", T0 + 1000);
+    const snap = openSnapshot(join(dir, "snapshot.sqlite"));
+    try {
+      await snap.flushInBackground(s);
+      const loaded = snap.load();
+      expect(loaded.marks.get("X")).toBeUndefined();
+      expect(quote(loaded, "99", "101", T0).ok).toBe(true);
+      expect(freshMark(loaded, "X", LIMITS, T0 + 1000)).toBeUndefined();
+    } finally {
+      snap.close();
+    }
+  });
+});

@@ -35,6 +35,15 @@ export function applyQuote(state: EngineState, q: Quote, storedMs?: number): boo
   const cur = state.marks.get(q.symbol);
   if (cur && rank < cur.rank) return false;
   const mark = toMark(q.bid, q.ask, q.timestamp, rank);
+  const refusal = cur ? undefined : state.refusedQuotes.get(q.symbol);
+  if (refusal) {
+    state.refusedQuotes.delete(q.symbol);
+    // older than a refused quote of a symbol with no mark then: it values positions, never fresh
+    if (rank < refusal.rank) {
+      mark.refused = refusal.reason;
+      mark.rank = refusal.rank;
+    }
+  }
   state.marks.set(q.symbol, mark);
   touch(state, "mark", q.symbol);
   markSymbol(state, q.symbol, mark);
@@ -59,11 +68,20 @@ export function refuseQuote(
   storedMs: number | undefined,
 ): void {
   const cur = state.marks.get(symbol);
-  if (!cur) return;
   const t = raw["timestamp"];
   const ts = typeof t === "string" ? Date.parse(t) : NaN;
   const rank = Number.isFinite(ts) ? boundedByStream(ts, storedMs) : storedMs;
-  if (rank === undefined || rank < cur.rank) return;
+  if (rank === undefined) return;
+  if (!cur) {
+    // no mark yet: a valid quote older than this one must not make one that is fresh (red team,
+    // stop 30: a crossed quote, then an older valid one, approved a MARKET order)
+    const was = state.refusedQuotes.get(symbol);
+    if (was && rank < was.rank) return;
+    state.refusedQuotes.set(symbol, { rank, reason });
+    touch(state, "mark", symbol);
+    return;
+  }
+  if (rank < cur.rank) return;
   cur.refused = reason;
   cur.rank = rank; // a valid quote older than the refused one does not make the mark sound again
   touch(state, "mark", symbol);

@@ -225,8 +225,12 @@ export function applyApproval(
   r.expiresAt = Math.max(r.expiresAt, res.expires_at_ms);
   r.touchedAt = Math.max(r.touchedAt, atMs);
   if (res.asset_class !== undefined) {
+    // the class the latest approval stated (journal order: the same in a rebuild). The check refuses
+    // another class while the book holds a position or a reservation (checkRefdataClass), so it
+    // changes only on a book with nothing in it (red team, stop 30: the first approval's class was
+    // kept for ever, and a flat book could never be traded as anything else)
     const b = getBook(state, getFund(state, fund), res.symbol);
-    if (b.assetClassHint === undefined) {
+    if (b.assetClassHint !== res.asset_class) {
       b.assetClassHint = res.asset_class;
       touchBook(state, b);
     }
@@ -271,23 +275,20 @@ export function deadlineOf(r: OrderRecord, h: OrderHorizon): number {
 }
 
 /**
- * Release what has expired by `now` and forget records that can no longer matter.
- * Called by the live engine periodically and by a rebuild at its end, with the clock.
+ * The records in memory whose deadline came by `now`: an approval never acknowledged within its TTL
+ * stops reserving, an ended record is forgotten. Memory only (a heap peek when nothing is due): a
+ * check runs it before its gates, so an order past its TTL never counts against the next one while
+ * it waits for the periodic sweep (red team, stop 30: refused for up to a second after each TTL,
+ * and after a restart until the first sweep). Returns how many reservations it released.
  */
-export function sweepReservations(state: EngineState, now: number): number {
-  settleFillOnly(state, now); // a rebuild's orders seen in fills alone (state/fill-only.ts)
+export function releaseDue(state: EngineState, now: number): number {
   const q = state.orderExpiry;
   let released = 0;
-  // open records a load left on disk whose deadline came: read back, and handled as queued ones
-  for (const k of state.orders.warmDue(now)) {
-    const r = state.orders.promote(k);
-    if (r) q.push({ at: 0, item: r });
-  }
   for (let top = q.peek(); top !== undefined && top.at <= now; top = q.peek()) {
     q.pop();
     const r = top.item;
     const k = r.key;
-    if (state.orders.hot(k) !== r) continue; // already forgotten (or on disk: see below)
+    if (state.orders.hot(k) !== r) continue; // already forgotten (or on disk: sweepReservations)
     if (!r.lapsed && r.expiresAt > 0 && r.expiresAt <= now && !acknowledged(r)) {
       // the TTL passed and the OMS never acknowledged it: it stops reserving
       if (r.reserved.gt(ZERO)) released++;
@@ -309,6 +310,23 @@ export function sweepReservations(state: EngineState, now: number): number {
     state.orders.delete(k);
     markDeleted(state, "order", k);
   }
+  return released;
+}
+
+/**
+ * Release what has expired by `now` and forget records that can no longer matter.
+ * Called by the live engine periodically and by a rebuild at its end, with the clock.
+ */
+export function sweepReservations(state: EngineState, now: number): number {
+  settleFillOnly(state, now); // a rebuild's orders seen in fills alone (state/fill-only.ts)
+  const q = state.orderExpiry;
+  let released = 0;
+  // open records a load left on disk whose deadline came: read back, and handled as queued ones
+  for (const k of state.orders.warmDue(now)) {
+    const r = state.orders.promote(k);
+    if (r) q.push({ at: 0, item: r });
+  }
+  released += releaseDue(state, now);
   // the ended records on disk whose time came (their forgetting is a column of their row)
   for (const k of state.orders.sweep(now)) markDeleted(state, "order", k);
   return released;
