@@ -239,6 +239,19 @@ export function createDecider(d: DeciderDeps): Decider {
     };
   }
 
+  /**
+   * The notional a schema-valid order rejected before its gates ran (IDEMPOTENCY_CONFLICT,
+   * DUPLICATE_ORDER_ID) counts in its fund's velocity window, as a static rejection's does
+   * (CONTRACT.md: velocity counts every schema-valid order, approved or not; red team, stop 30:
+   * they counted toward max_orders and added 0 toward max_notional). Undefined (0) when the fund
+   * has no envelope or the price cannot be established, as for any order.
+   */
+  function notionalOf(at: number, order: Order): Dec | undefined {
+    const fund = state.funds.get(order.fund_id);
+    if (!fund?.envelope) return undefined;
+    return buildContext(state, fund, order, effectiveLimits(fund.envelope, order.strategy_id), at).notional;
+  }
+
   /** The synchronous gates at `at` (the context is kept for the decision record). */
   function runGates(at: number, fund: FundState, order: Order, limits: Effective): GateContext {
     pruneFundVelocity(state, fund, at);
@@ -389,6 +402,7 @@ export function createDecider(d: DeciderDeps): Decider {
             envelopeId: envelopeIdOf(ik.fund),
             schemaValid: order !== undefined,
             order: order ? (raw as Record<string, unknown>) : undefined,
+            notional: order ? notionalOf(now, order) : undefined,
           });
         }
       }
