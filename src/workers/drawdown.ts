@@ -267,7 +267,9 @@ export function createDrawdownMonitor(ctx: WorkerContext): DrawdownWorker {
       return evaluateAll();
     },
     onChange(c: Change) {
-      if (c.kind === "fill" || c.kind === "envelope") {
+      // a Resume too: a halt of an earlier period lifted while this period's own loss is past its
+      // threshold halts again before the next order, not at the next tick (red team, stop 30)
+      if (c.kind === "fill" || c.kind === "envelope" || (c.kind === "control" && c.what === "resume")) {
         const f = state.funds.get(c.fund);
         if (f) evaluate(f);
       } else if (c.kind === "quote") {
