@@ -6,7 +6,7 @@
  */
 import { parseDec, ZERO } from "../decimal/index.js";
 import type { Order } from "./schemas.js";
-import { ID_RE, RFC3339_RE } from "./schemas.js";
+import { ID_RE, RFC3339_RE, wellFormed } from "./schemas.js";
 import { NO_FUND } from "./subjects.js";
 
 const SIDES = new Set(["BUY", "SELL"]);
@@ -14,7 +14,7 @@ const TYPES = new Set(["MARKET", "LIMIT", "STOP", "STOP_LIMIT"]);
 const CLASSES = new Set(["equity", "crypto", "option", "future", "fx"]);
 
 const str = (v: unknown, max: number): v is string =>
-  typeof v === "string" && v.length >= 1 && v.length <= max;
+  typeof v === "string" && v.length >= 1 && v.length <= max && wellFormed(v);
 const absent = (v: unknown) => v === undefined || v === null;
 
 function positive(v: unknown) {
@@ -51,7 +51,7 @@ export function fastParseOrder(raw: unknown): Order | undefined {
   const ac = o["asset_class"];
   if (!absent(ac) && (typeof ac !== "string" || !CLASSES.has(ac))) return undefined;
   const tif = o["time_in_force"];
-  if (!absent(tif) && (typeof tif !== "string" || tif.length > 64)) return undefined;
+  if (!absent(tif) && (typeof tif !== "string" || tif.length > 64 || !wellFormed(tif))) return undefined;
   const ro = o["reduce_only"];
   if (!absent(ro) && typeof ro !== "boolean") return undefined;
   const locate = o["locate_id"];

@@ -13,7 +13,16 @@ export const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:
 export const id = z.string().regex(ID_RE, "must match ^[A-Za-z0-9_-]{1,64}$");
 /** The fund id of an order or envelope: an id, but not `_` (the journal's "no fund" token). */
 export const fundId = id.refine((v) => v !== NO_FUND, `"${NO_FUND}" is reserved`);
-const text = (max: number) => z.string().max(max);
+/** A UTF-16 surrogate without its pair: text that is not Unicode (no UTF-8 can carry it). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * Well-formed Unicode: a JSON `\ud800` escape is the only way to a lone surrogate (a body is
+ * decoded as strict UTF-8), and protobuf, whose strings are UTF-8, cannot carry one at all, so an
+ * order with one is SCHEMA_INVALID in both encodings (red team, stop 30: approved in JSON).
+ */
+export const wellFormed = (s: string): boolean => !LONE_SURROGATE.test(s);
+const text = (max: number) =>
+  z.string().max(max).refine(wellFormed, "not well-formed Unicode (a lone surrogate)");
 
 /** ISO 4217 currency code. */
 export const CURRENCY_RE = /^[A-Z]{3}$/;

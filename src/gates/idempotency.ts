@@ -125,7 +125,10 @@ const TAG_JSON = 3;
 
 function hashValue(field: string, v: unknown, parsed: Dec | undefined): number {
   // reduce_only false is its absence (sameButReduceOnlyForm)
-  if (v === undefined || v === null || (v === false && field === "reduce_only")) return fnv(TAG_ABSENT, "");
+  // "" is the fingerprint's absent form too (opt()): a time_in_force of "" and none are one value,
+  // so a conflict names the field that differs, not that one (red team, stop 30)
+  if (v === undefined || v === null || v === "" || (v === false && field === "reduce_only"))
+    return fnv(TAG_ABSENT, "");
   if (DECIMAL_FIELDS.has(field)) {
     const d =
       parsed ??
