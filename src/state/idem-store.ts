@@ -195,10 +195,17 @@ export function createIdemStore(o: { cacheSize?: number | undefined; index?: Key
 
   function owner(ok: string): IdemRecord | undefined {
     const pk = pendingOwner.get(ok);
-    if (pk !== undefined) return pending.get(pk) ?? undefined;
+    if (pk !== undefined) return owning(pending.get(pk) ?? undefined, ok);
     if (!disk || !index.has(hash32(ok), Role.owned)) return undefined;
     const k = disk.ownerOf(ok);
-    return k === undefined ? undefined : get(k);
+    // the row may be stale (its record swept, the delete not flushed yet) and its key taken by a
+    // newer record since: the answer is the record under that key only if it owns this order id
+    // (red team, stop 30: a key-index collision then refused a free order id, DUPLICATE_ORDER_ID)
+    return k === undefined ? undefined : owning(get(k), ok);
+  }
+
+  function owning(r: IdemRecord | undefined, ok: string): IdemRecord | undefined {
+    return r !== undefined && r.owner === true && ownableKey(r) === ok ? r : undefined;
   }
 
   /** The digest hash of a record on disk, from the record itself (a row without the column). */

@@ -32,7 +32,6 @@ import {
   foldTheRebuildWay,
   openSnapshot,
   revalueDeferred,
-  stateDigest,
   sweepIdempotency,
   sweepReservations,
 } from "../../src/state/index.js";
@@ -227,8 +226,9 @@ async function drive(actions: readonly Action[], settings: Partial<StateSettings
   const preFilled: Known[] = []; // fills naming an order id before its decision
   let n = 0;
   const now = () => live.clock.now();
-  // an order record may be forgotten live a TTL after it was last named (documented exclusion)
-  const alive = (k: Known) => now() - k.touched < TTL - 1;
+  // no late message for an order record the live engine forgot (documented exclusion); one held
+  // back that reaches it after it was forgotten excludes the run (LiveSim.lateAfterForget)
+  const alive = (k: Known) => live.holds(k.fund, k.orderId);
   const pick = <T>(xs: readonly T[], i: number): T | undefined => (xs.length ? xs[i % xs.length] : undefined);
   const touch = (orderId: string) => {
     for (const k of known) if (k.orderId === orderId) k.touched = now();
@@ -312,9 +312,8 @@ async function drive(actions: readonly Action[], settings: Partial<StateSettings
           limit_price: a.px,
           created_at: isoOf(now()),
         };
-        const prevKnown = prev && known.find((k) => k.orderId === prev["order_id"]);
-        // reusing an earlier order id is an exclusion once its record may be forgotten
-        const reusable = prevKnown === undefined || alive(prevKnown);
+        // an earlier order id whose record the live engine forgot excludes the run (LiveSim.reuse)
+        const reusable = true;
         if (a.kind === 1 && prev && reusable) raw = prev;
         if (a.kind === 2 && prev && reusable)
           raw = { ...prev, quantity: a.qty === prev["quantity"] ? "3" : a.qty };
@@ -541,7 +540,10 @@ function restartFromMidSnapshot(
   const snap = openSnapshot(run.midPath);
   const state = snap.load(run.live.settings);
   applySteps(state, randomMerge(run.live.logs, choices)); // the head is skipped by the cursors
+  // ready (reservations), then the schedule's first sweep (within a second; the live engine's
+  // own idempotency records also outlive their window until its next sweep: README "swept once a second")
   sweepReservations(state, now);
+  sweepIdempotency(state, now);
   return { state, close: () => snap.close() };
 }
 
@@ -587,15 +589,33 @@ function probes(run: Run): Record<string, unknown>[] {
   return out;
 }
 
+/**
+ * The probes decided at `now`, then again a TTL later after the periodic sweep (the probes'
+ * own reservations lapse, earlier ones with them): the future decisions of this state.
+ */
 function decisionsOf(state: EngineState, run: Run, now: number): string[] {
   const clock = manualClock(now);
   const decider = deciderFor(state, clock, "probe");
-  return probes(run).map((raw) => {
+  const one = (raw: Record<string, unknown>) => {
     const e = decideOn(decider, raw);
     const { decision_id: _id, instance: _i, ...rec } = toWire(e.record) as Record<string, unknown>;
     // canonical key order: a replayed answer's details come back in the order they were stored
     return canonicalJson({ decision: e.decision, reservation: rec["reservation"] ?? null });
+  };
+  const first = probes(run).map(one);
+  clock.advance(TTL + 1);
+  sweepReservations(state, clock.now());
+  sweepIdempotency(state, clock.now());
+  // fresh probes again under new ids; retries of the history's requests under new keys
+  const later = probes(run).map((raw) => {
+    const id = String(raw["order_id"]);
+    return {
+      ...raw,
+      order_id: id.startsWith("p-") ? `later-${id}` : id,
+      idempotency_key: `later-${String(raw["idempotency_key"])}`,
+    };
   });
+  return [...first, ...later.map(one)];
 }
 
 function diff(a: string[], b: string[]): string[] {
@@ -608,7 +628,7 @@ function diff(a: string[], b: string[]): string[] {
 }
 
 function firstDecisionDiff(a: string[], b: string[], run: Run): string | undefined {
-  const p = probes(run);
+  const p = [...probes(run), ...probes(run)];
   for (let i = 0; i < a.length; i++)
     if (a[i] !== b[i]) return `probe ${i} ${JSON.stringify(p[i])}\n live: ${a[i]}\n other: ${b[i]}`;
   return undefined;
@@ -677,13 +697,133 @@ describe("red team s30g: live engine, rebuild and snapshot restart agree", () =>
         fc.array(fc.nat(), { minLength: 1, maxLength: 32 }),
         fc.constantFrom(0, 1, 1000, TTL - 1, TTL, TTL + 1),
         fc.constantFrom(86_400_000, 3 * TTL),
-        async (actions, order, choices, finalMs, idemMs) => {
-          const settings = { reservationTtlMs: TTL, idempotencyWindowMs: idemMs };
+        /** idempotency records read back kept in memory (0: every one read from disk) */
+        fc.constantFrom(undefined, 0, 1),
+        /** the key index forced to collide (state/key-index.ts) */
+        fc.boolean(),
+        async (actions, order, choices, finalMs, idemMs, cache, collide) => {
+          const settings: Partial<StateSettings> = {
+            reservationTtlMs: TTL,
+            idempotencyWindowMs: idemMs,
+            ...(cache === undefined ? {} : { idempotencyCacheSize: cache }),
+            ...(collide ? { keyFingerprint: (h: number) => h & 1 } : {}),
+          };
           const { run, o } = await outcome(actions, settings, order, choices, finalMs);
+          if (run.live.lateAfterForget > 0) return; // excluded (documented)
           expect(report(run, o)).toBe("");
         },
       ),
       { seed: 30_7, numRuns: 60, endOnFailure: false },
     );
   }, 60_000);
+});
+
+/**
+ * Found by the property above (seed 42, 300 runs), shrunk. With the key index forced to collide it
+ * failed before stop 30's fix (src/state/idem-store.ts `owner`: the restarted engine named another
+ * reason; see the next describe for the same fault flipping an approval); the same case with the
+ * index as is, kept as its control.
+ */
+describe("red team s30g: shrunk cases", () => {
+  const settingsOf = (collide: boolean): Partial<StateSettings> => ({
+    reservationTtlMs: TTL,
+    idempotencyWindowMs: 3 * TTL,
+    ...(collide ? { keyFingerprint: (h: number) => h & 1 } : {}),
+  });
+  const approvedThenLapsed: Action[] = [
+    {
+      k: "check",
+      fund: "g1",
+      symbol: "AAPL",
+      side: "BUY",
+      qty: "1",
+      px: "99.5",
+      kind: 0,
+      pick: 0,
+      broker: "paper",
+      holdJournal: false,
+    },
+    { k: "snap" },
+    { k: "clock", ms: TTL, sweep: false },
+    { k: "clock", ms: TTL - 1, sweep: false },
+  ];
+  const order: StreamName[] = [
+    "QUOTES",
+    "RISK_CONTROL",
+    "OMS_ORDERS",
+    "FILLS",
+    "REFDATA",
+    "RISK_DECISIONS",
+    "RISK_ENVELOPES",
+  ];
+
+  for (const collide of [true, false])
+    it(`given an approval whose key's window ended, restarted from a part-way snapshot (key index ${collide ? "forced to collide" : "as is"}), when its key is retried and then its order id under a new key, then the answers equal the live engine's`, async () => {
+      const { run, o } = await outcome(approvedThenLapsed, settingsOf(collide), order, [0], TTL + 1);
+      expect(run.live.lateAfterForget).toBe(0);
+      expect(report(run, o)).toBe("");
+    });
+});
+
+describe("red team s30g: an order id's owner read from a stale snapshot row (key index collision)", () => {
+  it("given an approval whose key and order record were forgotten, restarted from a snapshot written before, when its key is reused for another order and then its order id is sent under a new key, then the restarted engine approves it as the live engine does", async () => {
+    const settings: Partial<StateSettings> = {
+      reservationTtlMs: TTL,
+      idempotencyWindowMs: 3 * TTL,
+      keyFingerprint: (h: number) => h & 1, // the index's 28-bit fingerprints colliding, made certain
+    };
+    const run = await drive(
+      [
+        {
+          k: "check",
+          fund: "g1",
+          symbol: "AAPL",
+          side: "BUY",
+          qty: "1",
+          px: "99.5",
+          kind: 0,
+          pick: 0,
+          broker: "paper",
+          holdJournal: false,
+        },
+        { k: "snap" },
+        { k: "clock", ms: 5 * TTL, sweep: false },
+      ],
+      settings,
+    );
+    run.live.sweep();
+    const now = run.live.clock.now();
+    const restarted = await restartFromSnapshot(run, now);
+    const mid = restartFromMidSnapshot(run, [0], now)!;
+    try {
+      const answers = (state: EngineState) => {
+        const decider = deciderFor(state, manualClock(now), "x");
+        const base = {
+          fund_id: "g1",
+          broker: "paper",
+          symbol: "AAPL",
+          side: "BUY",
+          order_type: "LIMIT",
+          quantity: "1",
+          limit_price: "99.5",
+        };
+        // an owned order id elsewhere (its fingerprint collides with o-0's)
+        const other = decideOn(decider, {
+          ...base,
+          order_id: "p-other",
+          idempotency_key: "k-other",
+        }).decision;
+        const reused = decideOn(decider, { ...base, order_id: "o-new", idempotency_key: "k-0" }).decision;
+        const again = decideOn(decider, { ...base, order_id: "o-0", idempotency_key: "k-fresh" }).decision;
+        return [other, reused, again].map((d) => `${d.approved}|${d.rejection_code}|${d.reason}`);
+      };
+      const live = answers(run.live.state);
+      expect(live[2]).toMatch(/^true\|/); // o-0 is free again: both its key and its record were forgotten
+      expect(answers(mid.state)).toEqual(live);
+    } finally {
+      restarted.close();
+      mid.close();
+      run.snap.close();
+    }
+  });
 });
