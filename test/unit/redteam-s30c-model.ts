@@ -80,6 +80,19 @@ export class Q {
     const v = (this.n * scale) / this.d; // bigint division truncates toward zero
     return canonical(v, places);
   }
+  /** A decimal string with at most `maxPlaces` fraction digits, or undefined if it has none. */
+  decimal(maxPlaces = 18): string | undefined {
+    for (let p = 0; p <= maxPlaces; p++) {
+      const scale = 10n ** BigInt(p);
+      if ((this.n * scale) % this.d !== 0n) continue;
+      const units = (this.n * scale) / this.d;
+      const neg = units < 0n;
+      let s = (neg ? -units : units).toString().padStart(p + 1, "0");
+      if (p > 0) s = `${s.slice(0, -p)}.${s.slice(-p)}`;
+      return (neg ? "-" : "") + s;
+    }
+    return undefined;
+  }
   toString(): string {
     if (!this.terminating()) return `${this.n}/${this.d}`;
     let places = 0;

@@ -30,79 +30,14 @@ import { type EngineState, createState, project } from "../../src/state/index.js
 import { type ManualClock, manualClock } from "../../src/time/clock.js";
 import { type DrawdownWorker, createDrawdownMonitor } from "../../src/workers/drawdown.js";
 import type { WorkerContext } from "../../src/workers/types.js";
+import { Q } from "./redteam-s30c-model.js";
 
 export const FUND = "ddf";
 const te = new TextEncoder();
 const isoOf = (ms: number): string => new Date(ms).toISOString();
 
-// ---------------------------------------------------------------------------------------------
-// exact rationals
-
-export class Q {
-  private constructor(
-    readonly n: bigint,
-    readonly d: bigint,
-  ) {}
-  static of(n: bigint, d = 1n): Q {
-    if (d < 0n) {
-      n = -n;
-      d = -d;
-    }
-    let a = n < 0n ? -n : n;
-    let b = d;
-    while (b !== 0n) [a, b] = [b, a % b];
-    const g = a === 0n ? 1n : a;
-    return new Q(n / g, d / g);
-  }
-  static dec(s: string): Q {
-    const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(s);
-    if (!m) throw new Error(`not a decimal: ${s}`);
-    const frac = m[3] ?? "";
-    return Q.of(BigInt(m[2]! + frac) * (m[1] === "-" ? -1n : 1n), 10n ** BigInt(frac.length));
-  }
-  plus(o: Q): Q {
-    return Q.of(this.n * o.d + o.n * this.d, this.d * o.d);
-  }
-  minus(o: Q): Q {
-    return Q.of(this.n * o.d - o.n * this.d, this.d * o.d);
-  }
-  times(o: Q): Q {
-    return Q.of(this.n * o.n, this.d * o.d);
-  }
-  div(o: Q): Q {
-    return Q.of(this.n * o.d, this.d * o.n);
-  }
-  neg(): Q {
-    return Q.of(-this.n, this.d);
-  }
-  abs(): Q {
-    return this.n < 0n ? this.neg() : this;
-  }
-  cmp(o: Q): number {
-    const l = this.n * o.d;
-    const r = o.n * this.d;
-    return l < r ? -1 : l > r ? 1 : 0;
-  }
-  sign(): number {
-    return this.n < 0n ? -1 : this.n > 0n ? 1 : 0;
-  }
-  /** A decimal string with at most `maxPlaces` fraction digits, or undefined if it has none. */
-  decimal(maxPlaces = 18): string | undefined {
-    for (let p = 0; p <= maxPlaces; p++) {
-      const scale = 10n ** BigInt(p);
-      if ((this.n * scale) % this.d !== 0n) continue;
-      const units = (this.n * scale) / this.d;
-      const neg = units < 0n;
-      let s = (neg ? -units : units).toString().padStart(p + 1, "0");
-      if (p > 0) s = `${s.slice(0, -p)}.${s.slice(-p)}`;
-      return (neg ? "-" : "") + s;
-    }
-    return undefined;
-  }
-  toString(): string {
-    return this.decimal() ?? `${this.n}/${this.d}`;
-  }
-}
+// exact rationals: the s30c model's (test/unit/redteam-s30c-model.ts)
+export { Q };
 const Z = Q.of(0n);
 
 // ---------------------------------------------------------------------------------------------
